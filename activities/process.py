@@ -1,0 +1,187 @@
+"""Activities of the process-instance workflow: everything a state entry or an approval step writes,
+in one transaction, keyed so that a retry (or a worker killed mid-write) never duplicates a row."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+
+from activities.entities import insert_entity, link_entities, set_entity_status
+from activities.notify import insert_notifications
+from core.db import GraphData, WorkflowEvent
+from core.ids import event_id
+from core.models import ApprovalRecordInput, EnterStateInput, EnterStateResult
+
+logger = logging.getLogger(__name__)
+
+
+def _json(models: list[Any]) -> list[dict[str, Any]]:
+    return [m.model_dump(mode="json", by_alias=True) for m in models]
+
+
+class ProcessActivities:
+    """Built in ``worker.py`` with the engine it writes through."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="process.enter_state")
+    async def enter_state(self, data: EnterStateInput) -> EnterStateResult:
+        """Create or update the state's entity, link it, project the instance and log the events."""
+        state = data.to_state
+        entity = uuid.UUID(data.entity_id) if data.entity_id else None
+        root = uuid.UUID(data.root_entity_id) if data.root_entity_id else None
+        async with self._engine.begin() as conn:
+            if not await self._project(conn, data):
+                # An earlier attempt committed this step already: nothing more to write.
+                return EnterStateResult(entity_id=data.entity_id)
+            if entity is not None and state.entity_name and state.entity_status:
+                if data.entity_action == "created":
+                    await insert_entity(
+                        conn,
+                        entity_id=entity,
+                        entity_type=state.entity_name,
+                        name=data.entity_name or state.entity_name,
+                        status=state.entity_status,
+                        fields=data.entity_fields,
+                        ts=data.ts,
+                    )
+                    if root is not None and data.root_entity_type is not None:
+                        await link_entities(
+                            conn,
+                            parent_type=data.root_entity_type,
+                            parent_id=root,
+                            child_type=state.entity_name,
+                            child_id=entity,
+                            ts=data.ts,
+                        )
+                elif not await set_entity_status(
+                    conn,
+                    entity_id=entity,
+                    status=state.entity_status,
+                    merge_fields=data.entity_fields,
+                    ts=data.ts,
+                ):
+                    logger.warning("instance %s: entity %s to update is gone", data.instance_id, entity)
+
+            events: list[dict[str, Any]] = [
+                self._event(data, "state_transition", created=entity if data.entity_action == "created" else None)
+            ]
+            if entity is not None and data.entity_action is not None:
+                events.append(
+                    self._event(
+                        data,
+                        f"entity_{data.entity_action}",
+                        created=entity,
+                        payload={"entity_type": state.entity_name, "status": state.entity_status},
+                    )
+                )
+            if state.approval is not None:
+                events.append(self._event(data, "approval_requested", payload={"roles": list(state.approval.roles)}))
+            if state.terminal_flag:
+                events.append(self._event(data, "instance_completed", payload={"success": bool(state.success)}))
+            await conn.execute(
+                insert(WorkflowEvent).values(events).on_conflict_do_nothing(index_elements=[WorkflowEvent.id])
+            )
+        return EnterStateResult(entity_id=data.entity_id)
+
+    @activity.defn(name="process.record_approval")
+    async def record_approval(self, data: ApprovalRecordInput) -> None:
+        """Record an approval step (decision, escalation, timeout) and send its notifications."""
+        instance = uuid.UUID(data.instance_id)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(GraphData)
+                .where(GraphData.id == instance, GraphData.last_seq < data.seq)
+                .values(
+                    pending_approval=(data.pending_approval.model_dump(mode="json") if data.pending_approval else None),
+                    last_seq=data.seq,
+                    updated_ts=data.ts,
+                )
+                .returning(GraphData.id)
+            )
+            if result.first() is None:
+                return
+            await conn.execute(
+                insert(WorkflowEvent)
+                .values(
+                    id=event_id(data.instance_id, data.seq, data.event_type),
+                    workflow_data_id=instance,
+                    event_type=data.event_type,
+                    from_state_id=data.state_id,
+                    to_state_id=None,
+                    event_ts=data.ts,
+                    seq=data.seq,
+                    actor=data.actor,
+                    comment=data.comment,
+                    payload={},
+                )
+                .on_conflict_do_nothing(index_elements=[WorkflowEvent.id])
+            )
+            await insert_notifications(
+                conn,
+                data.notifications,
+                dedupe_prefix=f"process:{data.instance_id}:{data.seq}",
+                source=f"process:{data.instance_id}",
+                entity_id=None,
+                ts=data.ts,
+            )
+
+    @staticmethod
+    def _event(
+        data: EnterStateInput,
+        event_type: str,
+        *,
+        created: uuid.UUID | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": event_id(data.instance_id, data.seq, event_type),
+            "workflow_data_id": uuid.UUID(data.instance_id),
+            "event_type": event_type,
+            "from_state_id": data.from_state_id,
+            "to_state_id": data.to_state.id,
+            "trigger_entity_id": uuid.UUID(data.root_entity_id) if data.root_entity_id else None,
+            "created_entity_id": created,
+            "event_ts": data.ts,
+            "seq": data.seq,
+            "actor": data.actor,
+            "comment": data.comment,
+            "payload": payload or {},
+        }
+
+    @staticmethod
+    async def _project(conn: AsyncConnection, data: EnterStateInput) -> bool:
+        """Upsert the instance row unless a later (or this) step is already recorded."""
+        state = data.to_state
+        values: dict[str, Any] = {
+            "id": uuid.UUID(data.instance_id),
+            "workflow_head_id": uuid.UUID(data.template.head_id),
+            "current_state_id": state.id,
+            "current_state_name": state.name,
+            "state_history": _json(data.state_history),
+            "created_entities": _json(data.created_entities),
+            "workflow_status": data.workflow_status,
+            "success_flag": data.success,
+            "started_ts": data.started_ts,
+            "completed_ts": data.ts if state.terminal_flag else None,
+            "workflow_id": data.workflow_id,
+            "template_code": data.template.code,
+            "template_version": data.template.version,
+            "root_entity_id": uuid.UUID(data.root_entity_id) if data.root_entity_id else None,
+            "pending_approval": data.pending_approval.model_dump(mode="json") if data.pending_approval else None,
+            "last_seq": data.seq,
+            "updated_ts": data.ts,
+        }
+        stmt = insert(GraphData).values(**values)
+        changing = {k: stmt.excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < stmt.excluded.last_seq
+        ).returning(GraphData.id)
+        return (await conn.execute(stmt)).first() is not None

@@ -1,0 +1,96 @@
+"""Dependencies: settings, engine, Temporal client and the authenticated principal."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from api.errors import ApiError
+from core.models import Role
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def get_temporal(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from TRELLIS_API_KEYS")
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing API key: send 'Authorization: Bearer <key>' (keys are configured in TRELLIS_API_KEYS)",
+        )
+    presented = _digest(credentials.credentials)
+    keys: dict[bytes, Principal] = request.app.state.api_keys
+    # Compare against every key in constant time so timing reveals nothing about which keys exist.
+    match: Principal | None = None
+    for digest, principal in keys.items():
+        if hmac.compare_digest(digest, presented):
+            match = principal
+    if match is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    return match
+
+
+def require(*roles: Role) -> object:
+    """A dependency that admits the given roles (admin is always admitted)."""
+    allowed = {"admin", *roles}
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in allowed:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"role '{principal.role}' may not do this; it needs one of: {', '.join(sorted(allowed))}",
+            )
+        return principal
+
+    return Depends(check)
+
+
+Reader = Annotated[Principal, require("viewer", "operator", "approver")]
+Operator = Annotated[Principal, require("operator")]
+Approver = Annotated[Principal, require("approver")]
+Admin = Annotated[Principal, require()]
+
+
+def key_table(settings: Settings) -> dict[bytes, Principal]:
+    return {_digest(k.token): Principal(name=k.name, role=k.role) for k in settings.parsed_api_keys()}  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""App factory and lifespan: one engine and one Temporal client per process, never per request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import key_table
+from api.errors import install_error_handlers
+from api.routes import instances
+from api.routes import templates as template_routes
+from core.db import make_engine
+from core.migrate import upgrade_database_async
+from core.settings import Settings, get_settings
+from core.templates import load_packs
+from core.temporal import connect_client
+
+logger = logging.getLogger("trellis.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    keys = key_table(settings)  # fail at start, not per request, on a malformed TRELLIS_API_KEYS
+    if not keys:
+        logger.warning("TRELLIS_API_KEYS is empty: every request will be refused with 401")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url:
+            raise RuntimeError("TRELLIS_DATABASE_URL is not set: start Trellis with `make run`")
+        await upgrade_database_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        await load_packs(engine)
+        app.state.engine = engine
+        app.state.temporal = await connect_client(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Trellis",
+        version="0.1.0",
+        description="Durable business processes on Temporal. Authenticate with `Authorization: Bearer <API key>`.",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.api_keys = keys
+    install_error_handlers(app)
+    app.include_router(template_routes.router)
+    app.include_router(instances.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

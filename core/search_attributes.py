@@ -1,0 +1,57 @@
+"""Custom search attributes: what makes Trellis runs findable in the Temporal UI.
+
+They must exist on the server before a workflow upserts them (an unknown one fails the workflow
+task), so the worker registers any missing ones on start (``ensure_search_attributes``).
+"""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+
+TEMPLATE_CODE = SearchAttributeKey.for_keyword("TrellisTemplateCode")
+TEMPLATE_VERSION = SearchAttributeKey.for_int("TrellisTemplateVersion")
+INDUSTRY_SECTOR = SearchAttributeKey.for_keyword("TrellisIndustrySector")
+CURRENT_STATE = SearchAttributeKey.for_keyword("TrellisCurrentState")
+INSTANCE_STATUS = SearchAttributeKey.for_keyword("TrellisInstanceStatus")
+ROOT_ENTITY_ID = SearchAttributeKey.for_keyword("TrellisRootEntityId")
+
+ALL_KEYS: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
+    TEMPLATE_CODE,
+    TEMPLATE_VERSION,
+    INDUSTRY_SECTOR,
+    CURRENT_STATE,
+    INSTANCE_STATUS,
+    ROOT_ENTITY_ID,
+)
+
+_INDEXED_TYPE = {
+    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+def dev_server_flags() -> list[str]:
+    """``--search-attribute Name=Type`` flags that register every key on a dev server at start."""
+    flags: list[str] = []
+    for key in ALL_KEYS:
+        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+    return flags
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register the keys the server does not know yet; return the names added."""
+    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {
+        key.name: _INDEXED_TYPE[key.indexed_value_type.name]  # type: ignore[index]
+        for key in ALL_KEYS
+        if key.name not in known
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    return sorted(missing)

@@ -1,0 +1,83 @@
+"""Settings: the one place Trellis reads its configuration from the environment.
+
+Every value has an embedded default, so `make run` works on a fresh machine. Pointing
+``TRELLIS_DATABASE_URL`` at any Postgres, or ``TRELLIS_TEMPORAL_ADDRESS`` at any Temporal
+server, makes the launcher use those instead of starting the embedded ones.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES: tuple[str, ...] = ("admin", "operator", "approver", "viewer")
+
+
+class ApiKey:
+    """One configured API key: the token, its role and the name recorded as the actor."""
+
+    __slots__ = ("name", "role", "token")
+
+    def __init__(self, token: str, role: str, name: str) -> None:
+        self.token = token
+        self.role = role
+        self.name = name
+
+
+def parse_api_keys(raw: str) -> list[ApiKey]:
+    """Parse ``token:role[:name],…``; raise ValueError naming the bad entry."""
+    keys: list[ApiKey] = []
+    for index, entry in enumerate(part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        pieces = entry.split(":")
+        if len(pieces) not in (2, 3) or not pieces[0] or not pieces[1]:
+            raise ValueError(f"TRELLIS_API_KEYS entry {index + 1} must look like 'token:role' or 'token:role:name'")
+        token, role = pieces[0], pieces[1]
+        if role not in ROLES:
+            raise ValueError(f"TRELLIS_API_KEYS entry {index + 1} has role '{role}'; use one of {', '.join(ROLES)}")
+        if len(token) < 16:
+            raise ValueError(f"TRELLIS_API_KEYS entry {index + 1}: tokens must be at least 16 characters")
+        name = pieces[2] if len(pieces) == 3 and pieces[2] else f"{role}-{index + 1}"
+        keys.append(ApiKey(token=token, role=role, name=name))
+    return keys
+
+
+class Settings(BaseSettings):
+    """Trellis settings, read from ``TRELLIS_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TRELLIS_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".trellis"),
+        description="Folder for the embedded Temporal (SQLite) and Postgres data; kept across restarts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+asyncpg://…). Unset: the launcher starts pgserver.",
+    )
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal frontend. Unset: the launcher starts a dev server."
+    )
+    temporal_namespace: str = "default"
+    task_queue: str = "trellis"
+    temporal_ui_port: int = 8233
+    temporal_port: int = 7233
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: str = Field(default="", description="Comma-separated token:role[:name] entries.")
+    max_body_bytes: int = Field(default=256 * 1024, description="Requests with larger bodies get 413.")
+    activity_timeout_seconds: float = 30.0
+    activity_max_attempts: int = 10
+
+    def parsed_api_keys(self) -> list[ApiKey]:
+        return parse_api_keys(self.api_keys)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

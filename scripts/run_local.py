@@ -1,0 +1,159 @@
+"""`make run`: Trellis on its embedded defaults, data kept in TRELLIS_DATA_DIR across restarts.
+
+Starts what is not configured (Postgres via pgserver, the Temporal dev server with its Web UI),
+migrates the database, loads the industry packs, then runs the worker and the API as child
+processes until Ctrl-C, and stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from core.embedded import start_postgres, start_temporal_dev_server
+from core.migrate import upgrade_database_async
+from core.settings import get_settings
+
+logger = logging.getLogger("trellis.run")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _local_admin_key(data_dir: Path) -> str:
+    """A stable local admin key, created once and kept in the data folder."""
+    path = data_dir / "admin.key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _wait_healthy(url: str, children: list[subprocess.Popen[bytes]], limit_seconds: float = 90.0) -> None:
+    """Announce nothing until the API answers (it migrates and loads the packs first)."""
+    deadline = asyncio.get_running_loop().time() + limit_seconds
+    async with httpx.AsyncClient() as client:
+        while True:
+            if any(child.poll() is not None for child in children):
+                raise SystemExit("a Trellis process exited during start-up; see the log above")
+            try:
+                if (await client.get(url, timeout=2.0)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise SystemExit(f"the API did not answer at {url} within {limit_seconds:.0f}s")
+            await asyncio.sleep(0.3)
+
+
+async def main() -> None:
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    postgres = None
+    temporal = None
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        database_url = settings.database_url
+        if not database_url:
+            postgres, database_url = start_postgres(data_dir / "postgres")
+            logger.info("Postgres (pgserver) running with data in %s", data_dir / "postgres")
+        temporal_address = settings.temporal_address
+        if not temporal_address:
+            temporal = await start_temporal_dev_server(
+                db_file=data_dir / "temporal.db",
+                port=settings.temporal_port,
+                ui=True,
+                ui_port=settings.temporal_ui_port,
+            )
+            temporal_address = temporal.client.service_client.config.target_host
+        api_keys = settings.api_keys
+        generated_key = None
+        if not api_keys:
+            generated_key = _local_admin_key(data_dir)
+            api_keys = f"{generated_key}:admin:local-admin"
+        env.update(
+            TRELLIS_DATABASE_URL=database_url,
+            TRELLIS_TEMPORAL_ADDRESS=temporal_address,
+            TRELLIS_API_KEYS=api_keys,
+        )
+        await upgrade_database_async(database_url)
+        children.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.main:create_app",
+                    "--factory",
+                    "--host",
+                    settings.api_host,
+                    "--port",
+                    str(settings.api_port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        await _wait_healthy(f"{base}/healthz", children)
+        lines = [
+            "",
+            "Trellis is running (Ctrl-C stops everything).",
+            f"  API docs      {base}/docs",
+            f"  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}"
+            if temporal
+            else f"  Temporal      {temporal_address} (external)",
+            f"  Data folder   {data_dir}",
+        ]
+        if generated_key:
+            lines += [
+                f"  Admin API key {generated_key}   (kept in {data_dir / 'admin.key'})",
+                f"  Try: curl -H 'Authorization: Bearer {generated_key}' {base}/api/v1/workflow-template",
+            ]
+        else:
+            lines.append("  Authenticate with 'Authorization: Bearer <token>' using a key from TRELLIS_API_KEYS")
+        print("\n".join(lines), flush=True)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            for child in children:
+                if child.poll() is not None:
+                    logger.error("child process %s exited with %s; stopping", child.args, child.returncode)
+                    stop.set()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if temporal is not None:
+            await temporal.shutdown()
+        if postgres is not None:
+            postgres.cleanup()
+        logger.info("Trellis stopped")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(main())
