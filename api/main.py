@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.deps import key_table
-from api.errors import install_error_handlers
+from api.errors import BodySizeLimit, install_error_handlers
 from api.routes import instances
 from api.routes import templates as template_routes
 from core.db import make_engine
@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Durable business processes on Temporal. Authenticate with `Authorization: Bearer <API key>`.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.api_keys = keys
@@ -58,4 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Our own limiter (not Starlette's) so that a 413 carries the same JSON error shape as every answer.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

