@@ -151,6 +151,7 @@ class ProcessStartInput(BaseModel):
     entity: EntityInput | None = None
     actor: str
     started_ts: datetime
+    search_attributes: bool = True
 
 
 class TransitionRequest(BaseModel):

@@ -70,8 +70,11 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_keys: str = Field(default="", description="Comma-separated token:role[:name] entries.")
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with larger bodies get 413.")
-    activity_timeout_seconds: float = 30.0
-    activity_max_attempts: int = 10
+    search_attributes: bool = Field(
+        default=True,
+        description="Set Trellis's custom search attributes on runs. Turn off only for a Temporal server "
+        "that cannot register custom ones (the time-skipping test server).",
+    )
 
     def parsed_api_keys(self) -> list[ApiKey]:
         return parse_api_keys(self.api_keys)

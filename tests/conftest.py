@@ -81,13 +81,14 @@ def task_queue() -> str:
     return f"trellis-test-{uuid.uuid4()}"
 
 
-def make_settings(postgres_url: str, temporal_address: str, task_queue: str) -> Settings:
+def make_settings(postgres_url: str, temporal_address: str, task_queue: str, **extra: Any) -> Settings:
     return Settings(
         database_url=postgres_url,
         temporal_address=temporal_address,
         task_queue=task_queue,
         api_keys=API_KEYS,
         max_body_bytes=64 * 1024,
+        **extra,
     )
 
 

@@ -354,10 +354,11 @@ class ProcessInstanceWorkflow:
         self._status, self._success = status, success
         self._completed_ts = now if state.terminal_flag else None
         self._approval = approval
-        workflow.upsert_search_attributes(
-            [sa.CURRENT_STATE.value_set(state.name), sa.INSTANCE_STATUS.value_set(status)]
-            + ([sa.ROOT_ENTITY_ID.value_set(root_id)] if root_id else [])
-        )
+        if self._input.search_attributes:
+            workflow.upsert_search_attributes(
+                [sa.CURRENT_STATE.value_set(state.name), sa.INSTANCE_STATUS.value_set(status)]
+                + ([sa.ROOT_ENTITY_ID.value_set(root_id)] if root_id else [])
+            )
         workflow.set_current_details(self._details())
         if approval is not None and state.approval is not None and state.approval.timeout_seconds:
             self._timers.append(asyncio.create_task(self._approval_timer(state)))

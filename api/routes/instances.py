@@ -99,6 +99,7 @@ async def start_instance(
         entity=body.entity,
         actor=principal.name,
         started_ts=datetime.now(UTC),
+        search_attributes=settings.search_attributes,
     )
     start = start_state(template.workflow_graph)
     attributes: list[SearchAttributePair[Any]] = [
@@ -117,7 +118,7 @@ async def start_instance(
         data,
         workflow_id=workflow_id,
         task_queue=settings.task_queue,
-        search_attributes=attributes,
+        search_attributes=attributes if settings.search_attributes else [],
         summary=f"{template.name} v{template.version} for {who}",
     )
     return await execute_update(handle, ProcessInstanceWorkflow.wait_ready)
