@@ -179,9 +179,10 @@ class ProcessActivities:
             "last_seq": data.seq,
             "updated_ts": data.ts,
         }
-        stmt = insert(GraphData).values(**values)
-        changing = {k: stmt.excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < stmt.excluded.last_seq
+        insert_row = insert(GraphData).values(**values)
+        excluded = insert_row.excluded
+        changing = {k: excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
+        upsert = insert_row.on_conflict_do_update(
+            index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < excluded.last_seq
         ).returning(GraphData.id)
-        return (await conn.execute(stmt)).first() is not None
+        return (await conn.execute(upsert)).first() is not None

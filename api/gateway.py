@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -16,8 +16,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
 from workflows import process_instance as process
-
-R = TypeVar("R")
 
 # ApplicationError type raised by a workflow → (HTTP status, error code)
 _REFUSALS: dict[str, tuple[int, str]] = {
@@ -54,11 +52,11 @@ async def start_workflow(
     )
 
 
-async def execute_update(handle: WorkflowHandle[Any, Any], update: Callable[..., Awaitable[R]], *args: Any) -> R:
-    """Run an update and turn the workflow's refusals into ApiErrors."""
+async def execute_update(handle: WorkflowHandle[Any, Any], update: Any, *args: Any) -> Any:
+    """Run an update (a method reference, never a string name); turn the workflow's refusals into ApiErrors."""
     try:
         async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
-            return await handle.execute_update(update, *args)  # type: ignore[arg-type]
+            return await handle.execute_update(update, *args)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type in _REFUSALS:

@@ -22,12 +22,20 @@ from core.models import (
 _COLUMNS = [*GraphData.__table__.columns, GraphHead.workflow_graph]
 
 
-async def get_row(conn: AsyncConnection, instance_id: uuid.UUID) -> Mapping[str, Any] | None:
+async def get_row(conn: AsyncConnection, instance_id: uuid.UUID) -> Mapping[Any, Any] | None:
     stmt = select(*_COLUMNS).join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
     return (await conn.execute(stmt.where(GraphData.id == instance_id))).mappings().first()
 
 
-def view_from_row(row: Mapping[str, Any]) -> InstanceView:
+async def get_handle_info(conn: AsyncConnection, instance_id: uuid.UUID) -> Mapping[Any, Any] | None:
+    """Just what a transition needs (workflow id and status): no JSON columns on the hot path."""
+    stmt = select(
+        GraphData.workflow_id, GraphData.workflow_status, GraphData.current_state_id, GraphData.current_state_name
+    ).where(GraphData.id == instance_id)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
     graph = WorkflowGraph.model_validate(row["workflow_graph"])
     states = {s.id: s for s in graph.states}
     current = states[row["current_state_id"]]

@@ -36,7 +36,7 @@ class ApprovalGate(StrictModel):
     an approver approves.
     """
 
-    roles: list[Role] = Field(default_factory=lambda: ["approver"], min_length=1)
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["approver"]), min_length=1)
     timeout_seconds: int | None = Field(default=None, gt=0, le=365 * 24 * 3600)
     on_timeout: Literal["escalate", "default_path"] = "escalate"
     default_to_state_id: int | None = None

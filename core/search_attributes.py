@@ -18,7 +18,7 @@ CURRENT_STATE = SearchAttributeKey.for_keyword("TrellisCurrentState")
 INSTANCE_STATUS = SearchAttributeKey.for_keyword("TrellisInstanceStatus")
 ROOT_ENTITY_ID = SearchAttributeKey.for_keyword("TrellisRootEntityId")
 
-ALL_KEYS: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
+ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     TEMPLATE_CODE,
     TEMPLATE_VERSION,
     INDUSTRY_SECTOR,
@@ -45,11 +45,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     """Register the keys the server does not know yet; return the names added."""
     existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     known = set(existing.custom_attributes) | set(existing.system_attributes)
-    missing = {
-        key.name: _INDEXED_TYPE[key.indexed_value_type.name]  # type: ignore[index]
-        for key in ALL_KEYS
-        if key.name not in known
-    }
+    missing = {key.name: _INDEXED_TYPE[key.indexed_value_type.name] for key in ALL_KEYS if key.name not in known}
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.dag import validate_graph
@@ -35,7 +35,7 @@ def read_packs(folder: Path = PACKS_DIR) -> list[TemplateCreate]:
     return packs
 
 
-def _public(row: Mapping[str, Any]) -> TemplatePublic:
+def _public(row: Mapping[Any, Any]) -> TemplatePublic:
     return TemplatePublic(
         id=str(row["id"]),
         code=row["code"],
@@ -82,7 +82,7 @@ async def create_version(
         if same:
             return latest, False
     result = await conn.execute(
-        GraphHead.__table__.insert()
+        insert(GraphHead)
         .values(
             id=uuid.uuid4(),
             code=template.code,

@@ -29,6 +29,7 @@ def test_the_schema_check_rejects_a_broken_file(tmp_path: Path) -> None:
 
 def test_compose_stack_shape() -> None:
     import yaml
+
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = doc["services"]
     assert {"postgres", "temporal", "temporal-ui", "api", "worker"} <= set(services)

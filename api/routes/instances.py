@@ -149,9 +149,12 @@ async def list_instances(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-async def _load(engine: EngineDep, instance_id: uuid.UUID) -> dict[str, Any]:
+async def _load(engine: EngineDep, instance_id: uuid.UUID, *, full: bool = True) -> dict[str, Any]:
     async with engine.connect() as conn:
-        row = await instances.get_row(conn, instance_id)
+        if full:
+            row = await instances.get_row(conn, instance_id)
+        else:
+            row = await instances.get_handle_info(conn, instance_id)
     if row is None:
         raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
     return dict(row)
@@ -160,13 +163,13 @@ async def _load(engine: EngineDep, instance_id: uuid.UUID) -> dict[str, Any]:
 @router.get("/{instance_id}", response_model=InstanceView)
 async def get_instance(instance_id: uuid.UUID, engine: EngineDep, temporal: TemporalDep, _: Reader) -> InstanceView:
     """From the running workflow (authoritative, includes in-flight state), else from the database."""
-    row = await _load(engine, instance_id)
-    if row["workflow_status"] == "active":
+    info = await _load(engine, instance_id, full=False)
+    if info["workflow_status"] == "active":
         try:
-            return await temporal.get_workflow_handle(row["workflow_id"]).query(ProcessInstanceWorkflow.view)
+            return await temporal.get_workflow_handle(info["workflow_id"]).query(ProcessInstanceWorkflow.view)
         except (RPCError, WorkflowQueryFailedError):
             pass  # finished meanwhile, or no worker to answer: the projection is the next best answer
-    return instances.view_from_row(row)
+    return instances.view_from_row(await _load(engine, instance_id))
 
 
 def _handle(temporal: Client, row: dict[str, Any]) -> Any:
@@ -184,7 +187,7 @@ def _handle(temporal: Client, row: dict[str, Any]) -> Any:
 async def transition_instance(
     instance_id: uuid.UUID, body: TransitionCreate, engine: EngineDep, temporal: TemporalDep, principal: Operator
 ) -> InstanceView:
-    handle = _handle(temporal, await _load(engine, instance_id))
+    handle = _handle(temporal, await _load(engine, instance_id, full=False))
     request = TransitionRequest(
         to_state_id=body.to_state_id,
         comment=body.comment,
@@ -200,7 +203,7 @@ async def decide_approval(
     instance_id: uuid.UUID, body: DecisionCreate, engine: EngineDep, temporal: TemporalDep, principal: Approver
 ) -> InstanceView:
     """Approve or reject the pending approval of the instance's current state."""
-    handle = _handle(temporal, await _load(engine, instance_id))
+    handle = _handle(temporal, await _load(engine, instance_id, full=False))
     request = DecisionRequest(
         decision=body.decision, comment=body.comment, actor=principal.name, actor_role=principal.role
     )

@@ -28,5 +28,8 @@ def test_rejects_malformed_entries(raw: str, message: str) -> None:
 
 
 def test_pgserver_uri_becomes_an_asyncpg_url() -> None:
-    assert asyncpg_url("postgresql://postgres:@/postgres?host=/tmp/pg") == "postgresql+asyncpg://postgres@/postgres?host=/tmp/pg"
+    assert (
+        asyncpg_url("postgresql://postgres:@/postgres?host=/tmp/pg")
+        == "postgresql+asyncpg://postgres@/postgres?host=/tmp/pg"
+    )
     assert asyncpg_url("postgresql://u:@db:5433/x") == "postgresql+asyncpg://u@db:5433/x"

@@ -1,0 +1,253 @@
+"""`make bench`: Trellis against bare Temporal, measured in the same run on the same server.
+
+* bare:    a plain workflow started, then driven through 9 updates that each run one activity
+           (Temporal client → server → worker, no database).
+* Trellis: a Home Services instance started through the HTTP API, then driven through the 8
+           transitions of its longest success path (0→1→2→3→4→6→7→8→9) through the HTTP API,
+           with every database write. (The seed's graph has 9 states on that path, so 8
+           transitions; the start enters the 9th state's predecessor chain's first state and is
+           reported separately.)
+
+Rounds alternate bare / Trellis at each concurrency level so that drift hits both alike.
+Results: a Markdown table on stdout and ``bench-results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from bench.bare import BareInput, BareStep, BareWorkflow
+from core.embedded import start_postgres, start_temporal_dev_server
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = [1, 2, 3, 4, 6, 7, 8, 9]
+BARE_STEPS = 9
+TOKEN = "bench-operator-token-000000000001"
+
+
+@dataclass
+class Round:
+    kind: str
+    concurrency: int
+    instances: int = 0
+    seconds: float = 0.0
+    step_ms: list[float] = field(default_factory=list)
+    start_ms: list[float] = field(default_factory=list)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def bare_instance(client: Client, queue: str, result: Round) -> None:
+    began = time.perf_counter()
+    handle = await client.start_workflow(
+        BareWorkflow.run, BareInput(steps=BARE_STEPS), id=f"bare-{uuid.uuid4()}", task_queue=queue
+    )
+    result.start_ms.append((time.perf_counter() - began) * 1000)
+    for n in range(BARE_STEPS):
+        began = time.perf_counter()
+        await handle.execute_update(BareWorkflow.step, BareStep(step=n))
+        result.step_ms.append((time.perf_counter() - began) * 1000)
+    await handle.result()
+
+
+async def trellis_instance(http: httpx.AsyncClient, result: Round) -> None:
+    began = time.perf_counter()
+    response = await http.post(
+        "/api/v1/workflow-instance", json={"template_code": "HS_STD", "entity": {"name": "Bench Customer"}}
+    )
+    response.raise_for_status()
+    result.start_ms.append((time.perf_counter() - began) * 1000)
+    instance_id = response.json()["instance_id"]
+    for state in PATH:
+        began = time.perf_counter()
+        step = await http.put(f"/api/v1/workflow-instance/{instance_id}/transition", json={"to_state_id": state})
+        step.raise_for_status()
+        result.step_ms.append((time.perf_counter() - began) * 1000)
+
+
+async def run_round(kind: str, concurrency: int, instances: int, drive: Any) -> Round:
+    result = Round(kind=kind, concurrency=concurrency)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(instances):
+        queue.put_nowait(i)
+
+    async def lane() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            await drive(result)
+            result.instances += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def summary(rounds: list[Round]) -> dict[str, float]:
+    steps = [v for r in rounds for v in r.step_ms]
+    starts = [v for r in rounds for v in r.start_ms]
+    return {
+        "p50_ms": pct(steps, 50),
+        "p95_ms": pct(steps, 95),
+        "p99_ms": pct(steps, 99),
+        "start_p50_ms": pct(starts, 50),
+        "instances_per_s": sum(r.instances for r in rounds) / sum(r.seconds for r in rounds),
+        "samples": len(steps),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(http: httpx.AsyncClient, children: list[asyncio.subprocess.Process]) -> None:
+    for _ in range(300):
+        if any(child.returncode is not None for child in children):
+            raise SystemExit("a benchmark process exited during start-up")
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the API did not come up")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per kind and concurrency")
+    parser.add_argument("--instances", type=int, default=20, help="instances per round at concurrency 1")
+    parser.add_argument("--instances-concurrent", type=int, default=60, help="instances per round at 20")
+    parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    args = parser.parse_args()
+
+    args.port = args.port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
+    postgres, database_url = start_postgres(workdir / "postgres")
+    env_server = await start_temporal_dev_server(db_file=workdir / "temporal.db")
+    address = env_server.client.service_client.config.target_host
+    client = env_server.client
+    env = {
+        **os.environ,
+        "TRELLIS_DATABASE_URL": database_url,
+        "TRELLIS_TEMPORAL_ADDRESS": address,
+        "TRELLIS_TASK_QUEUE": "trellis-bench",
+        "TRELLIS_API_KEYS": f"{TOKEN}:operator:bench",
+    }
+    bare_queue = "bare-bench"
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
+        ),
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port),
+            "--log-level",
+            "warning",
+            cwd=ROOT,
+            env=env,
+        ),
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.bare",
+            "--address",
+            address,
+            "--task-queue",
+            bare_queue,
+            cwd=ROOT,
+            env=env,
+        ),
+    ]
+    results: dict[str, Any] = {}
+    try:
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{args.port}",
+            limits=limits,
+            timeout=60,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as http:
+            await wait_healthy(http, children)
+            # Warm-up: worker caches, connection pools, first-run code paths.
+            await run_round("bare", 4, 8, lambda r: bare_instance(client, bare_queue, r))
+            await run_round("trellis", 4, 8, lambda r: trellis_instance(http, r))
+            for concurrency, instances in ((1, args.instances), (20, args.instances_concurrent)):
+                rounds: dict[str, list[Round]] = {"bare": [], "trellis": []}
+                for _ in range(args.rounds):
+                    rounds["bare"].append(
+                        await run_round("bare", concurrency, instances, lambda r: bare_instance(client, bare_queue, r))
+                    )
+                    rounds["trellis"].append(
+                        await run_round("trellis", concurrency, instances, lambda r: trellis_instance(http, r))
+                    )
+                bare, trellis = summary(rounds["bare"]), summary(rounds["trellis"])
+                results[f"c{concurrency}"] = {
+                    "bare": bare,
+                    "trellis": trellis,
+                    "ratio": {k: trellis[k] / bare[k] for k in ("p50_ms", "p95_ms", "p99_ms", "instances_per_s")},
+                }
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.terminate()
+                await child.wait()
+        await env_server.shutdown()
+        postgres.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    lines = [
+        f"Machine: {machine}",
+        "",
+        "| concurrency | kind | p50 ms | p95 ms | p99 ms | start p50 ms | instances/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for level, data in results.items():
+        for kind in ("bare", "trellis"):
+            d = data[kind]
+            lines.append(
+                f"| {level[1:]} | {kind} | {d['p50_ms']:.1f} | {d['p95_ms']:.1f} | {d['p99_ms']:.1f} "
+                f"| {d['start_p50_ms']:.1f} | {d['instances_per_s']:.2f} |"
+            )
+        r = data["ratio"]
+        lines.append(
+            f"| {level[1:]} | **Trellis/bare** | {r['p50_ms']:.2f}x | {r['p95_ms']:.2f}x | "
+            f"{r['p99_ms']:.2f}x | | {r['instances_per_s']:.2f}x |"
+        )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
