@@ -10,7 +10,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -40,13 +45,18 @@ async def start_workflow(
     search_attributes: Sequence[SearchAttributePair[Any]],
     summary: str,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a workflow; a retried request with the same id reuses the running workflow."""
+    """Start a workflow; a retried request with the same id reuses the running workflow.
+
+    A closed workflow's id is never reused (the start raises WorkflowAlreadyStartedError), so a late
+    retry cannot start a second run of something that already finished.
+    """
     return await client.start_workflow(
         run,
         arg,
         id=workflow_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(list(search_attributes)),
         static_summary=summary,
     )

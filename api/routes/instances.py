@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.common import SearchAttributePair
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.deps import Approver, EngineDep, Operator, Principal, Reader, SettingsDep, TemporalDep
@@ -88,7 +89,11 @@ async def start_instance(
                 raise ApiError(422, "unknown_entity", f"root_entity_id {body.root_entity_id} is not an existing entity")
             root_type, root_name = found.entity_type, found.name
 
-    instance_id = str(derived_id("instance", principal.name, idempotency_key)) if idempotency_key else str(uuid.uuid4())
+    instance_id = (
+        str(derived_id("instance", principal.name, template.code, idempotency_key))
+        if idempotency_key
+        else str(uuid.uuid4())
+    )
     workflow_id = process_workflow_id(template.code, instance_id)
     data = ProcessStartInput(
         instance_id=instance_id,
@@ -112,15 +117,19 @@ async def start_instance(
     if body.root_entity_id:
         attributes.append(SearchAttributePair(sa.ROOT_ENTITY_ID, str(body.root_entity_id)))
     who = root_name or (body.entity.name if body.entity else "new entity")
-    handle = await start_workflow(
-        temporal,
-        ProcessInstanceWorkflow.run,
-        data,
-        workflow_id=workflow_id,
-        task_queue=settings.task_queue,
-        search_attributes=attributes if settings.search_attributes else [],
-        summary=f"{template.name} v{template.version} for {who}",
-    )
+    try:
+        handle = await start_workflow(
+            temporal,
+            ProcessInstanceWorkflow.run,
+            data,
+            workflow_id=workflow_id,
+            task_queue=settings.task_queue,
+            search_attributes=attributes if settings.search_attributes else [],
+            summary=f"{template.name} v{template.version} for {who}",
+        )
+    except WorkflowAlreadyStartedError:
+        # A retry (same Idempotency-Key) of an instance that has already finished.
+        return instances.view_from_row(await _load(engine, uuid.UUID(instance_id)))
     return await execute_update(handle, ProcessInstanceWorkflow.wait_ready)
 
 

@@ -263,6 +263,18 @@ async def test_idempotency_key_returns_the_same_instance(api: Api, engine: Async
     )
     assert first.status_code == second.status_code == 201
     assert first.json()["instance_id"] == second.json()["instance_id"]
+    instance_id = first.json()["instance_id"]
+    for state in (2, 3, 5):  # finish it; a late retry must not start a second run
+        assert (await api.transition(instance_id, state)).status_code == 200
+    late = await api.request(
+        "POST", "/api/v1/workflow-instance", role="operator", json=body, headers={"Idempotency-Key": key}
+    )
+    assert late.status_code == 201 and late.json()["instance_id"] == instance_id
+    assert late.json()["workflow_status"] == "completed" and late.json()["source"] == "database"
+    other_key = await api.request(
+        "POST", "/api/v1/workflow-instance", role="operator", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert other_key.json()["instance_id"] != instance_id
     async with engine.connect() as conn:
         count = (
             await conn.execute(
