@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -250,4 +251,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like Ctrl-C, so the servers and child processes above are always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(main())
