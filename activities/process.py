@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.entities import insert_entity, link_entities, set_entity_status
 from activities.notify import insert_notifications
-from core.db import GraphData, WorkflowEvent
+from core.db import GraphData, WorkflowEvent, is_data_error
 from core.ids import event_id
 from core.models import ApprovalRecordInput, EnterStateInput, EnterStateResult
 
@@ -23,6 +27,21 @@ logger = logging.getLogger(__name__)
 
 def _json(models: list[Any]) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json", by_alias=True) for m in models]
+
+
+INVALID_DATA = "InvalidData"
+
+
+@contextmanager
+def refuse_invalid_data() -> Iterator[None]:
+    """Data Postgres refuses will be refused on every retry too: fail at once, non-retryable."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if not is_data_error(exc):
+            raise
+        message = f"the database refused the data: {exc.orig}"
+        raise ApplicationError(message, type=INVALID_DATA, non_retryable=True) from exc
 
 
 class ProcessActivities:
@@ -34,6 +53,10 @@ class ProcessActivities:
     @activity.defn(name="process.enter_state")
     async def enter_state(self, data: EnterStateInput) -> EnterStateResult:
         """Create or update the state's entity, link it, project the instance and log the events."""
+        with refuse_invalid_data():
+            return await self._enter_state(data)
+
+    async def _enter_state(self, data: EnterStateInput) -> EnterStateResult:
         state = data.to_state
         entity = uuid.UUID(data.entity_id) if data.entity_id else None
         root = uuid.UUID(data.root_entity_id) if data.root_entity_id else None
@@ -94,6 +117,10 @@ class ProcessActivities:
     @activity.defn(name="process.record_approval")
     async def record_approval(self, data: ApprovalRecordInput) -> None:
         """Record an approval step (decision, escalation, timeout) and send its notifications."""
+        with refuse_invalid_data():
+            await self._record_approval(data)
+
+    async def _record_approval(self, data: ApprovalRecordInput) -> None:
         instance = uuid.UUID(data.instance_id)
         async with self._engine.begin() as conn:
             result = await conn.execute(

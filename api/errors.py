@@ -10,8 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.db import is_data_error
 
 
 class ApiError(Exception):
@@ -56,9 +59,23 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return JSONResponse(error_body("validation_error", detail, problems=problems), status_code=422)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if is_data_error(exc):
+            # Input Postgres refuses (e.g. a NUL character in a query parameter) is the caller's to fix.
+            reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+            return JSONResponse(error_body("invalid_value", f"a value in the request cannot be used: {reason}"), 422)
+        return JSONResponse(error_body("database_unavailable", "the database did not answer; retry later"), 503)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        codes = {
+            400: "invalid_body",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,

@@ -27,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -279,6 +280,15 @@ class OrchestratorSummary(Base):
     summary_text: Mapped[str] = mapped_column(Text)
     success_flag: Mapped[bool] = mapped_column(Boolean)
     created_ts: Mapped[datetime] = _now()
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """SQLSTATE class 22 (data exception: NUL byte, out of range, bad encoding …): the data is at
+    fault, so retrying cannot help and the caller must fix it."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -24,6 +24,42 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT = 2**63 - 1
+
+
+def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
+    """Refuse what Postgres cannot store or should not be asked to: NUL characters (rejected in text
+    and JSONB), integers beyond 64 bits, and nesting deeper than MAX_JSON_DEPTH."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path}: text must not contain NUL (\\u0000) characters")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_JSON_INT:
+            raise ValueError(f"{path}: number is outside the 64-bit integer range")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, f"{path} key", depth + 1)
+            check_storable(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_storable(item, f"{path}[{index}]", depth + 1)
+
+
+class RequestModel(StrictModel):
+    """Base for API request bodies: strict, and storable as a whole (see ``check_storable``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        check_storable(data)
+        return data
+
+
 # --------------------------------------------------------------------------- templates
 
 
@@ -65,13 +101,13 @@ class WorkflowGraph(StrictModel):
     states: list[StateNode] = Field(min_length=1, max_length=200)
 
 
-class TemplateCreate(StrictModel):
+class TemplateCreate(RequestModel):
     code: str = Field(min_length=1, max_length=50, pattern=r"^[A-Z][A-Z0-9_]*$")
     name: str = Field(min_length=1, max_length=200)
     industry_sector: str = Field(min_length=1, max_length=100)
     workflow_graph: WorkflowGraph
     default_workflow_flag: bool = False
-    avg_duration_days: int | None = Field(default=None, ge=0)
+    avg_duration_days: int | None = Field(default=None, ge=0, le=100_000)
 
 
 class TemplatePublic(BaseModel):
@@ -295,11 +331,11 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-class InstanceCreate(StrictModel):
+class InstanceCreate(RequestModel):
     """Start an instance: give a new root entity, or the id of an existing one (or neither)."""
 
     template_code: str = Field(min_length=1, max_length=50)
-    template_version: int | None = Field(default=None, ge=1, description="Default: the latest version")
+    template_version: int | None = Field(default=None, ge=1, le=1_000_000, description="Default: the latest version")
     entity: EntityInput | None = None
     root_entity_id: uuid.UUID | None = None
 
@@ -310,12 +346,12 @@ class InstanceCreate(StrictModel):
         return self
 
 
-class TransitionCreate(StrictModel):
-    to_state_id: int = Field(ge=0)
+class TransitionCreate(RequestModel):
+    to_state_id: int = Field(ge=0, le=100_000)
     comment: str | None = Field(default=None, max_length=2000)
     fields: dict[str, Any] = Field(default_factory=dict, description="Fields for the new state's entity")
 
 
-class DecisionCreate(StrictModel):
+class DecisionCreate(RequestModel):
     decision: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=2000)

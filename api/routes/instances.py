@@ -138,11 +138,11 @@ async def list_instances(
     engine: EngineDep,
     _: Reader,
     template_code: str | None = None,
-    state_id: Annotated[int | None, Query(ge=0)] = None,
+    state_id: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     status: Annotated[str | None, Query(pattern="^(active|completed)$")] = None,
     root_entity_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> Page[InstanceView]:
     """Lists from the database projection (written by the workflow's activities as it moves)."""
     async with engine.connect() as conn:

@@ -25,7 +25,7 @@ async def list_templates(
     active: bool | None = None,
     all_versions: Annotated[bool, Query(description="List every version, not only the latest")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> Page[TemplateSummary]:
     async with engine.connect() as conn:
         items, total = await templates.list_templates(
@@ -45,7 +45,7 @@ async def get_template(
     template_ref: str,
     engine: EngineDep,
     _: Reader,
-    version: Annotated[int | None, Query(ge=1, description="With a code: that version")] = None,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000, description="With a code: that version")] = None,
 ) -> TemplatePublic:
     """``template_ref`` is a template id (one version) or a code (its latest version, or ``version``)."""
     async with engine.connect() as conn:
