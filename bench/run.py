@@ -34,7 +34,7 @@ import httpx
 from temporalio.client import Client
 
 from bench.bare import BareInput, BareStep, BareWorkflow
-from core.embedded import start_postgres, start_temporal_dev_server
+from core.embedded import api_command, start_postgres, start_temporal_dev_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]
@@ -162,17 +162,7 @@ async def main() -> None:
             sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
         ),
         await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.port),
-            "--log-level",
-            "warning",
+            *api_command("127.0.0.1", args.port),
             cwd=ROOT,
             env=env,
         ),

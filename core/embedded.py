@@ -57,6 +57,23 @@ async def start_temporal_dev_server(
     )
 
 
+def api_command(host: str, port: int) -> list[str]:
+    """The API server process: uvicorn on the app factory (uvloop and httptools when installed)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
 def start_postgres(folder: Path) -> tuple[Any, str]:
     """Start (or reattach to) a pgserver Postgres in ``folder``; return it and its asyncpg URL.
 

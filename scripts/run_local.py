@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from core.embedded import start_postgres, start_temporal_dev_server
+from core.embedded import api_command, start_postgres, start_temporal_dev_server
 from core.migrate import upgrade_database_async
 from core.settings import get_settings
 
@@ -88,19 +88,7 @@ async def main() -> None:
         children.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env))
         children.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "api.main:create_app",
-                    "--factory",
-                    "--host",
-                    settings.api_host,
-                    "--port",
-                    str(settings.api_port),
-                    "--log-level",
-                    "warning",
-                ],
+                api_command(settings.api_host, settings.api_port),
                 cwd=ROOT,
                 env=env,
             )

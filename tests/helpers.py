@@ -13,6 +13,21 @@ from core.db import Entity, EntityLink, GraphData, WorkflowEvent
 from core.models import WorkflowGraph
 
 
+def node(id: int, parents: list[int], children: list[int], **extra: Any) -> dict[str, Any]:
+    """A template state in the seed's JSON shape; a state without children defaults to a success terminal."""
+    base = {
+        "id": id,
+        "name": f"s{id}",
+        "parent_ids": parents,
+        "child_ids": children,
+        "entity_name": "job",
+        "entity_status": f"S{id}",
+    }
+    if not children and "terminal_flag" not in extra:
+        extra = {"terminal_flag": True, "success": True, **extra}
+    return base | extra
+
+
 def path_to(graph: WorkflowGraph, target: int) -> list[int]:
     """Shortest path of state ids from the start to ``target`` (start excluded)."""
     states = {s.id: s for s in graph.states}

@@ -13,7 +13,7 @@ from temporalio.common import SearchAttributePair
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.deps import Approver, EngineDep, Operator, Principal, Reader, SettingsDep, TemporalDep
+from api.deps import Approver, EngineDep, Operator, Reader, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.gateway import execute_update, start_workflow
 from core import instances, templates
@@ -217,6 +217,3 @@ async def decide_approval(
         decision=body.decision, comment=body.comment, actor=principal.name, actor_role=principal.role
     )
     return await execute_update(handle, ProcessInstanceWorkflow.decide, request)
-
-
-__all__ = ["Principal", "router"]

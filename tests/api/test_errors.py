@@ -13,25 +13,11 @@ from temporalio.client import Client
 
 from core.db import GraphData
 from tests.conftest import Api, eventually
-from tests.helpers import count_events
+from tests.helpers import count_events, node
 
 
 def template(code: str, states: list[dict[str, Any]], name: str = "Test template") -> dict[str, Any]:
     return {"code": code, "name": name, "industry_sector": "testing", "workflow_graph": {"states": states}}
-
-
-def node(id: int, parents: list[int], children: list[int], **extra: Any) -> dict[str, Any]:
-    base = {
-        "id": id,
-        "name": f"s{id}",
-        "parent_ids": parents,
-        "child_ids": children,
-        "entity_name": "job",
-        "entity_status": f"S{id}",
-    }
-    if not children and "terminal_flag" not in extra:
-        extra = {"terminal_flag": True, "success": True, **extra}
-    return base | extra
 
 
 def unique_code(prefix: str) -> str:

@@ -10,24 +10,11 @@ import pytest
 from core.dag import TemplateError, validate_graph
 from core.models import WorkflowGraph
 from core.templates import read_packs
+from tests.helpers import node
 
 
 def graph(states: list[dict[str, Any]]) -> WorkflowGraph:
     return WorkflowGraph.model_validate({"states": states})
-
-
-def node(id: int, parents: list[int], children: list[int], **extra: Any) -> dict[str, Any]:
-    base = {
-        "id": id,
-        "name": f"s{id}",
-        "parent_ids": parents,
-        "child_ids": children,
-        "entity_name": "thing",
-        "entity_status": f"S{id}",
-    }
-    if not children and "terminal_flag" not in extra:
-        extra = {"terminal_flag": True, "success": True, **extra}
-    return base | extra
 
 
 LINE = [node(0, [], [1]), node(1, [0], [2]), node(2, [1], [])]

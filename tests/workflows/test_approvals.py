@@ -16,9 +16,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import Notification
-from tests.api.test_errors import node, template, unique_code
+from tests.api.test_errors import template, unique_code
 from tests.conftest import Api, make_settings, open_api
-from tests.helpers import events_of, graph_row
+from tests.helpers import events_of, graph_row, node
 from worker import build_worker
 
 
