@@ -11,25 +11,51 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.actions import ActionActivities
+from activities.automation import AutomationActivities
 from activities.process import ProcessActivities
 from core.db import make_engine
 from core.migrate import upgrade_database_async
+from core.schedules import reconcile_schedules
 from core.search_attributes import ensure_search_attributes
 from core.settings import Settings, get_settings
 from core.temporal import connect_client
+from dispatcher import OutboxDispatcher
+from workflows.automation_chain import ACTIONS, AutomationChainWorkflow
+from workflows.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
 from workflows.process_instance import ProcessInstanceWorkflow
+from workflows.webhook_redelivery import WebhookRedeliveryWorkflow
 
 logger = logging.getLogger("trellis.worker")
 
 
-def build_worker(client: Client, engine: AsyncEngine, task_queue: str) -> Worker:
+def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings: Settings | None = None) -> Worker:
     """Every Trellis workflow and activity on one task queue (tests build theirs the same way)."""
+    settings = settings or get_settings()
     process = ProcessActivities(engine)
+    automation = AutomationActivities(engine, settings)
+    actions = ActionActivities(engine, settings)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ProcessInstanceWorkflow],
-        activities=[process.enter_state, process.record_approval],
+        workflows=[
+            ProcessInstanceWorkflow,
+            EntityEventWorkflow,
+            ScheduledRuleWorkflow,
+            AutomationChainWorkflow,
+            WebhookRedeliveryWorkflow,
+        ],
+        activities=[
+            process.enter_state,
+            process.record_approval,
+            automation.match,
+            automation.scheduled_event,
+            automation.claim,
+            automation.finish,
+            automation.dead_letter,
+            *(getattr(actions, method.__name__) for method in ACTIONS.values()),
+            actions.redeliver_webhook,
+        ],
         max_concurrent_local_activities=100,
     )
 
@@ -48,9 +74,13 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_worker(client, engine, settings.task_queue):
+        reconciled = await reconcile_schedules(client, engine, settings.task_queue)
+        logger.info("reconciled %d rule schedules", reconciled)
+        dispatcher = asyncio.create_task(OutboxDispatcher(engine, client, settings).run(stop))
+        async with build_worker(client, engine, settings.task_queue, settings):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
+        await dispatcher
     finally:
         await engine.dispose()
 

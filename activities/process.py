@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.entities import insert_entity, link_entities, set_entity_status
 from activities.notify import insert_notifications
+from core import entities
 from core.db import GraphData, WorkflowEvent, is_data_error
 from core.ids import event_id
 from core.models import ApprovalRecordInput, EnterStateInput, EnterStateResult
@@ -66,7 +66,8 @@ class ProcessActivities:
                 return EnterStateResult(entity_id=data.entity_id)
             if entity is not None and state.entity_name and state.entity_status:
                 if data.entity_action == "created":
-                    await insert_entity(
+                    under_root = root is not None and data.root_entity_type is not None and root != entity
+                    await entities.create(
                         conn,
                         entity_id=entity,
                         entity_type=state.entity_name,
@@ -74,22 +75,19 @@ class ProcessActivities:
                         status=state.entity_status,
                         fields=data.entity_fields,
                         ts=data.ts,
+                        actor=data.actor,
+                        parent=(data.root_entity_type, root) if under_root else None,  # type: ignore[arg-type]
                     )
-                    if root is not None and data.root_entity_type is not None:
-                        await link_entities(
-                            conn,
-                            parent_type=data.root_entity_type,
-                            parent_id=root,
-                            child_type=state.entity_name,
-                            child_id=entity,
-                            ts=data.ts,
-                        )
-                elif not await set_entity_status(
-                    conn,
-                    entity_id=entity,
-                    status=state.entity_status,
-                    merge_fields=data.entity_fields,
-                    ts=data.ts,
+                elif (
+                    await entities.change(
+                        conn,
+                        entity,
+                        status=state.entity_status,
+                        set_fields=data.entity_fields,
+                        ts=data.ts,
+                        actor=data.actor,
+                    )
+                    is None
                 ):
                     logger.warning("instance %s: entity %s to update is gone", data.instance_id, entity)
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.deps import key_table
 from api.errors import BodySizeLimit, install_error_handlers
-from api.routes import instances
+from api.routes import automation, entities, instances
 from api.routes import templates as template_routes
 from core.db import make_engine
 from core.migrate import upgrade_database_async
@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(template_routes.router)
     app.include_router(instances.router)
+    app.include_router(entities.router)
+    app.include_router(automation.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -78,6 +78,90 @@ class WorkflowAutomation(Base):
     active_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_ts: Mapped[datetime] = _now()
     updated_ts: Mapped[datetime] = _now()
+    # Trellis additions
+    description: Mapped[str | None] = mapped_column(Text)
+    schedule_cron: Mapped[str | None] = mapped_column(Text)  # trigger_action_type 'scheduled'
+    webhook_secret: Mapped[str] = mapped_column(Text)  # Standard Webhooks signing key, per rule
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class EntityEvent(Base):
+    """Transactional outbox: one row per entity change, committed with the change itself.
+
+    The dispatcher starts one workflow per row, with the row id in the workflow id, and marks it
+    dispatched; a crash between the two neither loses nor doubles the event."""
+
+    __tablename__ = "f_entity_event"
+    __table_args__ = (
+        Index("idx_entity_event_pending", "created_ts", postgresql_where=text("dispatched_ts IS NULL")),
+        Index("idx_entity_event_entity", "entity_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    entity_type: Mapped[str] = mapped_column(String(100))
+    event_kind: Mapped[str] = mapped_column(Text)  # create | update | delete | status_change | field_change
+    field_name: Mapped[str | None] = mapped_column(Text)
+    old_value: Mapped[Any | None] = mapped_column(JSONB)
+    new_value: Mapped[Any | None] = mapped_column(JSONB)
+    old_entity: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    new_entity: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    causation: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    actor: Mapped[str | None] = mapped_column(Text)
+    created_ts: Mapped[datetime] = _now()
+    dispatched_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RuleExecution(Base):
+    """One rule considered for one event: claimed (counted against max_executions) exactly once."""
+
+    __tablename__ = "f_rule_execution"
+    __table_args__ = (Index("idx_rule_execution_rule", "rule_id", "started_ts"),)
+
+    rule_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)  # running | completed | failed | skipped
+    reason: Mapped[str | None] = mapped_column(Text)
+    execution_number: Mapped[int | None] = mapped_column(Integer)
+    started_ts: Mapped[datetime] = _now()
+    finished_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ActionLog(Base):
+    """An action's outcome, keyed by (rule, event, action index): a retried action sees it is done."""
+
+    __tablename__ = "f_action_log"
+
+    rule_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    action_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_type: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    finished_ts: Mapped[datetime] = _now()
+
+
+class WebhookDeadLetter(Base):
+    """A webhook that failed its last attempt; redeliverable through the API with the same webhook-id."""
+
+    __tablename__ = "f_webhook_dead_letter"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    webhook_id: Mapped[str] = mapped_column(Text, unique=True)
+    rule_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    action_index: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    body: Mapped[str] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_ts: Mapped[datetime] = _now()
+    redelivered_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    redelivery_status: Mapped[int | None] = mapped_column(Integer)
 
 
 # --------------------------------------------------------------------------- industry DAGs (XXIV, XXV, XXXII)

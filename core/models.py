@@ -355,3 +355,49 @@ class TransitionCreate(RequestModel):
 class DecisionCreate(RequestModel):
     decision: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=2000)
+
+
+# --------------------------------------------------------------------------- entities API
+
+EntityTypePath = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class EntityCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=300)
+    status: str | None = Field(default=None, max_length=100)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    parent_id: uuid.UUID | None = Field(default=None, description="Link the new entity under this entity")
+
+
+class EntityUpdate(RequestModel):
+    """A partial update: ``fields`` are merged; ``unset_fields`` are removed."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    status: str | None = Field(default=None, max_length=100)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    unset_fields: list[str] = Field(default_factory=list, max_length=100)
+    expected_version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Optimistic concurrency")
+
+
+class EntityPublic(BaseModel):
+    id: str
+    entity_type: str
+    name: str
+    status: str | None
+    fields: dict[str, Any]
+    version: int
+    created_ts: str | None
+    updated_ts: str | None
+    deleted: bool
+
+
+class NotificationPublic(BaseModel):
+    id: str
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    source: str | None
+    entity_id: str | None
+    created_ts: datetime
+    read_ts: datetime | None

@@ -17,6 +17,10 @@ INDUSTRY_SECTOR = SearchAttributeKey.for_keyword("TrellisIndustrySector")
 CURRENT_STATE = SearchAttributeKey.for_keyword("TrellisCurrentState")
 INSTANCE_STATUS = SearchAttributeKey.for_keyword("TrellisInstanceStatus")
 ROOT_ENTITY_ID = SearchAttributeKey.for_keyword("TrellisRootEntityId")
+RULE_ID = SearchAttributeKey.for_keyword("TrellisRuleId")
+ENTITY_TYPE = SearchAttributeKey.for_keyword("TrellisEntityType")
+ENTITY_ID = SearchAttributeKey.for_keyword("TrellisEntityId")
+TRIGGER = SearchAttributeKey.for_keyword("TrellisTrigger")
 
 ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     TEMPLATE_CODE,
@@ -25,6 +29,10 @@ ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     CURRENT_STATE,
     INSTANCE_STATUS,
     ROOT_ENTITY_ID,
+    RULE_ID,
+    ENTITY_TYPE,
+    ENTITY_ID,
+    TRIGGER,
 )
 
 _INDEXED_TYPE = {

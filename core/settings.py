@@ -76,6 +76,25 @@ class Settings(BaseSettings):
         "that cannot register custom ones (the time-skipping test server).",
     )
 
+    # Automation
+    automation_max_depth: int = Field(default=5, ge=1, le=50, description="Longest causation chain of rules")
+    dispatcher_poll_seconds: float = Field(default=1.0, gt=0, description="Outbox poll when no NOTIFY arrives")
+    webhook_allow_hosts: str = Field(
+        default="", description="Comma-separated hosts or CIDRs webhooks may reach although not public"
+    )
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    webhook_initial_retry_seconds: float = Field(default=1.0, gt=0)
+    webhook_max_retry_seconds: float = Field(default=300.0, gt=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "trellis@localhost"
+
+    def allow_list(self) -> list[str]:
+        return [h for h in self.webhook_allow_hosts.split(",") if h.strip()]
+
     def parsed_api_keys(self) -> list[ApiKey]:
         return parse_api_keys(self.api_keys)
 

@@ -25,6 +25,8 @@ from core.db import make_engine
 from core.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
 from core.migrate import upgrade_database_async
 from core.settings import Settings
+from dispatcher import OutboxDispatcher
+from tests.servers import SmtpServer, WebhookServer
 from worker import build_worker
 
 TOKENS = {
@@ -81,6 +83,26 @@ def task_queue() -> str:
     return f"trellis-test-{uuid.uuid4()}"
 
 
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_server() -> Iterator[WebhookServer]:
+    server = WebhookServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+# Set by the session fixtures below; make_settings points every Trellis component of the session at them.
+SERVICE_SETTINGS: dict[str, Any] = {}
+
+
 def make_settings(postgres_url: str, temporal_address: str, task_queue: str, **extra: Any) -> Settings:
     return Settings(
         database_url=postgres_url,
@@ -88,14 +110,35 @@ def make_settings(postgres_url: str, temporal_address: str, task_queue: str, **e
         task_queue=task_queue,
         api_keys=API_KEYS,
         max_body_bytes=64 * 1024,
-        **extra,
+        **{**SERVICE_SETTINGS, **extra},
     )
 
 
 @pytest.fixture(scope="session")
-async def worker(temporal_client: Client, engine: AsyncEngine, task_queue: str) -> AsyncIterator[None]:
-    async with build_worker(temporal_client, engine, task_queue):
+async def worker(
+    temporal_client: Client,
+    engine: AsyncEngine,
+    task_queue: str,
+    postgres_url: str,
+    temporal_address: str,
+    smtp_server: SmtpServer,
+    webhook_server: WebhookServer,
+) -> AsyncIterator[None]:
+    SERVICE_SETTINGS.update(
+        smtp_port=smtp_server.port,
+        webhook_allow_hosts="127.0.0.1",  # the test receiver only: other loopback addresses stay blocked
+        webhook_max_attempts=3,
+        webhook_initial_retry_seconds=0.2,
+        webhook_max_retry_seconds=2.0,
+        dispatcher_poll_seconds=0.5,
+    )
+    settings = make_settings(postgres_url, temporal_address, task_queue)
+    stop = asyncio.Event()
+    dispatcher = asyncio.create_task(OutboxDispatcher(engine, temporal_client, settings).run(stop))
+    async with build_worker(temporal_client, engine, task_queue, settings):
         yield
+    stop.set()
+    await dispatcher
 
 
 @dataclass
