@@ -62,7 +62,7 @@ class AutomationChainWorkflow:
                 await workflow.execute_activity_method(
                     ACTIONS[kind],
                     ActionInput(rule=rule, event=event, action_index=index),
-                    start_to_close_timeout=timedelta(seconds=90),
+                    start_to_close_timeout=self._time_limit(action),
                     retry_policy=self._webhook_retry(data) if webhook else _ACTION_RETRY,
                     summary=f"{index + 1}/{len(rule.actions)} {kind}",
                 )
@@ -92,6 +92,15 @@ class AutomationChainWorkflow:
                 return ChainOutcome(status="failed", reason=reason, actions_done=index)
         await self._finish(data, "completed", None)
         return ChainOutcome(status="completed", actions_done=len(rule.actions))
+
+    @staticmethod
+    def _time_limit(action: dict[str, object]) -> timedelta:
+        """Per attempt; short, so an attempt lost with a crashed worker is retried soon."""
+        if action["type"] == "call_webhook":
+            return timedelta(seconds=float(str(action.get("timeout_seconds", 10.0))) + 10)
+        if action["type"] == "run_script":
+            return timedelta(seconds=float(str(action.get("timeout_seconds", 5.0))) + 10)
+        return timedelta(seconds=30 if action["type"] == "send_email" else 15)
 
     @staticmethod
     def _webhook_retry(data: ChainInput) -> RetryPolicy:
