@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -44,6 +45,20 @@ class BareWorkflow:
         return result
 
 
+@activity.defn(name="bare.now")
+async def bare_now(data: BareStep) -> float:
+    return time.time()
+
+
+@workflow.defn(name="BareFirstActivity")
+class BareFirstActivityWorkflow:
+    """Baseline for event-to-first-action: start a workflow whose first step is an activity."""
+
+    @workflow.run
+    async def run(self, data: BareStep) -> float:
+        return await workflow.execute_activity(bare_now, data, start_to_close_timeout=timedelta(seconds=30))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
@@ -53,8 +68,8 @@ async def main() -> None:
     async with Worker(
         client,
         task_queue=args.task_queue,
-        workflows=[BareWorkflow],
-        activities=[bare_step],
+        workflows=[BareWorkflow, BareFirstActivityWorkflow],
+        activities=[bare_step, bare_now],
         max_concurrent_local_activities=100,
     ):
         await asyncio.Event().wait()

@@ -33,13 +33,16 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from bench import automation as bench_automation
 from bench.bare import BareInput, BareStep, BareWorkflow
+from core.db import make_engine
 from core.embedded import api_command, start_postgres, start_temporal_dev_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]
 BARE_STEPS = 9
 TOKEN = "bench-operator-token-000000000001"
+ADMIN_TOKEN = "bench-admin-token-0000000000001"
 
 
 @dataclass
@@ -141,6 +144,8 @@ async def main() -> None:
     parser.add_argument("--instances", type=int, default=20, help="instances per round at concurrency 1")
     parser.add_argument("--instances-concurrent", type=int, default=60, help="instances per round at 20")
     parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    parser.add_argument("--event-samples", type=int, default=40, help="sequential events for the latency figures")
+    parser.add_argument("--events", type=int, default=200, help="events in the throughput burst (20 at a time)")
     args = parser.parse_args()
 
     args.port = args.port or free_port()
@@ -154,7 +159,7 @@ async def main() -> None:
         "TRELLIS_DATABASE_URL": database_url,
         "TRELLIS_TEMPORAL_ADDRESS": address,
         "TRELLIS_TASK_QUEUE": "trellis-bench",
-        "TRELLIS_API_KEYS": f"{TOKEN}:operator:bench",
+        "TRELLIS_API_KEYS": f"{TOKEN}:operator:bench,{ADMIN_TOKEN}:admin:bench-admin",
     }
     bare_queue = "bare-bench"
     children = [
@@ -179,6 +184,7 @@ async def main() -> None:
         ),
     ]
     results: dict[str, Any] = {}
+    automation: dict[str, Any] = {}
     try:
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
         async with httpx.AsyncClient(
@@ -206,6 +212,18 @@ async def main() -> None:
                     "trellis": trellis,
                     "ratio": {k: trellis[k] / bare[k] for k in ("p50_ms", "p95_ms", "p99_ms", "instances_per_s")},
                 }
+            engine = make_engine(database_url, pool_size=4)
+            try:
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{args.port}",
+                    timeout=60,
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                ) as admin:
+                    automation = await bench_automation.measure(
+                        http, admin, engine, client, bare_queue, args.event_samples, args.events
+                    )
+            finally:
+                await engine.dispose()
     finally:
         for child in children:
             if child.returncode is None:
@@ -218,7 +236,9 @@ async def main() -> None:
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    (out / "latest.json").write_text(
+        json.dumps({"machine": machine, "results": results, "automation": automation}, indent=2)
+    )
     lines = [
         f"Machine: {machine}",
         "",
@@ -237,6 +257,21 @@ async def main() -> None:
             f"| {level[1:]} | **Trellis/bare** | {r['p50_ms']:.2f}x | {r['p95_ms']:.2f}x | "
             f"{r['p99_ms']:.2f}x | | {r['instances_per_s']:.2f}x |"
         )
+    a = automation
+    lines += [
+        "",
+        f"Automation ({a['active_rules']} active rules): event committed → first action applied, "
+        "vs bare start → first activity",
+        "",
+        "| kind | p50 ms | p95 ms | per second |",
+        "|---|---|---|---|",
+        f"| bare (start → first activity; workflows/s) | {a['bare']['p50_ms']:.1f} | {a['bare']['p95_ms']:.1f} "
+        f"| {a['bare']['per_s']:.1f} |",
+        f"| trellis (event → first action; events/s) | {a['trellis']['p50_ms']:.1f} | {a['trellis']['p95_ms']:.1f} "
+        f"| {a['trellis']['per_s']:.1f} |",
+        f"| **Trellis/bare** | {a['ratio']['p50_ms']:.2f}x | {a['ratio']['p95_ms']:.2f}x "
+        f"| {a['ratio']['per_s']:.2f}x |",
+    ]
     print("\n".join(lines))
 
 
