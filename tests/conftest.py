@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -59,6 +60,18 @@ async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(postgres_url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def fresh_database(engine: AsyncEngine, postgres_url: str) -> str:
+    """A new, migrated database in the session's Postgres, for tests that run their own worker process
+    (its outbox dispatcher must see only that test's events)."""
+    name = f"isolated_{uuid.uuid4().hex[:10]}"
+    async with engine.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(f"CREATE DATABASE {name}"))
+    url = postgres_url.replace("@/postgres?", f"@/{name}?")
+    await upgrade_database_async(url)
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import Entity, EntityLink, GraphData, WorkflowEvent
+from core.db import Entity, EntityLink, GraphData, WorkflowEvent, make_engine
 from tests.conftest import Api, make_settings, open_api
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +30,10 @@ async def spawn_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Pro
 
 
 async def test_worker_sigkill_mid_transition_loses_and_duplicates_nothing(
-    postgres_url: str, temporal_address: str, engine: AsyncEngine, tmp_path: Path
+    fresh_database: str, temporal_address: str, tmp_path: Path
 ) -> None:
+    postgres_url = fresh_database
+    engine = make_engine(postgres_url, pool_size=2)
     queue = f"trellis-crash-{uuid.uuid4()}"
     run = uuid.uuid4().hex[:8]
     env = {
@@ -139,6 +141,7 @@ async def test_worker_sigkill_mid_transition_loses_and_duplicates_nothing(
             )
         ).scalar_one()
         assert links == INSTANCES * 4
+    await engine.dispose()
 
 
 async def api_free_view(engine: AsyncEngine, instance_id: str) -> tuple[str, int, int, bool | None]:

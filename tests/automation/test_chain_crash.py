@@ -11,10 +11,8 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import ActionLog, Entity, Notification, make_engine
-from core.migrate import upgrade_database_async
 from tests.automation.helpers import create_entity, create_rule, executions
 from tests.conftest import Api, make_settings, open_api
 from tests.servers import SmtpServer, WebhookServer
@@ -24,19 +22,13 @@ EVENTS = 20
 
 
 async def test_worker_sigkill_mid_chain_applies_every_effect_once(
-    postgres_url: str,
+    fresh_database: str,
     temporal_address: str,
-    engine: AsyncEngine,
     smtp_server: SmtpServer,
     webhook_server: WebhookServer,
     tmp_path: Path,
 ) -> None:
-    # A database of its own, so that only the worker under test dispatches these events.
-    database = f"crash_{uuid.uuid4().hex[:8]}"
-    async with engine.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(f"CREATE DATABASE {database}"))
-    url = postgres_url.replace("@/postgres?", f"@/{database}?")
-    await upgrade_database_async(url)
+    url = fresh_database  # only the worker under test dispatches these events
     crash_engine = make_engine(url, pool_size=2)
     run = uuid.uuid4().hex[:8]
     queue = f"trellis-chain-crash-{run}"

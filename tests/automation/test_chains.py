@@ -321,3 +321,37 @@ async def test_a_rule_loop_is_stopped_with_a_reason(api: Api) -> None:
     skipped = [r for r in runs if r["status"] == "skipped"]
     assert len([r for r in runs if r["status"] == "completed"]) == 5 and len(skipped) == 1
     assert "reached the limit of 5" in skipped[0]["reason"]
+
+
+async def test_process_instance_entity_changes_trigger_rules(api: Api) -> None:
+    job = unique_type("job")
+    code = f"AUTO_{uuid.uuid4().hex[:6].upper()}"
+    states = [
+        {"id": 0, "name": "opened", "parent_ids": [], "child_ids": [1], "entity_name": job, "entity_status": "Open"},
+        {
+            "id": 1,
+            "name": "done",
+            "parent_ids": [0],
+            "child_ids": [],
+            "entity_name": job,
+            "entity_status": "Done",
+            "terminal_flag": True,
+            "success": True,
+        },
+    ]
+    template = {"code": code, "name": "Auto", "industry_sector": "testing", "workflow_graph": {"states": states}}
+    assert (await api.request("POST", "/api/v1/workflow-template", json=template)).status_code == 201
+    watcher = f"ops-{uuid.uuid4().hex[:6]}"
+    rule = await create_rule(
+        api,
+        job,
+        [{"type": "send_notification", "template": "status_changed", "recipients": [watcher]}],
+        trigger_action_type="status_change",
+        trigger_conditions={"expression": 'new.status == "Done"'},
+    )
+    instance = await api.start(code, name="Boiler service")
+    assert (await api.transition(instance["instance_id"], 1)).status_code == 200
+    [run] = await finished_executions(api, rule["id"], 1)
+    assert run["status"] == "completed"
+    [note] = await inbox(api, watcher)
+    assert note["subject"] == f"{job} Boiler service is now Done"
