@@ -355,3 +355,38 @@ async def test_process_instance_entity_changes_trigger_rules(api: Api) -> None:
     assert run["status"] == "completed"
     [note] = await inbox(api, watcher)
     assert note["subject"] == f"{job} Boiler service is now Done"
+
+
+async def test_update_field_on_a_related_entity_and_search_attributes(api: Api, temporal_client: Client) -> None:
+    project_type, task_type = unique_type("project"), unique_type("task")
+    rule = await create_rule(
+        api,
+        task_type,
+        [
+            {
+                "type": "update_field",
+                "field": "status",
+                "value": "Has done work",
+                "target": "parent",
+                "target_entity_type": project_type,
+            }
+        ],
+        trigger_action_type="status_change",
+        action_entity_type=project_type,
+    )
+    project = await create_entity(api, project_type, "Parent project", status="Active")
+    task = await create_entity(api, task_type, "Child task", status="Open", parent_id=project["id"])
+    await patch_entity(api, task_type, task["id"], status="Done")
+    [run] = await finished_executions(api, rule["id"], 1)
+    assert run["status"] == "completed"
+    assert (await get_entity(api, project_type, project["id"]))["status"] == "Has done work"
+
+    query = (
+        f"TrellisRuleId = '{rule['id']}' AND TrellisEntityType = '{task_type}' "
+        f"AND TrellisEntityId = '{task['id']}' AND TrellisTrigger = 'status_change'"
+    )
+
+    async def findable() -> bool:
+        return (await temporal_client.count_workflows(query)).count == 1
+
+    await eventually(findable)

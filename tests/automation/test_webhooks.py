@@ -162,3 +162,12 @@ def test_public_addresses_pass() -> None:
 
     for address in ("93.184.216.34", "2606:4700:4700::1111"):
         assert is_public(ipaddress.ip_address(address))
+
+
+async def test_timeouts_are_retried_then_dead_lettered(api: Api, webhook_server: WebhookServer) -> None:
+    path = f"/slow/{unique_type('t')}"  # answers after 0.3 s
+    rule, run = await fire(api, webhook_server.url(path), timeout_seconds=0.1)
+    assert run["status"] == "failed" and "timed out" in run["reason"]
+    assert len(webhook_server.at(path)) == 3
+    [letter] = await dead_letters(api, rule["id"])
+    assert letter["last_status"] is None and letter["attempts"] == 3
