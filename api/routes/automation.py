@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from api.deps import Admin, EngineDep, Operator, Principal, Reader, SettingsDep, TemporalDep
 from api.errors import ApiError
+from api.pagination import page_of
 from core.db import Notification, RuleExecution, WebhookDeadLetter, WorkflowAutomation
 from core.models import NotificationPublic, Page
 from core.rules import RedeliveryInput, RedeliveryResult, RuleCreate, RulePublic
@@ -105,17 +106,14 @@ async def list_rules(
         stmt = stmt.where(WorkflowAutomation.trigger_action_type == trigger_action_type)
     if active is not None:
         stmt = stmt.where(WorkflowAutomation.active_flag.is_(active))
-    async with engine.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-        rows = (
-            await conn.execute(
-                stmt.order_by(WorkflowAutomation.execution_order, WorkflowAutomation.created_ts)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-        items = [_public(r, principal) for r in rows]
-    return Page(items=items, total=int(total), limit=limit, offset=offset)
+    return await page_of(
+        engine,
+        stmt,
+        order_by=[WorkflowAutomation.execution_order, WorkflowAutomation.created_ts],
+        limit=limit,
+        offset=offset,
+        item=lambda r: _public(r, principal),
+    )
 
 
 @router.post(RULES, response_model=RulePublic, status_code=201)
@@ -216,23 +214,23 @@ async def list_executions(
     stmt = select(RuleExecution.__table__).where(RuleExecution.rule_id == rule_id)
     if status is not None:
         stmt = stmt.where(RuleExecution.status == status)
-    async with engine.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-        rows = (await conn.execute(stmt.order_by(RuleExecution.started_ts.desc()).limit(limit).offset(offset))).all()
-        items = [
-            ExecutionPublic(
-                rule_id=str(r.rule_id),
-                event_id=str(r.event_id),
-                workflow_id=r.workflow_id,
-                status=r.status,
-                reason=r.reason,
-                execution_number=r.execution_number,
-                started_ts=r.started_ts,
-                finished_ts=r.finished_ts,
-            )
-            for r in rows
-        ]
-    return Page(items=items, total=int(total), limit=limit, offset=offset)
+    return await page_of(
+        engine,
+        stmt,
+        order_by=[RuleExecution.started_ts.desc()],
+        limit=limit,
+        offset=offset,
+        item=lambda r: ExecutionPublic(
+            rule_id=str(r.rule_id),
+            event_id=str(r.event_id),
+            workflow_id=r.workflow_id,
+            status=r.status,
+            reason=r.reason,
+            execution_number=r.execution_number,
+            started_ts=r.started_ts,
+            finished_ts=r.finished_ts,
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- notifications
@@ -251,15 +249,14 @@ async def inbox(
     stmt = select(Notification.__table__).where(Notification.recipient == recipient)
     if unread:
         stmt = stmt.where(Notification.read_ts.is_(None))
-    async with engine.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-        rows = (
-            await conn.execute(
-                stmt.order_by(Notification.created_ts.desc(), Notification.id).limit(limit).offset(offset)
-            )
-        ).all()
-        items = [_notification(r) for r in rows]
-    return Page(items=items, total=int(total), limit=limit, offset=offset)
+    return await page_of(
+        engine,
+        stmt,
+        order_by=[Notification.created_ts.desc(), Notification.id],
+        limit=limit,
+        offset=offset,
+        item=lambda r: _notification(r),
+    )
 
 
 def _notification(row: Any) -> NotificationPublic:
@@ -323,30 +320,28 @@ async def list_dead_letters(
     stmt = select(WebhookDeadLetter.__table__)
     if rule_id is not None:
         stmt = stmt.where(WebhookDeadLetter.rule_id == rule_id)
-    async with engine.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-        rows = (
-            await conn.execute(stmt.order_by(WebhookDeadLetter.created_ts.desc()).limit(limit).offset(offset))
-        ).all()
-        items = [
-            DeadLetterPublic(
-                id=str(r.id),
-                webhook_id=r.webhook_id,
-                rule_id=str(r.rule_id),
-                event_id=str(r.event_id),
-                action_index=r.action_index,
-                url=r.url,
-                method=r.method,
-                last_status=r.last_status,
-                last_error=r.last_error,
-                attempts=r.attempts,
-                created_ts=r.created_ts,
-                redelivered_ts=r.redelivered_ts,
-                redelivery_status=r.redelivery_status,
-            )
-            for r in rows
-        ]
-    return Page(items=items, total=int(total), limit=limit, offset=offset)
+    return await page_of(
+        engine,
+        stmt,
+        order_by=[WebhookDeadLetter.created_ts.desc()],
+        limit=limit,
+        offset=offset,
+        item=lambda r: DeadLetterPublic(
+            id=str(r.id),
+            webhook_id=r.webhook_id,
+            rule_id=str(r.rule_id),
+            event_id=str(r.event_id),
+            action_index=r.action_index,
+            url=r.url,
+            method=r.method,
+            last_status=r.last_status,
+            last_error=r.last_error,
+            attempts=r.attempts,
+            created_ts=r.created_ts,
+            redelivered_ts=r.redelivered_ts,
+            redelivery_status=r.redelivery_status,
+        ),
+    )
 
 
 @router.post("/api/v1/webhook-dead-letters/{dead_letter_id}/redeliver", response_model=RedeliveryResult)

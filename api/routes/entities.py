@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.deps import EngineDep, Operator, Reader
 from api.errors import ApiError
+from api.pagination import page_of
 from core import entities
 from core.db import Entity
 from core.models import EntityCreate, EntityPublic, EntityUpdate, Page
@@ -86,13 +87,14 @@ async def list_entities(
         stmt = stmt.where(Entity.name.ilike(f"%{pattern}%"))
     if not include_deleted:
         stmt = stmt.where(Entity.deleted_ts.is_(None))
-    async with engine.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-        rows = (
-            await conn.execute(stmt.order_by(Entity.created_ts.desc(), Entity.id).limit(limit).offset(offset))
-        ).all()
-        items = [_public(entities.snapshot(r)) for r in rows]
-    return Page(items=items, total=int(total), limit=limit, offset=offset)
+    return await page_of(
+        engine,
+        stmt,
+        order_by=[Entity.created_ts.desc(), Entity.id],
+        limit=limit,
+        offset=offset,
+        item=lambda r: _public(entities.snapshot(r)),
+    )
 
 
 @router.get("/{entity_type}/{entity_id}", response_model=EntityPublic)
