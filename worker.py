@@ -13,7 +13,9 @@ from temporalio.worker import Worker
 
 from activities.actions import ActionActivities
 from activities.automation import AutomationActivities
+from activities.llm import LlmActivities
 from activities.process import ProcessActivities
+from activities.sessions import SessionActivities
 from core.db import make_engine
 from core.migrate import upgrade_database_async
 from core.schedules import reconcile_schedules
@@ -21,6 +23,7 @@ from core.search_attributes import ensure_search_attributes
 from core.settings import Settings, get_settings
 from core.temporal import connect_client
 from dispatcher import OutboxDispatcher
+from workflows.agent_session import AgentSessionWorkflow
 from workflows.automation_chain import ACTIONS, AutomationChainWorkflow
 from workflows.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
 from workflows.process_instance import ProcessInstanceWorkflow
@@ -35,6 +38,8 @@ def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings:
     process = ProcessActivities(engine)
     automation = AutomationActivities(engine, settings)
     actions = ActionActivities(engine, settings)
+    llm = LlmActivities(engine, settings)
+    sessions = SessionActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
@@ -44,6 +49,7 @@ def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings:
             ScheduledRuleWorkflow,
             AutomationChainWorkflow,
             WebhookRedeliveryWorkflow,
+            AgentSessionWorkflow,
         ],
         activities=[
             process.enter_state,
@@ -55,6 +61,8 @@ def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings:
             automation.dead_letter,
             *(getattr(actions, method.__name__) for method in ACTIONS.values()),
             actions.redeliver_webhook,
+            llm.call_agent,
+            sessions.record,
         ],
         max_concurrent_local_activities=100,
     )

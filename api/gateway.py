@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
+from workflows import agent_session
 from workflows import process_instance as process
 
 # ApplicationError type raised by a workflow → (HTTP status, error code)
@@ -30,6 +31,7 @@ _REFUSALS: dict[str, tuple[int, str]] = {
     process.TRANSITION_IN_PROGRESS: (409, "transition_in_progress"),
     process.NO_APPROVAL_PENDING: (409, "no_approval_pending"),
     process.NOT_PERMITTED: (403, "forbidden"),
+    agent_session.NOT_AWAITING_APPROVAL: (409, "not_awaiting_approval"),
 }
 
 UPDATE_TIMEOUT_SECONDS = 60.0

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 
 from api.deps import key_table
 from api.errors import BodySizeLimit, install_error_handlers
-from api.routes import automation, entities, instances
+from api.routes import automation, entities, instances, orchestrator
 from api.routes import templates as template_routes
+from core.agents import seed_agents
 from core.db import make_engine
 from core.migrate import upgrade_database_async
 from core.settings import Settings, get_settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await upgrade_database_async(settings.database_url)
         engine = make_engine(settings.database_url)
         await load_packs(engine)
+        await seed_agents(engine)
         app.state.engine = engine
         app.state.temporal = await connect_client(settings)
         try:
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instances.router)
     app.include_router(entities.router)
     app.include_router(automation.router)
+    app.include_router(orchestrator.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -319,6 +319,15 @@ class OrchestratorSession(Base):
     final_output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     started_ts: Mapped[datetime] = _now()
     completed_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Trellis additions
+    workflow_id: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    approval_required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    token_budget: Mapped[int | None] = mapped_column(Integer)
+    tokens_used: Mapped[int] = mapped_column(Integer, server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), server_default="0")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
 
 
 class OrchestratorState(Base):
@@ -340,6 +349,10 @@ class OrchestratorAgent(Base):
     system_prompt: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(50))
     active_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Trellis additions
+    description: Mapped[str | None] = mapped_column(Text)
+    output_schema: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    updated_ts: Mapped[datetime] = _now()
 
 
 class OrchestratorAgentLog(Base):
@@ -354,6 +367,15 @@ class OrchestratorAgentLog(Base):
     output_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     execution_status: Mapped[str] = mapped_column(Text, server_default="pending")
     execution_ts: Mapped[datetime] = _now()
+    # Trellis additions: one row per agent call, keyed so a retried call finds its own row
+    call_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    model: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), server_default="0")
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OrchestratorSummary(Base):
@@ -364,6 +386,9 @@ class OrchestratorSummary(Base):
     summary_text: Mapped[str] = mapped_column(Text)
     success_flag: Mapped[bool] = mapped_column(Boolean)
     created_ts: Mapped[datetime] = _now()
+    total_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), server_default="0")
+    agent_calls: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 def is_data_error(exc: BaseException) -> bool:

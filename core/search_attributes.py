@@ -21,6 +21,9 @@ RULE_ID = SearchAttributeKey.for_keyword("TrellisRuleId")
 ENTITY_TYPE = SearchAttributeKey.for_keyword("TrellisEntityType")
 ENTITY_ID = SearchAttributeKey.for_keyword("TrellisEntityId")
 TRIGGER = SearchAttributeKey.for_keyword("TrellisTrigger")
+SESSION_STATUS = SearchAttributeKey.for_keyword("TrellisSessionStatus")
+SESSION_AGENTS = SearchAttributeKey.for_keyword_list("TrellisAgents")
+SESSION_GOAL = SearchAttributeKey.for_text("TrellisGoal")
 
 ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     TEMPLATE_CODE,
@@ -33,20 +36,17 @@ ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     ENTITY_TYPE,
     ENTITY_ID,
     TRIGGER,
+    SESSION_STATUS,
+    SESSION_AGENTS,
+    SESSION_GOAL,
 )
 
 _INDEXED_TYPE = {
     "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "TEXT": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    "KEYWORD_LIST": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 }
-
-
-def dev_server_flags() -> list[str]:
-    """``--search-attribute Name=Type`` flags that register every key on a dev server at start."""
-    flags: list[str] = []
-    for key in ALL_KEYS:
-        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
-    return flags
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "trellis@localhost"
 
+    # LLM (agent sessions); nothing else in Trellis needs one
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://host:8000/v1")
+    llm_api_key: str | None = None
+    llm_model: str = Field(default="gpt-4o-mini", description="Default model for agents without their own")
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="For the estimated cost per call")
+    session_history_limit: int = Field(
+        default=2000, ge=20, description="Workflow history events after which a session continues as new"
+    )
+
     def allow_list(self) -> list[str]:
         return [h for h in self.webhook_allow_hosts.split(",") if h.strip()]
 

@@ -27,7 +27,7 @@ from core.embedded import start_postgres, start_temporal_dev_server, temporal_te
 from core.migrate import upgrade_database_async
 from core.settings import Settings
 from dispatcher import OutboxDispatcher
-from tests.servers import SmtpServer, WebhookServer
+from tests.servers import LlmServer, SmtpServer, WebhookServer
 from worker import build_worker
 
 TOKENS = {
@@ -105,6 +105,14 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="session")
+def llm_server() -> Iterator[LlmServer]:
+    server = LlmServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def webhook_server() -> Iterator[WebhookServer]:
     server = WebhookServer()
     server.start()
@@ -136,6 +144,7 @@ async def worker(
     temporal_address: str,
     smtp_server: SmtpServer,
     webhook_server: WebhookServer,
+    llm_server: LlmServer,
 ) -> AsyncIterator[None]:
     SERVICE_SETTINGS.update(
         smtp_port=smtp_server.port,
@@ -144,6 +153,9 @@ async def worker(
         webhook_initial_retry_seconds=0.2,
         webhook_max_retry_seconds=2.0,
         dispatcher_poll_seconds=0.5,
+        llm_base_url=llm_server.base_url,
+        llm_api_key="test-key",
+        llm_cost_per_1k_tokens=0.002,
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()

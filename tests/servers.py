@@ -124,3 +124,141 @@ class WebhookServer:
     def at(self, path: str) -> list[Hit]:
         with self._lock:
             return [h for h in self.hits if h.path == path]
+
+
+class LlmServer:
+    """A local server speaking the OpenAI Chat Completions protocol with scripted replies.
+
+    The agent is read from the system prompt ("You are the <name> agent …"; the orchestrator's own call
+    says "expert project orchestrator"); the case from a ``[case:<id>]`` marker in the user message.
+    ``script(case, agent, [...])`` queues behaviours, consumed one per request: a dict (reply with it as
+    JSON), ``"malformed"``, ``"schema-miss"`` (valid JSON, wrong shape), ``"429"`` (Retry-After: 1),
+    ``"500"``, or ``("slow", seconds, reply_or_None)``. Without a script an agent gets a valid default.
+    Every request is recorded with its start and end time."""
+
+    DEFAULTS: dict[str, dict[str, Any]] = {
+        "orchestrator": {"agents": ["planner", "estimator", "resource", "risk", "validator", "reporter"]},
+        "planner": {
+            "phases": [
+                {"name": "Site Preparation", "duration_days": 1, "tasks": ["survey"]},
+                {"name": "Equipment Installation", "duration_days": 2, "tasks": ["install"]},
+                {"name": "Testing & Commissioning", "duration_days": 1, "tasks": ["test"]},
+            ]
+        },
+        "estimator": {
+            "total_cost": 12500,
+            "currency": "USD",
+            "line_items": [{"item": "Carrier AC", "cost": 9000}, {"item": "Labour", "cost": 3500}],
+        },
+        "resource": {"materials": ["1x Carrier AC", "1x Thermostat", "50ft copper tubing"], "labor": ["2 techs"]},
+        "risk": {
+            "risks": [
+                {"risk": "Supply chain delays", "level": "High", "mitigation": "order early"},
+                {"risk": "Weather delays", "level": "Medium", "mitigation": "buffer day"},
+            ]
+        },
+        "analyzer": {"insights": ["similar jobs took 4 days"]},
+        "validator": {"valid": True, "issues": []},
+        "reporter": {
+            "summary": "HVAC installation at 123 Main St: 4 days, $12,500.",
+            "timeline_days": 4,
+            "total_cost": 12500,
+        },
+    }
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.scripts: dict[tuple[str, str], list[Any]] = {}
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                started = time.time()
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+                messages = body.get("messages", [])
+                system = next((m["content"] for m in messages if m["role"] == "system"), "")
+                user = next((m["content"] for m in messages if m["role"] == "user"), "")
+                agent = (
+                    "orchestrator"
+                    if "expert project orchestrator" in system
+                    else (system.split("You are the ", 1)[1].split(" agent", 1)[0] if "You are the " in system else "?")
+                )
+                case = user.split("[case:", 1)[1].split("]", 1)[0] if "[case:" in user else ""
+                with outer._lock:
+                    queue = outer.scripts.get((case, agent), [])
+                    behaviour = queue.pop(0) if queue else None
+                record = {
+                    "agent": agent,
+                    "case": case,
+                    "start": started,
+                    "messages": messages,
+                    "behaviour": behaviour if not isinstance(behaviour, dict) else "ok",
+                }
+                status, headers, content = 200, {}, None
+                if isinstance(behaviour, tuple) and behaviour[0] == "slow":
+                    time.sleep(behaviour[1])
+                    behaviour = behaviour[2]
+                if behaviour == "429":
+                    status, headers = 429, {"Retry-After": "1"}
+                elif behaviour == "500":
+                    status = 500
+                elif behaviour == "malformed":
+                    content = '{"phases": [ this is not json'
+                elif behaviour == "schema-miss":
+                    content = json.dumps({"unexpected": True})
+                else:
+                    content = json.dumps(behaviour if isinstance(behaviour, dict) else outer.DEFAULTS.get(agent, {}))
+                if status == 200:
+                    payload = {
+                        "id": f"chatcmpl-{len(outer.requests)}",
+                        "object": "chat.completion",
+                        "created": int(started),
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+                    }
+                else:
+                    payload = {"error": {"message": f"scripted {status}", "type": "scripted", "code": status}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                record["end"] = time.time()
+                record["status"] = status
+                with outer._lock:
+                    outer.requests.append(record)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def script(self, case: str, agent: str, behaviours: list[Any]) -> None:
+        with self._lock:
+            self.scripts[(case, agent)] = list(behaviours)
+
+    def calls(self, case: str, agent: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r["case"] == case and (agent is None or r["agent"] == agent)]
