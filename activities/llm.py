@@ -7,6 +7,7 @@ already completed is never made again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,15 @@ class LlmActivities:
 
     @activity.defn(name="llm.call_agent")
     async def call_agent(self, data: AgentCallInput) -> AgentCallResult:
+        # Heartbeat while waiting on the model, so an attempt lost with a crashed worker is retried
+        # after the heartbeat timeout rather than after the (long) call time limit.
+        beating = asyncio.create_task(_heartbeat())
+        try:
+            return await self._call_agent(data)
+        finally:
+            beating.cancel()
+
+    async def _call_agent(self, data: AgentCallInput) -> AgentCallResult:
         if self._client is None:
             raise ApplicationError(
                 "no LLM endpoint is configured (TRELLIS_LLM_BASE_URL)", type=LLM_UNAVAILABLE, non_retryable=True
@@ -210,6 +220,12 @@ class LlmActivities:
                     finished_ts=datetime.now(UTC),
                 )
             )
+
+
+async def _heartbeat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(5)
 
 
 def _retry_after(value: str | None) -> timedelta | None:

@@ -59,6 +59,19 @@ class BareFirstActivityWorkflow:
         return await workflow.execute_activity(bare_now, data, start_to_close_timeout=timedelta(seconds=30))
 
 
+@workflow.defn(name="BareChain")
+class BareChainWorkflow:
+    """Baseline for orchestration overhead: n activities one after the other."""
+
+    @workflow.run
+    async def run(self, data: BareInput) -> int:
+        for step in range(data.steps):
+            await workflow.execute_activity(
+                bare_step, BareStep(step=step), start_to_close_timeout=timedelta(seconds=30)
+            )
+        return data.steps
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
@@ -68,7 +81,7 @@ async def main() -> None:
     async with Worker(
         client,
         task_queue=args.task_queue,
-        workflows=[BareWorkflow, BareFirstActivityWorkflow],
+        workflows=[BareWorkflow, BareFirstActivityWorkflow, BareChainWorkflow],
         activities=[bare_step, bare_now],
         max_concurrent_local_activities=100,
     ):

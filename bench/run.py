@@ -34,9 +34,11 @@ import httpx
 from temporalio.client import Client
 
 from bench import automation as bench_automation
+from bench import orchestration as bench_orchestration
 from bench.bare import BareInput, BareStep, BareWorkflow
 from core.db import make_engine
 from core.embedded import api_command, start_postgres, start_temporal_dev_server
+from tests.servers import LlmServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]
@@ -145,10 +147,13 @@ async def main() -> None:
     parser.add_argument("--instances-concurrent", type=int, default=60, help="instances per round at 20")
     parser.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
     parser.add_argument("--event-samples", type=int, default=40, help="sequential events for the latency figures")
+    parser.add_argument("--sessions", type=int, default=6, help="agent sessions for the orchestration overhead")
     parser.add_argument("--events", type=int, default=200, help="events in the throughput burst (20 at a time)")
     args = parser.parse_args()
 
     args.port = args.port or free_port()
+    llm = LlmServer()
+    llm.start()
     workdir = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
     postgres, database_url = start_postgres(workdir / "postgres")
     env_server = await start_temporal_dev_server(db_file=workdir / "temporal.db")
@@ -160,6 +165,8 @@ async def main() -> None:
         "TRELLIS_TEMPORAL_ADDRESS": address,
         "TRELLIS_TASK_QUEUE": "trellis-bench",
         "TRELLIS_API_KEYS": f"{TOKEN}:operator:bench,{ADMIN_TOKEN}:admin:bench-admin",
+        "TRELLIS_LLM_BASE_URL": llm.base_url,
+        "TRELLIS_LLM_API_KEY": "bench",
     }
     bare_queue = "bare-bench"
     children = [
@@ -185,6 +192,7 @@ async def main() -> None:
     ]
     results: dict[str, Any] = {}
     automation: dict[str, Any] = {}
+    orchestration: dict[str, Any] = {}
     try:
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
         async with httpx.AsyncClient(
@@ -224,6 +232,7 @@ async def main() -> None:
                     )
             finally:
                 await engine.dispose()
+            orchestration = await bench_orchestration.measure(http, llm, client, bare_queue, args.sessions)
     finally:
         for child in children:
             if child.returncode is None:
@@ -231,13 +240,17 @@ async def main() -> None:
                 await child.wait()
         await env_server.shutdown()
         postgres.cleanup()
+        llm.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(
-        json.dumps({"machine": machine, "results": results, "automation": automation}, indent=2)
+        json.dumps(
+            {"machine": machine, "results": results, "automation": automation, "orchestration": orchestration},
+            indent=2,
+        )
     )
     lines = [
         f"Machine: {machine}",
@@ -271,6 +284,16 @@ async def main() -> None:
         f"| {a['trellis']['per_s']:.1f} |",
         f"| **Trellis/bare** | {a['ratio']['p50_ms']:.2f}x | {a['ratio']['p95_ms']:.2f}x "
         f"| {a['ratio']['per_s']:.2f}x |",
+    ]
+    o = orchestration
+    lines += [
+        "",
+        f"Orchestration: overhead per agent call ({o['calls_per_session']} calls per session; session wall time "
+        "minus the scripted LLM server's reply time on the critical path), vs bare time per activity",
+        "",
+        "| trellis ms per call | bare ms per activity | Trellis/bare |",
+        "|---|---|---|",
+        f"| {o['trellis_overhead_ms_per_call_p50']:.1f} | {o['bare_ms_per_activity_p50']:.1f} | {o['ratio']:.2f}x |",
     ]
     print("\n".join(lines))
 

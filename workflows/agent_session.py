@@ -171,6 +171,7 @@ class AgentSessionWorkflow:
                 max_tokens=max(1, budget - state.tokens) if budget else None,
             ),
             start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=20),
             retry_policy=_LLM_RETRY,
             summary=f"{agent.agent_name}: {action}",
         )

@@ -283,8 +283,11 @@ async def decide_session(
 ) -> SessionPublic:
     stored = await _session(engine, session_id)
     if stored.session_status != "awaiting_approval":
-        raise ApiError(409, "not_awaiting_approval",
-                       f"session is {stored.session_status}; only a session awaiting approval takes a decision")
+        raise ApiError(
+            409,
+            "not_awaiting_approval",
+            f"session is {stored.session_status}; only a session awaiting approval takes a decision",
+        )
     handle = temporal.get_workflow_handle(stored.workflow_id or session_workflow_id(session_id))
     await execute_update(
         handle,
