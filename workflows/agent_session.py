@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import AGENT_OUTPUT_INVALID, LLM_REJECTED, LlmActivities
@@ -122,6 +122,10 @@ class AgentSessionWorkflow:
             return await self._finish("completed")
         except ActivityError as err:
             cause = err.cause
+            if isinstance(cause, CancelledError):  # the session was cancelled while an agent was working
+                state.reason = "cancelled on request"
+                await self._finish("cancelled")
+                raise asyncio.CancelledError() from err
             state.reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             return await self._finish("failed")
         except asyncio.CancelledError:

@@ -261,3 +261,19 @@ async def test_long_sessions_continue_as_new_without_losing_state(
     assert set(done["final_output"]["outputs"]) == {"planner", "estimator", "resource", "risk", "validator", "reporter"}
     runs = [w async for w in temporal_client.list_workflows(f"WorkflowId = '{started['workflow_id']}'")]
     assert len(runs) == done["state"]["runs"]
+
+
+async def test_cancel_a_running_session(api: Api, llm_server: LlmServer) -> None:
+    c = case()
+    llm_server.script(c, "planner", [("slow", 2.0, None)])
+    started = await start(api, c, agents=["planner", "reporter"])
+    await until(api, started["session_id"], ("running",))
+    cancelled = await api.request(
+        "POST", f"/api/v1/orchestrator/session/{started['session_id']}/cancel", role="operator"
+    )
+    assert cancelled.status_code == 200
+    done = await until(api, started["session_id"])
+    assert done["session_status"] == "cancelled" and done["status_reason"] == "cancelled on request"
+    assert done["completed_ts"] is not None
+    again = await api.request("POST", f"/api/v1/orchestrator/session/{started['session_id']}/cancel", role="operator")
+    assert again.status_code == 409

@@ -15,14 +15,23 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.automation.helpers import create_entity, create_rule, finished_executions, unique_type
 from tests.conftest import Api
+from tests.orchestrator.test_sessions import start as start_session
+from tests.orchestrator.test_sessions import until as session_until
+from workflows.agent_session import AgentSessionWorkflow
+from workflows.automation_chain import AutomationChainWorkflow
+from workflows.entity_event import EntityEventWorkflow, event_workflow_id
 from workflows.process_instance import ProcessInstanceWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[ProcessInstanceWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(
+        workflows=[ProcessInstanceWorkflow, EntityEventWorkflow, AutomationChainWorkflow, AgentSessionWorkflow],
+        data_converter=pydantic_data_converter,
+    )
 
 
 async def scenario_histories(api: Api, client: Client) -> dict[str, WorkflowHistory]:
@@ -48,6 +57,40 @@ async def scenario_histories(api: Api, client: Client) -> dict[str, WorkflowHist
     assert (await api.decide(rejected["instance_id"], "reject", comment="over budget")).status_code == 200
     runs["elec_comm_rejected"] = rejected["workflow_id"]
 
+    kind = unique_type("replay")
+    rule = await create_rule(
+        api,
+        kind,
+        [
+            {"type": "update_field", "field": "seen", "value": True},
+            {"type": "send_notification", "template": "task_assigned", "recipients": ["replay"]},
+        ],
+    )
+    await create_entity(api, kind, "Replayed")
+    [run] = await finished_executions(api, rule["id"], 1)
+    runs["entity_event"] = event_workflow_id(run["event_id"])
+    runs["automation_chain"] = run["workflow_id"]
+
+    session = await start_session(
+        api, "replay", agents=["planner", "estimator", "risk", "reporter"], approval_required=True
+    )
+    await session_until(api, session["session_id"], ("awaiting_approval",))
+    await api.request(
+        "POST",
+        f"/api/v1/orchestrator/session/{session['session_id']}/approval",
+        role="approver",
+        json={"decision": "reject", "comment": "tighten the schedule"},
+    )
+    await session_until(api, session["session_id"], ("awaiting_approval",))
+    await api.request(
+        "POST",
+        f"/api/v1/orchestrator/session/{session['session_id']}/approval",
+        role="approver",
+        json={"decision": "approve"},
+    )
+    await session_until(api, session["session_id"])
+    runs["agent_session"] = session["workflow_id"]
+
     return {name: await client.get_workflow_handle(wid).fetch_history() for name, wid in runs.items()}
 
 
@@ -58,14 +101,15 @@ async def test_fresh_histories_replay(api: Api, temporal_client: Client) -> None
     if os.environ.get("TRELLIS_RECORD_HISTORIES") == "1":
         HISTORIES.mkdir(exist_ok=True)
         for name, history in histories.items():
-            (HISTORIES / f"process_instance_{name}.json").write_text(history.to_json())
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("process_instance_*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_committed_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     await replayer().replay_workflow(history)
 
 
 def test_histories_are_committed() -> None:
-    assert len(list(HISTORIES.glob("process_instance_*.json"))) >= 3
+    names = {p.stem for p in HISTORIES.glob("*.json")}
+    assert {"hs_std_success", "entity_event", "automation_chain", "agent_session"} <= names
