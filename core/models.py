@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 T = TypeVar("T")
 
 Role = Literal["admin", "operator", "approver", "viewer"]
-Identifier = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
 
 
 class StrictModel(BaseModel):
@@ -358,9 +357,6 @@ class DecisionCreate(RequestModel):
 
 
 # --------------------------------------------------------------------------- entities API
-
-EntityTypePath = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
-
 
 class EntityCreate(RequestModel):
     name: str = Field(min_length=1, max_length=300)

@@ -93,7 +93,7 @@ async def test_worker_sigkill_mid_transition_loses_and_duplicates_nothing(
         await lifespan.__aexit__(None, None, None)
 
     for instance_id in instance_ids:
-        view = await api_free_view(engine, instance_id)
+        view = await stored_outcome(engine, instance_id)
         assert view == ("completed", 9, 9, True), instance_id
 
     ids = [uuid.UUID(i) for i in instance_ids]
@@ -144,7 +144,7 @@ async def test_worker_sigkill_mid_transition_loses_and_duplicates_nothing(
     await engine.dispose()
 
 
-async def api_free_view(engine: AsyncEngine, instance_id: str) -> tuple[str, int, int, bool | None]:
+async def stored_outcome(engine: AsyncEngine, instance_id: str) -> tuple[str, int, int, bool | None]:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
