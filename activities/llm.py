@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import openai
@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from core.agents import validation_error
 from core.db import OrchestratorAgentLog
+from core.retry_after import retry_after_delay
 from core.sessions import AgentCallInput, AgentCallResult
 from core.settings import Settings
 
@@ -137,7 +138,7 @@ class LlmActivities:
             raise ApplicationError(
                 f"the LLM endpoint is rate limiting: {exc.message}",
                 type=LLM_UNAVAILABLE,
-                next_retry_delay=_retry_after(exc.response.headers.get("retry-after")),
+                next_retry_delay=retry_after_delay(exc.response.headers.get("retry-after")),
             ) from exc
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
@@ -226,12 +227,3 @@ async def _heartbeat() -> None:
     while True:
         activity.heartbeat()
         await asyncio.sleep(5)
-
-
-def _retry_after(value: str | None) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return timedelta(seconds=min(float(value), 600))
-    except ValueError:
-        return None

@@ -11,14 +11,13 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from datetime import timedelta
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
 from core import webhook_signing
+from core.retry_after import retry_after_delay
 from core.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
 
 WEBHOOK_REJECTED = "WebhookRejected"
@@ -46,18 +45,6 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [ipaddress.ip_address(info[4][0]) for info in infos]
-
-
-def _retry_after(value: str | None) -> timedelta | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return timedelta(seconds=min(int(value), 3600))
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return timedelta(seconds=max(0.0, min(moment.timestamp() - time.time(), 3600)))
 
 
 async def deliver(delivery: Delivery, allow: AllowList) -> int:
@@ -118,7 +105,7 @@ async def deliver(delivery: Delivery, allow: AllowList) -> int:
                     f"{url} answered {status}",
                     {"status": status},
                     type=WEBHOOK_FAILED,
-                    next_retry_delay=_retry_after(response.headers.get("retry-after")),
+                    next_retry_delay=retry_after_delay(response.headers.get("retry-after")),
                 )
             raise ApplicationError(
                 f"{url} answered {status}; not retried", {"status": status}, type=WEBHOOK_REJECTED, non_retryable=True

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
+from core.settings import Settings
 from workflows import agent_session
 from workflows import process_instance as process
 
@@ -39,24 +40,28 @@ UPDATE_TIMEOUT_SECONDS = 60.0
 
 async def start_workflow(
     client: Client,
+    settings: Settings,
     run: Callable[..., Awaitable[Any]],
     arg: Any,
     *,
     workflow_id: str,
-    task_queue: str,
     search_attributes: Sequence[SearchAttributePair[Any]],
     summary: str,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a workflow; a retried request with the same id reuses the running workflow.
+    """Start a workflow on the settings' task queue; a retried request with the same id reuses the
+    running workflow.
 
     A closed workflow's id is never reused (the start raises WorkflowAlreadyStartedError), so a late
-    retry cannot start a second run of something that already finished.
+    retry cannot start a second run of something that already finished. Search attributes are left out
+    when the settings turn them off (a server that cannot register custom ones).
     """
+    if not settings.search_attributes:
+        search_attributes = []
     return await client.start_workflow(
         run,
         arg,
         id=workflow_id,
-        task_queue=task_queue,
+        task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(list(search_attributes)),

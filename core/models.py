@@ -358,6 +358,7 @@ class DecisionCreate(RequestModel):
 
 # --------------------------------------------------------------------------- entities API
 
+
 class EntityCreate(RequestModel):
     name: str = Field(min_length=1, max_length=300)
     status: str | None = Field(default=None, max_length=100)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select, update
 
 from api.deps import Admin, EngineDep, Operator, Principal, Reader, SettingsDep, TemporalDep
 from api.errors import ApiError
-from api.pagination import page_of
+from api.pagination import Limit, Offset, page_of
 from core.db import Notification, RuleExecution, WebhookDeadLetter, WorkflowAutomation
 from core.models import NotificationPublic, Page
 from core.rules import RedeliveryInput, RedeliveryResult, RuleCreate, RulePublic
@@ -96,8 +96,8 @@ async def list_rules(
     trigger_entity_type: str | None = None,
     trigger_action_type: str | None = None,
     active: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[RulePublic]:
     stmt = select(WorkflowAutomation.__table__)
     if trigger_entity_type is not None:
@@ -208,8 +208,8 @@ async def list_executions(
     engine: EngineDep,
     _: Reader,
     status: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[ExecutionPublic]:
     stmt = select(RuleExecution.__table__).where(RuleExecution.rule_id == rule_id)
     if status is not None:
@@ -242,8 +242,8 @@ async def inbox(
     _: Reader,
     recipient: Annotated[str, Query(min_length=1, max_length=300)],
     unread: bool = False,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[NotificationPublic]:
     """One recipient's inbox, newest first."""
     stmt = select(Notification.__table__).where(Notification.recipient == recipient)
@@ -314,8 +314,8 @@ async def list_dead_letters(
     engine: EngineDep,
     _: Reader,
     rule_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[DeadLetterPublic]:
     stmt = select(WebhookDeadLetter.__table__)
     if rule_id is not None:

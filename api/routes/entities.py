@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from api.deps import EngineDep, Operator, Reader
 from api.errors import ApiError
-from api.pagination import page_of
+from api.pagination import Limit, Offset, page_of
 from core import entities
 from core.db import Entity
 from core.models import EntityCreate, EntityPublic, EntityUpdate, Page
@@ -76,8 +76,8 @@ async def list_entities(
     status: Annotated[str | None, Query(max_length=100)] = None,
     name: Annotated[str | None, Query(max_length=300, description="Substring, case-insensitive")] = None,
     include_deleted: bool = False,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[EntityPublic]:
     stmt = select(*entities.COLUMNS).where(Entity.entity_type == entity_type)
     if status is not None:

@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from api.deps import Approver, EngineDep, Operator, Reader, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.gateway import execute_update, start_workflow
+from api.pagination import Limit, Offset
 from core import instances, templates
 from core import search_attributes as sa
 from core.dag import start_state
@@ -120,11 +121,11 @@ async def start_instance(
     try:
         handle = await start_workflow(
             temporal,
+            settings,
             ProcessInstanceWorkflow.run,
             data,
             workflow_id=workflow_id,
-            task_queue=settings.task_queue,
-            search_attributes=attributes if settings.search_attributes else [],
+            search_attributes=attributes,
             summary=f"{template.name} v{template.version} for {who}",
         )
     except WorkflowAlreadyStartedError:
@@ -141,8 +142,8 @@ async def list_instances(
     state_id: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     status: Annotated[str | None, Query(pattern="^(active|completed)$")] = None,
     root_entity_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[InstanceView]:
     """Lists from the database projection (written by the workflow's activities as it moves)."""
     async with engine.connect() as conn:

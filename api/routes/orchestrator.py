@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import insert, select, update
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.common import SearchAttributePair
@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from api.deps import Admin, Approver, EngineDep, Operator, Reader, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.gateway import execute_update, start_workflow
-from api.pagination import page_of
+from api.pagination import Limit, Offset, page_of
 from core import search_attributes as sa
 from core.agents import AgentCreate, AgentPublic, AgentSpec
 from core.db import OrchestratorAgent, OrchestratorAgentLog, OrchestratorSession, OrchestratorState
@@ -52,8 +52,8 @@ async def list_agents(
     engine: EngineDep,
     _: Reader,
     active: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[AgentPublic]:
     stmt = select(OrchestratorAgent.__table__)
     if active is not None:
@@ -179,20 +179,16 @@ async def start_session(
         token_budget=body.token_budget,
         history_limit=settings.session_history_limit,
     )
-    attributes: list[SearchAttributePair[Any]] = (
-        [
-            SearchAttributePair(sa.SESSION_STATUS, "initializing"),
-            SearchAttributePair(sa.SESSION_GOAL, body.goal[:500]),
-        ]
-        if settings.search_attributes
-        else []
-    )
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.SESSION_STATUS, "initializing"),
+        SearchAttributePair(sa.SESSION_GOAL, body.goal[:500]),
+    ]
     await start_workflow(
         temporal,
+        settings,
         AgentSessionWorkflow.run,
         data,
         workflow_id=workflow_id,
-        task_queue=settings.task_queue,
         search_attributes=attributes,
         summary=f"Agent session: {body.goal[:200]}",
     )
@@ -247,8 +243,8 @@ async def session_logs(
     session_id: str,
     engine: EngineDep,
     _: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[AgentLogPublic]:
     await _session(engine, session_id)
     stmt = select(OrchestratorAgentLog.__table__).where(OrchestratorAgentLog.session_id == session_id)

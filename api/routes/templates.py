@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Admin, EngineDep, Reader
 from api.errors import ApiError
+from api.pagination import Limit, Offset
 from core import templates
 from core.dag import TemplateError, validate_graph
 from core.models import Page, TemplateCreate, TemplatePublic, TemplateSummary
@@ -24,8 +25,8 @@ async def list_templates(
     industry_sector: str | None = None,
     active: bool | None = None,
     all_versions: Annotated[bool, Query(description="List every version, not only the latest")] = False,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[TemplateSummary]:
     async with engine.connect() as conn:
         items, total = await templates.list_templates(
