@@ -11,23 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.actions import ActionActivities
-from activities.automation import AutomationActivities
-from activities.llm import LlmActivities
-from activities.process import ProcessActivities
-from activities.sessions import SessionActivities
-from core.db import make_engine
-from core.migrate import upgrade_database_async
-from core.schedules import reconcile_schedules
-from core.search_attributes import ensure_search_attributes
-from core.settings import Settings, get_settings
-from core.temporal import connect_client
-from dispatcher import OutboxDispatcher
-from workflows.agent_session import AgentSessionWorkflow
-from workflows.automation_chain import ACTIONS, AutomationChainWorkflow
-from workflows.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
-from workflows.process_instance import ProcessInstanceWorkflow
-from workflows.webhook_redelivery import WebhookRedeliveryWorkflow
+from activities.agents.llm import LlmActivities
+from activities.agents.sessions import SessionActivities
+from activities.automation.actions import ActionActivities
+from activities.automation.chains import AutomationActivities
+from activities.process.state_entry import ProcessActivities
+from core.platform.database import make_engine
+from core.platform.migrate import upgrade_database_async
+from core.platform.search_attributes import ensure_search_attributes
+from core.platform.settings import Settings, get_settings
+from core.platform.temporal import connect_client
+from workflows.agents.session import AgentSessionWorkflow
+from workflows.automation.chain import ACTIONS, AutomationChainWorkflow
+from workflows.automation.dispatcher import OutboxDispatcher
+from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
+from workflows.automation.redelivery import WebhookRedeliveryWorkflow
+from workflows.automation.schedules import reconcile_schedules
+from workflows.process.instance import ProcessInstanceWorkflow
 
 logger = logging.getLogger("trellis.worker")
 

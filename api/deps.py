@@ -1,4 +1,4 @@
-"""Dependencies: settings, engine, Temporal client and the authenticated principal."""
+"""Dependencies: settings, engine, the Temporal gateway and the authenticated principal."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
 
 from api.errors import ApiError
-from core.models import Role
-from core.settings import Settings
+from api.gateway import Gateway
+from core.platform.contracts import Role
+from core.platform.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,14 @@ def get_engine(request: Request) -> AsyncEngine:
     return engine
 
 
-def get_temporal(request: Request) -> Client:
-    client: Client = request.app.state.temporal
-    return client
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-TemporalDep = Annotated[Client, Depends(get_temporal)]
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from TRELLIS_API_KEYS")
 

@@ -1,98 +1,213 @@
-"""The one way the API starts workflows and sends them updates, and how their refusals map to HTTP.
+"""The one way the API talks to Temporal: starts, update-with-start, updates, queries, cancels,
+synchronous executions and schedule changes. Routes never touch the client itself.
 
-Workflow errors are matched by ApplicationError *type*, never by message text.
+Every Temporal failure becomes an ``ApiError`` here: a workflow's refusal by its ApplicationError
+type through the error catalogue (core/platform/errors.py), an unreachable server as 503, a missing
+workflow as ``WorkflowNotFound`` for the caller to explain. No Temporal exception reaches a route.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
-from core.settings import Settings
-from workflows import agent_session
-from workflows import process_instance as process
+from core.platform.errors import kind_of
+from core.platform.settings import Settings
 
-# ApplicationError type raised by a workflow → (HTTP status, error code)
-_REFUSALS: dict[str, tuple[int, str]] = {
-    process.INVALID_TRANSITION: (409, "invalid_transition"),
-    process.INSTANCE_FINISHED: (409, "instance_finished"),
-    process.APPROVAL_PENDING: (409, "approval_pending"),
-    process.TRANSITION_IN_PROGRESS: (409, "transition_in_progress"),
-    process.NO_APPROVAL_PENDING: (409, "no_approval_pending"),
-    process.NOT_PERMITTED: (403, "forbidden"),
-    agent_session.NOT_AWAITING_APPROVAL: (409, "not_awaiting_approval"),
-}
-
+T = TypeVar("T")
 UPDATE_TIMEOUT_SECONDS = 60.0
 
 
-async def start_workflow(
-    client: Client,
-    settings: Settings,
-    run: Callable[..., Awaitable[Any]],
-    arg: Any,
-    *,
-    workflow_id: str,
-    search_attributes: Sequence[SearchAttributePair[Any]],
-    summary: str,
-) -> WorkflowHandle[Any, Any]:
-    """Start a workflow on the settings' task queue; a retried request with the same id reuses the
-    running workflow.
-
-    A closed workflow's id is never reused (the start raises WorkflowAlreadyStartedError), so a late
-    retry cannot start a second run of something that already finished. Search attributes are left out
-    when the settings turn them off (a server that cannot register custom ones).
-    """
-    if not settings.search_attributes:
-        search_attributes = []
-    return await client.start_workflow(
-        run,
-        arg,
-        id=workflow_id,
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(list(search_attributes)),
-        static_summary=summary,
-    )
+class WorkflowNotFound(Exception):
+    """No such workflow, or it has closed; the caller knows what that means for its resource."""
 
 
-async def execute_update(handle: WorkflowHandle[Any, Any], update: Any, *args: Any) -> Any:
-    """Run an update (a method reference, never a string name); turn the workflow's refusals into ApiErrors."""
-    try:
-        async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
-            return await handle.execute_update(update, *args)
-    except WorkflowUpdateFailedError as exc:
+class AlreadyFinished(Exception):
+    """A start (with a fixed id) found a closed run of that id: a late retry of finished work."""
+
+
+def _unavailable(exc: RPCError) -> ApiError:
+    return ApiError(503, "temporal_unavailable", f"Temporal did not accept the request: {exc.message}; retry later")
+
+
+class Gateway:
+    """Built once per API process in the lifespan, around its one Temporal client."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+
+    def _attributes(self, pairs: Sequence[SearchAttributePair[Any]]) -> TypedSearchAttributes:
+        # Left out when the settings turn them off (a server that cannot register custom ones).
+        return TypedSearchAttributes(list(pairs) if self._settings.search_attributes else [])
+
+    async def start(
+        self,
+        run: Callable[..., Awaitable[Any]],
+        arg: Any,
+        *,
+        workflow_id: str,
+        search_attributes: Sequence[SearchAttributePair[Any]] = (),
+        summary: str,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start on the settings' task queue; a retried request with the same id reuses the running
+        workflow. A closed workflow's id is never reused (``AlreadyFinished``), so a late retry cannot
+        start a second run of something that already finished."""
+        try:
+            return await self._client.start_workflow(
+                run,
+                arg,
+                id=workflow_id,
+                task_queue=self._settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=self._attributes(search_attributes),
+                static_summary=summary,
+            )
+        except WorkflowAlreadyStartedError as exc:
+            raise AlreadyFinished(workflow_id) from exc
+        except RPCError as exc:
+            raise self._maybe_started(exc, workflow_id) from exc
+
+    async def start_with_update(
+        self,
+        run: Callable[..., Awaitable[Any]],
+        arg: Any,
+        update: Callable[..., Awaitable[T]],
+        *,
+        workflow_id: str,
+        search_attributes: Sequence[SearchAttributePair[Any]] = (),
+        summary: str,
+    ) -> T:
+        """Start (or find the running) workflow and run an update on it, in one round trip."""
+        operation = WithStartWorkflowOperation(
+            run,
+            arg,
+            id=workflow_id,
+            task_queue=self._settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=self._attributes(search_attributes),
+            static_summary=summary,
+        )
+        try:
+            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
+                return await self._client.execute_update_with_start_workflow(update, start_workflow_operation=operation)
+        except WorkflowAlreadyStartedError as exc:
+            raise AlreadyFinished(workflow_id) from exc
+        except WorkflowUpdateFailedError as exc:
+            raise self._refusal(exc) from exc
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.ALREADY_EXISTS:
+                raise AlreadyFinished(workflow_id) from exc
+            raise self._maybe_started(exc, workflow_id) from exc
+        except TimeoutError as exc:
+            raise self._queued(workflow_id) from exc
+
+    async def update(self, workflow_id: str, update: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run an update (a method reference, never a string name) and wait for its result."""
+        handle = self._client.get_workflow_handle(workflow_id)
+        try:
+            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
+                return await handle.execute_update(update, *args)
+        except WorkflowUpdateFailedError as exc:
+            raise self._refusal(exc) from exc
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise WorkflowNotFound(workflow_id) from exc
+            raise _unavailable(exc) from exc
+        except TimeoutError as exc:
+            raise self._queued(workflow_id) from exc
+
+    async def query(self, workflow_id: str, query: Callable[..., T]) -> T | None:
+        """The answer of a query, or None when nobody can answer (closed, or no worker polling)."""
+        try:
+            async with asyncio.timeout(10):
+                return await self._client.get_workflow_handle(workflow_id).query(query)
+        except (RPCError, WorkflowQueryFailedError, TimeoutError):
+            return None
+
+    async def cancel(self, workflow_id: str) -> None:
+        try:
+            await self._client.get_workflow_handle(workflow_id).cancel()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise WorkflowNotFound(workflow_id) from exc
+            raise _unavailable(exc) from exc
+
+    async def execute(self, run: Callable[..., Awaitable[T]], arg: Any, *, workflow_id: str) -> T:
+        """Run a short workflow to completion and return its result (e.g. a webhook redelivery)."""
+        try:
+            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS * 2):
+                return await self._client.execute_workflow(
+                    run, arg, id=workflow_id, task_queue=self._settings.task_queue
+                )
+        except WorkflowFailureError as exc:
+            raise ApiError(502, "workflow_failed", f"{workflow_id} failed: {exc.cause or exc}") from exc
+        except RPCError as exc:
+            raise _unavailable(exc) from exc
+        except TimeoutError as exc:
+            raise self._queued(workflow_id) from exc
+
+    async def call(self, action: Callable[[Client, str], Awaitable[T]], *, what: str) -> T:
+        """Run a client operation (schedule changes) with the client and task queue, mapping its errors."""
+        try:
+            return await action(self._client, self._settings.task_queue)
+        except RPCError as exc:
+            raise ApiError(
+                503, "temporal_unavailable", f"{what}: Temporal did not accept the request ({exc.message})"
+            ) from exc
+
+    # ------------------------------------------------------------------ error answers
+
+    @staticmethod
+    def _refusal(exc: WorkflowUpdateFailedError) -> ApiError:
         cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.type in _REFUSALS:
-            status, code = _REFUSALS[cause.type]
-            extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-            raise ApiError(status, code, cause.message, **extra) from exc
-        raise ApiError(
+        kind = kind_of(cause)
+        if kind is not None and 400 <= kind.status < 500:
+            details = getattr(cause, "details", ())
+            extra = details[0] if details and isinstance(details[0], dict) else {}
+            return ApiError(kind.status, kind.code, getattr(cause, "message", str(cause)), **extra)
+        return ApiError(
             503,
             "not_recorded",
             "the change could not be recorded (the database may be unavailable); nothing was changed, retry later",
-        ) from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(409, "instance_finished", "the workflow has already finished") from exc
-        raise ApiError(503, "temporal_unavailable", f"Temporal did not accept the request: {exc.message}") from exc
-    except TimeoutError as exc:
-        raise ApiError(
+        )
+
+    @staticmethod
+    def _queued(workflow_id: str) -> ApiError:
+        return ApiError(
             504,
             "timeout",
             f"no worker answered within {UPDATE_TIMEOUT_SECONDS:.0f}s; the request is queued and may still be "
-            "applied: read the instance before retrying",
-        ) from exc
+            f"applied: read {workflow_id} before retrying",
+        )
+
+    @staticmethod
+    def _maybe_started(exc: RPCError, workflow_id: str) -> ApiError:
+        # A failed start RPC may still have reached the server: say so, and say what to read.
+        return ApiError(
+            503,
+            "temporal_unavailable",
+            f"Temporal did not confirm the request ({exc.message}); it may still be applied: read {workflow_id} "
+            "or retry with the same Idempotency-Key",
+        )

@@ -10,14 +10,17 @@ from fastapi import FastAPI
 
 from api.deps import key_table
 from api.errors import BodySizeLimit, install_error_handlers
-from api.routes import automation, entities, instances, orchestrator
-from api.routes import templates as template_routes
-from core.agents import seed_agents
-from core.db import make_engine
-from core.migrate import upgrade_database_async
-from core.settings import Settings, get_settings
-from core.templates import load_packs
-from core.temporal import connect_client
+from api.gateway import Gateway
+from api.routes import entities, notifications
+from api.routes.agents import agents, sessions
+from api.routes.automation import dead_letters, rules
+from api.routes.process import instances, templates
+from core.agents.registry import seed_agents
+from core.platform.database import make_engine
+from core.platform.migrate import upgrade_database_async
+from core.platform.settings import Settings, get_settings
+from core.platform.temporal import connect_client
+from core.process.templates import load_packs
 
 logger = logging.getLogger("trellis.api")
 
@@ -37,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await load_packs(engine)
         await seed_agents(engine)
         app.state.engine = engine
-        app.state.temporal = await connect_client(settings)
+        app.state.gateway = Gateway(await connect_client(settings), settings)
         try:
             yield
         finally:
@@ -52,11 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = keys
     install_error_handlers(app)
-    app.include_router(template_routes.router)
-    app.include_router(instances.router)
-    app.include_router(entities.router)
-    app.include_router(automation.router)
-    app.include_router(orchestrator.router)
+    for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions):
+        app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

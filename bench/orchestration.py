@@ -13,7 +13,7 @@ import httpx
 from temporalio.client import Client
 
 from bench.bare import BareChainWorkflow, BareInput
-from tests.servers import LlmServer
+from tests.support.servers import LlmServer
 
 STAGES = [["orchestrator"], ["planner"], ["estimator", "resource", "risk"], ["validator"], ["reporter"]]
 CALLS = sum(len(s) for s in STAGES)

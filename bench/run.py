@@ -36,9 +36,9 @@ from temporalio.client import Client
 from bench import automation as bench_automation
 from bench import orchestration as bench_orchestration
 from bench.bare import BareInput, BareStep, BareWorkflow
-from core.db import make_engine
-from core.embedded import api_command, start_postgres, start_temporal_dev_server
-from tests.servers import LlmServer
+from core.platform.database import make_engine
+from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
+from tests.support.servers import LlmServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]

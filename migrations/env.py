@@ -10,12 +10,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core.db import SCHEMA, Base
+from migrations.metadata import SCHEMA, target_metadata
 
 MIGRATION_LOCK_ID = 7_346_001  # arbitrary, fixed: pg_advisory_lock key for migrations
 
 config = context.config
-target_metadata = Base.metadata
 
 
 def _database_url() -> str:

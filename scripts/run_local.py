@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from core.embedded import api_command, start_postgres, start_temporal_dev_server
-from core.migrate import upgrade_database_async
-from core.settings import get_settings
+from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
+from core.platform.migrate import upgrade_database_async
+from core.platform.settings import get_settings
 
 logger = logging.getLogger("trellis.run")
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,8 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,26 +18,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from api.main import create_app
-from core.db import make_engine
-from core.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
-from core.migrate import upgrade_database_async
-from core.settings import Settings
-from dispatcher import OutboxDispatcher
-from tests.servers import LlmServer, SmtpServer, WebhookServer
+from core.platform.database import make_engine
+from core.platform.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
+from core.platform.migrate import upgrade_database_async
+from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
+from tests.support.servers import LlmServer, SmtpServer, WebhookServer
 from worker import build_worker
-
-TOKENS = {
-    "admin": "test-admin-token-0000000001",
-    "operator": "test-operator-token-00000002",
-    "approver": "test-approver-token-00000003",
-    "viewer": "test-viewer-token-0000000004",
-}
-API_KEYS = ",".join(f"{token}:{role}:{role}-user" for role, token in TOKENS.items())
-
-
-def auth(role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[role]}"}
+from workflows.automation.dispatcher import OutboxDispatcher
 
 
 @pytest.fixture(scope="session")
@@ -120,21 +104,6 @@ def webhook_server() -> Iterator[WebhookServer]:
     server.stop()
 
 
-# Set by the session fixtures below; make_settings points every Trellis component of the session at them.
-SERVICE_SETTINGS: dict[str, Any] = {}
-
-
-def make_settings(postgres_url: str, temporal_address: str, task_queue: str, **extra: Any) -> Settings:
-    return Settings(
-        database_url=postgres_url,
-        temporal_address=temporal_address,
-        task_queue=task_queue,
-        api_keys=API_KEYS,
-        max_body_bytes=64 * 1024,
-        **{**SERVICE_SETTINGS, **extra},
-    )
-
-
 @pytest.fixture(scope="session")
 async def worker(
     temporal_client: Client,
@@ -166,55 +135,6 @@ async def worker(
     await dispatcher
 
 
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-
-    async def request(self, method: str, path: str, role: str | None = "admin", **kwargs: Any) -> httpx.Response:
-        headers = {**(auth(role) if role else {}), **kwargs.pop("headers", {})}
-        return await self.client.request(method, path, headers=headers, **kwargs)
-
-    async def start(self, template_code: str, name: str = "Jane Doe", **body: Any) -> dict[str, Any]:
-        response = await self.request(
-            "POST",
-            "/api/v1/workflow-instance",
-            role="operator",
-            json={"template_code": template_code, "entity": {"name": name, "fields": {"email": "jane@example.com"}}}
-            | body,
-        )
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
-
-    async def transition(self, instance_id: str, to_state_id: int, **body: Any) -> httpx.Response:
-        return await self.request(
-            "PUT",
-            f"/api/v1/workflow-instance/{instance_id}/transition",
-            role="operator",
-            json={"to_state_id": to_state_id, **body},
-        )
-
-    async def decide(self, instance_id: str, decision: str, role: str = "approver", **body: Any) -> httpx.Response:
-        return await self.request(
-            "POST",
-            f"/api/v1/workflow-instance/{instance_id}/approval",
-            role=role,
-            json={"decision": decision, **body},
-        )
-
-    async def get(self, instance_id: str) -> dict[str, Any]:
-        response = await self.request("GET", f"/api/v1/workflow-instance/{instance_id}", role="viewer")
-        assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
-
-
-async def open_api(settings: Settings) -> tuple[Any, httpx.AsyncClient]:
-    app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://trellis.test")
-    return lifespan, client
-
-
 @pytest.fixture(scope="session")
 async def api(
     postgres_url: str, temporal_address: str, task_queue: str, worker: None, engine: AsyncEngine
@@ -234,13 +154,3 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
-
-
-async def eventually(check: Any, *, attempts: int = 100, delay: float = 0.1) -> Any:
-    """Poll an async check until it returns a truthy value (bounded; for eventually-consistent reads)."""
-    for _ in range(attempts):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(delay)
-    raise AssertionError("condition not met in time")

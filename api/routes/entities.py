@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select
 
 from api.deps import EngineDep, Operator, Reader
 from api.errors import ApiError
-from api.pagination import Limit, Offset, page_of
-from core import entities
-from core.db import Entity
-from core.models import EntityCreate, EntityPublic, EntityUpdate, Page
+from api.pagination import Limit, Offset
+from core.entities import store as entities
+from core.entities.contracts import EntityCreate, EntityPublic, EntityUpdate
+from core.platform.contracts import Page
 
 router = APIRouter(prefix="/api/v1/entities", tags=["entities"])
 
@@ -50,8 +49,8 @@ async def create_entity(
     async with engine.begin() as conn:
         parent = None
         if body.parent_id is not None:
-            found = await entities.load(conn, body.parent_id)
-            if found is None or found["deleted"]:
+            found = await entities.find_live(conn, body.parent_id)
+            if found is None:
                 raise ApiError(422, "unknown_entity", f"parent_id {body.parent_id} is not an existing entity")
             parent = (found["entity_type"], body.parent_id)
         created = await entities.create(
@@ -79,22 +78,16 @@ async def list_entities(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[EntityPublic]:
-    stmt = select(*entities.COLUMNS).where(Entity.entity_type == entity_type)
-    if status is not None:
-        stmt = stmt.where(Entity.status == status)
-    if name is not None:
-        pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(Entity.name.ilike(f"%{pattern}%"))
-    if not include_deleted:
-        stmt = stmt.where(Entity.deleted_ts.is_(None))
-    return await page_of(
-        engine,
-        stmt,
-        order_by=[Entity.created_ts.desc(), Entity.id],
-        limit=limit,
-        offset=offset,
-        item=lambda r: _public(entities.snapshot(r)),
-    )
+    async with engine.connect() as conn:
+        return await entities.entities_page(
+            conn,
+            entity_type,
+            status=status,
+            name=name,
+            include_deleted=include_deleted,
+            limit=limit,
+            offset=offset,
+        )
 
 
 @router.get("/{entity_type}/{entity_id}", response_model=EntityPublic)

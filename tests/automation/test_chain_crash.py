@@ -12,11 +12,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from core.db import ActionLog, Entity, Notification, make_engine
-from tests.automation.helpers import create_entity, create_rule, executions
-from tests.conftest import Api, make_settings, open_api
-from tests.servers import SmtpServer, WebhookServer
-from tests.test_worker_crash import spawn_worker
+from core.automation.tables import ActionLog
+from core.entities.tables import Entity
+from core.notifications.tables import Notification
+from core.platform.database import make_engine
+from tests.support.api import Api, make_settings, open_api
+from tests.support.automation import create_entity, create_rule, executions
+from tests.support.processes import spawn_worker
+from tests.support.servers import SmtpServer, WebhookServer
 
 EVENTS = 20
 

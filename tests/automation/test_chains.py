@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from core.db import EntityLink
-from core.schedules import schedule_id
-from tests.automation.helpers import (
+from core.entities.tables import EntityLink
+from tests.support.api import Api, eventually
+from tests.support.automation import (
     create_entity,
     create_rule,
     executions,
@@ -21,8 +21,8 @@ from tests.automation.helpers import (
     patch_entity,
     unique_type,
 )
-from tests.conftest import Api, eventually
-from tests.servers import SmtpServer
+from tests.support.servers import SmtpServer
+from workflows.automation.schedules import schedule_id
 
 
 async def inbox(api: Api, recipient: str) -> list[dict[str, object]]:

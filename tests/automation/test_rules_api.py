@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from core.schedules import schedule_id
-from tests.automation.helpers import create_rule, unique_type
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.automation import create_rule, unique_type
+from workflows.automation.schedules import schedule_id
 
 NOTIFY = {"type": "send_notification", "template": "task_completed", "recipients": ["pm"]}
 

@@ -11,11 +11,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
-from core.db import WebhookDeadLetter
-from core.ssrf import AllowList, BlockedDestination, check_destination, is_public
-from tests.automation.helpers import create_entity, create_rule, finished_executions, unique_type
-from tests.conftest import Api
-from tests.servers import WebhookServer
+from core.automation.ssrf import AllowList, BlockedDestination, check_destination, is_public
+from core.automation.tables import WebhookDeadLetter
+from tests.support.api import Api
+from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
+from tests.support.servers import WebhookServer
 
 
 async def fire(api: Api, url: str, **action: Any) -> tuple[dict[str, Any], dict[str, Any]]:

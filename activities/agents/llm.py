@@ -1,0 +1,230 @@
+"""Agent calls: one activity per call, through the ``openai`` AsyncOpenAI client against any
+OpenAI-compatible endpoint. Temporal owns retries (the client's are off); a 429's Retry-After becomes
+the next retry delay. The reply must be JSON valid against the agent's schema: an invalid reply is
+retried once with the validation error, then the call fails with a clear, non-retryable message.
+Every call is a row in orchestrator_agent_log, keyed so a retried call reuses its row and a call that
+already completed is never made again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core.agents.registry import validation_error
+from core.agents.sessions import AgentCallInput, AgentCallResult
+from core.agents.tables import OrchestratorAgentLog
+from core.platform import errors
+from core.platform.retry_after import retry_after_delay
+from core.platform.settings import Settings
+
+
+def _instructions(data: AgentCallInput) -> str:
+    return (
+        f"{data.agent.system_prompt}\n\nCapabilities: {', '.join(data.agent.capabilities)}.\n"
+        "Reply with one JSON object only, valid against this JSON schema:\n" + json.dumps(data.agent.output_schema)
+    )
+
+
+class LlmActivities:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._client = (
+            AsyncOpenAI(
+                base_url=settings.llm_base_url,
+                api_key=settings.llm_api_key or "not-needed",
+                max_retries=0,  # Temporal retries, with its own backoff and limits
+                timeout=settings.llm_timeout_seconds,
+            )
+            if settings.llm_base_url
+            else None
+        )
+
+    @activity.defn(name="llm.call_agent")
+    async def call_agent(self, data: AgentCallInput) -> AgentCallResult:
+        # Heartbeat while waiting on the model, so an attempt lost with a crashed worker is retried
+        # after the heartbeat timeout rather than after the (long) call time limit.
+        beating = asyncio.create_task(_heartbeat())
+        try:
+            return await self._call_agent(data)
+        finally:
+            beating.cancel()
+
+    async def _call_agent(self, data: AgentCallInput) -> AgentCallResult:
+        if self._client is None:
+            raise ApplicationError(
+                "no LLM endpoint is configured (TRELLIS_LLM_BASE_URL)",
+                type=errors.LLM_UNAVAILABLE.type,
+                non_retryable=True,
+            )
+        done = await self._completed(data.call_key)
+        if done is not None:
+            return done
+        await self._start_row(data)
+        model = data.agent.model or self._settings.llm_model
+        messages: list[Any] = [
+            {"role": "system", "content": _instructions(data)},
+            {"role": "user", "content": json.dumps({"action": data.action_type, **data.input}, default=str)},
+        ]
+        started = time.perf_counter()
+        prompt_tokens = completion_tokens = 0
+        problem = "no reply"
+        for round_ in range(2):
+            reply, usage = await self._complete(model, messages, data.max_tokens)
+            prompt_tokens += usage[0]
+            completion_tokens += usage[1]
+            output, problem = self._parse(reply, data.agent.output_schema)
+            if output is not None:
+                latency = int((time.perf_counter() - started) * 1000)
+                cost = (prompt_tokens + completion_tokens) / 1000 * self._settings.llm_cost_per_1k_tokens
+                result = AgentCallResult(
+                    output=output,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    cost_usd=cost,
+                    latency_ms=latency,
+                    model=model,
+                )
+                await self._finish_row(data.call_key, "completed", result, None)
+                return result
+            if round_ == 0:
+                messages += [
+                    {"role": "assistant", "content": reply},
+                    {
+                        "role": "user",
+                        "content": f"That reply was not valid: {problem}. Reply again with one JSON "
+                        "object that is valid against the schema.",
+                    },
+                ]
+        message = f"agent '{data.agent.agent_name}' replied with invalid output twice; last problem: {problem}"
+        failed = AgentCallResult(
+            output={},
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=0.0,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            model=model,
+        )
+        await self._finish_row(data.call_key, "failed", failed, message)
+        raise ApplicationError(
+            message,
+            {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            type=errors.AGENT_OUTPUT_INVALID.type,
+            non_retryable=True,
+        )
+
+    async def _complete(self, model: str, messages: list[Any], max_tokens: int | None) -> tuple[str, tuple[int, int]]:
+        assert self._client is not None
+        try:
+            response = await self._client.chat.completions.create(
+                model=model,
+                messages=messages,
+                max_tokens=max_tokens,
+                response_format={"type": "json_object"},
+            )
+        except openai.RateLimitError as exc:
+            raise ApplicationError(
+                f"the LLM endpoint is rate limiting: {exc.message}",
+                type=errors.LLM_UNAVAILABLE.type,
+                next_retry_delay=retry_after_delay(exc.response.headers.get("retry-after")),
+            ) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise ApplicationError(
+                    f"the LLM endpoint failed ({exc.status_code})", type=errors.LLM_UNAVAILABLE.type
+                ) from exc
+            raise ApplicationError(
+                f"the LLM endpoint refused the request ({exc.status_code}): {exc.message}",
+                type=errors.LLM_REJECTED.type,
+                non_retryable=True,
+            ) from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise ApplicationError(f"the LLM endpoint did not answer: {exc}", type=errors.LLM_UNAVAILABLE.type) from exc
+        content = response.choices[0].message.content or "" if response.choices else ""
+        usage = response.usage
+        return content, ((usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0))
+
+    @staticmethod
+    def _parse(reply: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        text = reply.strip()
+        if text.startswith("```"):  # models like to fence JSON
+            text = text.strip("`").removeprefix("json").strip()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, f"not JSON ({exc.msg} at position {exc.pos})"
+        if not isinstance(value, dict):
+            return None, "not a JSON object"
+        error = validation_error(schema, value)
+        return (value, "") if error is None else (None, f"does not match the schema {error}")
+
+    async def _completed(self, call_key: str) -> AgentCallResult | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(OrchestratorAgentLog.__table__).where(OrchestratorAgentLog.call_key == call_key)
+                )
+            ).first()
+        if row is None or row.execution_status != "completed":
+            return None
+        return AgentCallResult(
+            output=row.output_data or {},
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            cost_usd=float(row.cost_usd),
+            latency_ms=row.latency_ms or 0,
+            model=row.model or "",
+        )
+
+    async def _start_row(self, data: AgentCallInput) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(OrchestratorAgentLog)
+                .values(
+                    session_id=data.session_id,
+                    agent_name=data.agent.agent_name,
+                    action_type=data.action_type,
+                    input_data=data.input,
+                    execution_status="running",
+                    call_key=data.call_key,
+                    execution_ts=datetime.now(UTC),
+                )
+                .on_conflict_do_update(
+                    index_elements=[OrchestratorAgentLog.call_key], set_={"execution_status": "running"}
+                )
+            )
+
+    async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(OrchestratorAgentLog)
+                .where(OrchestratorAgentLog.call_key == call_key)
+                .values(
+                    execution_status=status,
+                    output_data=result.output if status == "completed" else None,
+                    model=result.model,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    cost_usd=result.cost_usd,
+                    latency_ms=result.latency_ms,
+                    error=error,
+                    finished_ts=datetime.now(UTC),
+                )
+            )
+
+
+async def _heartbeat() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(5)

@@ -1,0 +1,59 @@
+"""Orchestrator agents (seed: /api/v1/orchestrator/agents): the registry sessions choose from."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Admin, EngineDep, Reader
+from api.errors import ApiError
+from api.pagination import Limit, Offset
+from core.agents import store
+from core.agents.registry import AgentCreate, AgentPublic
+from core.platform.contracts import Page
+
+router = APIRouter(prefix="/api/v1/orchestrator/agents", tags=["orchestrator"])
+
+
+def _found(agent: AgentPublic | None, name: str) -> AgentPublic:
+    if agent is None:
+        raise ApiError(404, "not_found", f"no agent '{name}'")
+    return agent
+
+
+@router.get("", response_model=Page[AgentPublic])
+async def list_agents(
+    engine: EngineDep, _: Reader, active: bool | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[AgentPublic]:
+    async with engine.connect() as conn:
+        return await store.agents_page(conn, active=active, limit=limit, offset=offset)
+
+
+@router.get("/{name}", response_model=AgentPublic)
+async def get_agent(name: str, engine: EngineDep, _: Reader) -> AgentPublic:
+    async with engine.connect() as conn:
+        return _found(await store.get_agent(conn, name), name)
+
+
+@router.post("", response_model=AgentPublic, status_code=201)
+async def create_agent(body: AgentCreate, engine: EngineDep, _: Admin) -> AgentPublic:
+    async with engine.begin() as conn:
+        created = await store.create_agent(conn, body)
+    if created is None:
+        raise ApiError(409, "agent_exists", f"an agent named '{body.agent_name}' exists; PUT to change it")
+    return created
+
+
+@router.put("/{name}", response_model=AgentPublic)
+async def replace_agent(name: str, body: AgentCreate, engine: EngineDep, _: Admin) -> AgentPublic:
+    if body.agent_name != name:
+        raise ApiError(422, "validation_error", "agent_name in the body must match the name in the path")
+    async with engine.begin() as conn:
+        _found(await store.get_agent(conn, name), name)
+        return _found(await store.replace_agent(conn, body), name)
+
+
+@router.delete("/{name}", response_model=AgentPublic)
+async def deactivate_agent(name: str, engine: EngineDep, _: Admin) -> AgentPublic:
+    async with engine.begin() as conn:
+        _found(await store.get_agent(conn, name), name)
+        return _found(await store.deactivate_agent(conn, name), name)

@@ -1,0 +1,143 @@
+"""Multi-agent orchestrator sessions (seed: /api/v1/orchestrator/session …)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from temporalio.common import SearchAttributePair
+
+from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.errors import ApiError
+from api.gateway import WorkflowNotFound
+from api.pagination import Limit, Offset
+from core.agents import store
+from core.agents.sessions import (
+    AgentLogPublic,
+    SessionCreate,
+    SessionDecision,
+    SessionDecisionCreate,
+    SessionInput,
+    SessionPublic,
+)
+from core.platform import search_attributes as sa
+from core.platform.contracts import Page
+from workflows.agents.session import AgentSessionWorkflow, session_workflow_id
+
+router = APIRouter(prefix="/api/v1/orchestrator/session", tags=["orchestrator"])
+
+
+async def _session(engine: EngineDep, session_id: str) -> SessionPublic:
+    async with engine.connect() as conn:
+        found = await store.get_session(conn, session_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no session {session_id}")
+    return found
+
+
+@router.post("", response_model=SessionPublic, status_code=201)
+async def start_session(
+    body: SessionCreate, engine: EngineDep, gateway: GatewayDep, settings: SettingsDep, principal: Operator
+) -> SessionPublic:
+    if not settings.llm_base_url:
+        raise ApiError(
+            503,
+            "llm_not_configured",
+            "agent sessions need an OpenAI-compatible endpoint: set TRELLIS_LLM_BASE_URL (for example "
+            "https://api.openai.com/v1 or a local vLLM/Ollama/llama.cpp server's /v1) and TRELLIS_LLM_API_KEY, "
+            "then restart the API and the worker",
+        )
+    async with engine.connect() as conn:
+        agents = await store.active_agents(conn)
+    known = {a.agent_name for a in agents}
+    unknown = sorted(set(body.agents or []) - known)
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_agent",
+            f"no active agent named {', '.join(unknown)}; active agents: {', '.join(sorted(known))}",
+        )
+    session_id = f"sess-{uuid.uuid4().hex[:16]}"
+    workflow_id = session_workflow_id(session_id)
+    async with engine.begin() as conn:
+        await store.create_session(
+            conn, body, session_id=session_id, workflow_id=workflow_id, created_by=principal.name
+        )
+    data = SessionInput(
+        session_id=session_id,
+        goal=body.goal,
+        context=body.context,
+        agents=agents,
+        requested=body.agents,
+        approval_required=body.approval_required,
+        approval_timeout_seconds=body.approval_timeout_seconds,
+        token_budget=body.token_budget,
+        history_limit=settings.session_history_limit,
+    )
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.SESSION_STATUS, "initializing"),
+        SearchAttributePair(sa.SESSION_GOAL, body.goal[:500]),
+    ]
+    await gateway.start(
+        AgentSessionWorkflow.run,
+        data,
+        workflow_id=workflow_id,
+        search_attributes=attributes,
+        summary=f"Agent session: {body.goal[:200]}",
+    )
+    return await _session(engine, session_id)
+
+
+@router.get("/{session_id}", response_model=SessionPublic)
+async def get_session(session_id: str, engine: EngineDep, gateway: GatewayDep, _: Reader) -> SessionPublic:
+    """The stored session; while it runs, ``state`` comes live from the workflow."""
+    stored = await _session(engine, session_id)
+    if stored.completed_ts is None and stored.workflow_id:
+        live = await gateway.query(stored.workflow_id, AgentSessionWorkflow.progress)
+        if live is not None:
+            stored.state = live.model_dump(mode="json")
+    return stored
+
+
+@router.get("/{session_id}/logs", response_model=Page[AgentLogPublic])
+async def session_logs(
+    session_id: str, engine: EngineDep, _: Reader, limit: Limit = 100, offset: Offset = 0
+) -> Page[AgentLogPublic]:
+    await _session(engine, session_id)
+    async with engine.connect() as conn:
+        return await store.logs_page(conn, session_id, limit=limit, offset=offset)
+
+
+@router.post("/{session_id}/approval", response_model=SessionPublic)
+async def decide_session(
+    session_id: str, body: SessionDecisionCreate, engine: EngineDep, gateway: GatewayDep, principal: Approver
+) -> SessionPublic:
+    stored = await _session(engine, session_id)
+    if stored.session_status != "awaiting_approval":
+        raise ApiError(
+            409,
+            "not_awaiting_approval",
+            f"session is {stored.session_status}; only a session awaiting approval takes a decision",
+        )
+    try:
+        await gateway.update(
+            stored.workflow_id or session_workflow_id(session_id),
+            AgentSessionWorkflow.decide,
+            SessionDecision(decision=body.decision, comment=body.comment, actor=principal.name),
+        )
+    except WorkflowNotFound as exc:
+        raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to decide") from exc
+    return await _session(engine, session_id)
+
+
+@router.post("/{session_id}/cancel", response_model=SessionPublic)
+async def cancel_session(session_id: str, engine: EngineDep, gateway: GatewayDep, _: Operator) -> SessionPublic:
+    stored = await _session(engine, session_id)
+    if stored.completed_ts is not None:
+        raise ApiError(409, "session_finished", f"session is {stored.session_status}; nothing to cancel")
+    try:
+        await gateway.cancel(stored.workflow_id or session_workflow_id(session_id))
+    except WorkflowNotFound as exc:
+        raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to cancel") from exc
+    return stored

@@ -1,0 +1,129 @@
+"""Automation rules (seed: /api/v1/workflow-automation) and their executions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import Admin, EngineDep, GatewayDep, Principal, Reader
+from api.errors import ApiError
+from api.pagination import Limit, Offset
+from core.automation import store
+from core.automation.rules import ExecutionPublic, RuleCreate, RulePublic
+from core.platform.contracts import Page
+from workflows.automation.schedules import delete_schedule, sync_schedule
+
+router = APIRouter(prefix="/api/v1/workflow-automation", tags=["automation"])
+
+
+def _public(rule: Any, principal: Principal) -> RulePublic:
+    public = RulePublic.model_validate(rule)
+    if principal.role != "admin":
+        public.webhook_secret = None
+    return public
+
+
+async def _load(engine: EngineDep, rule_id: uuid.UUID) -> Any:
+    async with engine.connect() as conn:
+        rule = await store.get_rule(conn, rule_id)
+    if rule is None:
+        raise ApiError(404, "not_found", f"no automation rule {rule_id}")
+    return rule
+
+
+async def _sync(gateway: GatewayDep, rule: Any) -> None:
+    try:
+        await gateway.call(lambda client, queue: sync_schedule(client, queue, rule), what="rule schedule")
+    except ApiError as exc:
+        raise ApiError(
+            503,
+            "schedule_not_synced",
+            f"the rule was saved but its schedule could not be updated ({exc.detail}); the worker reconciles "
+            "schedules when it starts, or save the rule again",
+        ) from exc
+
+
+@router.get("", response_model=Page[RulePublic])
+async def list_rules(
+    engine: EngineDep,
+    principal: Reader,
+    trigger_entity_type: str | None = None,
+    trigger_action_type: str | None = None,
+    active: bool | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[RulePublic]:
+    async with engine.connect() as conn:
+        page = await store.rules_page(
+            conn,
+            trigger_entity_type=trigger_entity_type,
+            trigger_action_type=trigger_action_type,
+            active=active,
+            limit=limit,
+            offset=offset,
+        )
+    return Page(items=[_public(r, principal) for r in page.items], total=page.total, limit=limit, offset=offset)
+
+
+@router.post("", response_model=RulePublic, status_code=201)
+async def create_rule(body: RuleCreate, engine: EngineDep, gateway: GatewayDep, principal: Admin) -> RulePublic:
+    async with engine.begin() as conn:
+        stored = await store.create_rule(conn, body, created_by=principal.name)
+    if stored.trigger_action_type == "scheduled":
+        await _sync(gateway, stored)
+    return _public(stored, principal)
+
+
+@router.get("/{rule_id}", response_model=RulePublic)
+async def get_rule(rule_id: uuid.UUID, engine: EngineDep, principal: Reader) -> RulePublic:
+    return _public(await _load(engine, rule_id), principal)
+
+
+@router.put("/{rule_id}", response_model=RulePublic)
+async def replace_rule(
+    rule_id: uuid.UUID, body: RuleCreate, engine: EngineDep, gateway: GatewayDep, principal: Admin
+) -> RulePublic:
+    """Replace the rule's definition; its counters, secret and history stay."""
+    before = await _load(engine, rule_id)
+    async with engine.begin() as conn:
+        stored = await store.replace_rule(conn, rule_id, body)
+    if "scheduled" in (before.trigger_action_type, stored.trigger_action_type):
+        await _sync(gateway, stored)
+    return _public(stored, principal)
+
+
+@router.delete("/{rule_id}", response_model=RulePublic | None)
+async def deactivate_rule(
+    rule_id: uuid.UUID,
+    engine: EngineDep,
+    gateway: GatewayDep,
+    principal: Admin,
+    purge: Annotated[bool, Query(description="Delete the rule and its schedule instead of deactivating")] = False,
+) -> RulePublic | None:
+    """Deactivate (the seed's DELETE); a scheduled rule's schedule is paused. ``purge`` deletes it."""
+    await _load(engine, rule_id)
+    if purge:
+        async with engine.begin() as conn:
+            await store.purge_rule(conn, rule_id)
+        await gateway.call(lambda client, _: delete_schedule(client, str(rule_id)), what="rule schedule")
+        return None
+    async with engine.begin() as conn:
+        stored = await store.deactivate_rule(conn, rule_id)
+    if stored.trigger_action_type == "scheduled":
+        await _sync(gateway, stored)
+    return _public(stored, principal)
+
+
+@router.get("/{rule_id}/executions", response_model=Page[ExecutionPublic])
+async def list_executions(
+    rule_id: uuid.UUID,
+    engine: EngineDep,
+    _: Reader,
+    status: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[ExecutionPublic]:
+    async with engine.connect() as conn:
+        return await store.executions_page(conn, rule_id, status=status, limit=limit, offset=offset)

@@ -1,0 +1,216 @@
+"""Process instances: start, read, list, transition, approve/reject.
+
+The hot path reads no database row: an instance's workflow id derives from its id, a start is one
+update-with-start round trip, and a transition is one update. The database is read only to explain
+a failure (404 against 409) and to answer reads of finished instances.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from temporalio.common import SearchAttributePair
+
+from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.errors import ApiError
+from api.gateway import AlreadyFinished, WorkflowNotFound
+from api.pagination import Limit, Offset
+from core.entities import store as entities
+from core.platform import search_attributes as sa
+from core.platform.contracts import Page
+from core.platform.ids import derived_id
+from core.process import instances, templates
+from core.process.contracts import (
+    DecisionCreate,
+    DecisionRequest,
+    InstanceCreate,
+    InstanceView,
+    ProcessStartInput,
+    TransitionCreate,
+    TransitionRequest,
+)
+from core.process.dag import start_state
+from core.process.ids import process_workflow_id
+from workflows.process.instance import ProcessInstanceWorkflow
+
+router = APIRouter(prefix="/api/v1/workflow-instance", tags=["instances"])
+
+
+@router.post("", response_model=InstanceView, status_code=201)
+async def start_instance(
+    body: InstanceCreate,
+    engine: EngineDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: Operator,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Retrying with the same key returns the same instance"),
+    ] = None,
+) -> InstanceView:
+    """Start an instance; answers once its start state is recorded (one update-with-start round trip)."""
+    async with engine.connect() as conn:
+        template = await templates.get_by_code(conn, body.template_code, body.template_version)
+        if template is None:
+            known = ", ".join(await templates.active_codes(conn))
+            version = f" version {body.template_version}" if body.template_version else ""
+            raise ApiError(
+                422, "unknown_template", f"no template '{body.template_code}'{version}; available codes: {known}"
+            )
+        if not template.active_workflow_flag:
+            raise ApiError(422, "inactive_template", f"template '{template.code}' is deactivated")
+        root = await entities.find_live(conn, body.root_entity_id) if body.root_entity_id is not None else None
+        if body.root_entity_id is not None and root is None:
+            raise ApiError(422, "unknown_entity", f"root_entity_id {body.root_entity_id} is not an existing entity")
+
+    instance_id = (
+        str(derived_id("instance", principal.name, template.code, idempotency_key))
+        if idempotency_key
+        else str(uuid.uuid4())
+    )
+    data = ProcessStartInput(
+        instance_id=instance_id,
+        template=templates.snapshot(template),
+        root_entity_id=str(body.root_entity_id) if body.root_entity_id else None,
+        root_entity_type=root["entity_type"] if root else None,
+        root_entity_name=root["name"] if root else None,
+        entity=body.entity,
+        actor=principal.name,
+        started_ts=datetime.now(UTC),
+        search_attributes=settings.search_attributes,
+    )
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.TEMPLATE_CODE, template.code),
+        SearchAttributePair(sa.TEMPLATE_VERSION, template.version),
+        SearchAttributePair(sa.INDUSTRY_SECTOR, template.industry_sector),
+        SearchAttributePair(sa.CURRENT_STATE, start_state(template.workflow_graph).name),
+        SearchAttributePair(sa.INSTANCE_STATUS, "active"),
+    ]
+    if body.root_entity_id:
+        attributes.append(SearchAttributePair(sa.ROOT_ENTITY_ID, str(body.root_entity_id)))
+    who = root["name"] if root else (body.entity.name if body.entity else "new entity")
+    try:
+        return await gateway.start_with_update(
+            ProcessInstanceWorkflow.run,
+            data,
+            ProcessInstanceWorkflow.wait_ready,
+            workflow_id=process_workflow_id(instance_id),
+            search_attributes=attributes,
+            summary=f"{template.name} v{template.version} for {who}",
+        )
+    except AlreadyFinished:
+        # A retry (same Idempotency-Key) of an instance that has already finished.
+        return await _from_database(engine, uuid.UUID(instance_id))
+
+
+@router.get("", response_model=Page[InstanceView])
+async def list_instances(
+    engine: EngineDep,
+    _: Reader,
+    template_code: str | None = None,
+    state_id: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    status: Annotated[str | None, Query(pattern="^(active|completed)$")] = None,
+    root_entity_id: uuid.UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[InstanceView]:
+    """Lists from the database projection (written by the workflow's activities as it moves)."""
+    async with engine.connect() as conn:
+        return await instances.instances_page(
+            conn,
+            template_code=template_code,
+            state_id=state_id,
+            status=status,
+            root_entity_id=root_entity_id,
+            limit=limit,
+            offset=offset,
+        )
+
+
+async def _from_database(engine: EngineDep, instance_id: uuid.UUID) -> InstanceView:
+    async with engine.connect() as conn:
+        view = await instances.get_view(conn, instance_id)
+    if view is None:
+        raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+    return view
+
+
+@router.get("/{instance_id}", response_model=InstanceView)
+async def get_instance(instance_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, _: Reader) -> InstanceView:
+    """From the running workflow (authoritative, includes in-flight state), else from the database."""
+    async with engine.connect() as conn:
+        info = await instances.get_handle_info(conn, instance_id)
+    if info is None:
+        raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+    if info["workflow_status"] == "active":
+        live = await gateway.query(info["workflow_id"], ProcessInstanceWorkflow.view)
+        if live is not None:
+            return live
+    return await _from_database(engine, instance_id)
+
+
+async def _update(
+    engine: EngineDep,
+    gateway: GatewayDep,
+    instance_id: uuid.UUID,
+    send: Callable[[str], Awaitable[InstanceView]],
+) -> InstanceView:
+    """Send to the derived workflow id; only when no such workflow answers, ask the database why."""
+    try:
+        return await send(process_workflow_id(instance_id))
+    except WorkflowNotFound:
+        pass
+    async with engine.connect() as conn:
+        info = await instances.get_handle_info(conn, instance_id)
+    if info is None:
+        raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+    if info["workflow_status"] == "active" and info["workflow_id"] != process_workflow_id(instance_id):
+        try:  # an instance started under the earlier id scheme
+            return await send(info["workflow_id"])
+        except WorkflowNotFound:
+            pass
+    raise ApiError(
+        409,
+        "instance_finished",
+        f"instance is {info['workflow_status']} (state {info['current_state_id']} "
+        f"'{info['current_state_name']}'); it takes no more transitions",
+    )
+
+
+@router.put("/{instance_id}/transition", response_model=InstanceView)
+async def transition_instance(
+    instance_id: uuid.UUID, body: TransitionCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> InstanceView:
+    request = TransitionRequest(
+        to_state_id=body.to_state_id,
+        comment=body.comment,
+        fields=body.fields,
+        actor=principal.name,
+        actor_role=principal.role,
+    )
+    return await _update(
+        engine,
+        gateway,
+        instance_id,
+        lambda workflow_id: gateway.update(workflow_id, ProcessInstanceWorkflow.transition, request),
+    )
+
+
+@router.post("/{instance_id}/approval", response_model=InstanceView)
+async def decide_approval(
+    instance_id: uuid.UUID, body: DecisionCreate, engine: EngineDep, gateway: GatewayDep, principal: Approver
+) -> InstanceView:
+    """Approve or reject the pending approval of the instance's current state."""
+    request = DecisionRequest(
+        decision=body.decision, comment=body.comment, actor=principal.name, actor_role=principal.role
+    )
+    return await _update(
+        engine,
+        gateway,
+        instance_id,
+        lambda workflow_id: gateway.update(workflow_id, ProcessInstanceWorkflow.decide, request),
+    )

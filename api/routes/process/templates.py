@@ -1,0 +1,71 @@
+"""Industry workflow templates: list, read, create (a new version per code)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import Admin, EngineDep, Reader
+from api.errors import ApiError
+from api.pagination import Limit, Offset
+from core.platform.contracts import Page
+from core.process import templates
+from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary
+from core.process.dag import TemplateError, validate_graph
+
+router = APIRouter(prefix="/api/v1/workflow-template", tags=["templates"])
+
+
+@router.get("", response_model=Page[TemplateSummary])
+async def list_templates(
+    engine: EngineDep,
+    _: Reader,
+    code: str | None = None,
+    industry_sector: str | None = None,
+    active: bool | None = None,
+    all_versions: Annotated[bool, Query(description="List every version, not only the latest")] = False,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[TemplateSummary]:
+    async with engine.connect() as conn:
+        return await templates.list_templates(
+            conn,
+            code=code,
+            industry_sector=industry_sector,
+            active=active,
+            all_versions=all_versions,
+            limit=limit,
+            offset=offset,
+        )
+
+
+@router.get("/{template_ref}", response_model=TemplatePublic)
+async def get_template(
+    template_ref: str,
+    engine: EngineDep,
+    _: Reader,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000, description="With a code: that version")] = None,
+) -> TemplatePublic:
+    """``template_ref`` is a template id (one version) or a code (its latest version, or ``version``)."""
+    async with engine.connect() as conn:
+        try:
+            found = await templates.get_by_id(conn, uuid.UUID(template_ref))
+        except ValueError:
+            found = await templates.get_by_code(conn, template_ref, version)
+    if found is None:
+        raise ApiError(404, "not_found", f"no template with id or code '{template_ref}'")
+    return found
+
+
+@router.post("", response_model=TemplatePublic, status_code=201)
+async def create_template(body: TemplateCreate, engine: EngineDep, principal: Admin) -> TemplatePublic:
+    """Validate and store a template; an existing code gets a new version (running instances keep theirs)."""
+    try:
+        validate_graph(body.workflow_graph)
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
+    async with engine.begin() as conn:
+        stored, _ = await templates.create_version(conn, body, created_by=principal.name)
+    return stored

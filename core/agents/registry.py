@@ -1,0 +1,111 @@
+"""Orchestrator agents: definitions (seeded from packs/agents.json), their output schemas, and the
+orchestrator's delegation plan."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.agents.tables import OrchestratorAgent
+from core.platform.contracts import RequestModel
+from core.platform.paths import PACKS_DIR
+
+AGENTS_FILE = PACKS_DIR / "agents" / "standard.json"
+# The delegation order of seed 000 / UC-3: planner, then these in parallel, then validator, reporter last.
+PARALLEL_AFTER_PLANNER = ("estimator", "resource", "risk")
+
+
+class AgentSpec(BaseModel):
+    """What a session carries about an agent (snapshot at session start)."""
+
+    agent_name: str
+    agent_type: str
+    capabilities: list[str]
+    system_prompt: str
+    model: str | None = None
+    output_schema: dict[str, Any]
+
+
+def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"output_schema is not a valid JSON schema: {exc.message}") from exc
+    if schema.get("type") != "object":
+        raise ValueError('output_schema must describe a JSON object ({"type": "object", ...})')
+    return schema
+
+
+class AgentCreate(RequestModel):
+    agent_name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_\-]*$")
+    agent_type: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_\-]*$")
+    capabilities: list[str] = Field(min_length=1, max_length=30)
+    system_prompt: str = Field(min_length=1, max_length=20_000)
+    description: str | None = Field(default=None, max_length=2000)
+    model: str | None = Field(default=None, max_length=50)
+    output_schema: dict[str, Any]
+    active_flag: bool = True
+
+    _schema = field_validator("output_schema")(lambda cls, v: _check_schema(v))
+
+
+class AgentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    agent_name: str
+    agent_type: str
+    capabilities: list[str]
+    system_prompt: str | None
+    description: str | None
+    model: str | None
+    output_schema: dict[str, Any]
+    active_flag: bool
+
+
+def validation_error(schema: dict[str, Any], value: Any) -> str | None:
+    """The first way ``value`` breaks ``schema``, as a sentence; None when it conforms."""
+    error = next(iter(sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.path) or "the top level"
+    return f"at {where}: {error.message}"
+
+
+def read_agent_pack() -> list[AgentCreate]:
+    return [AgentCreate.model_validate(a) for a in json.loads(AGENTS_FILE.read_text())]
+
+
+async def seed_agents(engine: AsyncEngine) -> None:
+    """Insert the standard agents that do not exist yet (edits made through the API are kept)."""
+    async with engine.begin() as conn:
+        existing = set((await conn.execute(select(OrchestratorAgent.agent_name))).scalars())
+        rows = [a.model_dump() for a in read_agent_pack() if a.agent_name not in existing]
+        if rows:
+            await conn.execute(insert(OrchestratorAgent).values(rows).on_conflict_do_nothing())
+
+
+def stages(selected: list[str]) -> list[list[str]]:
+    """Delegation plan: planner first; estimator, resource, risk (and any other chosen agent) in
+    parallel on the plan; then validator; reporter last with everything."""
+    chosen = list(dict.fromkeys(selected))
+    plan: list[list[str]] = []
+    if "planner" in chosen:
+        plan.append(["planner"])
+    middle = [a for a in chosen if a not in ("planner", "validator", "reporter")]
+    middle.sort(key=lambda a: (PARALLEL_AFTER_PLANNER.index(a) if a in PARALLEL_AFTER_PLANNER else 99, a))
+    if middle:
+        plan.append(middle)
+    if "validator" in chosen:
+        plan.append(["validator"])
+    if "reporter" in chosen:
+        plan.append(["reporter"])
+    return plan

@@ -1,0 +1,142 @@
+"""Contracts of multi-agent orchestrator sessions (seed 000 "Orchestrator Session Lifecycle", UC-3)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.agents.registry import AgentSpec
+from core.platform.contracts import RequestModel
+
+SessionStatus = Literal[
+    "initializing", "running", "awaiting_approval", "completed", "failed", "cancelled", "budget_exceeded"
+]
+ORCHESTRATOR = "orchestrator"  # the name the agent-selection call is logged under
+
+
+class SessionCreate(RequestModel):
+    goal: str = Field(min_length=3, max_length=5000)
+    context: dict[str, Any] = Field(default_factory=dict)
+    agents: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="Use these agents instead of letting the orchestrator choose",
+    )
+    approval_required: bool = False
+    approval_timeout_seconds: int = Field(default=7 * 24 * 3600, ge=1, le=90 * 24 * 3600)
+    token_budget: int | None = Field(default=None, ge=100, le=100_000_000)
+
+
+class SessionInput(BaseModel):
+    session_id: str
+    goal: str
+    context: dict[str, Any]
+    agents: list[AgentSpec]
+    requested: list[str] | None
+    approval_required: bool
+    approval_timeout_seconds: int
+    token_budget: int | None
+    history_limit: int
+    carried: SessionState | None = None  # set when the session continues as new
+
+
+class SessionState(BaseModel):
+    """Everything a session has done so far: survives continue-as-new."""
+
+    status: SessionStatus = "running"
+    selected: list[str] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    stage: int = 0
+    calls: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    revision_feedback: str | None = None
+    revised: bool = False
+    decisions: list[dict[str, Any]] = Field(default_factory=list)
+    runs: int = 1
+    reason: str | None = None
+
+
+class AgentCallInput(BaseModel):
+    session_id: str
+    agent: AgentSpec
+    action_type: str
+    input: dict[str, Any]
+    call_key: str
+    max_tokens: int | None = None
+
+
+class AgentCallResult(BaseModel):
+    output: dict[str, Any]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: int
+    model: str
+
+
+class SessionRecord(BaseModel):
+    """A status change of the session row (and its working state)."""
+
+    session_id: str
+    status: SessionStatus
+    state: SessionState
+    final: bool = False
+    summary_text: str | None = None
+    final_output: dict[str, Any] | None = None
+
+
+class SessionDecision(BaseModel):
+    decision: Literal["approve", "reject"]
+    comment: str | None = None
+    actor: str
+
+
+class SessionDecisionCreate(RequestModel):
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(default=None, max_length=5000)
+
+
+class SessionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    session_id: str
+    workflow_id: str | None
+    goal: str
+    session_status: str
+    status_reason: str | None
+    active_agents: list[Any]
+    approval_required: bool
+    token_budget: int | None
+    tokens_used: int
+    cost_usd: float
+    final_output: dict[str, Any] | None
+    state: dict[str, Any] | None = None
+    started_ts: datetime
+    completed_ts: datetime | None
+
+
+class AgentLogPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    agent_name: str
+    action_type: str | None
+    input_data: dict[str, Any] | None
+    output_data: dict[str, Any] | None
+    execution_status: str
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: int | None
+    error: str | None
+    execution_ts: datetime
+    finished_ts: datetime | None
+
+
+SessionInput.model_rebuild()

@@ -1,0 +1,113 @@
+"""Data access of multi-agent orchestration for the API: agents, sessions and their call logs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.agents.registry import AgentCreate, AgentPublic, AgentSpec
+from core.agents.sessions import AgentLogPublic, SessionCreate, SessionPublic
+from core.agents.tables import OrchestratorAgent, OrchestratorAgentLog, OrchestratorSession, OrchestratorState
+from core.platform.contracts import Page
+from core.platform.pages import fetch_page
+
+ORCHESTRATOR_PROMPT = "You are an expert project orchestrator."
+
+
+async def agents_page(conn: AsyncConnection, *, active: bool | None, limit: int, offset: int) -> Page[AgentPublic]:
+    stmt = select(OrchestratorAgent.__table__)
+    if active is not None:
+        stmt = stmt.where(OrchestratorAgent.active_flag.is_(active))
+    return await fetch_page(
+        conn, stmt, order_by=[OrchestratorAgent.agent_name], limit=limit, offset=offset, item=AgentPublic.model_validate
+    )
+
+
+async def get_agent(conn: AsyncConnection, name: str) -> AgentPublic | None:
+    row = (await conn.execute(select(OrchestratorAgent.__table__).where(OrchestratorAgent.agent_name == name))).first()
+    return AgentPublic.model_validate(row) if row else None
+
+
+async def create_agent(conn: AsyncConnection, body: AgentCreate) -> AgentPublic | None:
+    """Insert the agent; None when one of that name exists already."""
+    if await get_agent(conn, body.agent_name) is not None:
+        return None
+    await conn.execute(insert(OrchestratorAgent).values(**body.model_dump()))
+    return await get_agent(conn, body.agent_name)
+
+
+async def replace_agent(conn: AsyncConnection, body: AgentCreate) -> AgentPublic | None:
+    await conn.execute(
+        update(OrchestratorAgent)
+        .where(OrchestratorAgent.agent_name == body.agent_name)
+        .values(**body.model_dump(), updated_ts=datetime.now(UTC))
+    )
+    return await get_agent(conn, body.agent_name)
+
+
+async def deactivate_agent(conn: AsyncConnection, name: str) -> AgentPublic | None:
+    await conn.execute(
+        update(OrchestratorAgent)
+        .where(OrchestratorAgent.agent_name == name)
+        .values(active_flag=False, updated_ts=datetime.now(UTC))
+    )
+    return await get_agent(conn, name)
+
+
+async def active_agents(conn: AsyncConnection) -> list[AgentSpec]:
+    """Snapshots of the active agents, as a session carries them."""
+    rows = await conn.execute(select(OrchestratorAgent.__table__).where(OrchestratorAgent.active_flag.is_(True)))
+    return [
+        AgentSpec(
+            agent_name=r.agent_name,
+            agent_type=r.agent_type,
+            capabilities=r.capabilities,
+            system_prompt=r.system_prompt or "",
+            model=r.model,
+            output_schema=r.output_schema,
+        )
+        for r in rows
+    ]
+
+
+async def create_session(
+    conn: AsyncConnection, body: SessionCreate, *, session_id: str, workflow_id: str, created_by: str
+) -> None:
+    await conn.execute(
+        insert(OrchestratorSession).values(
+            session_id=session_id,
+            goal=body.goal,
+            orchestrator_prompt=ORCHESTRATOR_PROMPT,
+            session_status="initializing",
+            workflow_id=workflow_id,
+            context=body.context,
+            approval_required=body.approval_required,
+            token_budget=body.token_budget,
+            created_by=created_by,
+        )
+    )
+
+
+async def get_session(conn: AsyncConnection, session_id: str) -> SessionPublic | None:
+    """The stored session with its last recorded working state."""
+    stmt = (
+        select(OrchestratorSession.__table__, OrchestratorState.state_data.label("state"))
+        .outerjoin(OrchestratorState, OrchestratorState.session_id == OrchestratorSession.session_id)
+        .where(OrchestratorSession.session_id == session_id)
+    )
+    row = (await conn.execute(stmt)).first()
+    return SessionPublic.model_validate(row) if row else None
+
+
+async def logs_page(conn: AsyncConnection, session_id: str, *, limit: int, offset: int) -> Page[AgentLogPublic]:
+    stmt = select(OrchestratorAgentLog.__table__).where(OrchestratorAgentLog.session_id == session_id)
+    return await fetch_page(
+        conn,
+        stmt,
+        order_by=[OrchestratorAgentLog.execution_ts, OrchestratorAgentLog.agent_name],
+        limit=limit,
+        offset=offset,
+        item=AgentLogPublic.model_validate,
+    )

@@ -1,0 +1,140 @@
+"""Data access of automation for the API: rules, their executions, and webhook dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.automation.rules import DeadLetterPublic, ExecutionPublic, RuleCreate
+from core.automation.tables import RuleExecution, WebhookDeadLetter, WorkflowAutomation
+from core.automation.webhook_signing import new_secret
+from core.platform.contracts import Page
+from core.platform.pages import fetch_page
+
+
+def _columns(body: RuleCreate) -> dict[str, Any]:
+    return {
+        **body.model_dump(include=_PLAIN_FIELDS),
+        "trigger_conditions": body.trigger_conditions.model_dump(exclude_none=True),
+        "actions": [a.model_dump(mode="json") for a in body.actions],
+    }
+
+
+_PLAIN_FIELDS = {
+    "workflow_name",
+    "description",
+    "trigger_entity_type",
+    "trigger_action_type",
+    "trigger_scope",
+    "trigger_entity_id",
+    "schedule_cron",
+    "action_entity_type",
+    "execution_order",
+    "max_executions",
+    "active_flag",
+}
+
+
+async def get_rule(conn: AsyncConnection, rule_id: uuid.UUID) -> Any | None:
+    return (await conn.execute(select(WorkflowAutomation.__table__).where(WorkflowAutomation.id == rule_id))).first()
+
+
+async def create_rule(conn: AsyncConnection, body: RuleCreate, *, created_by: str) -> Any:
+    rule_id = uuid.uuid4()
+    await conn.execute(
+        insert(WorkflowAutomation).values(
+            id=rule_id, webhook_secret=new_secret(), created_by=created_by, **_columns(body)
+        )
+    )
+    return await get_rule(conn, rule_id)
+
+
+async def replace_rule(conn: AsyncConnection, rule_id: uuid.UUID, body: RuleCreate) -> Any | None:
+    """Replace the definition; counters, secret and history stay."""
+    await conn.execute(
+        update(WorkflowAutomation)
+        .where(WorkflowAutomation.id == rule_id)
+        .values(updated_ts=datetime.now(UTC), **_columns(body))
+    )
+    return await get_rule(conn, rule_id)
+
+
+async def deactivate_rule(conn: AsyncConnection, rule_id: uuid.UUID) -> Any | None:
+    await conn.execute(
+        update(WorkflowAutomation)
+        .where(WorkflowAutomation.id == rule_id)
+        .values(active_flag=False, updated_ts=datetime.now(UTC))
+    )
+    return await get_rule(conn, rule_id)
+
+
+async def purge_rule(conn: AsyncConnection, rule_id: uuid.UUID) -> None:
+    await conn.execute(delete(WorkflowAutomation).where(WorkflowAutomation.id == rule_id))
+
+
+async def rules_page(
+    conn: AsyncConnection,
+    *,
+    trigger_entity_type: str | None,
+    trigger_action_type: str | None,
+    active: bool | None,
+    limit: int,
+    offset: int,
+) -> Page[Any]:
+    """Rule rows (the caller decides what each reader may see of them)."""
+    stmt = select(WorkflowAutomation.__table__)
+    if trigger_entity_type is not None:
+        stmt = stmt.where(WorkflowAutomation.trigger_entity_type == trigger_entity_type)
+    if trigger_action_type is not None:
+        stmt = stmt.where(WorkflowAutomation.trigger_action_type == trigger_action_type)
+    if active is not None:
+        stmt = stmt.where(WorkflowAutomation.active_flag.is_(active))
+    return await fetch_page(
+        conn,
+        stmt,
+        order_by=[WorkflowAutomation.execution_order, WorkflowAutomation.created_ts],
+        limit=limit,
+        offset=offset,
+        item=lambda row: row,
+    )
+
+
+async def executions_page(
+    conn: AsyncConnection, rule_id: uuid.UUID, *, status: str | None, limit: int, offset: int
+) -> Page[ExecutionPublic]:
+    stmt = select(RuleExecution.__table__).where(RuleExecution.rule_id == rule_id)
+    if status is not None:
+        stmt = stmt.where(RuleExecution.status == status)
+    return await fetch_page(
+        conn,
+        stmt,
+        order_by=[RuleExecution.started_ts.desc()],
+        limit=limit,
+        offset=offset,
+        item=ExecutionPublic.model_validate,
+    )
+
+
+async def dead_letters_page(
+    conn: AsyncConnection, *, rule_id: uuid.UUID | None, limit: int, offset: int
+) -> Page[DeadLetterPublic]:
+    stmt = select(WebhookDeadLetter.__table__)
+    if rule_id is not None:
+        stmt = stmt.where(WebhookDeadLetter.rule_id == rule_id)
+    return await fetch_page(
+        conn,
+        stmt,
+        order_by=[WebhookDeadLetter.created_ts.desc()],
+        limit=limit,
+        offset=offset,
+        item=DeadLetterPublic.model_validate,
+    )
+
+
+async def dead_letter_exists(conn: AsyncConnection, dead_letter_id: uuid.UUID) -> bool:
+    found = await conn.execute(select(WebhookDeadLetter.id).where(WebhookDeadLetter.id == dead_letter_id))
+    return found.first() is not None

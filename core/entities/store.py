@@ -1,0 +1,299 @@
+"""The entity store: every create, update and soft delete of a business entity, and the outbox rows
+(entity events) that the same transaction commits with it.
+
+Used by the entity API, by process-instance state entries and by automation actions, so every change
+emits events the same way. Event ids are derived from (entity, version, kind, field): replaying the
+same change (a retried activity) inserts nothing new, and an unchanged update emits nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.entities.contracts import EntityPublic
+from core.entities.tables import Entity, EntityEvent, EntityLink
+from core.platform.contracts import Page
+from core.platform.ids import derived_id
+from core.platform.pages import fetch_page
+
+OUTBOX_CHANNEL = "trellis_outbox"
+COLUMNS = (
+    Entity.id,
+    Entity.entity_type,
+    Entity.name,
+    Entity.status,
+    Entity.fields,
+    Entity.version,
+    Entity.created_ts,
+    Entity.updated_ts,
+    Entity.deleted_ts,
+)
+
+
+def snapshot(row: Any) -> dict[str, Any]:
+    """An entity as JSON: what events carry and what templates and conditions see."""
+    return {
+        "id": str(row.id),
+        "entity_type": row.entity_type,
+        "name": row.name,
+        "status": row.status,
+        "fields": dict(row.fields or {}),
+        "version": row.version,
+        "created_ts": row.created_ts.isoformat() if row.created_ts else None,
+        "updated_ts": row.updated_ts.isoformat() if row.updated_ts else None,
+        "deleted": row.deleted_ts is not None,
+    }
+
+
+async def load(conn: AsyncConnection, entity_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
+    stmt = select(*COLUMNS).where(Entity.id == entity_id)
+    row = (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
+    return snapshot(row) if row else None
+
+
+async def _emit(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    ts: datetime,
+    actor: str | None,
+    causation: list[dict[str, Any]],
+    changes: list[tuple[str, Any, Any]] = (),  # type: ignore[assignment]
+) -> None:
+    entity_id = new["id"]
+    rows = [_event(kind, None, None, None, old, new, ts, actor, causation)]
+    for field, before, after in changes:
+        rows.append(_event("field_change", field, before, after, old, new, ts, actor, causation))
+    if old is not None and old["status"] != new["status"]:
+        rows.append(_event("status_change", "status", old["status"], new["status"], old, new, ts, actor, causation))
+    await conn.execute(insert(EntityEvent).values(rows).on_conflict_do_nothing(index_elements=[EntityEvent.id]))
+    # Delivered on commit only: wakes the dispatcher without polling delay.
+    await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": entity_id})
+
+
+def _event(
+    kind: str,
+    field: str | None,
+    before: Any,
+    after: Any,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    ts: datetime,
+    actor: str | None,
+    causation: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "id": derived_id("entity-event", new["id"], new["version"], kind, field or ""),
+        "entity_id": uuid.UUID(new["id"]),
+        "entity_type": new["entity_type"],
+        "event_kind": kind,
+        "field_name": field,
+        "old_value": before,
+        "new_value": after,
+        "old_entity": old,
+        "new_entity": new,
+        "causation": causation,
+        "actor": actor,
+        "created_ts": ts,
+    }
+
+
+async def create(
+    conn: AsyncConnection,
+    *,
+    entity_id: uuid.UUID,
+    entity_type: str,
+    name: str,
+    status: str | None,
+    fields: dict[str, Any],
+    ts: datetime,
+    actor: str | None,
+    causation: list[dict[str, Any]] | None = None,
+    parent: tuple[str, uuid.UUID] | None = None,
+) -> dict[str, Any]:
+    """Create (or, on a retry, find) the entity; link it under ``parent``; emit its create event."""
+    inserted = (
+        await conn.execute(
+            insert(Entity)
+            .values(
+                id=entity_id,
+                entity_type=entity_type,
+                name=name,
+                status=status,
+                fields=fields,
+                created_ts=ts,
+                updated_ts=ts,
+            )
+            .on_conflict_do_nothing(index_elements=[Entity.id])
+            .returning(*COLUMNS)
+        )
+    ).first()
+    if parent is not None:
+        await link(conn, parent_type=parent[0], parent_id=parent[1], child_type=entity_type, child_id=entity_id, ts=ts)
+    if inserted is None:
+        existing = await load(conn, entity_id)
+        assert existing is not None
+        return existing
+    created = snapshot(inserted)
+    await _emit(conn, kind="create", old=None, new=created, ts=ts, actor=actor, causation=causation or [])
+    return created
+
+
+async def change(
+    conn: AsyncConnection,
+    entity_id: uuid.UUID,
+    *,
+    ts: datetime,
+    actor: str | None,
+    name: str | None = None,
+    status: str | None = None,
+    set_fields: dict[str, Any] | None = None,
+    unset_fields: list[str] | None = None,
+    causation: list[dict[str, Any]] | None = None,
+    expected_version: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Apply a change; emit update, status_change and one field_change per changed field.
+
+    Returns (old, new), with old == new when nothing changed (then nothing is emitted), or None when
+    the entity does not exist or is deleted. Raises VersionConflict on a stale ``expected_version``.
+    """
+    old = await load(conn, entity_id, lock=True)
+    if old is None or old["deleted"]:
+        return None
+    if expected_version is not None and expected_version != old["version"]:
+        raise VersionConflict(old["version"])
+    fields = dict(old["fields"])
+    fields.update(set_fields or {})
+    for key in unset_fields or []:
+        fields.pop(key, None)
+    new_name = old["name"] if name is None else name
+    new_status = old["status"] if status is None else status
+    changes = [
+        (k, old["fields"].get(k), fields.get(k))
+        for k in sorted(set(old["fields"]) | set(fields))
+        if old["fields"].get(k) != fields.get(k) or (k in old["fields"]) != (k in fields)
+    ]
+    if new_name != old["name"]:
+        changes.insert(0, ("name", old["name"], new_name))
+    if not changes and new_status == old["status"]:
+        return old, old
+    row = (
+        await conn.execute(
+            update(Entity)
+            .where(Entity.id == entity_id)
+            .values(name=new_name, status=new_status, fields=fields, version=Entity.version + 1, updated_ts=ts)
+            .returning(*COLUMNS)
+        )
+    ).one()
+    new = snapshot(row)
+    await _emit(conn, kind="update", old=old, new=new, ts=ts, actor=actor, causation=causation or [], changes=changes)
+    return old, new
+
+
+async def soft_delete(
+    conn: AsyncConnection,
+    entity_id: uuid.UUID,
+    *,
+    ts: datetime,
+    actor: str | None,
+    causation: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    old = await load(conn, entity_id, lock=True)
+    if old is None or old["deleted"]:
+        return None
+    row = (
+        await conn.execute(
+            update(Entity)
+            .where(Entity.id == entity_id)
+            .values(deleted_ts=ts, active_flag=False, version=Entity.version + 1, updated_ts=ts)
+            .returning(*COLUMNS)
+        )
+    ).one()
+    new = snapshot(row)
+    await _emit(conn, kind="delete", old=old, new=new, ts=ts, actor=actor, causation=causation or [])
+    return new
+
+
+async def link(
+    conn: AsyncConnection,
+    *,
+    parent_type: str,
+    parent_id: uuid.UUID,
+    child_type: str,
+    child_id: uuid.UUID,
+    ts: datetime,
+) -> None:
+    if parent_id == child_id:
+        return
+    await conn.execute(
+        insert(EntityLink)
+        .values(
+            parent_entity_type=parent_type,
+            parent_entity_id=parent_id,
+            child_entity_type=child_type,
+            child_entity_id=child_id,
+            created_ts=ts,
+        )
+        .on_conflict_do_nothing(constraint="uq_entity_link")
+    )
+
+
+async def related(conn: AsyncConnection, entity_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """Live parents and children of an entity, as snapshots: {"parents": [...], "children": [...]}."""
+    parents = select(EntityLink.parent_entity_id).where(EntityLink.child_entity_id == entity_id)
+    children = select(EntityLink.child_entity_id).where(EntityLink.parent_entity_id == entity_id)
+    result: dict[str, list[dict[str, Any]]] = {}
+    for key, ids in (("parents", parents), ("children", children)):
+        rows = await conn.execute(
+            select(*COLUMNS).where(Entity.id.in_(ids), Entity.deleted_ts.is_(None)).order_by(Entity.created_ts)
+        )
+        result[key] = [snapshot(r) for r in rows]
+    return result
+
+
+class VersionConflict(Exception):
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"the entity is at version {current_version}")
+        self.current_version = current_version
+
+
+async def find_live(conn: AsyncConnection, entity_id: uuid.UUID) -> dict[str, Any] | None:
+    """The entity unless it does not exist or is deleted."""
+    found = await load(conn, entity_id)
+    return found if found is not None and not found["deleted"] else None
+
+
+async def entities_page(
+    conn: AsyncConnection,
+    entity_type: str,
+    *,
+    status: str | None,
+    name: str | None,
+    include_deleted: bool,
+    limit: int,
+    offset: int,
+) -> Page[EntityPublic]:
+    stmt = select(*COLUMNS).where(Entity.entity_type == entity_type)
+    if status is not None:
+        stmt = stmt.where(Entity.status == status)
+    if name is not None:
+        pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Entity.name.ilike(f"%{pattern}%"))
+    if not include_deleted:
+        stmt = stmt.where(Entity.deleted_ts.is_(None))
+    return await fetch_page(
+        conn,
+        stmt,
+        order_by=[Entity.created_ts.desc(), Entity.id],
+        limit=limit,
+        offset=offset,
+        item=lambda row: EntityPublic.model_validate(snapshot(row)),
+    )

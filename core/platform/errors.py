@@ -1,0 +1,97 @@
+"""The error catalogue: every error a workflow or an activity raises, with the HTTP answer it becomes.
+
+Workflows and activities raise ``ApplicationError``s whose *type* is an ``ErrorKind.type`` below
+(``kind.error(message)`` builds one); the API gateway turns a refusal into its status and code by
+looking the type up here, never by reading message text. Retries are governed by the same entry:
+a kind that is not ``retryable`` is raised non-retryable, so Temporal does not try it again.
+
+The type strings are recorded in workflow histories: never rename one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.exceptions import ApplicationError
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """One kind of failure: its ApplicationError type, HTTP status and the API's error code."""
+
+    type: str
+    status: int
+    code: str
+    retryable: bool = False
+
+    def error(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        next_retry_delay: timedelta | None = None,
+        retryable: bool | None = None,
+    ) -> ApplicationError:
+        """An ApplicationError of this kind; ``retryable`` overrides the kind's default for one case."""
+        args = (details,) if details is not None else ()
+        retry = self.retryable if retryable is None else retryable
+        return ApplicationError(
+            message, *args, type=self.type, non_retryable=not retry, next_retry_delay=next_retry_delay
+        )
+
+
+# Process instances: refusals of updates (answered synchronously, nothing recorded).
+INVALID_TRANSITION = ErrorKind("InvalidTransition", 409, "invalid_transition")
+INSTANCE_FINISHED = ErrorKind("InstanceFinished", 409, "instance_finished")
+APPROVAL_PENDING = ErrorKind("ApprovalPending", 409, "approval_pending")
+TRANSITION_IN_PROGRESS = ErrorKind("TransitionInProgress", 409, "transition_in_progress")
+NO_APPROVAL_PENDING = ErrorKind("NoApprovalPending", 409, "no_approval_pending")
+NOT_PERMITTED = ErrorKind("NotPermitted", 403, "forbidden")
+
+# Agent sessions.
+NOT_AWAITING_APPROVAL = ErrorKind("NotAwaitingApproval", 409, "not_awaiting_approval")
+AGENT_OUTPUT_INVALID = ErrorKind("AgentOutputInvalid", 502, "agent_output_invalid")
+LLM_REJECTED = ErrorKind("LlmRejected", 502, "llm_rejected")
+LLM_UNAVAILABLE = ErrorKind("LlmUnavailable", 503, "llm_unavailable", retryable=True)
+
+# Activities that write: data Postgres refuses is refused on every retry too.
+INVALID_DATA = ErrorKind("InvalidData", 422, "invalid_value")
+
+# Actions (automation chains, later step tools).
+ACTION_INVALID = ErrorKind("ActionInvalid", 422, "action_invalid")
+WEBHOOK_REJECTED = ErrorKind("WebhookRejected", 502, "webhook_rejected")
+WEBHOOK_BLOCKED = ErrorKind("WebhookBlocked", 422, "webhook_blocked")
+WEBHOOK_FAILED = ErrorKind("WebhookFailed", 502, "webhook_failed", retryable=True)
+
+CATALOGUE: dict[str, ErrorKind] = {kind.type: kind for kind in list(globals().values()) if isinstance(kind, ErrorKind)}
+
+
+def kind_of(error: BaseException | None) -> ErrorKind | None:
+    """The catalogue entry of an ApplicationError, or None for anything else."""
+    if isinstance(error, ApplicationError) and error.type is not None:
+        return CATALOGUE.get(error.type)
+    return None
+
+
+__all__ = [
+    "ACTION_INVALID",
+    "AGENT_OUTPUT_INVALID",
+    "APPROVAL_PENDING",
+    "CATALOGUE",
+    "INSTANCE_FINISHED",
+    "INVALID_DATA",
+    "INVALID_TRANSITION",
+    "LLM_REJECTED",
+    "LLM_UNAVAILABLE",
+    "NOT_AWAITING_APPROVAL",
+    "NOT_PERMITTED",
+    "NO_APPROVAL_PENDING",
+    "TRANSITION_IN_PROGRESS",
+    "WEBHOOK_BLOCKED",
+    "WEBHOOK_FAILED",
+    "WEBHOOK_REJECTED",
+    "ErrorKind",
+    "kind_of",
+]

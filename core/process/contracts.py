@@ -1,0 +1,285 @@
+"""Contracts of industry process instances: templates, the process workflow's input, updates, queries
+and activities, and the API's request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.notifications.contracts import NotificationSpec
+from core.platform.contracts import RequestModel, Role, StrictModel
+
+
+class ApprovalGate(StrictModel):
+    """Leaving the state needs an approval by one of ``roles``.
+
+    After ``timeout_seconds`` without an approval the instance either escalates (records it and
+    notifies ``escalate_to``; approvers can still decide) or takes ``default_to_state_id``.
+    A rejection moves to ``reject_to_state_id`` when declared; otherwise the gate stays closed until
+    an approver approves.
+    """
+
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["approver"]), min_length=1)
+    timeout_seconds: int | None = Field(default=None, gt=0, le=365 * 24 * 3600)
+    on_timeout: Literal["escalate", "default_path"] = "escalate"
+    default_to_state_id: int | None = None
+    reject_to_state_id: int | None = None
+    escalate_to: list[str] = Field(default_factory=list, max_length=50)
+
+
+class StateNode(StrictModel):
+    """One state of an industry DAG, in the seed's JSON shape (plus an optional approval gate)."""
+
+    id: int = Field(ge=0, le=100_000)
+    name: str = Field(min_length=1, max_length=100)
+    descr: str = Field(default="", max_length=2000)
+    parent_ids: list[int] = Field(default_factory=list, max_length=200)
+    child_ids: list[int] = Field(default_factory=list, max_length=200)
+    entity_name: str | None = Field(default=None, min_length=1, max_length=100)
+    entity_status: str | None = Field(default=None, min_length=1, max_length=100)
+    terminal_flag: bool = False
+    success: bool | None = None
+    avg_duration_days: float | None = Field(default=None, ge=0)
+    approval: ApprovalGate | None = None
+
+
+class WorkflowGraph(StrictModel):
+    workflow_version: str = Field(default="1.0", max_length=20)
+    states: list[StateNode] = Field(min_length=1, max_length=200)
+
+
+class TemplateCreate(RequestModel):
+    code: str = Field(min_length=1, max_length=50, pattern=r"^[A-Z][A-Z0-9_]*$")
+    name: str = Field(min_length=1, max_length=200)
+    industry_sector: str = Field(min_length=1, max_length=100)
+    workflow_graph: WorkflowGraph
+    default_workflow_flag: bool = False
+    avg_duration_days: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class TemplatePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    version: int
+    name: str
+    industry_sector: str
+    workflow_graph: WorkflowGraph
+    active_workflow_flag: bool
+    default_workflow_flag: bool
+    avg_duration_days: int | None
+    success_rate_pct: float | None
+    created_ts: datetime
+
+
+class TemplateSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    version: int
+    name: str
+    industry_sector: str
+    state_count: int
+    active_workflow_flag: bool
+    default_workflow_flag: bool
+    created_ts: datetime
+
+
+class EntityInput(StrictModel):
+    """A business entity to create with an instance (the start state's entity)."""
+
+    name: str = Field(min_length=1, max_length=300)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class CreatedEntity(BaseModel):
+    state_id: int
+    entity: str
+    id: str
+    action: Literal["created", "updated"]
+    status: str | None = None
+
+
+class HistoryEntry(BaseModel):
+    from_: int | None = Field(default=None, alias="from")
+    to: int
+    ts: datetime
+    actor: str
+    comment: str | None = None
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class TemplateSnapshot(BaseModel):
+    """The template version an instance is pinned to, carried in the workflow input."""
+
+    head_id: str
+    code: str
+    version: int
+    name: str
+    industry_sector: str
+    graph: WorkflowGraph
+
+
+class ProcessStartInput(BaseModel):
+    instance_id: str
+    template: TemplateSnapshot
+    root_entity_id: str | None = None
+    root_entity_type: str | None = None
+    root_entity_name: str | None = None
+    entity: EntityInput | None = None
+    actor: str
+    started_ts: datetime
+    search_attributes: bool = True
+
+
+class TransitionRequest(BaseModel):
+    to_state_id: int
+    comment: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    actor: str
+    actor_role: Role
+
+
+class DecisionRequest(BaseModel):
+    decision: Literal["approve", "reject"]
+    comment: str | None = None
+    actor: str
+    actor_role: Role
+
+
+class ApprovalDecision(BaseModel):
+    decision: Literal["approve", "reject"]
+    actor: str
+    comment: str | None
+    ts: datetime
+
+
+class PendingApproval(BaseModel):
+    state_id: int
+    status: Literal["pending", "rejected", "approved"]
+    roles: list[Role]
+    requested_ts: datetime
+    timeout_at: datetime | None
+    escalated: bool = False
+    decisions: list[ApprovalDecision] = Field(default_factory=list)
+
+
+class StateRef(BaseModel):
+    id: int
+    name: str
+    entity_name: str | None = None
+    entity_status: str | None = None
+    terminal_flag: bool = False
+
+    @classmethod
+    def of(cls, state: StateNode) -> StateRef:
+        return cls(
+            id=state.id,
+            name=state.name,
+            entity_name=state.entity_name,
+            entity_status=state.entity_status,
+            terminal_flag=state.terminal_flag,
+        )
+
+
+class InstanceView(BaseModel):
+    """What `GET /workflow-instance/{id}` answers, from the workflow or from the database."""
+
+    instance_id: str
+    workflow_id: str
+    template_code: str
+    template_version: int
+    workflow_head_id: str
+    root_entity_id: str | None
+    current_state: StateRef
+    allowed_next_states: list[StateRef]
+    pending_approval: PendingApproval | None
+    state_history: list[HistoryEntry]
+    created_entities: list[CreatedEntity]
+    workflow_status: str
+    success: bool | None
+    started_ts: datetime
+    completed_ts: datetime | None
+    source: Literal["workflow", "database"]
+
+
+class ProcessOutcome(BaseModel):
+    instance_id: str
+    final_state_id: int
+    success: bool
+
+
+class EnterStateInput(BaseModel):
+    """Everything one state entry writes, in one transaction, keyed for idempotency."""
+
+    instance_id: str
+    workflow_id: str
+    template: TemplateSnapshot
+    seq: int
+    ts: datetime
+    actor: str
+    comment: str | None
+    from_state_id: int | None
+    to_state: StateNode
+    entity_id: str | None
+    entity_action: Literal["created", "updated"] | None
+    entity_name: str | None
+    entity_fields: dict[str, Any]
+    root_entity_id: str | None
+    root_entity_type: str | None
+    state_history: list[HistoryEntry]
+    created_entities: list[CreatedEntity]
+    workflow_status: str
+    success: bool | None
+    pending_approval: PendingApproval | None
+    started_ts: datetime
+
+
+class EnterStateResult(BaseModel):
+    entity_id: str | None
+
+
+class ApprovalRecordInput(BaseModel):
+    """An approval event (requested / granted / rejected / escalated / timed out) and its notices."""
+
+    instance_id: str
+    seq: int
+    event_type: str
+    state_id: int
+    ts: datetime
+    actor: str
+    comment: str | None
+    pending_approval: PendingApproval | None
+    notifications: list[NotificationSpec] = Field(default_factory=list)
+
+
+class InstanceCreate(RequestModel):
+    """Start an instance: give a new root entity, or the id of an existing one (or neither)."""
+
+    template_code: str = Field(min_length=1, max_length=50)
+    template_version: int | None = Field(default=None, ge=1, le=1_000_000, description="Default: the latest version")
+    entity: EntityInput | None = None
+    root_entity_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_root(self) -> InstanceCreate:
+        if self.entity is not None and self.root_entity_id is not None:
+            raise ValueError("give either 'entity' (a new root entity) or 'root_entity_id', not both")
+        return self
+
+
+class TransitionCreate(RequestModel):
+    to_state_id: int = Field(ge=0, le=100_000)
+    comment: str | None = Field(default=None, max_length=2000)
+    fields: dict[str, Any] = Field(default_factory=dict, description="Fields for the new state's entity")
+
+
+class DecisionCreate(RequestModel):
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(default=None, max_length=2000)

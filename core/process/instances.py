@@ -1,0 +1,81 @@
+"""Reads of process instances from their database projection (for finished instances and lists)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.platform.contracts import Page
+from core.process.contracts import CreatedEntity, HistoryEntry, InstanceView, PendingApproval, StateRef, WorkflowGraph
+from core.process.tables import GraphData, GraphHead
+
+_COLUMNS = [*GraphData.__table__.columns, GraphHead.workflow_graph]
+
+
+async def get_view(conn: AsyncConnection, instance_id: uuid.UUID) -> InstanceView | None:
+    stmt = select(*_COLUMNS).join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
+    row = (await conn.execute(stmt.where(GraphData.id == instance_id))).mappings().first()
+    return view_from_row(row) if row else None
+
+
+async def get_handle_info(conn: AsyncConnection, instance_id: uuid.UUID) -> Mapping[Any, Any] | None:
+    """Just what a transition needs (workflow id and status): no JSON columns on the hot path."""
+    stmt = select(
+        GraphData.workflow_id, GraphData.workflow_status, GraphData.current_state_id, GraphData.current_state_name
+    ).where(GraphData.id == instance_id)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
+    graph = WorkflowGraph.model_validate(row["workflow_graph"])
+    states = {s.id: s for s in graph.states}
+    current = states[row["current_state_id"]]
+    active = row["workflow_status"] == "active"
+    return InstanceView(
+        instance_id=str(row["id"]),
+        workflow_id=row["workflow_id"],
+        template_code=row["template_code"],
+        template_version=row["template_version"],
+        workflow_head_id=str(row["workflow_head_id"]),
+        root_entity_id=str(row["root_entity_id"]) if row["root_entity_id"] else None,
+        current_state=StateRef.of(current),
+        allowed_next_states=[StateRef.of(states[c]) for c in current.child_ids] if active else [],
+        pending_approval=PendingApproval.model_validate(row["pending_approval"]) if row["pending_approval"] else None,
+        state_history=[HistoryEntry.model_validate(h) for h in row["state_history"]],
+        created_entities=[CreatedEntity.model_validate(c) for c in row["created_entities"]],
+        workflow_status=row["workflow_status"],
+        success=row["success_flag"],
+        started_ts=row["started_ts"],
+        completed_ts=row["completed_ts"],
+        source="database",
+    )
+
+
+async def instances_page(
+    conn: AsyncConnection,
+    *,
+    template_code: str | None,
+    state_id: int | None,
+    status: str | None,
+    root_entity_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> Page[InstanceView]:
+    stmt = select(*_COLUMNS).join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
+    if template_code is not None:
+        stmt = stmt.where(GraphData.template_code == template_code)
+    if state_id is not None:
+        stmt = stmt.where(GraphData.current_state_id == state_id)
+    if status is not None:
+        stmt = stmt.where(GraphData.workflow_status == status)
+    if root_entity_id is not None:
+        stmt = stmt.where(GraphData.root_entity_id == root_entity_id)
+    total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = (
+        await conn.execute(stmt.order_by(GraphData.started_ts.desc(), GraphData.id).limit(limit).offset(offset))
+    ).mappings()
+    return Page(items=[view_from_row(r) for r in rows], total=int(total), limit=limit, offset=offset)

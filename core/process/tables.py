@@ -1,0 +1,102 @@
+"""Tables of industry process DAGs (seed XXIV, XXV, XXXII): template versions, instance projections,
+and the audit trail of instance events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.platform.database import Base, created_now, uuid_pk
+
+
+class GraphHead(Base):
+    """A template version. Trellis adds ``version``: (code, version) is unique, and instances point at
+    the row of the version they started on."""
+
+    __tablename__ = "d_industry_workflow_graph_head"
+    __table_args__ = (UniqueConstraint("code", "version", name="uq_graph_head_code_version"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    code: Mapped[str] = mapped_column(String(50), index=True)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    name: Mapped[str] = mapped_column(Text)
+    industry_sector: Mapped[str] = mapped_column(Text)
+    workflow_graph: Mapped[dict[str, Any]] = mapped_column()
+    active_workflow_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    default_workflow_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    avg_duration_days: Mapped[int | None] = mapped_column(Integer)
+    success_rate_pct: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_ts: Mapped[datetime] = created_now()
+
+
+class GraphData(Base):
+    """An instance's projection, written only by the process workflow's activities."""
+
+    __tablename__ = "d_industry_workflow_graph_data"
+    __table_args__ = (
+        Index("idx_workflow_data_head", "workflow_head_id"),
+        Index("idx_workflow_data_code_status", "template_code", "workflow_status"),
+        Index("idx_workflow_data_state", "current_state_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    workflow_head_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(GraphHead.id))
+    current_state_id: Mapped[int | None] = mapped_column(Integer)
+    state_history: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    # A JSON array of {state_id, entity, id, action, status}; the seed's default '{}' is an empty map.
+    created_entities: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    workflow_status: Mapped[str] = mapped_column(Text, server_default="active")
+    started_ts: Mapped[datetime] = created_now()
+    completed_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Trellis additions
+    workflow_id: Mapped[str] = mapped_column(Text, unique=True)
+    template_code: Mapped[str] = mapped_column(String(50))
+    template_version: Mapped[int] = mapped_column(Integer)
+    current_state_name: Mapped[str | None] = mapped_column(Text)
+    root_entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+    success_flag: Mapped[bool | None] = mapped_column(Boolean)
+    pending_approval: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    last_seq: Mapped[int] = mapped_column(Integer, server_default="0")  # guards against stale writes
+    updated_ts: Mapped[datetime] = created_now()
+
+
+class WorkflowEvent(Base):
+    """Audit trail. Ids are derived from (instance, sequence, kind) so a retry inserts nothing new."""
+
+    __tablename__ = "f_industry_workflow_events"
+    __table_args__ = (
+        Index("idx_workflow_events_data", "workflow_data_id"),
+        Index("idx_workflow_events_type_ts", "event_type", "event_ts"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    workflow_data_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    event_type: Mapped[str] = mapped_column(Text)
+    from_state_id: Mapped[int | None] = mapped_column(Integer)
+    to_state_id: Mapped[int | None] = mapped_column(Integer)
+    trigger_entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    event_ts: Mapped[datetime] = created_now()
+    # Trellis additions
+    seq: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))

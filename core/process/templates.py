@@ -1,0 +1,146 @@
+"""Template storage: validated, versioned DAG templates and the industry packs shipped as data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.platform.contracts import Page
+from core.platform.paths import PACKS_DIR
+from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSnapshot, TemplateSummary
+from core.process.dag import validate_graph
+from core.process.tables import GraphHead
+
+logger = logging.getLogger(__name__)
+
+PROCESS_PACKS = PACKS_DIR / "process"
+_TEMPLATE_LOCK_ID = 7_346_002  # pg_advisory_xact_lock key: one version number per code at a time
+
+
+def read_packs(folder: Path = PROCESS_PACKS) -> list[TemplateCreate]:
+    """Parse and validate every pack file; a broken pack stops start-up with its file name."""
+    packs: list[TemplateCreate] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            pack = TemplateCreate.model_validate(json.loads(path.read_text()))
+            validate_graph(pack.workflow_graph)
+        except Exception as exc:
+            raise ValueError(f"industry pack {path.name} is invalid: {exc}") from exc
+        packs.append(pack)
+    return packs
+
+
+def snapshot(template: TemplatePublic) -> TemplateSnapshot:
+    return TemplateSnapshot(
+        head_id=str(template.id),
+        code=template.code,
+        version=template.version,
+        name=template.name,
+        industry_sector=template.industry_sector,
+        graph=template.workflow_graph,
+    )
+
+
+async def create_version(
+    conn: AsyncConnection, template: TemplateCreate, *, created_by: str, only_if_changed: bool = False
+) -> tuple[TemplatePublic, bool]:
+    """Store ``template`` as the next version of its code. Validation must already have passed.
+
+    With ``only_if_changed`` an identical latest version is returned instead (pack loading).
+    Returns the stored version and whether a new row was written.
+    """
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _TEMPLATE_LOCK_ID})
+    latest = await latest_version(conn, template.code)
+    graph = template.workflow_graph.model_dump(mode="json", exclude_none=True)
+    if only_if_changed and latest is not None:
+        same = (
+            latest.workflow_graph.model_dump(mode="json", exclude_none=True) == graph
+            and latest.name == template.name
+            and latest.industry_sector == template.industry_sector
+        )
+        if same:
+            return latest, False
+    result = await conn.execute(
+        insert(GraphHead)
+        .values(
+            id=uuid.uuid4(),
+            code=template.code,
+            version=(latest.version + 1) if latest else 1,
+            name=template.name,
+            industry_sector=template.industry_sector,
+            workflow_graph=graph,
+            default_workflow_flag=template.default_workflow_flag,
+            avg_duration_days=template.avg_duration_days,
+            created_by=created_by,
+        )
+        .returning(*GraphHead.__table__.columns)
+    )
+    return TemplatePublic.model_validate(result.one()), True
+
+
+async def latest_version(conn: AsyncConnection, code: str) -> TemplatePublic | None:
+    return await get_by_code(conn, code, None)
+
+
+async def get_by_id(conn: AsyncConnection, head_id: uuid.UUID) -> TemplatePublic | None:
+    row = (await conn.execute(select(GraphHead.__table__).where(GraphHead.id == head_id))).first()
+    return TemplatePublic.model_validate(row) if row else None
+
+
+async def get_by_code(conn: AsyncConnection, code: str, version: int | None) -> TemplatePublic | None:
+    stmt = select(GraphHead.__table__).where(GraphHead.code == code)
+    stmt = stmt.where(GraphHead.version == version) if version is not None else stmt
+    row = (await conn.execute(stmt.order_by(GraphHead.version.desc()).limit(1))).first()
+    return TemplatePublic.model_validate(row) if row else None
+
+
+async def list_templates(
+    conn: AsyncConnection,
+    *,
+    code: str | None,
+    industry_sector: str | None,
+    active: bool | None,
+    all_versions: bool,
+    limit: int,
+    offset: int,
+) -> Page[TemplateSummary]:
+    state_count = func.jsonb_array_length(GraphHead.workflow_graph["states"]).label("state_count")
+    stmt = select(*GraphHead.__table__.columns, state_count)
+    if not all_versions:
+        latest = select(GraphHead.code, func.max(GraphHead.version).label("v")).group_by(GraphHead.code).subquery()
+        stmt = stmt.join(latest, (GraphHead.code == latest.c.code) & (GraphHead.version == latest.c.v))
+    if code is not None:
+        stmt = stmt.where(GraphHead.code == code)
+    if industry_sector is not None:
+        stmt = stmt.where(GraphHead.industry_sector == industry_sector)
+    if active is not None:
+        stmt = stmt.where(GraphHead.active_workflow_flag == active)
+    total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = (
+        await conn.execute(stmt.order_by(GraphHead.code, GraphHead.version.desc()).limit(limit).offset(offset))
+    ).all()
+    items = [TemplateSummary.model_validate(r) for r in rows]
+    return Page(items=items, total=int(total), limit=limit, offset=offset)
+
+
+async def load_packs(engine: AsyncEngine) -> list[TemplatePublic]:
+    """Store each pack as a template version unless its latest version is identical."""
+    stored: list[TemplatePublic] = []
+    for pack in read_packs():
+        async with engine.begin() as conn:
+            template, created = await create_version(conn, pack, created_by="industry-pack", only_if_changed=True)
+        if created:
+            logger.info("loaded industry pack %s as version %s", template.code, template.version)
+        stored.append(template)
+    return stored
+
+
+async def active_codes(conn: AsyncConnection) -> list[str]:
+    """Codes of the active templates, for an error message that says what exists."""
+    stmt = select(GraphHead.code).where(GraphHead.active_workflow_flag.is_(True)).distinct().order_by(GraphHead.code)
+    return list((await conn.execute(stmt)).scalars())

@@ -1,0 +1,15 @@
+"""Every domain's tables on the one shared ``MetaData``: what Alembic migrates and compares against."""
+
+from __future__ import annotations
+
+from core.agents import tables as agents_tables
+from core.automation import tables as automation_tables
+from core.entities import tables as entities_tables
+from core.notifications import tables as notifications_tables
+from core.platform.database import SCHEMA, Base
+from core.process import tables as process_tables
+
+DOMAIN_TABLES = (entities_tables, notifications_tables, process_tables, automation_tables, agents_tables)
+target_metadata = Base.metadata
+
+__all__ = ["DOMAIN_TABLES", "SCHEMA", "target_metadata"]

@@ -1,0 +1,470 @@
+"""Process-instance workflow: one industry DAG instance, from its start state to a terminal state.
+
+Transitions are Temporal updates with validators, so an invalid one is rejected synchronously and
+leaves nothing in history. Each state entry is exactly one local activity (one round trip to the
+database, no extra task round trip through the server). The template version is pinned in the
+workflow input, so editing a template never changes an instance in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.process.state_entry import ProcessActivities
+    from core.notifications.contracts import NotificationSpec
+    from core.platform import errors
+    from core.platform import search_attributes as sa
+    from core.process.contracts import (
+        ApprovalDecision,
+        ApprovalRecordInput,
+        CreatedEntity,
+        DecisionRequest,
+        EnterStateInput,
+        HistoryEntry,
+        InstanceView,
+        PendingApproval,
+        ProcessOutcome,
+        ProcessStartInput,
+        StateNode,
+        StateRef,
+        TransitionRequest,
+    )
+    from core.process.dag import start_state
+    from core.process.ids import state_entity_id
+
+# Error types the API maps to HTTP answers (matched by type, never by message text).
+
+SYSTEM_TIMEOUT_ACTOR = "system:approval-timeout"
+
+# A user waits on a transition: bounded retries, then the update fails and nothing changes.
+_TRANSITION_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5), maximum_attempts=8
+)
+# The start and system steps have nobody to report to: keep trying (e.g. through a database restart).
+_BACKGROUND_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+
+
+@workflow.defn(name="ProcessInstance")
+class ProcessInstanceWorkflow:
+    @workflow.init
+    def __init__(self, data: ProcessStartInput) -> None:
+        self._input = data
+        self._template = data.template
+        self._states = {s.id: s for s in data.template.graph.states}
+        self._workflow_id = workflow.info().workflow_id
+        self._current = start_state(data.template.graph)
+        self._seq = 0
+        self._history: list[HistoryEntry] = []
+        self._created: list[CreatedEntity] = []
+        self._entity_by_type: dict[str, str] = {}
+        self._root_entity_id = data.root_entity_id
+        self._root_entity_type = data.root_entity_type
+        self._root_name = data.root_entity_name or (data.entity.name if data.entity else None)
+        if data.root_entity_id and data.root_entity_type:
+            self._entity_by_type[data.root_entity_type] = data.root_entity_id
+        self._approval: PendingApproval | None = None
+        self._status = "active"
+        self._success: bool | None = None
+        self._completed_ts: datetime | None = None
+        self._ready = False
+        self._busy = False
+        self._lock = asyncio.Lock()
+        self._timers: list[asyncio.Task[None]] = []
+
+    @workflow.run
+    async def run(self, data: ProcessStartInput) -> ProcessOutcome:
+        async with self._lock:
+            await self._enter(
+                self._current,
+                actor=data.actor,
+                comment=None,
+                fields=data.entity.fields if data.entity else {},
+                retry=_BACKGROUND_RETRY,
+                from_state=None,
+            )
+        self._ready = True
+        await workflow.wait_condition(lambda: self._status != "active" and not self._busy)
+        for timer in self._timers:
+            await timer
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return ProcessOutcome(
+            instance_id=data.instance_id, final_state_id=self._current.id, success=bool(self._success)
+        )
+
+    # ------------------------------------------------------------------ queries and updates
+
+    @workflow.query
+    def view(self) -> InstanceView:
+        return InstanceView(
+            instance_id=self._input.instance_id,
+            workflow_id=self._workflow_id,
+            template_code=self._template.code,
+            template_version=self._template.version,
+            workflow_head_id=self._template.head_id,
+            root_entity_id=self._root_entity_id,
+            current_state=StateRef.of(self._current),
+            allowed_next_states=[] if self._status != "active" else self._allowed(),
+            pending_approval=self._approval,
+            state_history=list(self._history),
+            created_entities=list(self._created),
+            workflow_status=self._status,
+            success=self._success,
+            started_ts=self._input.started_ts,
+            completed_ts=self._completed_ts,
+            source="workflow",
+        )
+
+    @workflow.update
+    async def wait_ready(self) -> InstanceView:
+        """Answers once the start state is recorded; the API calls it right after starting."""
+        await workflow.wait_condition(lambda: self._ready)
+        return self.view()
+
+    @workflow.update
+    async def transition(self, request: TransitionRequest) -> InstanceView:
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check_transition(request.to_state_id)  # again: an earlier update may have moved on
+            await self._enter(
+                self._states[request.to_state_id],
+                actor=request.actor,
+                comment=request.comment,
+                fields=request.fields,
+                retry=_TRANSITION_RETRY,
+                from_state=self._current,
+            )
+        return self.view()
+
+    @transition.validator
+    def _validate_transition(self, request: TransitionRequest) -> None:
+        self._check_transition(request.to_state_id)
+
+    @workflow.update
+    async def decide(self, request: DecisionRequest) -> InstanceView:
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check_decision(request)
+            assert self._approval is not None
+            gate = self._current.approval
+            assert gate is not None
+            decision = ApprovalDecision(
+                decision=request.decision, actor=request.actor, comment=request.comment, ts=workflow.now()
+            )
+            await self._record_approval(
+                "approval_granted" if request.decision == "approve" else "approval_rejected",
+                self._approval.model_copy(
+                    update={
+                        "status": "approved" if request.decision == "approve" else "rejected",
+                        "decisions": [*self._approval.decisions, decision],
+                    }
+                ),
+                actor=request.actor,
+                comment=request.comment,
+                retry=_TRANSITION_RETRY,
+            )
+            if request.decision == "reject" and gate.reject_to_state_id is not None:
+                await self._enter(
+                    self._states[gate.reject_to_state_id],
+                    actor=request.actor,
+                    comment=request.comment or "approval rejected",
+                    fields={},
+                    retry=_TRANSITION_RETRY,
+                    from_state=self._current,
+                )
+        return self.view()
+
+    @decide.validator
+    def _validate_decide(self, request: DecisionRequest) -> None:
+        self._check_decision(request)
+
+    # ------------------------------------------------------------------ rules
+
+    def _allowed(self) -> list[StateRef]:
+        return [StateRef.of(self._states[c]) for c in self._current.child_ids]
+
+    def _check_transition(self, to_state_id: int) -> None:
+        if self._status != "active":
+            raise ApplicationError(
+                f"instance is {self._status} (terminal state {self._current.id} '{self._current.name}'); "
+                "it takes no more transitions",
+                {"current_state_id": self._current.id},
+                type=errors.INSTANCE_FINISHED.type,
+                non_retryable=True,
+            )
+        if self._busy:
+            raise ApplicationError(
+                "another transition of this instance is in progress; retry when it has finished",
+                type=errors.TRANSITION_IN_PROGRESS.type,
+                non_retryable=True,
+            )
+        if to_state_id not in self._current.child_ids:
+            allowed = self._allowed()
+            names = ", ".join(f"{s.id} ({s.name})" for s in allowed)
+            raise ApplicationError(
+                f"cannot move from state {self._current.id} ('{self._current.name}') to state {to_state_id}; "
+                f"allowed next states: {names}",
+                {
+                    "current_state_id": self._current.id,
+                    "allowed_next_states": [s.model_dump() for s in allowed],
+                },
+                type=errors.INVALID_TRANSITION.type,
+                non_retryable=True,
+            )
+        if self._approval is not None and self._approval.status != "approved":
+            raise ApplicationError(
+                f"state {self._current.id} ('{self._current.name}') needs an approval before it can be left; "
+                f"approval is {self._approval.status} (roles that may approve: {', '.join(self._approval.roles)})",
+                {"pending_approval": self._approval.model_dump(mode="json")},
+                type=errors.APPROVAL_PENDING.type,
+                non_retryable=True,
+            )
+
+    def _check_decision(self, request: DecisionRequest) -> None:
+        if self._status != "active":
+            raise ApplicationError(
+                f"instance is {self._status}; there is nothing to decide",
+                type=errors.INSTANCE_FINISHED.type,
+                non_retryable=True,
+            )
+        if self._busy:
+            raise ApplicationError(
+                "a transition of this instance is in progress; retry when it has finished",
+                type=errors.TRANSITION_IN_PROGRESS.type,
+                non_retryable=True,
+            )
+        if self._approval is None or self._approval.status == "approved":
+            raise ApplicationError(
+                f"no approval is pending in state {self._current.id} ('{self._current.name}')",
+                type=errors.NO_APPROVAL_PENDING.type,
+                non_retryable=True,
+            )
+        if request.actor_role != "admin" and request.actor_role not in self._approval.roles:
+            raise ApplicationError(
+                f"role '{request.actor_role}' may not decide this approval; allowed roles: "
+                f"{', '.join(self._approval.roles)}",
+                type=errors.NOT_PERMITTED.type,
+                non_retryable=True,
+            )
+
+    # ------------------------------------------------------------------ state entry
+
+    async def _enter(
+        self,
+        state: StateNode,
+        *,
+        actor: str,
+        comment: str | None,
+        fields: dict[str, object],
+        retry: RetryPolicy,
+        from_state: StateNode | None,
+    ) -> None:
+        """Record entering ``state``; in-memory state changes only after the write has succeeded."""
+        self._busy = True
+        try:
+            seq = self._seq + 1
+            now = workflow.now()
+            entity_id, action, entity_name = self._plan_entity(state, seq)
+            history = [
+                *self._history,
+                HistoryEntry(
+                    **{"from": from_state.id if from_state else None},
+                    to=state.id,
+                    ts=now,
+                    actor=actor,
+                    comment=comment,
+                ),
+            ]
+            created = list(self._created)
+            if entity_id is not None and action is not None and state.entity_name:
+                created.append(
+                    CreatedEntity(
+                        state_id=state.id,
+                        entity=state.entity_name,
+                        id=entity_id,
+                        action=action,
+                        status=state.entity_status,
+                    )
+                )
+            status = "completed" if state.terminal_flag else "active"
+            success = bool(state.success) if state.terminal_flag else None
+            approval = None
+            if state.approval is not None:
+                timeout_at = (
+                    now + timedelta(seconds=state.approval.timeout_seconds) if state.approval.timeout_seconds else None
+                )
+                approval = PendingApproval(
+                    state_id=state.id,
+                    status="pending",
+                    roles=state.approval.roles,
+                    requested_ts=now,
+                    timeout_at=timeout_at,
+                )
+            root_id = self._root_entity_id or (entity_id if from_state is None else None)
+            root_type = self._root_entity_type or (state.entity_name if from_state is None else None)
+            await workflow.execute_local_activity_method(
+                ProcessActivities.enter_state,
+                EnterStateInput(
+                    instance_id=self._input.instance_id,
+                    workflow_id=self._workflow_id,
+                    template=self._template,
+                    seq=seq,
+                    ts=now,
+                    actor=actor,
+                    comment=comment,
+                    from_state_id=from_state.id if from_state else None,
+                    to_state=state,
+                    entity_id=entity_id,
+                    entity_action=action,
+                    entity_name=entity_name,
+                    entity_fields=dict(fields),
+                    root_entity_id=root_id,
+                    root_entity_type=root_type,
+                    state_history=history,
+                    created_entities=created,
+                    workflow_status=status,
+                    success=success,
+                    pending_approval=approval,
+                    started_ts=self._input.started_ts,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=retry,
+                summary=f"enter {state.id} {state.name}",
+            )
+        finally:
+            self._busy = False
+        # The write is durable: commit the new state in memory.
+        self._seq = seq
+        self._history = history
+        self._created = created
+        self._root_entity_id, self._root_entity_type = root_id, root_type
+        if entity_id is not None and state.entity_name:
+            self._entity_by_type[state.entity_name] = entity_id
+        self._current = state
+        self._status, self._success = status, success
+        self._completed_ts = now if state.terminal_flag else None
+        self._approval = approval
+        if self._input.search_attributes:
+            workflow.upsert_search_attributes(
+                [sa.CURRENT_STATE.value_set(state.name), sa.INSTANCE_STATUS.value_set(status)]
+                + ([sa.ROOT_ENTITY_ID.value_set(root_id)] if root_id else [])
+            )
+        workflow.set_current_details(self._details())
+        if approval is not None and state.approval is not None and state.approval.timeout_seconds:
+            self._timers.append(asyncio.create_task(self._approval_timer(state)))
+
+    def _plan_entity(self, state: StateNode, seq: int) -> tuple[str | None, str | None, str | None]:
+        """Reuse the instance's entity of the same type (a quote goes Draft → Sent), else create one."""
+        if not state.entity_name:
+            return None, None, None
+        existing = self._entity_by_type.get(state.entity_name)
+        if existing is not None:
+            return existing, "updated", None
+        name = f"{state.entity_name} for {self._root_name}" if self._root_name else state.entity_name
+        if seq == 1 and self._input.entity is not None:
+            name = self._input.entity.name
+        return str(state_entity_id(self._input.instance_id, seq)), "created", name
+
+    # ------------------------------------------------------------------ approvals
+
+    async def _approval_timer(self, state: StateNode) -> None:
+        gate = state.approval
+        assert gate is not None and gate.timeout_seconds is not None
+
+        def settled() -> bool:
+            # Templates are acyclic, so once the instance has left the state it never returns.
+            return self._current.id != state.id or self._approval is None or self._approval.status == "approved"
+
+        try:
+            await workflow.wait_condition(settled, timeout=timedelta(seconds=gate.timeout_seconds))
+            return
+        except TimeoutError:
+            pass
+        async with self._lock:
+            if self._current.id != state.id or self._approval is None or self._approval.status == "approved":
+                return
+            if gate.on_timeout == "default_path" and gate.default_to_state_id is not None:
+                await self._record_approval(
+                    "approval_timed_out",
+                    self._approval,
+                    actor=SYSTEM_TIMEOUT_ACTOR,
+                    comment="approval timed out",
+                    retry=_BACKGROUND_RETRY,
+                )
+                await self._enter(
+                    self._states[gate.default_to_state_id],
+                    actor=SYSTEM_TIMEOUT_ACTOR,
+                    comment="approval timed out: default path taken",
+                    fields={},
+                    retry=_BACKGROUND_RETRY,
+                    from_state=self._current,
+                )
+            else:
+                subject = f"Approval overdue: {self._template.code} instance {self._input.instance_id}"
+                body = (
+                    f"State '{state.name}' of {self._template.name} has waited {gate.timeout_seconds}s for an "
+                    f"approval by {', '.join(gate.roles)}."
+                )
+                await self._record_approval(
+                    "approval_escalated",
+                    self._approval.model_copy(update={"escalated": True}),
+                    actor=SYSTEM_TIMEOUT_ACTOR,
+                    comment="approval timed out: escalated",
+                    retry=_BACKGROUND_RETRY,
+                    notifications=[
+                        NotificationSpec(recipient=r, template="approval_escalated", subject=subject, body=body)
+                        for r in gate.escalate_to
+                    ],
+                )
+
+    async def _record_approval(
+        self,
+        event_type: str,
+        approval_after: PendingApproval | None,
+        *,
+        actor: str,
+        comment: str | None,
+        retry: RetryPolicy,
+        notifications: list[NotificationSpec] | None = None,
+    ) -> None:
+        self._busy = True
+        try:
+            seq = self._seq + 1
+            await workflow.execute_local_activity_method(
+                ProcessActivities.record_approval,
+                ApprovalRecordInput(
+                    instance_id=self._input.instance_id,
+                    seq=seq,
+                    event_type=event_type,
+                    state_id=self._current.id,
+                    ts=workflow.now(),
+                    actor=actor,
+                    comment=comment,
+                    pending_approval=approval_after,
+                    notifications=notifications or [],
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=retry,
+                summary=event_type,
+            )
+        finally:
+            self._busy = False
+        self._seq = seq
+        self._approval = approval_after
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        lines = [
+            f"**{self._template.name}** ({self._template.code} v{self._template.version})",
+            f"State: {self._current.id} `{self._current.name}` — {self._status}",
+        ]
+        if self._root_name:
+            lines.append(f"Customer/root: {self._root_name}")
+        if self._approval is not None:
+            lines.append(f"Approval: {self._approval.status} (roles {', '.join(self._approval.roles)})")
+        return "\n\n".join(lines)
