@@ -15,6 +15,7 @@ from activities.agents.llm import LlmActivities
 from activities.agents.sessions import SessionActivities
 from activities.automation.actions import ActionActivities
 from activities.automation.chains import AutomationActivities
+from activities.automation.registry import activities_of
 from activities.process.state_entry import ProcessActivities
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
@@ -22,7 +23,7 @@ from core.platform.search_attributes import ensure_search_attributes
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
 from workflows.agents.session import AgentSessionWorkflow
-from workflows.automation.chain import ACTIONS, AutomationChainWorkflow
+from workflows.automation.chain import AutomationChainWorkflow
 from workflows.automation.dispatcher import OutboxDispatcher
 from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
 from workflows.automation.redelivery import WebhookRedeliveryWorkflow
@@ -59,7 +60,7 @@ def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings:
             automation.claim,
             automation.finish,
             automation.dead_letter,
-            *(getattr(actions, method.__name__) for method in ACTIONS.values()),
+            *activities_of(actions),
             actions.redeliver_webhook,
             llm.call_agent,
             sessions.record,

@@ -27,6 +27,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import UpdateMethodMultiParam
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError
@@ -92,7 +93,7 @@ class Gateway:
         self,
         run: Callable[..., Awaitable[Any]],
         arg: Any,
-        update: Callable[..., Awaitable[T]],
+        update: UpdateMethodMultiParam[Any, T],
         *,
         workflow_id: str,
         search_attributes: Sequence[SearchAttributePair[Any]] = (),
@@ -123,12 +124,12 @@ class Gateway:
         except TimeoutError as exc:
             raise self._queued(workflow_id) from exc
 
-    async def update(self, workflow_id: str, update: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def update(self, workflow_id: str, update: UpdateMethodMultiParam[Any, T], *args: Any) -> T:
         """Run an update (a method reference, never a string name) and wait for its result."""
         handle = self._client.get_workflow_handle(workflow_id)
         try:
             async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
-                return await handle.execute_update(update, *args)
+                return await handle.execute_update(update, args=args)
         except WorkflowUpdateFailedError as exc:
             raise self._refusal(exc) from exc
         except RPCError as exc:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from core.platform.database import driver_url
 from migrations.metadata import SCHEMA, target_metadata
 
 MIGRATION_LOCK_ID = 7_346_001  # arbitrary, fixed: pg_advisory_lock key for migrations
@@ -38,7 +39,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_database_url())
+    engine = create_async_engine(driver_url(_database_url()))
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})

@@ -14,7 +14,7 @@ import smtplib
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -23,18 +23,37 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.automation.webhooks import Delivery, deliver
+from core.automation.actions import (
+    SPECS,
+    ActionOutput,
+    CallWebhookAction,
+    CallWebhookOutput,
+    CreateEntityAction,
+    CreateEntityOutput,
+    RunScriptAction,
+    RunScriptOutput,
+    SendEmailAction,
+    SendEmailOutput,
+    SendNotificationAction,
+    SendNotificationOutput,
+    UpdateFieldAction,
+    UpdateFieldOutput,
+)
 from core.automation.messages import MESSAGE_TEMPLATES
-from core.automation.rules import ActionInput, ActionResult, RedeliveryInput, RedeliveryResult, RuleSnapshot
+from core.automation.rules import ActionInput, RedeliveryInput, RedeliveryResult, RuleSnapshot
 from core.automation.scripts import SCRIPTS, ScriptError
 from core.automation.ssrf import AllowList
 from core.automation.tables import ActionLog, WebhookDeadLetter, WorkflowAutomation
 from core.automation.templating import TemplateRenderError, build_context, render, render_value
 from core.entities import store as entities
+from core.entities.contracts import Cause, EntityEventData
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
+
+Out = TypeVar("Out", bound=ActionOutput)
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -44,19 +63,19 @@ def _invalid(message: str) -> ApplicationError:
 
 def _causation(data: ActionInput) -> list[dict[str, Any]]:
     """The changes an action makes carry the chain that led to them, for loop detection."""
-    return [
-        *data.event.get("causation", []),
-        {"rule_id": data.rule.id, "event_id": data.event["id"], "entity_id": data.event.get("entity_id")},
-    ]
+    event = data.event
+    chain = [*event.causation, Cause(rule_id=data.rule.id, event_id=event.id, entity_id=event.entity_id)]
+    return [c.model_dump() for c in chain]
 
 
-async def _context(conn: AsyncConnection, rule: RuleSnapshot, event: dict[str, Any]) -> dict[str, Any]:
-    entity = event.get("new_entity")
+async def _context(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEventData) -> dict[str, Any]:
+    entity = event.new_entity.model_dump() if event.new_entity else None
+    old = event.old_entity.model_dump() if event.old_entity else None
     related = await entities.related(conn, uuid.UUID(entity["id"])) if entity else {}
     return build_context(
         entity,
-        event.get("old_entity"),
-        {k: event.get(k) for k in ("id", "event_kind", "field_name", "old_value", "new_value", "actor")},
+        old,
+        event.model_dump(mode="json", include={"id", "event_kind", "field_name", "old_value", "new_value", "actor"}),
         related,
         {"id": rule.id, "name": rule.workflow_name},
     )
@@ -69,29 +88,30 @@ def _render(value: Any, context: dict[str, Any]) -> Any:
         raise _invalid(str(exc)) from exc
 
 
-async def build_webhook(conn: AsyncConnection, rule: RuleSnapshot, event: dict[str, Any], index: int) -> Delivery:
+async def build_webhook(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEventData, index: int) -> Delivery:
     action = rule.actions[index]
+    assert isinstance(action, CallWebhookAction)
     context = await _context(conn, rule, event)
     secret = (
         await conn.execute(select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == uuid.UUID(rule.id)))
     ).scalar_one()
-    body_value = action.get("body")
+    body_value = action.body
     if body_value is None:
         body_value = {
-            "type": f"{event['entity_type']}.{event['event_kind']}",
+            "type": f"{event.entity_type}.{event.event_kind}",
             "rule": rule.workflow_name,
-            "event_id": event["id"],
-            "entity": event.get("new_entity"),
+            "event_id": event.id,
+            "entity": event.new_entity.model_dump() if event.new_entity else None,
         }
     body = json.dumps(_render(body_value, context), separators=(",", ":"), default=str).encode()
     return Delivery(
-        url=_render(action["url"], context),
-        method=action.get("method", "POST"),
-        headers={k: str(v) for k, v in _render(action.get("headers", {}), context).items()},
+        url=_render(action.url, context),
+        method=action.method,
+        headers={k: str(v) for k, v in _render(action.headers, context).items()},
         body=body,
-        webhook_id=f"msg_{derived_id('webhook', rule.id, event['id'], index).hex}",
+        webhook_id=f"msg_{derived_id('webhook', rule.id, event.id, index).hex}",
         secret=secret,
-        timeout_seconds=float(action.get("timeout_seconds", 10.0)),
+        timeout_seconds=action.timeout_seconds,
     )
 
 
@@ -109,11 +129,12 @@ class ActionActivities:
     def _key(data: ActionInput) -> dict[str, Any]:
         return {
             "rule_id": uuid.UUID(data.rule.id),
-            "event_id": uuid.UUID(data.event["id"]),
+            "event_id": uuid.UUID(data.event.id),
             "action_index": data.action_index,
         }
 
-    async def _logged(self, conn: AsyncConnection, data: ActionInput) -> ActionResult | None:
+    async def _logged(self, conn: AsyncConnection, data: ActionInput) -> Any:
+        """The recorded output of this action if an earlier attempt completed it, else None."""
         key = self._key(data)
         row = (
             await conn.execute(
@@ -124,161 +145,154 @@ class ActionActivities:
                 )
             )
         ).first()
-        return ActionResult(summary={**row[0], "already_done": True}) if row else None
+        if row is None:
+            return None
+        output = SPECS[data.action.type].output
+        return output.model_validate({**row[0], "already_done": True})
 
-    async def _log(self, conn: AsyncConnection, data: ActionInput, summary: dict[str, Any]) -> ActionResult:
+    async def _log(self, conn: AsyncConnection, data: ActionInput, output: Out) -> Out:
         await conn.execute(
             insert(ActionLog)
             .values(
                 **self._key(data),
-                action_type=data.rule.actions[data.action_index]["type"],
+                action_type=data.action.type,
                 status="done",
-                result=summary,
+                result=output.model_dump(mode="json", exclude={"already_done"}),
                 finished_ts=datetime.now(UTC),
             )
             .on_conflict_do_nothing()
         )
-        return ActionResult(summary=summary)
-
-    def _action(self, data: ActionInput) -> dict[str, Any]:
-        return data.rule.actions[data.action_index]
+        return output
 
     # ---------------------------------------------------------------- database actions
 
     @activity.defn(name="action.update_field")
-    async def update_field(self, data: ActionInput) -> ActionResult:
-        action = self._action(data)
+    async def update_field(self, data: ActionInput) -> UpdateFieldOutput:
+        action = data.action
+        assert isinstance(action, UpdateFieldAction)
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
-            value = _render(action["value"], context)
+            value = _render(action.value, context)
             target = await self._target(conn, data, action)
-            field = action["field"]
-            now = datetime.now(UTC)
-            if field == "status":
-                changed = await entities.change(
-                    conn, target, status=str(value), ts=now, actor=f"rule:{data.rule.id}", causation=_causation(data)
-                )
-            elif field == "name":
-                changed = await entities.change(
-                    conn, target, name=str(value), ts=now, actor=f"rule:{data.rule.id}", causation=_causation(data)
-                )
-            else:
-                changed = await entities.change(
-                    conn,
-                    target,
-                    set_fields={field: value},
-                    ts=now,
-                    actor=f"rule:{data.rule.id}",
-                    causation=_causation(data),
-                )
+            field = action.field
+            change: dict[str, Any] = (
+                {"status": str(value)}
+                if field == "status"
+                else {"name": str(value)}
+                if field == "name"
+                else {"set_fields": {field: value}}
+            )
+            changed = await entities.change(
+                conn, target, ts=datetime.now(UTC), actor=f"rule:{data.rule.id}", causation=_causation(data), **change
+            )
             if changed is None:
                 raise _invalid(f"update_field: entity {target} does not exist or is deleted")
-            return await self._log(conn, data, {"entity_id": str(target), "field": field, "value": value})
+            return await self._log(conn, data, UpdateFieldOutput(entity_id=str(target), field=field, value=value))
 
-    async def _target(self, conn: AsyncConnection, data: ActionInput, action: dict[str, Any]) -> uuid.UUID:
-        trigger = data.event.get("entity_id")
+    async def _target(self, conn: AsyncConnection, data: ActionInput, action: UpdateFieldAction) -> uuid.UUID:
+        trigger = data.event.entity_id
         if trigger is None:
             raise _invalid("update_field: this event has no entity to update")
-        if action.get("target", "trigger") == "trigger":
+        if action.target == "trigger":
             return uuid.UUID(trigger)
         related = await entities.related(conn, uuid.UUID(trigger))
-        side = "parents" if action["target"] == "parent" else "children"
-        matches = [e for e in related[side] if e["entity_type"] == action["target_entity_type"]]
+        side = "parents" if action.target == "parent" else "children"
+        matches = [e for e in related[side] if e["entity_type"] == action.target_entity_type]
         if not matches:
             raise _invalid(
-                f"update_field: the trigger entity has no {action['target']} of type '{action['target_entity_type']}'"
+                f"update_field: the trigger entity has no {action.target} of type '{action.target_entity_type}'"
             )
         return uuid.UUID(matches[0]["id"])
 
     @activity.defn(name="action.create_entity")
-    async def create_entity(self, data: ActionInput) -> ActionResult:
-        action = self._action(data)
+    async def create_entity(self, data: ActionInput) -> CreateEntityOutput:
+        action = data.action
+        assert isinstance(action, CreateEntityAction)
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
-            entity_id = derived_id("action-entity", data.rule.id, data.event["id"], data.action_index)
-            trigger = data.event.get("entity_id")
-            parent = (
-                (data.event["entity_type"], uuid.UUID(trigger))
-                if trigger and action.get("link_to_trigger", True)
-                else None
-            )
+            entity_id = derived_id("action-entity", data.rule.id, data.event.id, data.action_index)
+            trigger = data.event.entity_id
+            parent = (data.event.entity_type, uuid.UUID(trigger)) if trigger and action.link_to_trigger else None
             created = await entities.create(
                 conn,
                 entity_id=entity_id,
-                entity_type=action["entity_type"],
-                name=str(_render(action.get("name", "{{entity.name}}"), context)),
-                status=_render(action.get("status"), context),
-                fields=_render(action.get("fields", {}), context),
+                entity_type=action.entity_type,
+                name=str(_render(action.name, context)),
+                status=_render(action.status, context),
+                fields=_render(action.fields, context),
                 ts=datetime.now(UTC),
                 actor=f"rule:{data.rule.id}",
                 causation=_causation(data),
                 parent=parent,
             )
-            return await self._log(conn, data, {"entity_id": created["id"], "entity_type": action["entity_type"]})
+            output = CreateEntityOutput(entity_id=created["id"], entity_type=action.entity_type)
+            return await self._log(conn, data, output)
 
     @activity.defn(name="action.send_notification")
-    async def send_notification(self, data: ActionInput) -> ActionResult:
-        action = self._action(data)
+    async def send_notification(self, data: ActionInput) -> SendNotificationOutput:
+        action = data.action
+        assert isinstance(action, SendNotificationAction)
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
             subject, body = self._message(action, context)
-            recipients = [str(r) for r in _render(action["recipients"], context)]
+            recipients = [str(r) for r in _render(action.recipients, context)]
             await insert_notifications(
                 conn,
                 [
-                    NotificationSpec(recipient=r, template=action["template"], subject=subject, body=body)
+                    NotificationSpec(recipient=r, template=action.template, subject=subject, body=body)
                     for r in recipients
                 ],
-                dedupe_prefix=f"rule:{data.rule.id}:{data.event['id']}:{data.action_index}",
+                dedupe_prefix=f"rule:{data.rule.id}:{data.event.id}:{data.action_index}",
                 source=f"rule:{data.rule.id}",
-                entity_id=uuid.UUID(data.event["entity_id"]) if data.event.get("entity_id") else None,
+                entity_id=uuid.UUID(data.event.entity_id) if data.event.entity_id else None,
                 ts=datetime.now(UTC),
             )
-            return await self._log(conn, data, {"recipients": recipients, "subject": subject})
+            output = SendNotificationOutput(recipients=recipients, subject=subject)
+            return await self._log(conn, data, output)
 
     @staticmethod
-    def _message(action: dict[str, Any], context: dict[str, Any]) -> tuple[str, str]:
-        default_subject, default_body = MESSAGE_TEMPLATES.get(action["template"], (None, None))
-        subject = action.get("subject") or default_subject
-        body = action.get("body") or default_body
+    def _message(action: SendNotificationAction | SendEmailAction, context: dict[str, Any]) -> tuple[str, str]:
+        default_subject, default_body = MESSAGE_TEMPLATES.get(action.template, (None, None))
+        subject = action.subject or default_subject
+        body = action.body or default_body
         if subject is None or body is None:
-            raise _invalid(f"message template '{action['template']}' is unknown and the rule gives no subject/body")
+            raise _invalid(f"message template '{action.template}' is unknown and the rule gives no subject/body")
         try:
             return render(subject, context), render(body, context)
         except TemplateRenderError as exc:
             raise _invalid(str(exc)) from exc
 
     @activity.defn(name="action.run_script")
-    async def run_script(self, data: ActionInput) -> ActionResult:
-        action = self._action(data)
-        script = SCRIPTS.get(action["script_id"])
+    async def run_script(self, data: ActionInput) -> RunScriptOutput:
+        action = data.action
+        assert isinstance(action, RunScriptAction)
+        script = SCRIPTS.get(action.script_id)
         if script is None:
-            raise _invalid(f"run_script: script '{action['script_id']}' is not registered")
+            raise _invalid(f"run_script: script '{action.script_id}' is not registered")
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
-            trigger = data.event.get("entity_id")
+            trigger = data.event.entity_id
             entity = await entities.load(conn, uuid.UUID(trigger)) if trigger else None
-            if entity is None:
+            if entity is None or trigger is None:
                 raise _invalid("run_script: this event has no entity to run on")
             try:
                 # In a thread with a time limit, so a slow script cannot hold the worker's event loop.
                 result = await asyncio.wait_for(
-                    asyncio.to_thread(script, entity, dict(action.get("params", {}))),
-                    timeout=float(action.get("timeout_seconds", 5.0)),
+                    asyncio.to_thread(script, entity, dict(action.params)), timeout=action.timeout_seconds
                 )
             except TimeoutError as exc:
                 raise _invalid(
-                    f"run_script: '{action['script_id']}' exceeded its {action.get('timeout_seconds', 5.0)}s time limit"
+                    f"run_script: '{action.script_id}' exceeded its {action.timeout_seconds}s time limit"
                 ) from exc
             except ScriptError as exc:
-                raise _invalid(f"run_script: '{action['script_id']}' failed: {exc}") from exc
+                raise _invalid(f"run_script: '{action.script_id}' failed: {exc}") from exc
             await entities.change(
                 conn,
                 uuid.UUID(trigger),
@@ -287,7 +301,8 @@ class ActionActivities:
                 actor=f"rule:{data.rule.id}",
                 causation=_causation(data),
             )
-            return await self._log(conn, data, {"script_id": action["script_id"], "result": result})
+            output = RunScriptOutput(script_id=action.script_id, result=result)
+            return await self._log(conn, data, output)
 
     @activity.defn(name="action.redeliver_webhook")
     async def redeliver_webhook(self, data: RedeliveryInput) -> RedeliveryResult:
@@ -334,26 +349,27 @@ class ActionActivities:
     # ---------------------------------------------------------------- outside effects
 
     @activity.defn(name="action.send_email")
-    async def send_email(self, data: ActionInput) -> ActionResult:
-        action = self._action(data)
+    async def send_email(self, data: ActionInput) -> SendEmailOutput:
+        action = data.action
+        assert isinstance(action, SendEmailAction)
         async with self._engine.connect() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
         subject, body = self._message(action, context)
-        to = str(_render(action["to"], context)).strip()
+        to = str(_render(action.to, context)).strip()
         if "@" not in to or any(c in to for c in "\r\n,;"):
             raise _invalid(f"send_email: '{to}' is not a single e-mail address")
         message = EmailMessage()
         message["From"] = self._settings.smtp_from
         message["To"] = to
         message["Subject"] = subject
-        message_id = f"<{derived_id('email', data.rule.id, data.event['id'], data.action_index)}@trellis>"
+        message_id = f"<{derived_id('email', data.rule.id, data.event.id, data.action_index)}@trellis>"
         message["Message-ID"] = message_id
         message.set_content(body)
         await asyncio.to_thread(self._smtp_send, message)
         async with self._engine.begin() as conn:
-            return await self._log(conn, data, {"to": to, "message_id": message_id})
+            return await self._log(conn, data, SendEmailOutput(to=to, message_id=message_id))
 
     def _smtp_send(self, message: EmailMessage) -> None:
         settings = self._settings
@@ -369,7 +385,7 @@ class ActionActivities:
         # Other SMTP and socket errors propagate and are retried by Temporal.
 
     @activity.defn(name="action.call_webhook")
-    async def call_webhook(self, data: ActionInput) -> ActionResult:
+    async def call_webhook(self, data: ActionInput) -> CallWebhookOutput:
         async with self._engine.connect() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
@@ -387,4 +403,5 @@ class ActionActivities:
                 next_retry_delay=exc.next_retry_delay,
             ) from exc
         async with self._engine.begin() as conn:
-            return await self._log(conn, data, {"status": status, "webhook_id": delivery.webhook_id})
+            output = CallWebhookOutput(status=status, webhook_id=delivery.webhook_id)
+            return await self._log(conn, data, output)

@@ -9,166 +9,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.automation.actions import (
+    Action,
+    EntityType,
+    RetrySpec,
+    RunScriptAction,
+    SendEmailAction,
+    SendNotificationAction,
+    UpdateFieldAction,
+)
 from core.automation.conditions import ConditionError, compile_condition
 from core.automation.messages import MESSAGE_TEMPLATES
-from core.automation.scripts import SCRIPTS
-from core.automation.templating import TemplateRenderError, check_template, check_value
+from core.automation.templating import TemplateRenderError, check_template
+from core.entities.contracts import EntityEventData
 from core.platform.contracts import RequestModel, StrictModel
 
-EntityType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
 TriggerAction = Literal["create", "update", "delete", "status_change", "field_change", "scheduled"]
-TemplatedText = Annotated[str, Field(min_length=1, max_length=5000)]
-
-
-def _templates(*values: Any) -> None:
-    try:
-        for value in values:
-            check_value(value)
-    except TemplateRenderError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-class UpdateFieldAction(StrictModel):
-    """Set ``field`` ("status", "name" or a key of ``fields``) on the trigger entity, or on its parent /
-    child of ``target_entity_type``. The change emits its own entity events."""
-
-    type: Literal["update_field"]
-    field: str = Field(min_length=1, max_length=100)
-    value: Any
-    target: Literal["trigger", "parent", "child"] = "trigger"
-    target_entity_type: EntityType | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> UpdateFieldAction:
-        if self.target != "trigger" and self.target_entity_type is None:
-            raise ValueError(f"update_field with target '{self.target}' needs target_entity_type")
-        _templates(self.value)
-        return self
-
-
-class CreateEntityAction(StrictModel):
-    """Create an entity, linked as a child of the trigger entity (e.g. an order from an accepted quote)."""
-
-    type: Literal["create_entity"]
-    entity_type: EntityType
-    name: TemplatedText = "{{entity.name}}"
-    status: str | None = Field(default=None, max_length=100)
-    fields: dict[str, Any] = Field(default_factory=dict)
-    link_to_trigger: bool = True
-
-    @model_validator(mode="after")
-    def _check(self) -> CreateEntityAction:
-        _templates(self.name, self.status, self.fields)
-        return self
-
-
-class _Message(StrictModel):
-    template: str = Field(min_length=1, max_length=100)
-    subject: TemplatedText | None = None
-    body: TemplatedText | None = None
-
-    def _check_message(self) -> None:
-        if self.template not in MESSAGE_TEMPLATES and (self.subject is None or self.body is None):
-            raise ValueError(
-                f"unknown message template '{self.template}'; give subject and body, or use one of: "
-                + ", ".join(sorted(MESSAGE_TEMPLATES))
-            )
-        _templates(self.subject, self.body)
-
-
-class SendNotificationAction(_Message):
-    """Store a notification per recipient; read through /api/v1/notifications?recipient=…"""
-
-    type: Literal["send_notification"]
-    recipients: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(min_length=1, max_length=100)
-
-    @model_validator(mode="after")
-    def _check(self) -> SendNotificationAction:
-        self._check_message()
-        _templates(self.recipients)
-        return self
-
-
-class SendEmailAction(_Message):
-    """Render and send an e-mail over SMTP (TRELLIS_SMTP_*)."""
-
-    type: Literal["send_email"]
-    to: TemplatedText
-
-    @model_validator(mode="after")
-    def _check(self) -> SendEmailAction:
-        self._check_message()
-        _templates(self.to)
-        return self
-
-
-class CallWebhookAction(StrictModel):
-    """Call a URL, signed per Standard Webhooks with the rule's secret; retried and dead-lettered."""
-
-    type: Literal["call_webhook"]
-    url: str = Field(min_length=8, max_length=2000)
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, Annotated[str, Field(max_length=2000)]] = Field(default_factory=dict, max_length=30)
-    body: Any = None
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be an absolute http:// or https:// URL")
-        if "{{" in (parts.hostname or "") or "{%" in (parts.hostname or ""):
-            raise ValueError("the host of a webhook url cannot be templated")
-        return url
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        reserved = {"host", "content-length", "connection", "transfer-encoding"}
-        for name in headers:
-            lowered = name.lower()
-            if lowered in reserved or lowered.startswith("webhook-"):
-                raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
-        return headers
-
-    @model_validator(mode="after")
-    def _check(self) -> CallWebhookAction:
-        _templates(self.url, self.headers, self.body)
-        return self
-
-
-class RunScriptAction(StrictModel):
-    """Run a registered script (core/scripts.py) on the trigger entity; its result fields are set on it."""
-
-    type: Literal["run_script"]
-    script_id: str = Field(min_length=1, max_length=100)
-    params: dict[str, Any] = Field(default_factory=dict)
-    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-
-    @field_validator("script_id")
-    @classmethod
-    def _known(cls, script_id: str) -> str:
-        if script_id not in SCRIPTS:
-            raise ValueError(f"unknown script '{script_id}'; registered scripts: {', '.join(sorted(SCRIPTS))}")
-        return script_id
-
-
-Action = Annotated[
-    UpdateFieldAction
-    | CreateEntityAction
-    | SendNotificationAction
-    | SendEmailAction
-    | CallWebhookAction
-    | RunScriptAction,
-    Field(discriminator="type"),
-]
 
 
 class TriggerConditions(StrictModel):
@@ -301,7 +162,7 @@ class RuleSnapshot(BaseModel):
     workflow_name: str
     trigger_action_type: str
     action_entity_type: str
-    actions: list[dict[str, Any]]
+    actions: list[Action]
     max_executions: int
 
 
@@ -309,21 +170,21 @@ class RuleSnapshot(BaseModel):
 
 
 class EventRef(BaseModel):
+    """An entity event to run the matching rules for. ``runs`` set: matched (and claimed) already by the
+    dispatcher; unset (histories from before): the workflow matches with an activity."""
+
     event_id: str
-
-
-class RetrySpec(BaseModel):
-    max_attempts: int
-    initial_seconds: float
-    max_seconds: float
+    runs: list[ChainInput] | None = None
 
 
 class ChainInput(BaseModel):
-    """One rule run for one event: ``automation-<rule id>-<event id>``."""
+    """One rule run for one event: ``automation-<rule id>-<event id>``. ``claimed``: the dispatcher has
+    counted it against max_executions already, so the chain does not claim again."""
 
     rule: RuleSnapshot
-    event: dict[str, Any]
+    event: EntityEventData
     webhook_retry: RetrySpec
+    claimed: bool = False
 
 
 class SkippedRule(BaseModel):
@@ -349,12 +210,21 @@ class ClaimResult(BaseModel):
 
 
 class ActionInput(BaseModel):
+    """One action of a rule for one event; ``action`` is the typed params of ``rule.actions[index]``."""
+
     rule: RuleSnapshot
-    event: dict[str, Any]
+    event: EntityEventData
     action_index: int
 
+    @property
+    def action(self) -> Any:
+        return self.rule.actions[self.action_index]
 
-class ActionResult(BaseModel):
+
+class LegacyActionResult(BaseModel):
+    """The untyped result actions returned before each had its output model; read only when replaying
+    a history recorded then (behind ``workflow.patched``)."""
+
     summary: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -367,7 +237,7 @@ class FinishInput(BaseModel):
 
 class DeadLetterInput(BaseModel):
     rule: RuleSnapshot
-    event: dict[str, Any]
+    event: EntityEventData
     action_index: int
     last_status: int | None
     last_error: str
@@ -391,3 +261,6 @@ class RedeliveryInput(BaseModel):
 class RedeliveryResult(BaseModel):
     status: int | None
     error: str | None
+
+
+EventRef.model_rebuild()

@@ -51,7 +51,10 @@ class RuleExecution(Base):
     """One rule considered for one event: claimed (counted against max_executions) exactly once."""
 
     __tablename__ = "f_rule_execution"
-    __table_args__ = (Index("idx_rule_execution_rule", "rule_id", "started_ts"),)
+    __table_args__ = (
+        Index("idx_rule_execution_rule", "rule_id", "started_ts"),
+        Index("idx_rule_execution_event", "event_id"),
+    )
 
     rule_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -1,9 +1,10 @@
-"""Contracts of the entity API."""
+"""Contracts of entities: the entity API's bodies, entity snapshots and the entity event (the outbox row)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,3 +38,45 @@ class EntityPublic(BaseModel):
     created_ts: str | None
     updated_ts: str | None
     deleted: bool
+
+
+class EntitySnapshot(BaseModel):
+    """An entity as events carry it and as templates and conditions see it."""
+
+    id: str
+    entity_type: str
+    name: str
+    status: str | None
+    fields: dict[str, Any]
+    version: int
+    created_ts: str | None = None
+    updated_ts: str | None = None
+    deleted: bool = False
+
+
+class Cause(BaseModel):
+    """One link of the chain of rules that led to a change (loop detection)."""
+
+    rule_id: str
+    event_id: str
+    entity_id: str | None = None
+
+
+EventKind = Literal["create", "update", "delete", "status_change", "field_change", "scheduled"]
+
+
+class EntityEventData(BaseModel):
+    """One entity event (an f_entity_event row, or a scheduled firing) as automation sees it."""
+
+    id: str
+    entity_id: str | None
+    entity_type: str
+    event_kind: EventKind
+    field_name: str | None = None
+    old_value: Any = None
+    new_value: Any = None
+    old_entity: EntitySnapshot | None = None
+    new_entity: EntitySnapshot | None = None
+    causation: list[Cause] = Field(default_factory=list)
+    actor: str | None = None
+    created_ts: datetime

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     DateTime,
     MetaData,
@@ -51,10 +52,31 @@ def is_data_error(exc: BaseException) -> bool:
     fault, so retrying cannot help and the caller must fix it."""
     if not isinstance(exc, DBAPIError):
         return False
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith("22")
+    # psycopg refuses some data before sending it (a NUL in a text parameter): no SQLSTATE, same class.
+    return isinstance(exc.orig, psycopg.DataError)
+
+
+_DRIVER_PREFIXES = ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://")
+
+
+def driver_url(database_url: str) -> str:
+    """Any Postgres URL as SQLAlchemy's psycopg 3 form (``postgresql+psycopg://``)."""
+    for prefix in _DRIVER_PREFIXES:
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    raise ValueError(f"not a Postgres URL: {database_url.split('://', 1)[0]}://…; use postgresql://user:pass@host/db")
+
+
+def libpq_url(database_url: str) -> str:
+    """The same database as a libpq URL, for a raw psycopg connection (LISTEN)."""
+    return "postgresql://" + driver_url(database_url).removeprefix("postgresql+psycopg://")
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine; callers own it and dispose of it on shutdown."""
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    """A psycopg 3 (async) engine; callers own it and dispose of it on shutdown."""
+    return create_async_engine(
+        driver_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )

@@ -75,7 +75,7 @@ def api_command(host: str, port: int) -> list[str]:
 
 
 def start_postgres(folder: Path) -> tuple[Any, str]:
-    """Start (or reattach to) a pgserver Postgres in ``folder``; return it and its asyncpg URL.
+    """Start (or reattach to) a pgserver Postgres in ``folder``; return it and its SQLAlchemy URL.
 
     As root, pgserver runs Postgres as a system user that cannot enter root's home directory, so
     ``folder`` (and this virtual environment) must be outside it.
@@ -84,15 +84,15 @@ def start_postgres(folder: Path) -> tuple[Any, str]:
 
     folder.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(folder.resolve(), cleanup_mode="stop")
-    return server, asyncpg_url(server.get_uri())
+    return server, sqlalchemy_url(server.get_uri())
 
 
-def asyncpg_url(libpq_uri: str) -> str:
-    """``postgresql://postgres:@/postgres?host=/socket/dir`` → the SQLAlchemy asyncpg form."""
+def sqlalchemy_url(libpq_uri: str) -> str:
+    """``postgresql://postgres:@/postgres?host=/socket/dir`` → the SQLAlchemy psycopg form."""
     parsed = urlparse(libpq_uri)
     host = parse_qs(parsed.query).get("host", [""])[0]
     user = parsed.username or "postgres"
     database = parsed.path.lstrip("/") or "postgres"
     if host.startswith("/"):
-        return f"postgresql+asyncpg://{user}@/{database}?host={host}"
-    return f"postgresql+asyncpg://{user}@{parsed.hostname}:{parsed.port}/{database}"
+        return f"postgresql+psycopg://{user}@/{database}?host={host}"
+    return f"postgresql+psycopg://{user}@{parsed.hostname}:{parsed.port}/{database}"

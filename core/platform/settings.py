@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL (postgresql+asyncpg://…). Unset: the launcher starts pgserver.",
+        description="Postgres URL (postgresql://… or postgresql+psycopg://…). Unset: the launcher starts pgserver.",
     )
     temporal_address: str | None = Field(
         default=None, description="host:port of a Temporal frontend. Unset: the launcher starts a dev server."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.platform.embedded import asyncpg_url
+from core.platform.embedded import sqlalchemy_url
 from core.platform.settings import parse_api_keys
 
 
@@ -27,9 +27,9 @@ def test_rejects_malformed_entries(raw: str, message: str) -> None:
         parse_api_keys(raw)
 
 
-def test_pgserver_uri_becomes_an_asyncpg_url() -> None:
+def test_pgserver_uri_becomes_an_sqlalchemy_url() -> None:
     assert (
-        asyncpg_url("postgresql://postgres:@/postgres?host=/tmp/pg")
-        == "postgresql+asyncpg://postgres@/postgres?host=/tmp/pg"
+        sqlalchemy_url("postgresql://postgres:@/postgres?host=/tmp/pg")
+        == "postgresql+psycopg://postgres@/postgres?host=/tmp/pg"
     )
-    assert asyncpg_url("postgresql://u:@db:5433/x") == "postgresql+asyncpg://u@db:5433/x"
+    assert sqlalchemy_url("postgresql://u:@db:5433/x") == "postgresql+psycopg://u@db:5433/x"

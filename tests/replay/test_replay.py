@@ -1,115 +1,104 @@
-"""Replay: committed histories of the process workflow must replay on the current code, so a change
-that breaks determinism for instances in flight fails here. Fresh histories from this run replay too.
+"""Replay: committed histories of every workflow type must replay on the current code, so a change that
+breaks determinism for runs in flight fails here.
 
-Re-record the committed histories (after an intended, versioned change) with
-``TRELLIS_RECORD_HISTORIES=1 make test``.
+``histories/`` holds one history per workflow type and major path (tests/support/histories.py makes
+them); ``histories/legacy/`` holds histories recorded by earlier code (before the tree by domain, the
+typed action registry and the dispatcher's own matching), which must keep replaying too: they stand
+for runs started before an upgrade. Fresh histories of this run replay as well.
+
+After an intended, versioned change, re-record with ``TRELLIS_RECORD_HISTORIES=1 make test`` and say in
+the commit why no run in flight is affected.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.workflow import _Definition
 
-from tests.support.agents import start as start_session
-from tests.support.agents import until as session_until
-from tests.support.api import Api
-from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
+from tests.support import histories
+from tests.support.api import Api, make_settings, open_api
+from tests.support.servers import LlmServer, WebhookServer
 from workflows.agents.session import AgentSessionWorkflow
 from workflows.automation.chain import AutomationChainWorkflow
-from workflows.automation.entity_event import EntityEventWorkflow, event_workflow_id
+from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
+from workflows.automation.redelivery import WebhookRedeliveryWorkflow
 from workflows.process.instance import ProcessInstanceWorkflow
 
+
+def workflow_definition(cls: type) -> _Definition:
+    return _Definition.must_from_class(cls)
+
+
 HISTORIES = Path(__file__).resolve().parent / "histories"
+COMMITTED = sorted(HISTORIES.rglob("*.json"))
 
 
 def replayer() -> Replayer:
     return Replayer(
-        workflows=[ProcessInstanceWorkflow, EntityEventWorkflow, AutomationChainWorkflow, AgentSessionWorkflow],
+        workflows=[
+            ProcessInstanceWorkflow,
+            EntityEventWorkflow,
+            ScheduledRuleWorkflow,
+            AutomationChainWorkflow,
+            WebhookRedeliveryWorkflow,
+            AgentSessionWorkflow,
+        ],
         data_converter=pydantic_data_converter,
     )
 
 
-async def scenario_histories(api: Api, client: Client) -> dict[str, WorkflowHistory]:
-    """Runs covering every handler: the UC-2 path, approval granted, approval rejected to a terminal."""
-    runs: dict[str, str] = {}
-    uc2 = await api.start("HS_STD", name="Replay Customer")
-    for state in (1, 2, 3, 4, 6, 7, 8, 9):
-        assert (await api.transition(uc2["instance_id"], state)).status_code == 200
-    runs["hs_std_success"] = uc2["workflow_id"]
-
-    approved = await api.start("CONST_RES", name="Replay Build")
-    for state in (1, 2, 3, 4):
-        assert (await api.transition(approved["instance_id"], state)).status_code == 200
-    assert (await api.transition(approved["instance_id"], 5)).status_code == 409
-    assert (await api.decide(approved["instance_id"], "approve", comment="countersigned")).status_code == 200
-    for state in (5, 10):
-        assert (await api.transition(approved["instance_id"], state)).status_code == 200
-    runs["const_res_approved_permit_denied"] = approved["workflow_id"]
-
-    rejected = await api.start("ELEC_COMM", name="Replay Tower")
-    for state in (1, 2):
-        assert (await api.transition(rejected["instance_id"], state)).status_code == 200
-    assert (await api.decide(rejected["instance_id"], "reject", comment="over budget")).status_code == 200
-    runs["elec_comm_rejected"] = rejected["workflow_id"]
-
-    kind = unique_type("replay")
-    rule = await create_rule(
-        api,
-        kind,
-        [
-            {"type": "update_field", "field": "seen", "value": True},
-            {"type": "send_notification", "template": "task_assigned", "recipients": ["replay"]},
-        ],
+@pytest.fixture
+async def short_history_api(
+    postgres_url: str, temporal_address: str, task_queue: str, worker: None
+) -> AsyncIterator[Api]:
+    """An API whose sessions continue as new after 20 history events."""
+    lifespan, client = await open_api(
+        make_settings(postgres_url, temporal_address, task_queue, session_history_limit=20)
     )
-    await create_entity(api, kind, "Replayed")
-    [run] = await finished_executions(api, rule["id"], 1)
-    runs["entity_event"] = event_workflow_id(run["event_id"])
-    runs["automation_chain"] = run["workflow_id"]
-
-    session = await start_session(
-        api, "replay", agents=["planner", "estimator", "risk", "reporter"], approval_required=True
-    )
-    await session_until(api, session["session_id"], ("awaiting_approval",))
-    await api.request(
-        "POST",
-        f"/api/v1/orchestrator/session/{session['session_id']}/approval",
-        role="approver",
-        json={"decision": "reject", "comment": "tighten the schedule"},
-    )
-    await session_until(api, session["session_id"], ("awaiting_approval",))
-    await api.request(
-        "POST",
-        f"/api/v1/orchestrator/session/{session['session_id']}/approval",
-        role="approver",
-        json={"decision": "approve"},
-    )
-    await session_until(api, session["session_id"])
-    runs["agent_session"] = session["workflow_id"]
-
-    return {name: await client.get_workflow_handle(wid).fetch_history() for name, wid in runs.items()}
+    try:
+        yield Api(client)
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
 
 
-async def test_fresh_histories_replay(api: Api, temporal_client: Client) -> None:
-    histories = await scenario_histories(api, temporal_client)
-    for history in histories.values():
+async def test_fresh_histories_replay(
+    api: Api,
+    short_history_api: Api,
+    temporal_client: Client,
+    webhook_server: WebhookServer,
+    llm_server: LlmServer,
+) -> None:
+    stage = histories.Stage(api, short_history_api, temporal_client, f"http://127.0.0.1:{webhook_server.port}")
+    fresh = await histories.run_all(stage, llm_server)
+    for history in fresh.values():
         await replayer().replay_workflow(history)
     if os.environ.get("TRELLIS_RECORD_HISTORIES") == "1":
-        HISTORIES.mkdir(exist_ok=True)
-        for name, history in histories.items():
+        for name, history in fresh.items():
             (HISTORIES / f"{name}.json").write_text(history.to_json())
+    committed = {p.stem for p in HISTORIES.glob("*.json")}
+    assert set(fresh) <= committed, f"scenarios without a committed history: {sorted(set(fresh) - committed)}"
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")))
 async def test_committed_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     await replayer().replay_workflow(history)
 
 
-def test_histories_are_committed() -> None:
-    names = {p.stem for p in HISTORIES.glob("*.json")}
-    assert {"hs_std_success", "entity_event", "automation_chain", "agent_session"} <= names
+def test_every_workflow_type_has_committed_histories() -> None:
+    kinds = {
+        WorkflowHistory.from_json(p.stem, p.read_text())
+        .events[0]
+        .workflow_execution_started_event_attributes.workflow_type.name
+        for p in COMMITTED
+    }
+    assert kinds == {defn.name for defn in map(workflow_definition, replayer().config()["workflows"])}
+    assert len(COMMITTED) >= 20

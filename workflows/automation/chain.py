@@ -1,45 +1,58 @@
 """Automation chain: one rule's actions, in order, for one event (``automation-<rule>-<event>``).
 
-The run is first claimed (counted against max_executions, atomically); then each action is an
-activity from the one action registry. A failing action stops the chain with its reason recorded;
-a webhook that fails its last attempt is dead-lettered for redelivery.
+The run is claimed (counted against max_executions, atomically) by the dispatcher, or here when it
+was not; then each action is an activity from the one action registry, with the time limit and the
+retry policy its declaration gives. A failing action stops the chain with its reason recorded; a
+webhook that fails for good is dead-lettered for redelivery.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from activities.automation.actions import ActionActivities
     from activities.automation.chains import AutomationActivities
-    from core.automation.rules import ActionInput, ChainInput, ChainOutcome, ClaimInput, DeadLetterInput, FinishInput
+    from activities.automation.registry import ACTIONS, RegisteredAction
+    from core.automation.rules import (
+        ActionInput,
+        ChainInput,
+        ChainOutcome,
+        ClaimInput,
+        DeadLetterInput,
+        FinishInput,
+        LegacyActionResult,
+    )
     from core.platform import errors
-
-ACTIONS = {
-    "update_field": ActionActivities.update_field,
-    "create_entity": ActionActivities.create_entity,
-    "send_notification": ActionActivities.send_notification,
-    "send_email": ActionActivities.send_email,
-    "call_webhook": ActionActivities.call_webhook,
-    "run_script": ActionActivities.run_script,
-}
+    from core.platform import search_attributes as sa
 
 _BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
-_ACTION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=10,
-    non_retryable_error_types=[errors.ACTION_INVALID.type],
-)
+# Histories recorded before actions had typed outputs decode their results as LegacyActionResult.
+TYPED_ACTION_RESULTS = "typed-action-results"
 
 
 def chain_workflow_id(rule_id: str, event_id: str) -> str:
     return f"automation-{rule_id}-{event_id}"
+
+
+def chain_attributes(run: ChainInput) -> TypedSearchAttributes:
+    """What makes a chain findable in the Temporal UI: its rule, entity type and id, and trigger."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.RULE_ID, run.rule.id),
+        SearchAttributePair(sa.ENTITY_TYPE, run.event.entity_type),
+        SearchAttributePair(sa.TRIGGER, run.event.event_kind),
+    ]
+    if run.event.entity_id:
+        pairs.append(SearchAttributePair(sa.ENTITY_ID, run.event.entity_id))
+    return TypedSearchAttributes(pairs)
+
+
+def chain_summary(run: ChainInput) -> str:
+    return f"{run.rule.workflow_name}: {run.event.entity_type} {run.event.event_kind}"
 
 
 @workflow.defn(name="AutomationChain")
@@ -47,30 +60,25 @@ class AutomationChainWorkflow:
     @workflow.run
     async def run(self, data: ChainInput) -> ChainOutcome:
         rule, event = data.rule, data.event
-        claim = await workflow.execute_local_activity_method(
-            AutomationActivities.claim,
-            ClaimInput(rule_id=rule.id, event_id=event["id"], workflow_id=workflow.info().workflow_id),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_BOOKKEEPING_RETRY,
-        )
-        if not claim.claimed:
-            return ChainOutcome(status="skipped", reason=claim.reason)
+        if not data.claimed:
+            claim = await workflow.execute_local_activity_method(
+                AutomationActivities.claim,
+                ClaimInput(rule_id=rule.id, event_id=event.id, workflow_id=workflow.info().workflow_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_BOOKKEEPING_RETRY,
+            )
+            if not claim.claimed:
+                return ChainOutcome(status="skipped", reason=claim.reason)
         for index, action in enumerate(rule.actions):
-            kind = action["type"]
-            webhook = kind == "call_webhook"
+            entry = ACTIONS[action.type]
             try:
-                await workflow.execute_activity_method(
-                    ACTIONS[kind],
-                    ActionInput(rule=rule, event=event, action_index=index),
-                    start_to_close_timeout=self._time_limit(action),
-                    retry_policy=self._webhook_retry(data) if webhook else _ACTION_RETRY,
-                    summary=f"{index + 1}/{len(rule.actions)} {kind}",
-                )
+                await self._perform(entry, ActionInput(rule=rule, event=event, action_index=index), data)
             except ActivityError as err:
                 cause = err.cause
                 message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-                reason = f"action {index + 1} ({kind}) failed: {message}"
-                if webhook and not (isinstance(cause, ApplicationError) and cause.type == errors.WEBHOOK_BLOCKED.type):
+                reason = f"action {index + 1} ({action.type}) failed: {message}"
+                blocked = isinstance(cause, ApplicationError) and cause.type == errors.WEBHOOK_BLOCKED.type
+                if entry.spec.dead_letters and not blocked:
                     details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
                     details = details if isinstance(details, dict) else {}
                     exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
@@ -94,33 +102,23 @@ class AutomationChainWorkflow:
         return ChainOutcome(status="completed", actions_done=len(rule.actions))
 
     @staticmethod
-    def _time_limit(action: dict[str, object]) -> timedelta:
-        """Per attempt; short, so an attempt lost with a crashed worker is retried soon."""
-        if action["type"] == "call_webhook":
-            return timedelta(seconds=float(str(action.get("timeout_seconds", 10.0))) + 10)
-        if action["type"] == "run_script":
-            return timedelta(seconds=float(str(action.get("timeout_seconds", 5.0))) + 10)
-        return timedelta(seconds=30 if action["type"] == "send_email" else 15)
-
-    @staticmethod
-    def _webhook_retry(data: ChainInput) -> RetryPolicy:
-        spec = data.webhook_retry
-        return RetryPolicy(
-            initial_interval=timedelta(seconds=spec.initial_seconds),
-            maximum_interval=timedelta(seconds=spec.max_seconds),
-            maximum_attempts=spec.max_attempts,
-            non_retryable_error_types=[
-                errors.ACTION_INVALID.type,
-                errors.WEBHOOK_REJECTED.type,
-                errors.WEBHOOK_BLOCKED.type,
-            ],
-        )
+    async def _perform(entry: RegisteredAction, call: ActionInput, data: ChainInput) -> None:
+        """One action as its declaration says: time limit per attempt, retry policy, typed output."""
+        options: dict[str, Any] = {
+            "start_to_close_timeout": entry.spec.time_limit_of(call.action),
+            "retry_policy": entry.spec.retry(data.webhook_retry),
+            "summary": f"{call.action_index + 1}/{len(data.rule.actions)} {entry.spec.name}",
+        }
+        if workflow.patched(TYPED_ACTION_RESULTS):
+            await workflow.execute_activity_method(entry.activity, call, **options)
+        else:
+            await workflow.execute_activity(entry.activity_name, call, result_type=LegacyActionResult, **options)
 
     @staticmethod
     async def _finish(data: ChainInput, status: Literal["completed", "failed"], reason: str | None) -> None:
         await workflow.execute_local_activity_method(
             AutomationActivities.finish,
-            FinishInput(rule_id=data.rule.id, event_id=data.event["id"], status=status, reason=reason),
+            FinishInput(rule_id=data.rule.id, event_id=data.event.id, status=status, reason=reason),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_BOOKKEEPING_RETRY,
         )

@@ -1,10 +1,18 @@
-"""Outbox dispatcher, run inside every worker process.
+"""Outbox dispatcher, run inside every worker process: entity events become rule runs.
 
-It takes undispatched rows of ``f_entity_event`` (``FOR UPDATE SKIP LOCKED``, so several workers share
-the work), starts an ``entity-event-<event id>`` workflow for each event that some active rule
-listens for, and marks the rows dispatched in the same transaction. A crash between the start and the
-commit re-dispatches the rows, and the fixed workflow id turns the second start into a no-op: no event
-is lost and none runs twice. Postgres NOTIFY wakes it on commit; a slow poll covers missed wakes.
+For a batch of undispatched ``f_entity_event`` rows (``FOR UPDATE SKIP LOCKED``, so several workers
+share the work) it matches the rules itself (the seed's query, the field filter, CEL, the loop guard).
+An event that one rule matches (the common case) has that run claimed against ``max_executions`` in a
+transaction committed before anything starts, and its chain ``automation-<rule>-<event>`` started with
+eager start (the first workflow task runs in this worker, without a round trip through a poll). An
+event that several rules match starts ``entity-event-<event>``, which runs their chains one after the
+other in execution_order, each claiming in its turn. Last it marks the rows dispatched, still under
+the row lock taken first.
+
+Crash-safety: a crash before the claims commit leaves nothing; after it, the rows are still
+undispatched, the repeated claim returns the recorded answer and the fixed workflow ids make a
+repeated start a no-op. No event is lost and none runs twice. Postgres NOTIFY (psycopg) wakes it on
+commit; a slow poll covers missed wakes.
 """
 
 from __future__ import annotations
@@ -12,23 +20,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.automation.rules import EventRef
-from core.automation.tables import WorkflowAutomation
+from activities.automation.chains import webhook_retry
+from core.automation import matching
+from core.automation.rules import ChainInput, EventRef
 from core.entities.store import OUTBOX_CHANNEL
 from core.entities.tables import EntityEvent
+from core.platform.database import libpq_url
 from core.platform.settings import Settings
+from workflows.automation.chain import AutomationChainWorkflow, chain_attributes, chain_summary, chain_workflow_id
 from workflows.automation.entity_event import EntityEventWorkflow, event_workflow_id
 
 logger = logging.getLogger("trellis.dispatcher")
 BATCH = 200
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What one event starts: its one chain, or its entity-event workflow for several."""
+
+    workflow_id: str
+    runs: list[ChainInput]
 
 
 class OutboxDispatcher:
@@ -40,36 +61,49 @@ class OutboxDispatcher:
         self._starts = asyncio.Semaphore(32)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with self._engine.connect() as listener:
-            raw: Any = (await listener.get_raw_connection()).driver_connection
+        listener = asyncio.create_task(self._listen(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    handled = await self.dispatch_batch()
+                except Exception:  # keep dispatching through a database or Temporal hiccup
+                    logger.exception("outbox dispatch failed; retrying")
+                    handled = 0
+                    await asyncio.sleep(1.0)
+                if handled >= BATCH:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        _first(self._wake.wait(), stop.wait()), timeout=self._settings.dispatcher_poll_seconds
+                    )
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
-            def wake(*_: object) -> None:
-                self._wake.set()
-
-            await raw.add_listener(OUTBOX_CHANNEL, wake)
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN on the outbox channel over a dedicated psycopg connection; reconnect after a failure
+        (the poll keeps events moving meanwhile)."""
+        assert self._settings.database_url is not None
+        while not stop.is_set():
             try:
-                while not stop.is_set():
-                    try:
-                        handled = await self.dispatch_batch()
-                    except Exception:  # keep dispatching through a database or Temporal hiccup
-                        logger.exception("outbox dispatch failed; retrying")
-                        handled = 0
-                        await asyncio.sleep(1.0)
-                    if handled >= BATCH:
-                        continue
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            _first(self._wake.wait(), stop.wait()), timeout=self._settings.dispatcher_poll_seconds
-                        )
-            finally:
-                await raw.remove_listener(OUTBOX_CHANNEL, wake)
+                async with await psycopg.AsyncConnection.connect(
+                    libpq_url(self._settings.database_url), autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    self._wake.set()  # catch up with whatever was committed while not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except psycopg.Error:
+                logger.warning("outbox LISTEN connection lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
 
     async def dispatch_batch(self) -> int:
-        async with self._engine.begin() as conn:
+        async with self._engine.begin() as locked:
             rows = (
-                await conn.execute(
-                    select(EntityEvent.id, EntityEvent.entity_type, EntityEvent.event_kind)
+                await locked.execute(
+                    select(EntityEvent.__table__)
                     .where(EntityEvent.dispatched_ts.is_(None))
                     .order_by(EntityEvent.created_ts)
                     .limit(BATCH)
@@ -78,32 +112,67 @@ class OutboxDispatcher:
             ).all()
             if not rows:
                 return 0
-            listened = {
-                (r.trigger_entity_type, r.trigger_action_type)
-                for r in await conn.execute(
-                    select(WorkflowAutomation.trigger_entity_type, WorkflowAutomation.trigger_action_type)
-                    .where(WorkflowAutomation.active_flag.is_(True))
-                    .distinct()
-                )
-            }
-            wanted = [r for r in rows if (r.entity_type, r.event_kind) in listened]
-            await asyncio.gather(*(self._start(str(r.id)) for r in wanted))
-            await conn.execute(
+            starts = await self._claim([matching.event_of(r) for r in rows])
+            await asyncio.gather(*(self._start(s) for s in starts))
+            await locked.execute(
                 update(EntityEvent).where(EntityEvent.id.in_([r.id for r in rows])).values(dispatched_ts=func.now())
             )
         return len(rows)
 
-    async def _start(self, event_id: str) -> None:
+    async def _claim(self, events: list[Any]) -> list[_Start]:
+        """Match and claim in one committed transaction (a second connection: the rows stay locked)."""
+        retry = webhook_retry(self._settings)
+        starts: list[_Start] = []
+        async with self._engine.begin() as conn:
+            rules = await matching.candidate_rules(conn, [(e.entity_type, e.event_kind) for e in events])
+            claimed_before = await matching.running_claims(conn, [e.id for e in events])
+            for event in events:
+                candidates = rules.get((event.entity_type, event.event_kind), [])
+                matched, skipped = matching.match(event, candidates, self._settings.automation_max_depth)
+                await matching.record_skips(conn, event.id, skipped, event_workflow_id(event.id))
+                seen = {rule.id for rule in matched}
+                matched += [rule for rule in claimed_before.get(event.id, []) if rule.id not in seen]
+                if len(matched) == 1:
+                    # The common case: claimed here, and the chain starts straight away.
+                    rule = matched[0]
+                    claim = await matching.claim(conn, rule.id, event.id, chain_workflow_id(rule.id, event.id))
+                    if claim.claimed:
+                        run = ChainInput(rule=rule, event=event, webhook_retry=retry, claimed=True)
+                        starts.append(_Start(chain_workflow_id(rule.id, event.id), [run]))
+                elif matched:
+                    # Several rules run one after the other: each chain claims when its turn comes, so a
+                    # rule's execution starts (and counts) after the rules before it have finished.
+                    runs = [ChainInput(rule=rule, event=event, webhook_retry=retry) for rule in matched]
+                    starts.append(_Start(event_workflow_id(event.id), runs))
+        return starts
+
+    async def _start(self, start: _Start) -> None:
+        options: dict[str, Any] = {
+            "id": start.workflow_id,
+            "task_queue": self._settings.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            "request_eager_start": True,
+        }
         async with self._starts:
             try:
-                await self._client.start_workflow(
-                    EntityEventWorkflow.run,
-                    EventRef(event_id=event_id),
-                    id=event_workflow_id(event_id),
-                    task_queue=self._settings.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
+                if len(start.runs) == 1:
+                    run = start.runs[0]
+                    await self._client.start_workflow(
+                        AutomationChainWorkflow.run,
+                        run,
+                        search_attributes=chain_attributes(run) if self._settings.search_attributes else None,
+                        static_summary=chain_summary(run),
+                        **options,
+                    )
+                else:
+                    event = start.runs[0].event
+                    await self._client.start_workflow(
+                        EntityEventWorkflow.run,
+                        EventRef(event_id=event.id, runs=start.runs),
+                        static_summary=f"{event.entity_type} {event.event_kind}: {len(start.runs)} rules",
+                        **options,
+                    )
             except WorkflowAlreadyStartedError:
                 pass  # dispatched before a crash: the event is already being (or was) processed
 

@@ -1,19 +1,27 @@
-"""Entity event: started by the outbox dispatcher with the event id in its workflow id, it finds the
-matching rules (ordered by execution_order) and runs one AutomationChain child per rule, in order."""
+"""Entity event: the rules of one event run one after the other, as children, in execution_order.
+
+The outbox dispatcher starts it (``entity-event-<event id>``) when an event matches several rules,
+with the runs matched and claimed already; an event matching one rule starts that rule's chain
+directly. Histories recorded before carry no runs: the workflow then matches with an activity.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.automation.chains import AutomationActivities
-    from core.automation.rules import ChainInput, EventRef, MatchResult, ScheduledInput
-    from core.platform import search_attributes as sa
-    from workflows.automation.chain import AutomationChainWorkflow, chain_workflow_id
+    from core.automation.rules import ChainInput, EventRef, ScheduledInput
+    from workflows.automation.chain import (
+        AutomationChainWorkflow,
+        chain_attributes,
+        chain_summary,
+        chain_workflow_id,
+    )
 
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 
@@ -22,39 +30,30 @@ def event_workflow_id(event_id: str) -> str:
     return f"entity-event-{event_id}"
 
 
-async def run_chains(matches: MatchResult) -> int:
+async def run_chains(runs: list[ChainInput]) -> int:
     """Run each matched rule as its own child workflow, one after the other."""
-    for run in matches.runs:
+    for run in runs:
         await workflow.execute_child_workflow(
             AutomationChainWorkflow.run,
             run,
-            id=chain_workflow_id(run.rule.id, run.event["id"]),
-            search_attributes=_attributes(run),
-            static_summary=f"{run.rule.workflow_name}: {run.event['entity_type']} {run.event['event_kind']}",
+            id=chain_workflow_id(run.rule.id, run.event.id),
+            search_attributes=chain_attributes(run),
+            static_summary=chain_summary(run),
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
-    return len(matches.runs)
-
-
-def _attributes(run: ChainInput) -> TypedSearchAttributes:
-    pairs = [
-        SearchAttributePair(sa.RULE_ID, run.rule.id),
-        SearchAttributePair(sa.ENTITY_TYPE, run.event["entity_type"]),
-        SearchAttributePair(sa.TRIGGER, run.event["event_kind"]),
-    ]
-    if run.event.get("entity_id"):
-        pairs.append(SearchAttributePair(sa.ENTITY_ID, run.event["entity_id"]))
-    return TypedSearchAttributes(pairs)
+    return len(runs)
 
 
 @workflow.defn(name="EntityEvent")
 class EntityEventWorkflow:
     @workflow.run
     async def run(self, ref: EventRef) -> int:
+        if ref.runs is not None:
+            return await run_chains(ref.runs)
         matches = await workflow.execute_local_activity_method(
             AutomationActivities.match, ref, start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY
         )
-        return await run_chains(matches)
+        return await run_chains(matches.runs)
 
 
 @workflow.defn(name="ScheduledRule")
@@ -69,4 +68,4 @@ class ScheduledRuleWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_RETRY,
         )
-        return await run_chains(matches)
+        return await run_chains(matches.runs)

@@ -89,6 +89,7 @@ async def replace_rule(
     before = await _load(engine, rule_id)
     async with engine.begin() as conn:
         stored = await store.replace_rule(conn, rule_id, body)
+    assert stored is not None
     if "scheduled" in (before.trigger_action_type, stored.trigger_action_type):
         await _sync(gateway, stored)
     return _public(stored, principal)
@@ -111,6 +112,7 @@ async def deactivate_rule(
         return None
     async with engine.begin() as conn:
         stored = await store.deactivate_rule(conn, rule_id)
+    assert stored is not None
     if stored.trigger_action_type == "scheduled":
         await _sync(gateway, stored)
     return _public(stored, principal)

@@ -1,0 +1,288 @@
+"""The automation actions: each action type declares here, once, its parameters (the typed model a
+rule stores and validates at save), its output, its time limit and its retry policy. The activity
+that performs it is bound to this declaration in ``activities/automation/registry.py``; chains, the
+worker's registration and rule validation all read the one registry.
+
+A new action: add its params and output models and an ``ActionSpec`` here, its activity method in
+``activities/automation/actions.py``, and its registry entry (see docs/adding-an-action.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from temporalio.common import RetryPolicy
+
+from core.automation.messages import MESSAGE_TEMPLATES
+from core.automation.scripts import SCRIPTS
+from core.automation.templating import TemplateRenderError, check_value
+from core.platform import errors
+from core.platform.contracts import StrictModel
+
+EntityType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
+TemplatedText = Annotated[str, Field(min_length=1, max_length=5000)]
+
+
+def _templates(*values: Any) -> None:
+    try:
+        for value in values:
+            check_value(value)
+    except TemplateRenderError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class UpdateFieldAction(StrictModel):
+    """Set ``field`` ("status", "name" or a key of ``fields``) on the trigger entity, or on its parent /
+    child of ``target_entity_type``. The change emits its own entity events."""
+
+    type: Literal["update_field"]
+    field: str = Field(min_length=1, max_length=100)
+    value: Any
+    target: Literal["trigger", "parent", "child"] = "trigger"
+    target_entity_type: EntityType | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> UpdateFieldAction:
+        if self.target != "trigger" and self.target_entity_type is None:
+            raise ValueError(f"update_field with target '{self.target}' needs target_entity_type")
+        _templates(self.value)
+        return self
+
+
+class CreateEntityAction(StrictModel):
+    """Create an entity, linked as a child of the trigger entity (e.g. an order from an accepted quote)."""
+
+    type: Literal["create_entity"]
+    entity_type: EntityType
+    name: TemplatedText = "{{entity.name}}"
+    status: str | None = Field(default=None, max_length=100)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    link_to_trigger: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> CreateEntityAction:
+        _templates(self.name, self.status, self.fields)
+        return self
+
+
+class _Message(StrictModel):
+    template: str = Field(min_length=1, max_length=100)
+    subject: TemplatedText | None = None
+    body: TemplatedText | None = None
+
+    def _check_message(self) -> None:
+        if self.template not in MESSAGE_TEMPLATES and (self.subject is None or self.body is None):
+            raise ValueError(
+                f"unknown message template '{self.template}'; give subject and body, or use one of: "
+                + ", ".join(sorted(MESSAGE_TEMPLATES))
+            )
+        _templates(self.subject, self.body)
+
+
+class SendNotificationAction(_Message):
+    """Store a notification per recipient; read through /api/v1/notifications?recipient=…"""
+
+    type: Literal["send_notification"]
+    recipients: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> SendNotificationAction:
+        self._check_message()
+        _templates(self.recipients)
+        return self
+
+
+class SendEmailAction(_Message):
+    """Render and send an e-mail over SMTP (TRELLIS_SMTP_*)."""
+
+    type: Literal["send_email"]
+    to: TemplatedText
+
+    @model_validator(mode="after")
+    def _check(self) -> SendEmailAction:
+        self._check_message()
+        _templates(self.to)
+        return self
+
+
+class CallWebhookAction(StrictModel):
+    """Call a URL, signed per Standard Webhooks with the rule's secret; retried and dead-lettered."""
+
+    type: Literal["call_webhook"]
+    url: str = Field(min_length=8, max_length=2000)
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, Annotated[str, Field(max_length=2000)]] = Field(default_factory=dict, max_length=30)
+    body: Any = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an absolute http:// or https:// URL")
+        if "{{" in (parts.hostname or "") or "{%" in (parts.hostname or ""):
+            raise ValueError("the host of a webhook url cannot be templated")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        reserved = {"host", "content-length", "connection", "transfer-encoding"}
+        for name in headers:
+            lowered = name.lower()
+            if lowered in reserved or lowered.startswith("webhook-"):
+                raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
+        return headers
+
+    @model_validator(mode="after")
+    def _check(self) -> CallWebhookAction:
+        _templates(self.url, self.headers, self.body)
+        return self
+
+
+class RunScriptAction(StrictModel):
+    """Run a registered script (core/scripts.py) on the trigger entity; its result fields are set on it."""
+
+    type: Literal["run_script"]
+    script_id: str = Field(min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("script_id")
+    @classmethod
+    def _known(cls, script_id: str) -> str:
+        if script_id not in SCRIPTS:
+            raise ValueError(f"unknown script '{script_id}'; registered scripts: {', '.join(sorted(SCRIPTS))}")
+        return script_id
+
+
+Action = Annotated[
+    UpdateFieldAction
+    | CreateEntityAction
+    | SendNotificationAction
+    | SendEmailAction
+    | CallWebhookAction
+    | RunScriptAction,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class ActionOutput(BaseModel):
+    """What every action reports; ``already_done`` when a retry found the effect recorded."""
+
+    already_done: bool = False
+
+
+class UpdateFieldOutput(ActionOutput):
+    entity_id: str
+    field: str
+    value: Any
+
+
+class CreateEntityOutput(ActionOutput):
+    entity_id: str
+    entity_type: str
+
+
+class SendNotificationOutput(ActionOutput):
+    recipients: list[str]
+    subject: str
+
+
+class SendEmailOutput(ActionOutput):
+    to: str
+    message_id: str
+
+
+class CallWebhookOutput(ActionOutput):
+    status: int
+    webhook_id: str
+
+
+class RunScriptOutput(ActionOutput):
+    script_id: str
+    result: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- the specs
+
+
+class RetrySpec(BaseModel):
+    """The webhook retry settings a chain carries (from TRELLIS_WEBHOOK_*)."""
+
+    max_attempts: int
+    initial_seconds: float
+    max_seconds: float
+
+
+P = TypeVar("P", bound=StrictModel)
+Out = TypeVar("Out", bound=ActionOutput)
+
+
+def _fixed(seconds: float) -> Callable[[Any], timedelta]:
+    return lambda _: timedelta(seconds=seconds)
+
+
+def _own_limit(params: Any) -> timedelta:
+    """An action with its own time limit gets 10 s more per attempt for connecting and recording."""
+    return timedelta(seconds=float(params.timeout_seconds) + 10)
+
+
+def _action_retry(_: RetrySpec) -> RetryPolicy:
+    # Short attempts, bounded retries: an attempt lost with a crashed worker is retried soon.
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=10,
+        non_retryable_error_types=[errors.ACTION_INVALID.type],
+    )
+
+
+def _webhook_retry(spec: RetrySpec) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=spec.initial_seconds),
+        maximum_interval=timedelta(seconds=spec.max_seconds),
+        maximum_attempts=spec.max_attempts,
+        non_retryable_error_types=[
+            errors.ACTION_INVALID.type,
+            errors.WEBHOOK_REJECTED.type,
+            errors.WEBHOOK_BLOCKED.type,
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ActionSpec(Generic[P, Out]):
+    """One action type: name, parameters, output, time limit per attempt, retry policy."""
+
+    name: str
+    params: type[P]
+    output: type[Out]
+    time_limit: Callable[[P], timedelta]
+    retry: Callable[[RetrySpec], RetryPolicy]
+    dead_letters: bool = False  # a failure for good is kept for redelivery (webhooks)
+
+    def time_limit_of(self, params: StrictModel) -> timedelta:
+        return self.time_limit(params)  # type: ignore[arg-type]
+
+
+SPECS: dict[str, ActionSpec[Any, Any]] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec("update_field", UpdateFieldAction, UpdateFieldOutput, _fixed(15), _action_retry),
+        ActionSpec("create_entity", CreateEntityAction, CreateEntityOutput, _fixed(15), _action_retry),
+        ActionSpec("send_notification", SendNotificationAction, SendNotificationOutput, _fixed(15), _action_retry),
+        ActionSpec("send_email", SendEmailAction, SendEmailOutput, _fixed(30), _action_retry),
+        ActionSpec("call_webhook", CallWebhookAction, CallWebhookOutput, _own_limit, _webhook_retry, True),
+        ActionSpec("run_script", RunScriptAction, RunScriptOutput, _own_limit, _action_retry),
+    )
+}

@@ -1,0 +1,328 @@
+"""Scenarios whose workflow histories are committed for replay: one per workflow type and per major
+path (approvals granted, rejected, escalated and defaulted on timeout; chains completed, failed and
+dead-lettered; several rules of one event; a scheduled rule; a redelivery; agent sessions completed,
+revised, over budget, failed, cancelled, timed out and continued as new).
+
+Each scenario drives the real API against the real servers and returns the workflow ids (and, for
+continue-as-new, the run id) whose histories it produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
+
+from tests.support.agents import case, until
+from tests.support.agents import start as start_session
+from tests.support.api import Api, eventually
+from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
+from tests.support.process import node, template, unique_code
+
+Ref = tuple[str, str | None]  # (workflow id, run id or None for the latest run)
+Scenario = Callable[["Stage"], Awaitable[Ref]]
+
+
+class Stage:
+    """What a scenario may use: the API (and one whose sessions continue as new early), the client,
+    and the webhook receiver's base URL."""
+
+    def __init__(self, api: Api, short_history_api: Api, client: Client, webhook_base: str) -> None:
+        self.api = api
+        self.short_history_api = short_history_api
+        self.client = client
+        self.webhook_base = webhook_base
+
+
+# --------------------------------------------------------------------------- process instances
+
+
+async def _gated(api: Api, **gate: Any) -> str:
+    code = unique_code("REPLAY")
+    states = [
+        node(0, [], [1]),
+        node(1, [0], [2, 3], approval={"roles": ["approver"], **gate}),
+        node(2, [1], []),
+        node(3, [1], [], success=False),
+    ]
+    response = await api.request("POST", "/api/v1/workflow-template", json=template(code, states))
+    assert response.status_code == 201, response.text
+    return code
+
+
+async def process_success(stage: Stage) -> Ref:
+    started = await stage.api.start("HS_STD", name="Replay Customer")
+    for state in (1, 2, 3, 4, 6, 7, 8, 9):
+        assert (await stage.api.transition(started["instance_id"], state)).status_code == 200
+    return started["workflow_id"], None
+
+
+async def process_approval_granted(stage: Stage) -> Ref:
+    api = stage.api
+    started = await api.start("CONST_RES", name="Replay Build")
+    for state in (1, 2, 3, 4):
+        assert (await api.transition(started["instance_id"], state)).status_code == 200
+    assert (await api.transition(started["instance_id"], 5)).status_code == 409
+    assert (await api.decide(started["instance_id"], "approve", comment="countersigned")).status_code == 200
+    for state in (5, 10):
+        assert (await api.transition(started["instance_id"], state)).status_code == 200
+    return started["workflow_id"], None
+
+
+async def process_rejected_to_terminal(stage: Stage) -> Ref:
+    started = await stage.api.start("ELEC_COMM", name="Replay Tower")
+    for state in (1, 2):
+        assert (await stage.api.transition(started["instance_id"], state)).status_code == 200
+    assert (await stage.api.decide(started["instance_id"], "reject", comment="over budget")).status_code == 200
+    return started["workflow_id"], None
+
+
+async def process_rejected_then_approved(stage: Stage) -> Ref:
+    """A gate without a reject path stays closed after a rejection until someone approves."""
+    api = stage.api
+    started = await api.start(await _gated(api))
+    iid = started["instance_id"]
+    assert (await api.transition(iid, 1)).status_code == 200
+    assert (await api.decide(iid, "reject", comment="not yet")).status_code == 200
+    assert (await api.decide(iid, "approve", comment="now")).status_code == 200
+    assert (await api.transition(iid, 2)).status_code == 200
+    return started["workflow_id"], None
+
+
+async def process_timeout_escalated(stage: Stage) -> Ref:
+    api = stage.api
+    started = await api.start(await _gated(api, timeout_seconds=1, escalate_to=["ops-lead"]))
+    iid = started["instance_id"]
+    assert (await api.transition(iid, 1)).status_code == 200
+
+    async def escalated() -> bool:
+        pending = (await api.get(iid))["pending_approval"]
+        return bool(pending and pending["escalated"])
+
+    await eventually(escalated, attempts=100)
+    assert (await api.decide(iid, "approve")).status_code == 200
+    assert (await api.transition(iid, 2)).status_code == 200
+    return started["workflow_id"], None
+
+
+async def process_timeout_default_path(stage: Stage) -> Ref:
+    api = stage.api
+    started = await api.start(await _gated(api, timeout_seconds=1, on_timeout="default_path", default_to_state_id=3))
+    iid = started["instance_id"]
+    assert (await api.transition(iid, 1)).status_code == 200
+
+    async def defaulted() -> bool:
+        return (await api.get(iid))["workflow_status"] == "completed"
+
+    await eventually(defaulted, attempts=100)
+    return started["workflow_id"], None
+
+
+# --------------------------------------------------------------------------- automation
+
+
+async def chain_completed(stage: Stage) -> Ref:
+    kind = unique_type("replay")
+    rule = await create_rule(
+        stage.api,
+        kind,
+        [
+            {"type": "update_field", "field": "seen", "value": True},
+            {"type": "send_notification", "template": "task_assigned", "recipients": ["replay"]},
+        ],
+    )
+    await create_entity(stage.api, kind, "Replayed")
+    [run] = await finished_executions(stage.api, rule["id"], 1)
+    assert run["status"] == "completed", run
+    return run["workflow_id"], None
+
+
+async def chain_action_failed(stage: Stage) -> Ref:
+    kind = unique_type("replay")
+    rule = await create_rule(
+        stage.api,
+        kind,
+        [{"type": "update_field", "field": "x", "value": 1, "target": "parent", "target_entity_type": "nothing"}],
+    )
+    await create_entity(stage.api, kind, "Orphan")
+    [run] = await finished_executions(stage.api, rule["id"], 1)
+    assert run["status"] == "failed", run
+    return run["workflow_id"], None
+
+
+async def _dead_letter(stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
+    kind = unique_type("replay")
+    rule = await create_rule(stage.api, kind, [{"type": "call_webhook", "url": f"{stage.webhook_base}/fail/{kind}"}])
+    await create_entity(stage.api, kind, "Unlucky")
+    [run] = await finished_executions(stage.api, rule["id"], 1)
+    assert run["status"] == "failed" and "dead-lettered" in (run["reason"] or ""), run
+    letters = await stage.api.request("GET", f"/api/v1/webhook-dead-letters?rule_id={rule['id']}", role="viewer")
+    [letter] = letters.json()["items"]
+    return run, letter
+
+
+async def chain_webhook_dead_letter(stage: Stage) -> Ref:
+    run, _ = await _dead_letter(stage)
+    return run["workflow_id"], None
+
+
+async def webhook_redelivery(stage: Stage) -> Ref:
+    _, letter = await _dead_letter(stage)
+    answer = await stage.api.request("POST", f"/api/v1/webhook-dead-letters/{letter['id']}/redeliver", role="operator")
+    assert answer.status_code == 200, answer.text
+    query = f"WorkflowType = 'WebhookRedelivery' AND WorkflowId STARTS_WITH 'webhook-redelivery-{letter['id']}'"
+    [found] = [w async for w in stage.client.list_workflows(query)]
+    return found.id, None
+
+
+async def event_with_several_rules(stage: Stage) -> Ref:
+    kind = unique_type("replay")
+    first = await create_rule(
+        stage.api, kind, [{"type": "update_field", "field": "first", "value": 1}], execution_order=1
+    )
+    second = await create_rule(
+        stage.api, kind, [{"type": "update_field", "field": "second", "value": 2}], execution_order=2
+    )
+    await create_entity(stage.api, kind, "Twice")
+    await finished_executions(stage.api, first["id"], 1)
+    [run] = await finished_executions(stage.api, second["id"], 1)
+    return f"entity-event-{run['event_id']}", None
+
+
+async def scheduled_rule(stage: Stage) -> Ref:
+    kind = unique_type("replay")
+    target = await create_entity(stage.api, kind, "On a schedule")
+    rule = await create_rule(
+        stage.api,
+        kind,
+        [{"type": "update_field", "field": "ticked", "value": True}],
+        trigger_action_type="scheduled",
+        schedule_cron="0 3 1 1 *",
+        trigger_scope="specific",
+        trigger_entity_id=target["id"],
+    )
+    await stage.client.get_schedule_handle(f"automation-schedule-{rule['id']}").trigger()
+    [run] = await finished_executions(stage.api, rule["id"], 1)
+    assert run["status"] == "completed", run
+    query = f"WorkflowType = 'ScheduledRule' AND TrellisRuleId = '{rule['id']}'"
+
+    async def closed() -> list[Any]:
+        runs = [w async for w in stage.client.list_workflows(query)]
+        return [w for w in runs if w.status == WorkflowExecutionStatus.COMPLETED]
+
+    [found] = await eventually(closed)
+    return found.id, None
+
+
+# --------------------------------------------------------------------------- agent sessions
+
+
+async def _decide(api: Api, session_id: str, decision: str, comment: str | None = None) -> None:
+    response = await api.request(
+        "POST",
+        f"/api/v1/orchestrator/session/{session_id}/approval",
+        role="approver",
+        json={"decision": decision, **({"comment": comment} if comment else {})},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def session_completed(stage: Stage) -> Ref:
+    started = await start_session(stage.api, case())
+    assert (await until(stage.api, started["session_id"]))["session_status"] == "completed"
+    return started["workflow_id"], None
+
+
+async def session_revised_then_approved(stage: Stage) -> Ref:
+    api = stage.api
+    started = await start_session(
+        api, case(), agents=["planner", "estimator", "risk", "reporter"], approval_required=True
+    )
+    await until(api, started["session_id"], ("awaiting_approval",))
+    await _decide(api, started["session_id"], "reject", "tighten the schedule")
+    await until(api, started["session_id"], ("awaiting_approval",))
+    await _decide(api, started["session_id"], "approve")
+    assert (await until(api, started["session_id"]))["session_status"] == "completed"
+    return started["workflow_id"], None
+
+
+async def session_budget_exceeded(stage: Stage) -> Ref:
+    started = await start_session(stage.api, case(), token_budget=400)
+    assert (await until(stage.api, started["session_id"]))["session_status"] == "budget_exceeded"
+    return started["workflow_id"], None
+
+
+async def session_invalid_output(stage: Stage, llm: Any) -> Ref:
+    c = case()
+    llm.script(c, "planner", ["malformed", "schema-miss"])
+    started = await start_session(stage.api, c, agents=["planner", "reporter"])
+    assert (await until(stage.api, started["session_id"]))["session_status"] == "failed"
+    return started["workflow_id"], None
+
+
+async def session_cancelled(stage: Stage, llm: Any) -> Ref:
+    c = case()
+    llm.script(c, "planner", [("slow", 2.0, None)])
+    started = await start_session(stage.api, c, agents=["planner", "reporter"])
+    await until(stage.api, started["session_id"], ("running",))
+    await asyncio.sleep(0.5)
+    cancelled = await stage.api.request(
+        "POST", f"/api/v1/orchestrator/session/{started['session_id']}/cancel", role="operator"
+    )
+    assert cancelled.status_code == 200
+    assert (await until(stage.api, started["session_id"]))["session_status"] == "cancelled"
+    return started["workflow_id"], None
+
+
+async def session_approval_timed_out(stage: Stage) -> Ref:
+    started = await start_session(
+        stage.api, case(), agents=["planner"], approval_required=True, approval_timeout_seconds=1
+    )
+    assert (await until(stage.api, started["session_id"]))["session_status"] == "failed"
+    return started["workflow_id"], None
+
+
+async def session_continued_as_new(stage: Stage) -> Ref:
+    started = await start_session(stage.short_history_api, case())
+    done = await until(stage.short_history_api, started["session_id"])
+    assert done["session_status"] == "completed" and done["state"]["runs"] >= 2
+    runs = [w async for w in stage.client.list_workflows(f"WorkflowId = '{started['workflow_id']}'")]
+    first = next(w for w in runs if w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW)
+    return started["workflow_id"], first.run_id
+
+
+async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
+    """Every scenario, concurrently; their histories by scenario name."""
+    scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
+        "process_success": lambda: process_success(stage),
+        "process_approval_granted": lambda: process_approval_granted(stage),
+        "process_rejected_to_terminal": lambda: process_rejected_to_terminal(stage),
+        "process_rejected_then_approved": lambda: process_rejected_then_approved(stage),
+        "process_timeout_escalated": lambda: process_timeout_escalated(stage),
+        "process_timeout_default_path": lambda: process_timeout_default_path(stage),
+        "chain_completed": lambda: chain_completed(stage),
+        "chain_action_failed": lambda: chain_action_failed(stage),
+        "chain_webhook_dead_letter": lambda: chain_webhook_dead_letter(stage),
+        "webhook_redelivery": lambda: webhook_redelivery(stage),
+        "event_with_several_rules": lambda: event_with_several_rules(stage),
+        "scheduled_rule": lambda: scheduled_rule(stage),
+        "session_completed": lambda: session_completed(stage),
+        "session_revised_then_approved": lambda: session_revised_then_approved(stage),
+        "session_budget_exceeded": lambda: session_budget_exceeded(stage),
+        "session_invalid_output": lambda: session_invalid_output(stage, llm),
+        "session_cancelled": lambda: session_cancelled(stage, llm),
+        "session_approval_timed_out": lambda: session_approval_timed_out(stage),
+        "session_continued_as_new": lambda: session_continued_as_new(stage),
+    }
+    refs = await asyncio.gather(*(run() for run in scenarios.values()))
+    histories: dict[str, WorkflowHistory] = {}
+    for name, (workflow_id, run_id) in zip(scenarios, refs, strict=True):
+        handle = stage.client.get_workflow_handle(workflow_id, run_id=run_id)
+        if run_id is None:
+            with contextlib.suppress(WorkflowFailureError):  # cancelled and failed runs end that way
+                await asyncio.wait_for(handle.result(), timeout=60)  # the whole history, to its end
+        histories[name] = await handle.fetch_history()
+    return histories
