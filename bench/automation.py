@@ -14,14 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from bench.bare import BareFirstActivityWorkflow, BareStep
+from bench.common import pct
 
 RULES = 500
 MATCHING_TYPE = "bench_job"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def create_rules(admin: httpx.AsyncClient) -> str:

@@ -1,10 +1,9 @@
-"""Orchestration part of `make bench`: overhead per agent call = (session wall time - the scripted
-LLM server's own reply time on the session's critical path) / agent calls, against bare Temporal's
-time per activity in a workflow of as many sequential activities."""
+"""Orchestration part of `make bench`: overhead per agent call = (session wall time, from the POST to
+the workflow's result - the scripted LLM server's own reply time on the session's critical path) /
+agent calls, against bare Temporal's time per activity in a workflow of as many sequential activities."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -19,7 +18,7 @@ STAGES = [["orchestrator"], ["planner"], ["estimator", "resource", "risk"], ["va
 CALLS = sum(len(s) for s in STAGES)
 
 
-async def trellis_overhead(http: httpx.AsyncClient, llm: LlmServer) -> float:
+async def trellis_overhead(http: httpx.AsyncClient, llm: LlmServer, client: Client) -> float:
     case = uuid.uuid4().hex[:10]
     began = time.perf_counter()
     response = await http.post(
@@ -27,12 +26,11 @@ async def trellis_overhead(http: httpx.AsyncClient, llm: LlmServer) -> float:
     )
     response.raise_for_status()
     session_id = response.json()["session_id"]
-    while True:
-        status = (await http.get(f"/api/v1/orchestrator/session/{session_id}")).json()["session_status"]
-        if status in ("completed", "failed", "cancelled", "budget_exceeded"):
-            break
-        await asyncio.sleep(0.005)
+    # Waiting on the workflow's result (as the bare side does), not polling the API: a poll every few
+    # milliseconds would query the running workflow and load the very worker being measured.
+    await client.get_workflow_handle(response.json()["workflow_id"]).result()
     wall = time.perf_counter() - began
+    status = (await http.get(f"/api/v1/orchestrator/session/{session_id}")).json()["session_status"]
     if status != "completed":
         raise RuntimeError(f"benchmark session ended {status}")
     # The server's own time on the critical path: each stage waits for its slowest call.
@@ -49,13 +47,13 @@ async def bare_per_activity(client: Client, queue: str) -> float:
 
 
 async def measure(http: httpx.AsyncClient, llm: LlmServer, client: Client, queue: str, sessions: int) -> dict[str, Any]:
-    await trellis_overhead(http, llm)  # warm-up
+    await trellis_overhead(http, llm, client)  # warm-up
     await bare_per_activity(client, queue)
     trellis: list[float] = []
     bare: list[float] = []
     for _ in range(sessions):  # alternate
         bare.append(await bare_per_activity(client, queue))
-        trellis.append(await trellis_overhead(http, llm))
+        trellis.append(await trellis_overhead(http, llm, client))
     trellis.sort()
     bare.sort()
     result: dict[str, Any] = {

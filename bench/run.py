@@ -21,7 +21,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -31,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 
 from bench import automation as bench_automation
 from bench import orchestration as bench_orchestration
+from bench import scale_out as bench_scale_out
 from bench.bare import BareInput, BareStep, BareWorkflow
+from bench.common import free_port, pct, wait_healthy
 from core.platform.database import make_engine
 from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
 from tests.support.servers import LlmServer
@@ -55,11 +57,6 @@ class Round:
     seconds: float = 0.0
     step_ms: list[float] = field(default_factory=list)
     start_ms: list[float] = field(default_factory=list)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def bare_instance(client: Client, queue: str, result: Round) -> None:
@@ -88,6 +85,41 @@ async def trellis_instance(http: httpx.AsyncClient, result: Round) -> None:
         step = await http.put(f"/api/v1/workflow-instance/{instance_id}/transition", json={"to_state_id": state})
         step.raise_for_status()
         result.step_ms.append((time.perf_counter() - began) * 1000)
+
+
+async def start_latencies(client: Client, queue: str, http: httpx.AsyncClient, count: int) -> dict[str, Any]:
+    """An instance start over HTTP (answers with state 0 recorded) against a bare start whose first
+    update runs one activity (update-with-start: start + first activity, one round trip), alternating."""
+    bare: list[float] = []
+    trellis: list[float] = []
+    for i in range(count):
+        began = time.perf_counter()
+        await client.execute_update_with_start_workflow(
+            BareWorkflow.step,
+            BareStep(step=0),
+            start_workflow_operation=WithStartWorkflowOperation(
+                BareWorkflow.run,
+                BareInput(steps=1),
+                id=f"bare-start-{uuid.uuid4()}",
+                task_queue=queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            ),
+        )
+        bare.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        response = await http.post(
+            "/api/v1/workflow-instance", json={"template_code": "HS_STD", "entity": {"name": f"Start {i}"}}
+        )
+        response.raise_for_status()
+        trellis.append((time.perf_counter() - began) * 1000)
+    result: dict[str, Any] = {
+        "bare_start_first_activity_p50_ms": pct(bare, 50),
+        "trellis_start_p50_ms": pct(trellis, 50),
+        "bare_start_first_activity_p95_ms": pct(bare, 95),
+        "trellis_start_p95_ms": pct(trellis, 95),
+    }
+    result["ratio"] = result["trellis_start_p50_ms"] / result["bare_start_first_activity_p50_ms"]
+    return result
 
 
 async def run_round(kind: str, concurrency: int, instances: int, drive: Any) -> Round:
@@ -121,25 +153,6 @@ def summary(rounds: list[Round]) -> dict[str, float]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_healthy(http: httpx.AsyncClient, children: list[asyncio.subprocess.Process]) -> None:
-    for _ in range(300):
-        if any(child.returncode is not None for child in children):
-            raise SystemExit("a benchmark process exited during start-up")
-        try:
-            if (await http.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("the API did not come up")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per kind and concurrency")
@@ -149,6 +162,8 @@ async def main() -> None:
     parser.add_argument("--event-samples", type=int, default=40, help="sequential events for the latency figures")
     parser.add_argument("--sessions", type=int, default=6, help="agent sessions for the orchestration overhead")
     parser.add_argument("--events", type=int, default=200, help="events in the throughput burst (20 at a time)")
+    parser.add_argument("--start-samples", type=int, default=20, help="sequential starts, Trellis and bare each")
+    parser.add_argument("--scale-instances", type=int, default=60, help="instances through 2 workers and 2 APIs")
     args = parser.parse_args()
 
     args.port = args.port or free_port()
@@ -191,6 +206,8 @@ async def main() -> None:
         ),
     ]
     results: dict[str, Any] = {}
+    start: dict[str, Any] = {}
+    scale: dict[str, Any] = {}
     automation: dict[str, Any] = {}
     orchestration: dict[str, Any] = {}
     try:
@@ -220,6 +237,7 @@ async def main() -> None:
                     "trellis": trellis,
                     "ratio": {k: trellis[k] / bare[k] for k in ("p50_ms", "p95_ms", "p99_ms", "instances_per_s")},
                 }
+            start = await start_latencies(client, bare_queue, http, args.start_samples)
             engine = make_engine(database_url, pool_size=4)
             try:
                 async with httpx.AsyncClient(
@@ -233,6 +251,18 @@ async def main() -> None:
             finally:
                 await engine.dispose()
             orchestration = await bench_orchestration.measure(http, llm, client, bare_queue, args.sessions)
+        # Scale-out last, with the single stack stopped, so both runs have the machine to themselves.
+        for child in children[:2]:
+            child.terminate()
+            await child.wait()
+        engine = make_engine(database_url, pool_size=2)
+        try:
+            scale = await bench_scale_out.measure(
+                engine, database_url, address, (TOKEN, ADMIN_TOKEN), args.scale_instances, 20
+            )
+        finally:
+            await engine.dispose()
+        scale["ratio_vs_single_stack"] = scale["instances_per_s"] / results["c20"]["trellis"]["instances_per_s"]
     finally:
         for child in children:
             if child.returncode is None:
@@ -248,7 +278,14 @@ async def main() -> None:
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(
         json.dumps(
-            {"machine": machine, "results": results, "automation": automation, "orchestration": orchestration},
+            {
+                "machine": machine,
+                "results": results,
+                "start": start,
+                "automation": automation,
+                "orchestration": orchestration,
+                "scale_out": scale,
+            },
             indent=2,
         )
     )
@@ -285,6 +322,15 @@ async def main() -> None:
         f"| **Trellis/bare** | {a['ratio']['p50_ms']:.2f}x | {a['ratio']['p95_ms']:.2f}x "
         f"| {a['ratio']['per_s']:.2f}x |",
     ]
+    lines += [
+        "",
+        "Instance start over HTTP (answers with state 0 recorded) vs bare update-with-start running one activity",
+        "",
+        "| trellis p50 ms | bare p50 ms | Trellis/bare |",
+        "|---|---|---|",
+        f"| {start['trellis_start_p50_ms']:.1f} | {start['bare_start_first_activity_p50_ms']:.1f} "
+        f"| {start['ratio']:.2f}x |",
+    ]
     o = orchestration
     lines += [
         "",
@@ -294,6 +340,17 @@ async def main() -> None:
         "| trellis ms per call | bare ms per activity | Trellis/bare |",
         "|---|---|---|",
         f"| {o['trellis_overhead_ms_per_call_p50']:.1f} | {o['bare_ms_per_activity_p50']:.1f} | {o['ratio']:.2f}x |",
+    ]
+    so = scale
+    lines += [
+        "",
+        f"Scale-out: {so['workers']} workers and {so['apis']} APIs on one server and database, {so['instances']} "
+        f"instances at {so['concurrency']} concurrent (plus one rule per new customer)",
+        "",
+        "| instances/s | vs one worker + one API (c20) | duplicate effects | all completed |",
+        "|---|---|---|---|",
+        f"| {so['instances_per_s']:.2f} | {so['ratio_vs_single_stack']:.2f}x | {so['duplicates']} "
+        f"| {so['all_completed']} |",
     ]
     print("\n".join(lines))
 

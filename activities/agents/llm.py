@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
-from sqlalchemy import select, update
+from sqlalchemy import case, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -68,10 +68,9 @@ class LlmActivities:
                 type=errors.LLM_UNAVAILABLE.type,
                 non_retryable=True,
             )
-        done = await self._completed(data.call_key)
+        done = await self._start_row(data)
         if done is not None:
             return done
-        await self._start_row(data)
         model = data.agent.model or self._settings.llm_model
         messages: list[Any] = [
             {"role": "system", "content": _instructions(data)},
@@ -169,14 +168,43 @@ class LlmActivities:
         error = validation_error(schema, value)
         return (value, "") if error is None else (None, f"does not match the schema {error}")
 
-    async def _completed(self, call_key: str) -> AgentCallResult | None:
-        async with self._engine.connect() as conn:
+    async def _start_row(self, data: AgentCallInput) -> AgentCallResult | None:
+        """Open the call's log row, in one round trip: None to go on, or the recorded result when an
+        earlier attempt completed this call (it is never made twice)."""
+        table = OrchestratorAgentLog
+        async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(OrchestratorAgentLog.__table__).where(OrchestratorAgentLog.call_key == call_key)
+                    insert(table)
+                    .values(
+                        session_id=data.session_id,
+                        agent_name=data.agent.agent_name,
+                        action_type=data.action_type,
+                        input_data=data.input,
+                        execution_status="running",
+                        call_key=data.call_key,
+                        execution_ts=datetime.now(UTC),
+                    )
+                    .on_conflict_do_update(
+                        index_elements=[table.call_key],
+                        set_={
+                            "execution_status": case(
+                                (table.execution_status == "completed", "completed"), else_="running"
+                            )
+                        },
+                    )
+                    .returning(
+                        table.execution_status,
+                        table.output_data,
+                        table.prompt_tokens,
+                        table.completion_tokens,
+                        table.cost_usd,
+                        table.latency_ms,
+                        table.model,
+                    )
                 )
-            ).first()
-        if row is None or row.execution_status != "completed":
+            ).one()
+        if row.execution_status != "completed":
             return None
         return AgentCallResult(
             output=row.output_data or {},
@@ -186,24 +214,6 @@ class LlmActivities:
             latency_ms=row.latency_ms or 0,
             model=row.model or "",
         )
-
-    async def _start_row(self, data: AgentCallInput) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(OrchestratorAgentLog)
-                .values(
-                    session_id=data.session_id,
-                    agent_name=data.agent.agent_name,
-                    action_type=data.action_type,
-                    input_data=data.input,
-                    execution_status="running",
-                    call_key=data.call_key,
-                    execution_ts=datetime.now(UTC),
-                )
-                .on_conflict_do_update(
-                    index_elements=[OrchestratorAgentLog.call_key], set_={"execution_status": "running"}
-                )
-            )
 
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
         async with self._engine.begin() as conn:

@@ -189,8 +189,8 @@ class ProcessActivities:
             "workflow_head_id": uuid.UUID(data.template.head_id),
             "current_state_id": state.id,
             "current_state_name": state.name,
-            "state_history": _json(data.state_history),
-            "created_entities": _json(data.created_entities),
+            "state_history": _json([data.history_entry]),
+            "created_entities": _json([data.created_entity] if data.created_entity else []),
             "workflow_status": data.workflow_status,
             "success_flag": data.success,
             "started_ts": data.started_ts,
@@ -205,7 +205,10 @@ class ProcessActivities:
         }
         insert_row = insert(GraphData).values(**values)
         excluded = insert_row.excluded
-        changing = {k: excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
+        changing: dict[str, Any] = {k: excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
+        # The lists grow by this step's entries; the seq guard below makes that happen once per step.
+        changing["state_history"] = GraphData.state_history.op("||")(excluded.state_history)
+        changing["created_entities"] = GraphData.created_entities.op("||")(excluded.created_entities)
         upsert = insert_row.on_conflict_do_update(
             index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < excluded.last_seq
         ).returning(GraphData.id)

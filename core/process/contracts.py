@@ -215,12 +215,24 @@ class ProcessOutcome(BaseModel):
     success: bool
 
 
+class TemplateRef(BaseModel):
+    """Which template version a row belongs to: what a state entry needs of the pinned template."""
+
+    head_id: str
+    code: str
+    version: int
+
+
 class EnterStateInput(BaseModel):
-    """Everything one state entry writes, in one transaction, keyed for idempotency."""
+    """What one state entry writes, in one transaction, keyed for idempotency by ``seq``.
+
+    It carries the step, not the instance's whole past: the projection appends ``history_entry`` and
+    ``created_entity`` to its lists, guarded by ``seq``, so the payload stays small however long the
+    instance runs."""
 
     instance_id: str
     workflow_id: str
-    template: TemplateSnapshot
+    template: TemplateRef
     seq: int
     ts: datetime
     actor: str
@@ -233,8 +245,8 @@ class EnterStateInput(BaseModel):
     entity_fields: dict[str, Any]
     root_entity_id: str | None
     root_entity_type: str | None
-    state_history: list[HistoryEntry]
-    created_entities: list[CreatedEntity]
+    history_entry: HistoryEntry
+    created_entity: CreatedEntity | None
     workflow_status: str
     success: bool | None
     pending_approval: PendingApproval | None

@@ -33,6 +33,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.automation.chains import webhook_retry
 from core.automation import matching
 from core.automation.rules import ChainInput, EventRef
+from core.automation.tables import RuleExecution
 from core.entities.store import OUTBOX_CHANNEL
 from core.entities.tables import EntityEvent
 from core.platform.database import libpq_url
@@ -64,6 +65,8 @@ class OutboxDispatcher:
         listener = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
+                # Cleared before the batch, so a NOTIFY that arrives during it wakes the next one at once.
+                self._wake.clear()
                 try:
                     handled = await self.dispatch_batch()
                 except Exception:  # keep dispatching through a database or Temporal hiccup
@@ -72,7 +75,6 @@ class OutboxDispatcher:
                     await asyncio.sleep(1.0)
                 if handled >= BATCH:
                     continue
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         _first(self._wake.wait(), stop.wait()), timeout=self._settings.dispatcher_poll_seconds
@@ -101,31 +103,43 @@ class OutboxDispatcher:
 
     async def dispatch_batch(self) -> int:
         async with self._engine.begin() as locked:
+            claimed = (
+                select(RuleExecution.event_id)
+                .where(RuleExecution.event_id == EntityEvent.id, RuleExecution.status == "running")
+                .exists()
+            )
             rows = (
                 await locked.execute(
-                    select(EntityEvent.__table__)
+                    select(EntityEvent.__table__, claimed.label("claimed_before"))
                     .where(EntityEvent.dispatched_ts.is_(None))
                     .order_by(EntityEvent.created_ts)
                     .limit(BATCH)
-                    .with_for_update(skip_locked=True)
+                    .with_for_update(of=EntityEvent, skip_locked=True)
                 )
             ).all()
             if not rows:
                 return 0
-            starts = await self._claim([matching.event_of(r) for r in rows])
+            starts = await self._claim(
+                [matching.event_of(r) for r in rows], [str(r.id) for r in rows if r.claimed_before]
+            )
             await asyncio.gather(*(self._start(s) for s in starts))
             await locked.execute(
                 update(EntityEvent).where(EntityEvent.id.in_([r.id for r in rows])).values(dispatched_ts=func.now())
             )
         return len(rows)
 
-    async def _claim(self, events: list[Any]) -> list[_Start]:
-        """Match and claim in one committed transaction (a second connection: the rows stay locked)."""
+    async def _claim(self, events: list[Any], with_claims: list[str]) -> list[_Start]:
+        """Match and claim in one committed transaction (a second connection: the rows stay locked).
+        ``with_claims``: events with runs claimed by an earlier pass that may not have started."""
         retry = webhook_retry(self._settings)
         starts: list[_Start] = []
-        async with self._engine.begin() as conn:
+        async with self._engine.connect() as conn:
             rules = await matching.candidate_rules(conn, [(e.entity_type, e.event_kind) for e in events])
-            claimed_before = await matching.running_claims(conn, [e.id for e in events])
+            if not rules and not with_claims:
+                return starts  # no rule listens to any of these events: nothing to write
+            await conn.rollback()
+        async with self._engine.begin() as conn:
+            claimed_before = await matching.running_claims(conn, with_claims) if with_claims else {}
             for event in events:
                 candidates = rules.get((event.entity_type, event.event_kind), [])
                 matched, skipped = matching.match(event, candidates, self._settings.automation_max_depth)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ProcessStartInput,
         StateNode,
         StateRef,
+        TemplateRef,
         TransitionRequest,
     )
     from core.process.dag import start_state
@@ -270,27 +271,24 @@ class ProcessInstanceWorkflow:
             seq = self._seq + 1
             now = workflow.now()
             entity_id, action, entity_name = self._plan_entity(state, seq)
-            history = [
-                *self._history,
-                HistoryEntry(
-                    **{"from": from_state.id if from_state else None},
-                    to=state.id,
-                    ts=now,
-                    actor=actor,
-                    comment=comment,
-                ),
-            ]
-            created = list(self._created)
-            if entity_id is not None and action is not None and state.entity_name:
-                created.append(
-                    CreatedEntity(
-                        state_id=state.id,
-                        entity=state.entity_name,
-                        id=entity_id,
-                        action=action,
-                        status=state.entity_status,
-                    )
+            entry = HistoryEntry(
+                **{"from": from_state.id if from_state else None},
+                to=state.id,
+                ts=now,
+                actor=actor,
+                comment=comment,
+            )
+            created_entity = (
+                CreatedEntity(
+                    state_id=state.id,
+                    entity=state.entity_name,
+                    id=entity_id,
+                    action=action,
+                    status=state.entity_status,
                 )
+                if entity_id is not None and action is not None and state.entity_name
+                else None
+            )
             status = "completed" if state.terminal_flag else "active"
             success = bool(state.success) if state.terminal_flag else None
             approval = None
@@ -312,7 +310,9 @@ class ProcessInstanceWorkflow:
                 EnterStateInput(
                     instance_id=self._input.instance_id,
                     workflow_id=self._workflow_id,
-                    template=self._template,
+                    template=TemplateRef(
+                        head_id=self._template.head_id, code=self._template.code, version=self._template.version
+                    ),
                     seq=seq,
                     ts=now,
                     actor=actor,
@@ -325,8 +325,8 @@ class ProcessInstanceWorkflow:
                     entity_fields=dict(fields),
                     root_entity_id=root_id,
                     root_entity_type=root_type,
-                    state_history=history,
-                    created_entities=created,
+                    history_entry=entry,
+                    created_entity=created_entity,
                     workflow_status=status,
                     success=success,
                     pending_approval=approval,
@@ -340,8 +340,9 @@ class ProcessInstanceWorkflow:
             self._busy = False
         # The write is durable: commit the new state in memory.
         self._seq = seq
-        self._history = history
-        self._created = created
+        self._history.append(entry)
+        if created_entity is not None:
+            self._created.append(created_entity)
         self._root_entity_id, self._root_entity_type = root_id, root_type
         if entity_id is not None and state.entity_name:
             self._entity_by_type[state.entity_name] = entity_id
