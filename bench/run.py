@@ -37,7 +37,7 @@ from bench import automation as bench_automation
 from bench import orchestration as bench_orchestration
 from bench import scale_out as bench_scale_out
 from bench.bare import BareInput, BareStep, BareWorkflow
-from bench.common import free_port, pct, wait_healthy
+from bench.common import CpuMeter, find_processes, free_port, pct, wait_healthy
 from core.platform.database import make_engine
 from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
 from tests.support.servers import LlmServer
@@ -222,21 +222,40 @@ async def main() -> None:
             # Warm-up: worker caches, connection pools, first-run code paths.
             await run_round("bare", 4, 8, lambda r: bare_instance(client, bare_queue, r))
             await run_round("trellis", 4, 8, lambda r: trellis_instance(http, r))
+            # Where the CPU goes at 20 concurrent: seconds per instance by process group.
+            groups = {
+                "temporal server": find_processes(str(workdir / "temporal.db")),
+                "postgres": find_processes(str(workdir / "postgres")),
+                "trellis worker": [children[0].pid],
+                "trellis api": [children[1].pid],
+                "bare worker": [children[2].pid],
+                "benchmark driver": [os.getpid()],
+            }
+            meters = {"bare": CpuMeter(groups), "trellis": CpuMeter(groups)}
             for concurrency, instances in ((1, args.instances), (20, args.instances_concurrent)):
                 rounds: dict[str, list[Round]] = {"bare": [], "trellis": []}
                 for _ in range(args.rounds):
-                    rounds["bare"].append(
-                        await run_round("bare", concurrency, instances, lambda r: bare_instance(client, bare_queue, r))
-                    )
-                    rounds["trellis"].append(
-                        await run_round("trellis", concurrency, instances, lambda r: trellis_instance(http, r))
-                    )
+                    for kind in ("bare", "trellis"):
+                        drive = (
+                            (lambda r: bare_instance(client, bare_queue, r))
+                            if kind == "bare"
+                            else (lambda r: trellis_instance(http, r))
+                        )
+                        if concurrency == 20:
+                            meters[kind].start()
+                        rounds[kind].append(await run_round(kind, concurrency, instances, drive))
+                        if concurrency == 20:
+                            meters[kind].stop()
                 bare, trellis = summary(rounds["bare"]), summary(rounds["trellis"])
                 results[f"c{concurrency}"] = {
                     "bare": bare,
                     "trellis": trellis,
                     "ratio": {k: trellis[k] / bare[k] for k in ("p50_ms", "p95_ms", "p99_ms", "instances_per_s")},
                 }
+            measured = args.rounds * args.instances_concurrent
+            results["c20"]["cpu_seconds_per_instance"] = {
+                kind: {name: used / measured for name, used in meter.used.items()} for kind, meter in meters.items()
+            }
             start = await start_latencies(client, bare_queue, http, args.start_samples)
             engine = make_engine(database_url, pool_size=4)
             try:
@@ -306,6 +325,21 @@ async def main() -> None:
         lines.append(
             f"| {level[1:]} | **Trellis/bare** | {r['p50_ms']:.2f}x | {r['p95_ms']:.2f}x | "
             f"{r['p99_ms']:.2f}x | | {r['instances_per_s']:.2f}x |"
+        )
+    cpu = results["c20"]["cpu_seconds_per_instance"]
+    lines += [
+        "",
+        "CPU seconds per instance at 20 concurrent, by process (start + 8 transitions; bare: start + 9 updates)",
+        "",
+        "| kind | " + " | ".join(cpu["bare"]) + " | total |",
+        "|---|" + "---|" * (len(cpu["bare"]) + 1),
+    ]
+    for kind in ("bare", "trellis"):
+        values = cpu[kind]
+        lines.append(
+            f"| {kind} | "
+            + " | ".join(f"{v * 1000:.0f} ms" for v in values.values())
+            + f" | {sum(values.values()) * 1000:.0f} ms |"
         )
     a = automation
     lines += [
