@@ -19,6 +19,7 @@ from activities.automation.actions import ActionActivities
 from activities.automation.chains import AutomationActivities
 from activities.automation.registry import activities_of
 from activities.process.state_entry import ProcessActivities
+from core.automation.evaluator import ConditionEvaluator
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
 from core.platform.search_attributes import ensure_search_attributes
@@ -41,11 +42,18 @@ logger = logging.getLogger("trellis.worker")
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
-def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings: Settings | None = None) -> Worker:
+def build_worker(
+    client: Client,
+    engine: AsyncEngine,
+    task_queue: str,
+    settings: Settings | None = None,
+    evaluator: ConditionEvaluator | None = None,
+) -> Worker:
     """Every Trellis workflow and activity on one task queue (tests build theirs the same way)."""
     settings = settings or get_settings()
+    evaluator = evaluator or condition_evaluator(settings)
     process = ProcessActivities(engine)
-    automation = AutomationActivities(engine, settings)
+    automation = AutomationActivities(engine, settings, evaluator)
     actions = ActionActivities(engine, settings)
     llm = LlmActivities(engine, settings)
     sessions = SessionActivities(engine)
@@ -78,6 +86,10 @@ def build_worker(client: Client, engine: AsyncEngine, task_queue: str, settings:
     )
 
 
+def condition_evaluator(settings: Settings) -> ConditionEvaluator:
+    return ConditionEvaluator(settings.condition_timeout_seconds, settings.condition_max_input_bytes)
+
+
 async def run_worker(settings: Settings) -> None:
     if not settings.database_url:
         raise SystemExit("TRELLIS_DATABASE_URL is not set: start Trellis with `make run`, or point it at a Postgres")
@@ -87,6 +99,7 @@ async def run_worker(settings: Settings) -> None:
     if added:
         logger.info("registered search attributes: %s", ", ".join(added))
     engine = make_engine(settings.database_url)
+    evaluator = condition_evaluator(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -94,13 +107,14 @@ async def run_worker(settings: Settings) -> None:
     try:
         reconciled = await reconcile_schedules(client, engine, settings.task_queue)
         logger.info("reconciled %d rule schedules", reconciled)
-        dispatcher = asyncio.create_task(OutboxDispatcher(engine, client, settings).run(stop))
-        async with build_worker(client, engine, settings.task_queue, settings):
+        dispatcher = asyncio.create_task(OutboxDispatcher(engine, client, settings, evaluator).run(stop))
+        async with build_worker(client, engine, settings.task_queue, settings, evaluator):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
         await dispatcher
     finally:
         await engine.dispose()
+        evaluator.close()
 
 
 def main() -> None:

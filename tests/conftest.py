@@ -23,7 +23,7 @@ from core.platform.embedded import start_postgres, start_temporal_dev_server, te
 from core.platform.migrate import upgrade_database_async
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
 from tests.support.servers import LlmServer, SmtpServer, WebhookServer
-from worker import build_worker
+from worker import build_worker, condition_evaluator
 from workflows.automation.dispatcher import OutboxDispatcher
 
 
@@ -125,14 +125,18 @@ async def worker(
         llm_base_url=llm_server.base_url,
         llm_api_key="test-key",
         llm_cost_per_1k_tokens=0.002,
+        webhook_secrets={"crm_token": "Bearer s3cr3t-from-settings"},
+        condition_timeout_seconds=1.0,
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()
-    dispatcher = asyncio.create_task(OutboxDispatcher(engine, temporal_client, settings).run(stop))
-    async with build_worker(temporal_client, engine, task_queue, settings):
+    evaluator = condition_evaluator(settings)
+    dispatcher = asyncio.create_task(OutboxDispatcher(engine, temporal_client, settings, evaluator).run(stop))
+    async with build_worker(temporal_client, engine, task_queue, settings, evaluator):
         yield
     stop.set()
     await dispatcher
+    evaluator.close()
 
 
 @pytest.fixture(scope="session")

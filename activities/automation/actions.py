@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -44,7 +45,14 @@ from core.automation.rules import ActionInput, RedeliveryInput, RedeliveryResult
 from core.automation.scripts import SCRIPTS, ScriptError
 from core.automation.ssrf import AllowList
 from core.automation.tables import ActionLog, WebhookDeadLetter, WorkflowAutomation
-from core.automation.templating import TemplateRenderError, build_context, render, render_value
+from core.automation.templating import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    TemplateRenderError,
+    build_context,
+    is_template,
+    render,
+    render_value,
+)
 from core.entities import store as entities
 from core.entities.contracts import Cause, EntityEventData
 from core.notifications.contracts import NotificationSpec
@@ -81,33 +89,45 @@ async def _context(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEvent
     )
 
 
-def _render(value: Any, context: dict[str, Any]) -> Any:
+def _render(value: Any, context: dict[str, Any], max_chars: int = DEFAULT_MAX_OUTPUT_CHARS) -> Any:
     try:
-        return render_value(value, context)
+        return render_value(value, context, max_chars=max_chars)
     except TemplateRenderError as exc:
         raise _invalid(str(exc)) from exc
 
 
-async def build_webhook(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEventData, index: int) -> Delivery:
+def _render_url(url: str, context: dict[str, Any]) -> str:
+    """Scheme, credentials, host and port as saved; the path and query rendered with every value
+    percent-encoded, so a value cannot change where the request goes."""
+    parts = urlsplit(url)
+    try:
+        path = render(parts.path, context, url=True) if is_template(parts.path) else parts.path
+        query = render(parts.query, context, url=True) if is_template(parts.query) else parts.query
+    except TemplateRenderError as exc:
+        raise _invalid(str(exc)) from exc
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+async def build_webhook(
+    conn: AsyncConnection,
+    rule: RuleSnapshot,
+    event: EntityEventData,
+    index: int,
+    max_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+) -> Delivery:
     action = rule.actions[index]
     assert isinstance(action, CallWebhookAction)
     context = await _context(conn, rule, event)
     secret = (
         await conn.execute(select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == uuid.UUID(rule.id)))
     ).scalar_one()
-    body_value = action.body
-    if body_value is None:
-        body_value = {
-            "type": f"{event.entity_type}.{event.event_kind}",
-            "rule": rule.workflow_name,
-            "event_id": event.id,
-            "entity": event.new_entity.model_dump() if event.new_entity else None,
-        }
-    body = json.dumps(_render(body_value, context), separators=(",", ":"), default=str).encode()
+    # The admin's body is a template; without one the body is the event JSON as it is, never rendered.
+    rendered = _render(action.body, context, max_chars) if action.body is not None else event.model_dump(mode="json")
+    body = json.dumps(rendered, separators=(",", ":"), default=str).encode()
     return Delivery(
-        url=_render(action.url, context),
+        url=_render_url(action.url, context),
         method=action.method,
-        headers={k: str(v) for k, v in _render(action.headers, context).items()},
+        headers={k: str(v) for k, v in _render(action.headers, context, max_chars).items()},
         body=body,
         webhook_id=f"msg_{derived_id('webhook', rule.id, event.id, index).hex}",
         secret=secret,
@@ -122,6 +142,7 @@ class ActionActivities:
         self._engine = engine
         self._settings = settings
         self._allow = AllowList(settings.allow_list())
+        self._max_chars = settings.template_max_output_chars
 
     # ---------------------------------------------------------------- bookkeeping
 
@@ -174,7 +195,7 @@ class ActionActivities:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
-            value = _render(action.value, context)
+            value = _render(action.value, context, self._max_chars)
             target = await self._target(conn, data, action)
             field = action.field
             change: dict[str, Any] = (
@@ -221,9 +242,9 @@ class ActionActivities:
                 conn,
                 entity_id=entity_id,
                 entity_type=action.entity_type,
-                name=str(_render(action.name, context)),
-                status=_render(action.status, context),
-                fields=_render(action.fields, context),
+                name=str(_render(action.name, context, self._max_chars)),
+                status=_render(action.status, context, self._max_chars),
+                fields=_render(action.fields, context, self._max_chars),
                 ts=datetime.now(UTC),
                 actor=f"rule:{data.rule.id}",
                 causation=_causation(data),
@@ -240,8 +261,8 @@ class ActionActivities:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
-            subject, body = self._message(action, context)
-            recipients = [str(r) for r in _render(action.recipients, context)]
+            subject, body = self._message(action, context, self._max_chars)
+            recipients = [str(r) for r in _render(action.recipients, context, self._max_chars)]
             await insert_notifications(
                 conn,
                 [
@@ -257,14 +278,16 @@ class ActionActivities:
             return await self._log(conn, data, output)
 
     @staticmethod
-    def _message(action: SendNotificationAction | SendEmailAction, context: dict[str, Any]) -> tuple[str, str]:
+    def _message(
+        action: SendNotificationAction | SendEmailAction, context: dict[str, Any], max_chars: int
+    ) -> tuple[str, str]:
         default_subject, default_body = MESSAGE_TEMPLATES.get(action.template, (None, None))
         subject = action.subject or default_subject
         body = action.body or default_body
         if subject is None or body is None:
             raise _invalid(f"message template '{action.template}' is unknown and the rule gives no subject/body")
         try:
-            return render(subject, context), render(body, context)
+            return render(subject, context, max_chars=max_chars), render(body, context, max_chars=max_chars)
         except TemplateRenderError as exc:
             raise _invalid(str(exc)) from exc
 
@@ -330,7 +353,12 @@ class ActionActivities:
         status: int | None = None
         error: str | None = None
         try:
-            status = await deliver(delivery, self._allow)
+            status = await deliver(
+                delivery,
+                self._allow,
+                secrets=self._settings.webhook_secrets,
+                max_response_bytes=self._settings.webhook_max_response_bytes,
+            )
         except ApplicationError as exc:
             details = exc.details[0] if exc.details and isinstance(exc.details[0], dict) else {}
             status, error = details.get("status"), exc.message
@@ -356,8 +384,8 @@ class ActionActivities:
             if (done := await self._logged(conn, data)) is not None:
                 return done
             context = await _context(conn, data.rule, data.event)
-        subject, body = self._message(action, context)
-        to = str(_render(action.to, context)).strip()
+        subject, body = self._message(action, context, self._max_chars)
+        to = str(_render(action.to, context, self._max_chars)).strip()
         if "@" not in to or any(c in to for c in "\r\n,;"):
             raise _invalid(f"send_email: '{to}' is not a single e-mail address")
         message = EmailMessage()
@@ -389,9 +417,14 @@ class ActionActivities:
         async with self._engine.connect() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
-            delivery = await build_webhook(conn, data.rule, data.event, data.action_index)
+            delivery = await build_webhook(conn, data.rule, data.event, data.action_index, self._max_chars)
         try:
-            status = await deliver(delivery, self._allow)
+            status = await deliver(
+                delivery,
+                self._allow,
+                secrets=self._settings.webhook_secrets,
+                max_response_bytes=self._settings.webhook_max_response_bytes,
+            )
         except ApplicationError as exc:
             # Add the attempt number so a dead letter can say how often it was tried.
             details = dict(exc.details[0]) if exc.details and isinstance(exc.details[0], dict) else {}

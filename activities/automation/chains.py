@@ -11,10 +11,12 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.automation.actions import build_webhook
 from core.automation import matching
 from core.automation.actions import RetrySpec
+from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import (
     ChainInput,
     ClaimInput,
@@ -42,9 +44,10 @@ def webhook_retry(settings: Settings) -> RetrySpec:
 
 
 class AutomationActivities:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, evaluator: ConditionEvaluator) -> None:
         self._engine = engine
         self._settings = settings
+        self._evaluator = evaluator
 
     @activity.defn(name="automation.match")
     async def match(self, ref: EventRef) -> MatchResult:
@@ -57,8 +60,11 @@ class AutomationActivities:
                 return MatchResult(runs=[])
             event = matching.event_of(row)
             rules = await matching.candidate_rules(conn, [(event.entity_type, event.event_kind)])
-            runs, skipped = matching.match(
-                event, rules.get((event.entity_type, event.event_kind), []), self._settings.automation_max_depth
+            runs, skipped = await matching.match(
+                event,
+                rules.get((event.entity_type, event.event_kind), []),
+                self._settings.automation_max_depth,
+                self._evaluator,
             )
             await matching.record_skips(conn, event.id, skipped, f"entity-event-{event.id}")
         retry = webhook_retry(self._settings)
@@ -112,10 +118,17 @@ class AutomationActivities:
 
     @activity.defn(name="automation.dead_letter")
     async def dead_letter(self, data: DeadLetterInput) -> str:
-        """Keep the webhook that failed its last attempt, with its last status, for redelivery."""
+        """Keep the webhook that failed its last attempt, with its last status, for redelivery; the dead
+        letter's id, or "" when there is no request to keep."""
         async with self._engine.begin() as conn:
-            # Rebuilt exactly as it was sent: same rendering, same webhook-id.
-            request = await build_webhook(conn, data.rule, data.event, data.action_index)
+            # Rebuilt exactly as it was sent: same rendering, same webhook-id. A webhook that could not
+            # even be built (a template refused its values) has nothing to redeliver: "" says so.
+            try:
+                request = await build_webhook(
+                    conn, data.rule, data.event, data.action_index, self._settings.template_max_output_chars
+                )
+            except ApplicationError:
+                return ""
             row = (
                 await conn.execute(
                     insert(WebhookDeadLetter)

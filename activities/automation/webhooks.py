@@ -17,6 +17,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from core.automation import webhook_signing
+from core.automation.actions import SECRET_PREFIX
 from core.automation.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
 from core.platform import errors
 from core.platform.retry_after import retry_after_delay
@@ -45,11 +46,39 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
-async def deliver(delivery: Delivery, allow: AllowList) -> int:
-    """One attempt; returns the final 2xx status or raises ApplicationError (retryable or not)."""
+def resolve_secrets(headers: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
+    """Header values ``secret:<name>`` become the named secret from the settings, at the last moment."""
+    resolved: dict[str, str] = {}
+    for name, value in headers.items():
+        if value.startswith(SECRET_PREFIX):
+            key = value[len(SECRET_PREFIX) :]
+            if key not in secrets:
+                raise errors.ACTION_INVALID.error(
+                    f"header '{name}' names the secret '{key}', which TRELLIS_WEBHOOK_SECRETS does not define"
+                )
+            value = secrets[key]
+        resolved[name] = value
+    return resolved
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+async def deliver(
+    delivery: Delivery, allow: AllowList, *, secrets: dict[str, str] | None = None, max_response_bytes: int = 65536
+) -> int:
+    """One attempt; returns the final 2xx status or raises ApplicationError (retryable or not).
+
+    Redirects are followed by hand (at most MAX_REDIRECTS), each destination checked again; a redirect to
+    another origin carries neither the rule's custom headers nor the body. At most ``max_response_bytes``
+    of an answer are read."""
     url = delivery.url
     method = delivery.method
     body = delivery.body
+    custom = resolve_secrets(delivery.headers, secrets or {})
+    origin = _origin(url)
     async with httpx.AsyncClient(follow_redirects=False, timeout=delivery.timeout_seconds, trust_env=False) as http:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
@@ -70,20 +99,21 @@ async def deliver(delivery: Delivery, allow: AllowList) -> int:
             target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
             timestamp = int(time.time())
             headers = {
-                **delivery.headers,
+                **(custom if _origin(url) == origin else {}),
                 "host": parts.netloc.rsplit("@", 1)[-1],
                 "content-type": "application/json",
                 "user-agent": "Trellis-Webhooks/1",
                 **webhook_signing.headers(delivery.secret, delivery.webhook_id, timestamp, body),
             }
             try:
-                response = await http.request(
+                async with http.stream(
                     method,
                     target,
                     content=body if method not in ("GET", "DELETE") else None,
                     headers=headers,
                     extensions={"sni_hostname": host} if parts.scheme == "https" else {},
-                )
+                ) as response:
+                    await _drain(response, max_response_bytes)
             except httpx.TimeoutException as exc:
                 raise ApplicationError(
                     f"{url} timed out after {delivery.timeout_seconds}s", type=errors.WEBHOOK_FAILED.type
@@ -93,7 +123,7 @@ async def deliver(delivery: Delivery, allow: AllowList) -> int:
             status = response.status_code
             if status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
-                if status == 303 or (status in (301, 302) and method == "POST"):
+                if status == 303 or (status in (301, 302) and method == "POST") or _origin(url) != origin:
                     method, body = "GET", b""
                 continue
             if 200 <= status < 300:
@@ -114,3 +144,12 @@ async def deliver(delivery: Delivery, allow: AllowList) -> int:
     raise ApplicationError(
         f"{delivery.url}: more than {MAX_REDIRECTS} redirects", type=errors.WEBHOOK_REJECTED.type, non_retryable=True
     )
+
+
+async def _drain(response: httpx.Response, limit: int) -> None:
+    """Read at most ``limit`` bytes of the answer (it is not used), then let the stream close."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= limit:
+            break

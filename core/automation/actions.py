@@ -9,6 +9,7 @@ A new action: add its params and output models and an ``ActionSpec`` here, its a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +21,7 @@ from temporalio.common import RetryPolicy
 
 from core.automation.messages import MESSAGE_TEMPLATES
 from core.automation.scripts import SCRIPTS
-from core.automation.templating import TemplateRenderError, check_value
+from core.automation.templating import TemplateRenderError, check_value, is_template
 from core.platform import errors
 from core.platform.contracts import StrictModel
 
@@ -110,8 +111,17 @@ class SendEmailAction(_Message):
         return self
 
 
+SECRET_PREFIX = "secret:"
+SECRET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
+
+
 class CallWebhookAction(StrictModel):
-    """Call a URL, signed per Standard Webhooks with the rule's secret; retried and dead-lettered."""
+    """Call a URL, signed per Standard Webhooks with the rule's secret; retried and dead-lettered.
+
+    Only the path and query of ``url`` may be templated (each value percent-encoded). ``body`` is an
+    admin-authored JSON template; without it the body is the event JSON as it is. A header value
+    ``secret:<name>`` is replaced, when sending, by the secret of that name in TRELLIS_WEBHOOK_SECRETS,
+    so the secret never enters the rule, an API answer or a workflow history."""
 
     type: Literal["call_webhook"]
     url: str = Field(min_length=8, max_length=2000)
@@ -126,18 +136,29 @@ class CallWebhookAction(StrictModel):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be an absolute http:// or https:// URL")
-        if "{{" in (parts.hostname or "") or "{%" in (parts.hostname or ""):
-            raise ValueError("the host of a webhook url cannot be templated")
+        if is_template(parts.netloc) or is_template(parts.scheme):
+            raise ValueError(
+                "the scheme, credentials, host and port of a webhook url cannot be templated (they are fixed "
+                "when the rule is saved); only its path and query may be"
+            )
+        if parts.fragment:
+            raise ValueError("a webhook url has no #fragment")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError as exc:
+            raise ValueError(f"url has an invalid port: {exc}") from exc
         return url
 
     @field_validator("headers")
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
         reserved = {"host", "content-length", "connection", "transfer-encoding"}
-        for name in headers:
+        for name, value in headers.items():
             lowered = name.lower()
             if lowered in reserved or lowered.startswith("webhook-"):
                 raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
+            if value.startswith(SECRET_PREFIX) and not SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :]):
+                raise ValueError(f"header '{name}': a secret reference is '{SECRET_PREFIX}<name>' with a plain name")
         return headers
 
     @model_validator(mode="after")

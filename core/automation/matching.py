@@ -16,7 +16,8 @@ from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.automation.conditions import ConditionError, condition_variables, evaluate
+from core.automation.conditions import ConditionError, condition_variables
+from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ClaimResult, RuleSnapshot, SkippedRule
 from core.automation.tables import RuleExecution, WorkflowAutomation
 from core.entities.contracts import EntityEventData
@@ -84,26 +85,33 @@ async def candidate_rules(
     return found
 
 
-def match(event: EntityEventData, rules: Sequence[Any], max_depth: int) -> tuple[list[RuleSnapshot], list[SkippedRule]]:
+async def match(
+    event: EntityEventData, rules: Sequence[Any], max_depth: int, evaluator: ConditionEvaluator
+) -> tuple[list[RuleSnapshot], list[SkippedRule]]:
     """The seed's matching (type, action, scope, active, execution_order), then the field filter, the CEL
-    condition and the loop guard. A condition that cannot be evaluated skips its rule with the reason."""
+    condition (evaluated off the event loop, with a time and size budget) and the loop guard. A condition
+    that cannot be evaluated skips its rule with the reason; the other rules still run."""
+    candidates = [
+        rule
+        for rule in rules
+        if (rule.trigger_scope == "all" or str(rule.trigger_entity_id) == event.entity_id)
+        and not ((rule.trigger_conditions or {}).get("field") not in (None, event.field_name))
+    ]
+    conditional = [rule for rule in candidates if (rule.trigger_conditions or {}).get("expression")]
+    outcomes: dict[Any, bool | ConditionError] = {}
+    if conditional:
+        variables = condition_variables(event.model_dump(mode="json"))
+        results = await evaluator.evaluate_all([(r.trigger_conditions["expression"], variables) for r in conditional])
+        outcomes = {rule.id: result for rule, result in zip(conditional, results, strict=True)}
     runs: list[RuleSnapshot] = []
     skipped: list[SkippedRule] = []
-    variables: dict[str, Any] | None = None
-    for rule in rules:
-        if rule.trigger_scope != "all" and str(rule.trigger_entity_id) != event.entity_id:
+    for rule in candidates:
+        outcome = outcomes.get(rule.id, True)
+        if isinstance(outcome, ConditionError):
+            skipped.append(SkippedRule(rule_id=str(rule.id), reason=str(outcome)))
             continue
-        conditions = rule.trigger_conditions or {}
-        if conditions.get("field") and conditions["field"] != event.field_name:
+        if not outcome:
             continue
-        if conditions.get("expression"):
-            variables = variables or condition_variables(event.model_dump(mode="json"))
-            try:
-                if not evaluate(conditions["expression"], variables):
-                    continue
-            except ConditionError as exc:
-                skipped.append(SkippedRule(rule_id=str(rule.id), reason=str(exc)))
-                continue
         reason = loop_reason(str(rule.id), event, max_depth)
         if reason is not None:
             skipped.append(SkippedRule(rule_id=str(rule.id), reason=reason))

@@ -79,9 +79,21 @@ class Settings(BaseSettings):
     # Automation
     automation_max_depth: int = Field(default=5, ge=1, le=50, description="Longest causation chain of rules")
     dispatcher_poll_seconds: float = Field(default=1.0, gt=0, description="Outbox poll when no NOTIFY arrives")
+    condition_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Time one rule condition may take; over it the rule is skipped"
+    )
+    condition_max_input_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest event a condition is evaluated over; larger: skipped"
+    )
     webhook_allow_hosts: str = Field(
         default="", description="Comma-separated hosts or CIDRs webhooks may reach although not public"
     )
+    webhook_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Secrets webhook headers may name as "secret:<name>", as JSON: {"crm_token": "Bearer …"}',
+    )
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0, description="Read at most this of an answer")
+    template_max_output_chars: int = Field(default=64 * 1024, ge=1024, description="Longest rendered template value")
     webhook_max_attempts: int = Field(default=6, ge=1, le=50)
     webhook_initial_retry_seconds: float = Field(default=1.0, gt=0)
     webhook_max_retry_seconds: float = Field(default=300.0, gt=0)

@@ -33,6 +33,12 @@ with workflow.unsafe.imports_passed_through():
 _BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 # Histories recorded before actions had typed outputs decode their results as LegacyActionResult.
 TYPED_ACTION_RESULTS = "typed-action-results"
+# Before this, a failure while dead-lettering (or any other failure) failed the chain and left its
+# execution row 'running'; runs recorded then replay that way.
+ALWAYS_FINISH = "always-finish-the-execution"
+_DEAD_LETTER_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5), maximum_attempts=5
+)
 
 
 def chain_workflow_id(rule_id: str, event_id: str) -> str:
@@ -59,6 +65,17 @@ def chain_summary(run: ChainInput) -> str:
 class AutomationChainWorkflow:
     @workflow.run
     async def run(self, data: ChainInput) -> ChainOutcome:
+        try:
+            return await self._run(data)
+        except ApplicationError as exc:
+            # Whatever fails, the execution is recorded as failed: it never stays 'running'.
+            if not workflow.patched(ALWAYS_FINISH):
+                raise
+            reason = f"the chain failed: {exc.message}"
+            await self._finish(data, "failed", reason)
+            return ChainOutcome(status="failed", reason=reason)
+
+    async def _run(self, data: ChainInput) -> ChainOutcome:
         rule, event = data.rule, data.event
         if not data.claimed:
             claim = await workflow.execute_local_activity_method(
@@ -82,20 +99,26 @@ class AutomationChainWorkflow:
                     details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
                     details = details if isinstance(details, dict) else {}
                     exhausted = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-                    await workflow.execute_local_activity_method(
-                        AutomationActivities.dead_letter,
-                        DeadLetterInput(
-                            rule=rule,
-                            event=event,
-                            action_index=index,
-                            last_status=details.get("status"),
-                            last_error=message,
-                            attempts=details.get("attempt") or (data.webhook_retry.max_attempts if exhausted else 1),
-                        ),
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=_BOOKKEEPING_RETRY,
-                    )
-                    reason += " (dead-lettered)"
+                    try:
+                        letter = await workflow.execute_local_activity_method(
+                            AutomationActivities.dead_letter,
+                            DeadLetterInput(
+                                rule=rule,
+                                event=event,
+                                action_index=index,
+                                last_status=details.get("status"),
+                                last_error=message,
+                                attempts=details.get("attempt")
+                                or (data.webhook_retry.max_attempts if exhausted else 1),
+                            ),
+                            start_to_close_timeout=timedelta(seconds=30),
+                            retry_policy=_DEAD_LETTER_RETRY if workflow.patched(ALWAYS_FINISH) else _BOOKKEEPING_RETRY,
+                        )
+                        reason += " (dead-lettered)" if letter != "" else " (nothing to dead-letter)"
+                    except ActivityError as failed:
+                        if not workflow.patched(ALWAYS_FINISH):
+                            raise
+                        reason += f" (dead-lettering failed: {failed.cause or failed})"
                 await self._finish(data, "failed", reason)
                 return ChainOutcome(status="failed", reason=reason, actions_done=index)
         await self._finish(data, "completed", None)

@@ -32,6 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.automation.chains import webhook_retry
 from core.automation import matching
+from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ChainInput, EventRef
 from core.automation.tables import RuleExecution
 from core.entities.store import OUTBOX_CHANNEL
@@ -54,14 +55,20 @@ class _Start:
 
 
 class OutboxDispatcher:
-    def __init__(self, engine: AsyncEngine, client: Client, settings: Settings) -> None:
+    def __init__(
+        self, engine: AsyncEngine, client: Client, settings: Settings, evaluator: ConditionEvaluator | None = None
+    ) -> None:
         self._engine = engine
         self._client = client
         self._settings = settings
+        self._evaluator = evaluator or ConditionEvaluator(
+            settings.condition_timeout_seconds, settings.condition_max_input_bytes
+        )
         self._wake = asyncio.Event()
         self._starts = asyncio.Semaphore(32)
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self._evaluator.start()
         listener = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
@@ -142,7 +149,9 @@ class OutboxDispatcher:
             claimed_before = await matching.running_claims(conn, with_claims) if with_claims else {}
             for event in events:
                 candidates = rules.get((event.entity_type, event.event_kind), [])
-                matched, skipped = matching.match(event, candidates, self._settings.automation_max_depth)
+                matched, skipped = await matching.match(
+                    event, candidates, self._settings.automation_max_depth, self._evaluator
+                )
                 await matching.record_skips(conn, event.id, skipped, event_workflow_id(event.id))
                 seen = {rule.id for rule in matched}
                 matched += [rule for rule in claimed_before.get(event.id, []) if rule.id not in seen]
