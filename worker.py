@@ -20,6 +20,7 @@ from activities.automation.chains import AutomationActivities
 from activities.automation.registry import activities_of
 from activities.process.state_entry import ProcessActivities
 from core.automation.evaluator import ConditionEvaluator
+from core.entities.contracts import limits_of
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
 from core.platform.search_attributes import ensure_search_attributes
@@ -52,7 +53,7 @@ def build_worker(
     """Every Trellis workflow and activity on one task queue (tests build theirs the same way)."""
     settings = settings or get_settings()
     evaluator = evaluator or condition_evaluator(settings)
-    process = ProcessActivities(engine)
+    process = ProcessActivities(engine, limits_of(settings))
     automation = AutomationActivities(engine, settings, evaluator)
     actions = ActionActivities(engine, settings)
     llm = LlmActivities(engine, settings)

@@ -5,6 +5,7 @@ Body: ``{"error": "<code>", "detail": "<message>", ...extra}``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,11 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.platform.database import is_data_error
+from core.entities.contracts import EntityTooLarge
+from core.platform import errors
+from core.platform.database import is_data_error, is_too_large, is_unavailable
+
+logger = logging.getLogger("trellis.api")
 
 
 class ApiError(Exception):
@@ -59,13 +64,29 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return JSONResponse(error_body("validation_error", detail, problems=problems), status_code=422)
 
+    @app.exception_handler(EntityTooLarge)
+    async def _too_large(_: Request, exc: EntityTooLarge) -> JSONResponse:
+        return JSONResponse(
+            error_body(errors.ENTITY_TOO_LARGE.code, str(exc)), status_code=errors.ENTITY_TOO_LARGE.status
+        )
+
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
         if is_data_error(exc):
             # Input Postgres refuses (e.g. a NUL character in a query parameter) is the caller's to fix.
             reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
             return JSONResponse(error_body("invalid_value", f"a value in the request cannot be used: {reason}"), 422)
-        return JSONResponse(error_body("database_unavailable", "the database did not answer; retry later"), 503)
+        if is_too_large(exc):
+            reason = str(exc.orig).splitlines()[0] if exc.orig else "too large"
+            return JSONResponse(error_body("too_large", f"the database cannot store this: {reason}"), 413)
+        if is_unavailable(exc):
+            # Only a connection that failed is worth retrying; say so, and nothing else.
+            return JSONResponse(error_body("database_unavailable", "the database did not answer; retry later"), 503)
+        logger.exception("database error")
+        return JSONResponse(
+            error_body("internal_error", "the database refused the request; retrying will not help, tell the admins"),
+            500,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -54,7 +54,7 @@ from core.automation.templating import (
     render_value,
 )
 from core.entities import store as entities
-from core.entities.contracts import Cause, EntityEventData
+from core.entities.contracts import Cause, EntityEventData, limits_of
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
 from core.platform import errors
@@ -143,6 +143,7 @@ class ActionActivities:
         self._settings = settings
         self._allow = AllowList(settings.allow_list())
         self._max_chars = settings.template_max_output_chars
+        self._limits = limits_of(settings)
 
     # ---------------------------------------------------------------- bookkeeping
 
@@ -206,7 +207,13 @@ class ActionActivities:
                 else {"set_fields": {field: value}}
             )
             changed = await entities.change(
-                conn, target, ts=datetime.now(UTC), actor=f"rule:{data.rule.id}", causation=_causation(data), **change
+                conn,
+                target,
+                ts=datetime.now(UTC),
+                actor=f"rule:{data.rule.id}",
+                causation=_causation(data),
+                limits=self._limits,
+                **change,
             )
             if changed is None:
                 raise _invalid(f"update_field: entity {target} does not exist or is deleted")
@@ -249,6 +256,7 @@ class ActionActivities:
                 actor=f"rule:{data.rule.id}",
                 causation=_causation(data),
                 parent=parent,
+                limits=self._limits,
             )
             output = CreateEntityOutput(entity_id=created["id"], entity_type=action.entity_type)
             return await self._log(conn, data, output)
@@ -323,6 +331,7 @@ class ActionActivities:
                 ts=datetime.now(UTC),
                 actor=f"rule:{data.rule.id}",
                 causation=_causation(data),
+                limits=self._limits,
             )
             output = RunScriptOutput(script_id=action.script_id, result=result)
             return await self._log(conn, data, output)

@@ -53,9 +53,7 @@ class AutomationActivities:
     async def match(self, ref: EventRef) -> MatchResult:
         """Match an event's rules (the dispatcher does this itself now; kept for histories in flight)."""
         async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(select(EntityEvent.__table__).where(EntityEvent.id == uuid.UUID(ref.event_id)))
-            ).first()
+            row = (await conn.execute(matching.events_query().where(EntityEvent.id == uuid.UUID(ref.event_id)))).first()
             if row is None:
                 return MatchResult(runs=[])
             event = matching.event_of(row)

@@ -17,6 +17,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.entities import store as entities
+from core.entities.contracts import EntityLimits, EntityTooLarge
+from core.entities.store import DEFAULT_LIMITS
 from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.database import is_data_error
@@ -36,6 +38,8 @@ def refuse_invalid_data() -> Iterator[None]:
     """Data Postgres refuses will be refused on every retry too: fail at once, non-retryable."""
     try:
         yield
+    except EntityTooLarge as exc:
+        raise errors.INVALID_DATA.error(str(exc)) from exc
     except DBAPIError as exc:
         if not is_data_error(exc):
             raise
@@ -44,10 +48,11 @@ def refuse_invalid_data() -> Iterator[None]:
 
 
 class ProcessActivities:
-    """Built in ``worker.py`` with the engine it writes through."""
+    """Built in ``worker.py`` with the engine it writes through and the entity limits."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, limits: EntityLimits = DEFAULT_LIMITS) -> None:
         self._engine = engine
+        self._limits = limits
 
     @activity.defn(name="process.enter_state")
     async def enter_state(self, data: EnterStateInput) -> EnterStateResult:
@@ -76,6 +81,7 @@ class ProcessActivities:
                         ts=data.ts,
                         actor=data.actor,
                         parent=(data.root_entity_type, root) if under_root else None,  # type: ignore[arg-type]
+                        limits=self._limits,
                     )
                 elif (
                     await entities.change(
@@ -85,6 +91,7 @@ class ProcessActivities:
                         set_fields=data.entity_fields,
                         ts=data.ts,
                         actor=data.actor,
+                        limits=self._limits,
                     )
                     is None
                 ):

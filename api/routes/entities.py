@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import EngineDep, Operator, Reader
+from api.deps import EngineDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.pagination import Limit, Offset
 from core.entities import store as entities
-from core.entities.contracts import EntityCreate, EntityPublic, EntityUpdate
+from core.entities.contracts import EntityCreate, EntityPublic, EntityUpdate, limits_of
 from core.platform.contracts import Page
 
 router = APIRouter(prefix="/api/v1/entities", tags=["entities"])
@@ -44,7 +44,7 @@ async def _existing(conn: Any, entity_type: str, entity_id: uuid.UUID) -> dict[s
 
 @router.post("/{entity_type}", response_model=EntityPublic, status_code=201)
 async def create_entity(
-    entity_type: EntityType, body: EntityCreate, engine: EngineDep, principal: Operator
+    entity_type: EntityType, body: EntityCreate, engine: EngineDep, settings: SettingsDep, principal: Operator
 ) -> EntityPublic:
     async with engine.begin() as conn:
         parent = None
@@ -63,6 +63,7 @@ async def create_entity(
             ts=datetime.now(UTC),
             actor=principal.name,
             parent=parent,
+            limits=limits_of(settings),
         )
     return _public(created)
 
@@ -98,7 +99,12 @@ async def get_entity(entity_type: EntityType, entity_id: uuid.UUID, engine: Engi
 
 @router.patch("/{entity_type}/{entity_id}", response_model=EntityPublic)
 async def update_entity(
-    entity_type: EntityType, entity_id: uuid.UUID, body: EntityUpdate, engine: EngineDep, principal: Operator
+    entity_type: EntityType,
+    entity_id: uuid.UUID,
+    body: EntityUpdate,
+    engine: EngineDep,
+    settings: SettingsDep,
+    principal: Operator,
 ) -> EntityPublic:
     async with engine.begin() as conn:
         await _existing(conn, entity_type, entity_id)
@@ -113,6 +119,7 @@ async def update_entity(
                 set_fields=body.fields,
                 unset_fields=body.unset_fields,
                 expected_version=body.expected_version,
+                limits=limits_of(settings),
             )
         except entities.VersionConflict as exc:
             raise ApiError(

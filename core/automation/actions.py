@@ -264,7 +264,7 @@ def _action_retry(_: RetrySpec) -> RetryPolicy:
         initial_interval=timedelta(seconds=1),
         maximum_interval=timedelta(seconds=60),
         maximum_attempts=10,
-        non_retryable_error_types=[errors.ACTION_INVALID.type],
+        non_retryable_error_types=[errors.ACTION_INVALID.type, errors.ENTITY_TOO_LARGE.type],
     )
 
 

@@ -12,19 +12,34 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import Select, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from core.automation.conditions import ConditionError, condition_variables
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ClaimResult, RuleSnapshot, SkippedRule
 from core.automation.tables import RuleExecution, WorkflowAutomation
 from core.entities.contracts import EntityEventData
+from core.entities.tables import EntityEvent
+
+_PRIMARY = aliased(EntityEvent, name="primary_event")
+
+
+def events_query() -> Select[Any]:
+    """Outbox rows with the snapshots of their change's primary row (field and status changes carry
+    none of their own); read with ``event_of``."""
+    return select(
+        EntityEvent.__table__,
+        _PRIMARY.old_entity.label("primary_old_entity"),
+        _PRIMARY.new_entity.label("primary_new_entity"),
+    ).outerjoin(_PRIMARY, _PRIMARY.id == EntityEvent.snapshot_event_id)
 
 
 def event_of(row: Any) -> EntityEventData:
-    """An f_entity_event row as the typed event."""
+    """An f_entity_event row (from ``events_query``) as the typed event."""
+    shared = getattr(row, "snapshot_event_id", None) is not None
     return EntityEventData(
         id=str(row.id),
         entity_id=str(row.entity_id) if row.entity_id else None,
@@ -33,8 +48,8 @@ def event_of(row: Any) -> EntityEventData:
         field_name=row.field_name,
         old_value=row.old_value,
         new_value=row.new_value,
-        old_entity=row.old_entity,
-        new_entity=row.new_entity,
+        old_entity=row.primary_old_entity if shared else row.old_entity,
+        new_entity=row.primary_new_entity if shared else row.new_entity,
         causation=list(row.causation or []),
         actor=row.actor,
         created_ts=row.created_ts,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,7 +26,7 @@ from core.automation.actions import (
 )
 from core.automation.conditions import ConditionError, compile_condition
 from core.automation.messages import MESSAGE_TEMPLATES
-from core.automation.templating import TemplateRenderError, check_template
+from core.automation.templating import TemplateRenderError, check_template, compile_template, is_template
 from core.entities.contracts import EntityEventData
 from core.platform.contracts import RequestModel, StrictModel
 
@@ -264,3 +265,42 @@ class RedeliveryResult(BaseModel):
 
 
 EventRef.model_rebuild()
+
+
+def templates_of(value: Any) -> list[str]:
+    """Every template string inside a JSON value (a rule's actions)."""
+    if isinstance(value, str):
+        return [value] if is_template(value) else []
+    if isinstance(value, list):
+        return [t for v in value for t in templates_of(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in templates_of(v)]
+    return []
+
+
+def compile_templates(rule: RuleCreate) -> None:
+    """Compile every template of a validated rule (the API runs this off the event loop, time-limited)."""
+    for template in templates_of([a.model_dump(mode="json") for a in rule.actions]):
+        compile_template(template)
+
+
+REDACTED = "***"
+
+
+def redacted_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Actions as non-admins see them: header values and URL credentials replaced (secret references
+    name a secret, so they stay)."""
+    shown = []
+    for action in actions:
+        action = dict(action)
+        if isinstance(action.get("headers"), dict):
+            action["headers"] = {
+                k: (v if str(v).startswith("secret:") else REDACTED) for k, v in action["headers"].items()
+            }
+        if isinstance(action.get("url"), str):
+            parts = urlsplit(action["url"])
+            if "@" in parts.netloc:
+                host = parts.netloc.rsplit("@", 1)[1]
+                action["url"] = urlunsplit((parts.scheme, f"{REDACTED}@{host}", parts.path, parts.query, ""))
+        shown.append(action)
+    return shown

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from core.platform.contracts import RequestModel
+from core.platform.settings import Settings
 
 
 class EntityCreate(RequestModel):
@@ -80,3 +83,34 @@ class EntityEventData(BaseModel):
     causation: list[Cause] = Field(default_factory=list)
     actor: str | None = None
     created_ts: datetime
+
+
+@dataclass(frozen=True)
+class EntityLimits:
+    """Caps on one entity (from settings: TRELLIS_ENTITY_MAX_FIELDS, TRELLIS_ENTITY_MAX_BYTES)."""
+
+    max_fields: int = 500
+    max_bytes: int = 256 * 1024
+
+
+class EntityTooLarge(ValueError):
+    """An entity would exceed a cap; the message names the cap and its setting."""
+
+
+def check_entity(name: str, fields: dict[str, Any], limits: EntityLimits) -> None:
+    """The one check of an entity's size, applied by the entity store to every create and change."""
+    if len(fields) > limits.max_fields:
+        raise EntityTooLarge(
+            f"an entity may have at most {limits.max_fields} fields (TRELLIS_ENTITY_MAX_FIELDS); "
+            f"this one would have {len(fields)}"
+        )
+    size = len(json.dumps(fields, separators=(",", ":"), default=str).encode()) + len(name.encode())
+    if size > limits.max_bytes:
+        raise EntityTooLarge(
+            f"an entity may hold at most {limits.max_bytes} bytes of fields (TRELLIS_ENTITY_MAX_BYTES); "
+            f"this one would hold {size}"
+        )
+
+
+def limits_of(settings: Settings) -> EntityLimits:
+    return EntityLimits(max_fields=settings.entity_max_fields, max_bytes=settings.entity_max_bytes)

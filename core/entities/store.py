@@ -16,13 +16,14 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.entities.contracts import EntityPublic
+from core.entities.contracts import EntityLimits, EntityPublic, check_entity
 from core.entities.tables import Entity, EntityEvent, EntityLink
 from core.platform.contracts import Page
 from core.platform.ids import derived_id
 from core.platform.pages import fetch_page
 
 OUTBOX_CHANNEL = "trellis_outbox"
+DEFAULT_LIMITS = EntityLimits()
 COLUMNS = (
     Entity.id,
     Entity.entity_type,
@@ -69,11 +70,15 @@ async def _emit(
     changes: list[tuple[str, Any, Any]] = (),  # type: ignore[assignment]
 ) -> None:
     entity_id = new["id"]
-    rows = [_event(kind, None, None, None, old, new, ts, actor, causation)]
+    primary = _event(kind, None, None, None, old, new, ts, actor, causation)
+    rows = [primary]
+    # One snapshot per change: field and status changes point at the primary row's snapshots instead
+    # of repeating them (a change of 500 fields would otherwise store 1,000 copies of the entity).
     for field, before, after in changes:
-        rows.append(_event("field_change", field, before, after, old, new, ts, actor, causation))
+        rows.append(_event("field_change", field, before, after, None, new, ts, actor, causation, primary["id"]))
     if old is not None and old["status"] != new["status"]:
-        rows.append(_event("status_change", "status", old["status"], new["status"], old, new, ts, actor, causation))
+        status = ("status_change", "status", old["status"], new["status"])
+        rows.append(_event(*status, None, new, ts, actor, causation, primary["id"]))
     await conn.execute(insert(EntityEvent).values(rows).on_conflict_do_nothing(index_elements=[EntityEvent.id]))
     # Delivered on commit only: wakes the dispatcher without polling delay.
     await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": entity_id})
@@ -89,17 +94,20 @@ def _event(
     ts: datetime,
     actor: str | None,
     causation: list[dict[str, Any]],
+    snapshot_event_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    shared = snapshot_event_id is not None
     return {
         "id": derived_id("entity-event", new["id"], new["version"], kind, field or ""),
+        "snapshot_event_id": snapshot_event_id,
         "entity_id": uuid.UUID(new["id"]),
         "entity_type": new["entity_type"],
         "event_kind": kind,
         "field_name": field,
         "old_value": before,
         "new_value": after,
-        "old_entity": old,
-        "new_entity": new,
+        "old_entity": None if shared else old,
+        "new_entity": None if shared else new,
         "causation": causation,
         "actor": actor,
         "created_ts": ts,
@@ -118,8 +126,11 @@ async def create(
     actor: str | None,
     causation: list[dict[str, Any]] | None = None,
     parent: tuple[str, uuid.UUID] | None = None,
+    limits: EntityLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
-    """Create (or, on a retry, find) the entity; link it under ``parent``; emit its create event."""
+    """Create (or, on a retry, find) the entity; link it under ``parent``; emit its create event.
+    Raises EntityTooLarge over the limits."""
+    check_entity(name, fields, limits)
     inserted = (
         await conn.execute(
             insert(Entity)
@@ -159,6 +170,7 @@ async def change(
     unset_fields: list[str] | None = None,
     causation: list[dict[str, Any]] | None = None,
     expected_version: int | None = None,
+    limits: EntityLimits = DEFAULT_LIMITS,
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Apply a change; emit update, status_change and one field_change per changed field.
 
@@ -185,6 +197,7 @@ async def change(
         changes.insert(0, ("name", old["name"], new_name))
     if not changes and new_status == old["status"]:
         return old, old
+    check_entity(new_name, fields, limits)
     row = (
         await conn.execute(
             update(Entity)

@@ -85,6 +85,8 @@ class EntityEvent(Base):
     old_entity: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     new_entity: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     causation: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    # A field or status change carries no snapshots of its own: they are on the change's primary row.
+    snapshot_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     actor: Mapped[str | None] = mapped_column(Text)
     created_ts: Mapped[datetime] = created_now()
     dispatched_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,6 +6,7 @@ be added later without breaking callers or replays.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -30,7 +31,8 @@ MAX_JSON_INT = 2**63 - 1
 
 def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
     """Refuse what Postgres cannot store or should not be asked to: NUL characters (rejected in text
-    and JSONB), integers beyond 64 bits, and nesting deeper than MAX_JSON_DEPTH."""
+    and JSONB), integers beyond 64 bits, non-finite numbers, and nesting deeper than MAX_JSON_DEPTH.
+    Every request body passes it (RequestModel), so entity data is checked alike on every way in."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
@@ -41,6 +43,9 @@ def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
     elif isinstance(value, int):
         if abs(value) > MAX_JSON_INT:
             raise ValueError(f"{path}: number is outside the 64-bit integer range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: number must be finite (NaN, Infinity and values like 1e400 cannot be stored)")
     elif isinstance(value, dict):
         for key, item in value.items():
             check_storable(key, f"{path} key", depth + 1)

@@ -18,7 +18,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,6 +57,25 @@ def is_data_error(exc: BaseException) -> bool:
         return sqlstate.startswith("22")
     # psycopg refuses some data before sending it (a NUL in a text parameter): no SQLSTATE, same class.
     return isinstance(exc.orig, psycopg.DataError)
+
+
+def is_too_large(exc: BaseException) -> bool:
+    """SQLSTATE class 54 (program limit exceeded: a row or value too big for Postgres)."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("54")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection: worth retrying later."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):  # the server answered: only these classes pass with time
+        return sqlstate[:2] in ("08", "53", "57")  # connection, insufficient resources, operator intervention
+    # No answer at all (refused, reset, socket gone): the driver's connection-level errors.
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 _DRIVER_PREFIXES = ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://")

@@ -58,6 +58,8 @@ LLM_UNAVAILABLE = ErrorKind("LlmUnavailable", 503, "llm_unavailable", retryable=
 
 # Activities that write: data Postgres refuses is refused on every retry too.
 INVALID_DATA = ErrorKind("InvalidData", 422, "invalid_value")
+# The entity store's caps (raised as core.entities.contracts.EntityTooLarge, whose class name is the type).
+ENTITY_TOO_LARGE = ErrorKind("EntityTooLarge", 413, "entity_too_large")
 
 # Actions (automation chains, later step tools).
 ACTION_INVALID = ErrorKind("ActionInvalid", 422, "action_invalid")
@@ -80,6 +82,7 @@ __all__ = [
     "AGENT_OUTPUT_INVALID",
     "APPROVAL_PENDING",
     "CATALOGUE",
+    "ENTITY_TOO_LARGE",
     "INSTANCE_FINISHED",
     "INVALID_DATA",
     "INVALID_TRANSITION",

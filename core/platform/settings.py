@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_keys: str = Field(default="", description="Comma-separated token:role[:name] entries.")
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with larger bodies get 413.")
+    entity_max_fields: int = Field(default=500, ge=1, le=100_000, description="Fields one entity may have")
+    entity_max_bytes: int = Field(default=256 * 1024, ge=1024, description="Bytes of fields one entity may hold")
     search_attributes: bool = Field(
         default=True,
         description="Set Trellis's custom search attributes on runs. Turn off only for a Temporal server "

@@ -294,3 +294,28 @@ async def test_header_secrets_are_named_not_stored(api: Api, webhook_server: Web
 
 def _base(server: WebhookServer) -> str:
     return f"http://127.0.0.1:{server.port}"
+
+
+async def test_header_values_and_url_credentials_are_shown_to_admins_only(api: Api) -> None:
+    body = _rule_body(
+        unique_type("redact"),
+        [
+            {
+                "type": "call_webhook",
+                "url": "https://robot:hunter2@hooks.example.com/in",
+                "headers": {"authorization": "Bearer abc123", "x-crm": "secret:crm_token"},
+            }
+        ],
+    )
+    created = await api.request("POST", "/api/v1/workflow-automation", json=body)
+    assert created.status_code == 201, created.text
+    rule_id = created.json()["id"]
+    as_admin = (await api.request("GET", f"/api/v1/workflow-automation/{rule_id}")).json()["actions"][0]
+    assert as_admin["headers"]["authorization"] == "Bearer abc123" and "hunter2" in as_admin["url"]
+    for role in ("viewer", "operator", "approver"):
+        shown = await api.request("GET", f"/api/v1/workflow-automation/{rule_id}", role=role)
+        action = shown.json()["actions"][0]
+        assert action["headers"] == {"authorization": "***", "x-crm": "secret:crm_token"}
+        assert action["url"] == "https://***@hooks.example.com/in"
+        listed = await api.request("GET", "/api/v1/workflow-automation?limit=200", role=role)
+        assert "abc123" not in listed.text and "hunter2" not in listed.text

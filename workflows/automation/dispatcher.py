@@ -117,7 +117,8 @@ class OutboxDispatcher:
             )
             rows = (
                 await locked.execute(
-                    select(EntityEvent.__table__, claimed.label("claimed_before"))
+                    matching.events_query()
+                    .add_columns(claimed.label("claimed_before"))
                     .where(EntityEvent.dispatched_ts.is_(None))
                     .order_by(EntityEvent.created_ts)
                     .limit(BATCH)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
@@ -11,18 +12,34 @@ from api.deps import Admin, EngineDep, GatewayDep, Principal, Reader
 from api.errors import ApiError
 from api.pagination import Limit, Offset
 from core.automation import store
-from core.automation.rules import ExecutionPublic, RuleCreate, RulePublic
+from core.automation.rules import ExecutionPublic, RuleCreate, RulePublic, compile_templates, redacted_actions
+from core.automation.templating import TemplateRenderError
 from core.platform.contracts import Page
 from workflows.automation.schedules import delete_schedule, sync_schedule
 
 router = APIRouter(prefix="/api/v1/workflow-automation", tags=["automation"])
+COMPILE_SECONDS = 2.0
 
 
 def _public(rule: Any, principal: Principal) -> RulePublic:
     public = RulePublic.model_validate(rule)
     if principal.role != "admin":
         public.webhook_secret = None
+        public.actions = redacted_actions(public.actions)
     return public
+
+
+async def _compiled(body: RuleCreate) -> None:
+    """Compile the rule's templates in a thread with a time limit: the save-time checks make compiling
+    cheap, and this keeps it so even for a template they let through."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(compile_templates, body), timeout=COMPILE_SECONDS)
+    except TimeoutError as exc:
+        raise ApiError(
+            422, "validation_error", f"the rule's templates take longer than {COMPILE_SECONDS}s to compile"
+        ) from exc
+    except TemplateRenderError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from exc
 
 
 async def _load(engine: EngineDep, rule_id: uuid.UUID) -> Any:
@@ -69,6 +86,7 @@ async def list_rules(
 
 @router.post("", response_model=RulePublic, status_code=201)
 async def create_rule(body: RuleCreate, engine: EngineDep, gateway: GatewayDep, principal: Admin) -> RulePublic:
+    await _compiled(body)
     async with engine.begin() as conn:
         stored = await store.create_rule(conn, body, created_by=principal.name)
     if stored.trigger_action_type == "scheduled":
@@ -86,6 +104,7 @@ async def replace_rule(
     rule_id: uuid.UUID, body: RuleCreate, engine: EngineDep, gateway: GatewayDep, principal: Admin
 ) -> RulePublic:
     """Replace the rule's definition; its counters, secret and history stay."""
+    await _compiled(body)
     before = await _load(engine, rule_id)
     async with engine.begin() as conn:
         stored = await store.replace_rule(conn, rule_id, body)
