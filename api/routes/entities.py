@@ -17,6 +17,7 @@ from api.pagination import Limit, Offset
 from core.entities import store as entities
 from core.entities.contracts import EntityCreate, EntityPublic, EntityUpdate, limits_of
 from core.platform.contracts import Page
+from core.process import instances
 
 router = APIRouter(prefix="/api/v1/entities", tags=["entities"])
 
@@ -108,6 +109,15 @@ async def update_entity(
 ) -> EntityPublic:
     async with engine.begin() as conn:
         await _existing(conn, entity_type, entity_id)
+        if body.status is not None and (managing := await instances.running_instance_managing(conn, entity_id)):
+            raise ApiError(
+                409,
+                "managed_by_instance",
+                f"the status of this {entity_type} is set by process instance {managing['id']} "
+                f"({managing['template_code']}, now in state {managing['current_state_id']} "
+                f"'{managing['current_state_name']}'), which is running: transition the instance instead",
+                instance_id=str(managing["id"]),
+            )
         try:
             changed = await entities.change(
                 conn,

@@ -118,6 +118,7 @@ class SessionPublic(BaseModel):
     state: dict[str, Any] | None = None
     started_ts: datetime
     completed_ts: datetime | None
+    created_by: str | None = Field(default=None, description="Who started the session (may cancel it)")
 
 
 class AgentLogPublic(BaseModel):

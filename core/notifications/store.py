@@ -73,3 +73,8 @@ async def mark_read(conn: AsyncConnection, notification_id: uuid.UUID) -> Notifi
     )
     row = (await conn.execute(select(Notification.__table__).where(Notification.id == notification_id))).first()
     return NotificationPublic.model_validate(row) if row else None
+
+
+async def recipient_of(conn: AsyncConnection, notification_id: uuid.UUID) -> str | None:
+    found = await conn.execute(select(Notification.recipient).where(Notification.id == notification_id))
+    return found.scalar_one_or_none()

@@ -79,3 +79,16 @@ async def instances_page(
         await conn.execute(stmt.order_by(GraphData.started_ts.desc(), GraphData.id).limit(limit).offset(offset))
     ).mappings()
     return Page(items=[view_from_row(r) for r in rows], total=int(total), limit=limit, offset=offset)
+
+
+async def running_instance_managing(conn: AsyncConnection, entity_id: uuid.UUID) -> Mapping[Any, Any] | None:
+    """The active instance whose states created or updated this entity (its status is theirs to set)."""
+    stmt = (
+        select(GraphData.id, GraphData.template_code, GraphData.current_state_id, GraphData.current_state_name)
+        .where(
+            GraphData.workflow_status == "active",
+            GraphData.created_entities.op("@>")(func.jsonb_build_array(func.jsonb_build_object("id", str(entity_id)))),
+        )
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).mappings().first()

@@ -55,6 +55,13 @@ class GraphData(Base):
         Index("idx_workflow_data_head", "workflow_head_id"),
         Index("idx_workflow_data_code_status", "template_code", "workflow_status"),
         Index("idx_workflow_data_state", "current_state_id"),
+        # Which running instance manages an entity: created_entities @> '[{"id": …}]'.
+        Index(
+            "idx_workflow_data_created_entities",
+            "created_entities",
+            postgresql_using="gin",
+            postgresql_ops={"created_entities": "jsonb_path_ops"},
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -26,7 +26,7 @@ from workflows.automation.schedules import schedule_id
 
 
 async def inbox(api: Api, recipient: str) -> list[dict[str, object]]:
-    response = await api.request("GET", f"/api/v1/notifications?recipient={recipient}", role="viewer")
+    response = await api.request("GET", f"/api/v1/notifications?recipient={recipient}", role="admin")
     assert response.status_code == 200
     return response.json()["items"]  # type: ignore[no-any-return]
 
@@ -50,10 +50,10 @@ async def test_uc1_auto_assign_pm_on_project_create(api: Api) -> None:
     assert (await get_entity(api, project_type, project["id"]))["fields"]["assigned_to"] == pm
     [note] = await inbox(api, pm)
     assert note["subject"] == "New project assigned: HVAC Installation - Store #45" and note["read_ts"] is None
-    read = await api.request("POST", f"/api/v1/notifications/{note['id']}/read", role="viewer")
+    read = await api.request("POST", f"/api/v1/notifications/{note['id']}/read", role="admin")
     assert read.json()["read_ts"] is not None
     assert await inbox(api, pm) == [read.json()]
-    unread = await api.request("GET", f"/api/v1/notifications?recipient={pm}&unread=true", role="viewer")
+    unread = await api.request("GET", f"/api/v1/notifications?recipient={pm}&unread=true", role="admin")
     assert unread.json()["total"] == 0
     stored = (await api.request("GET", f"/api/v1/workflow-automation/{rule['id']}")).json()
     assert stored["execution_count"] == 1 and stored["last_executed_ts"] is not None

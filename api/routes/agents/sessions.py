@@ -132,8 +132,15 @@ async def decide_session(
 
 
 @router.post("/{session_id}/cancel", response_model=SessionPublic)
-async def cancel_session(session_id: str, engine: EngineDep, gateway: GatewayDep, _: Operator) -> SessionPublic:
+async def cancel_session(session_id: str, engine: EngineDep, gateway: GatewayDep, principal: Operator) -> SessionPublic:
+    """Cancel a running session: its starter's or an admin's to do."""
     stored = await _session(engine, session_id)
+    if principal.role != "admin" and stored.created_by != principal.name:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"session {session_id} was started by '{stored.created_by}'; only its starter or an admin may cancel it",
+        )
     if stored.completed_ts is not None:
         raise ApiError(409, "session_finished", f"session is {stored.session_status}; nothing to cancel")
     try:
