@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import ApiError
 from api.gateway import Gateway
+from api.ratelimits import RateLimits
 from core.platform.contracts import Role
 from core.platform.settings import Settings
 
@@ -67,6 +68,8 @@ async def get_principal(
             match = principal
     if match is None:
         raise ApiError(401, "unauthorized", "unknown API key")
+    rate_limits: RateLimits = request.app.state.rate_limits
+    rate_limits.hit(rate_limits.requests, match.name, "requests")
     return match
 
 

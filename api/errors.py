@@ -23,11 +23,12 @@ logger = logging.getLogger("trellis.api")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
@@ -56,7 +57,7 @@ def describe_validation(errors: list[dict[str, Any]] | Any) -> list[dict[str, st
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.error, exc.detail, **exc.extra), status_code=exc.status)
+        return JSONResponse(error_body(exc.error, exc.detail, **exc.extra), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.deps import key_table
 from api.errors import BodySizeLimit, install_error_handlers
 from api.gateway import Gateway
+from api.ratelimits import RateLimits
 from api.routes import entities, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = keys
+    app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_session_starts)
     install_error_handlers(app)
     for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions):
         app.include_router(module.router)

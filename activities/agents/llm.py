@@ -80,7 +80,8 @@ class LlmActivities:
         prompt_tokens = completion_tokens = 0
         problem = "no reply"
         for round_ in range(2):
-            reply, usage = await self._complete(model, messages, data.max_tokens)
+            cap = self._settings.llm_max_output_tokens
+            reply, usage = await self._complete(model, messages, min(data.max_tokens or cap, cap))
             prompt_tokens += usage[0]
             completion_tokens += usage[1]
             output, problem = self._parse(reply, data.agent.output_schema)

@@ -41,7 +41,24 @@ def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"output_schema is not a valid JSON schema: {exc.message}") from exc
     if schema.get("type") != "object":
         raise ValueError('output_schema must describe a JSON object ({"type": "object", ...})')
+    _check_schema_keywords(schema, "output_schema")
     return schema
+
+
+def _check_schema_keywords(value: Any, path: str) -> None:
+    """LLM output is data: a schema must not make validating it costly or reach out. ``pattern`` (and
+    ``patternProperties``) run backtracking regular expressions over the model's text; a ``$ref`` outside
+    the schema itself would be fetched."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("pattern", "patternProperties"):
+                raise ValueError(f"{path}.{key}: regular expressions are not allowed in agent output schemas")
+            if key in ("$ref", "$dynamicRef") and not (isinstance(item, str) and item.startswith("#")):
+                raise ValueError(f"{path}.{key}: only references inside the schema ('#/...') are allowed")
+            _check_schema_keywords(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_schema_keywords(item, f"{path}[{index}]")
 
 
 class AgentCreate(RequestModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.agents.registry import AgentCreate, AgentPublic, AgentSpec
@@ -72,8 +72,24 @@ async def active_agents(conn: AsyncConnection) -> list[AgentSpec]:
     ]
 
 
+async def tokens_used_since(conn: AsyncConnection, created_by: str, since: datetime) -> int:
+    """LLM tokens used by the sessions one principal started since ``since``."""
+    used = await conn.execute(
+        select(func.coalesce(func.sum(OrchestratorSession.tokens_used), 0)).where(
+            OrchestratorSession.created_by == created_by, OrchestratorSession.started_ts >= since
+        )
+    )
+    return int(used.scalar_one())
+
+
 async def create_session(
-    conn: AsyncConnection, body: SessionCreate, *, session_id: str, workflow_id: str, created_by: str
+    conn: AsyncConnection,
+    body: SessionCreate,
+    *,
+    session_id: str,
+    workflow_id: str,
+    created_by: str,
+    token_budget: int | None,
 ) -> None:
     await conn.execute(
         insert(OrchestratorSession).values(
@@ -84,7 +100,7 @@ async def create_session(
             workflow_id=workflow_id,
             context=body.context,
             approval_required=body.approval_required,
-            token_budget=body.token_budget,
+            token_budget=token_budget,
             created_by=created_by,
         )
     )

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with larger bodies get 413.")
     entity_max_fields: int = Field(default=500, ge=1, le=100_000, description="Fields one entity may have")
     entity_max_bytes: int = Field(default=256 * 1024, ge=1024, description="Bytes of fields one entity may hold")
+    rate_limit: str = Field(default="1200/minute", description="Requests per API key (moving window), then 429")
+    rate_limit_session_starts: str = Field(default="30/minute", description="Agent session starts per API key")
+    llm_tokens_per_key_per_day: int = Field(
+        default=5_000_000, ge=0, description="LLM tokens the sessions started by one API key may use per day"
+    )
+    session_default_token_budget: int | None = Field(
+        default=500_000, ge=100, description="Token budget of a session that names none (unset: no budget)"
+    )
     search_attributes: bool = Field(
         default=True,
         description="Set Trellis's custom search attributes on runs. Turn off only for a Temporal server "
@@ -112,6 +120,7 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="gpt-4o-mini", description="Default model for agents without their own")
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="For the estimated cost per call")
+    llm_max_output_tokens: int = Field(default=4096, ge=16, description="max_tokens of one agent call, at most")
     session_history_limit: int = Field(
         default=2000, ge=20, description="Workflow history events after which a session continues as new"
     )

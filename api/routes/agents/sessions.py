@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from temporalio.common import SearchAttributePair
 
 from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import WorkflowNotFound
 from api.pagination import Limit, Offset
+from api.ratelimits import RateLimits
 from core.agents import store
 from core.agents.sessions import (
     AgentLogPublic,
@@ -38,7 +40,12 @@ async def _session(engine: EngineDep, session_id: str) -> SessionPublic:
 
 @router.post("", response_model=SessionPublic, status_code=201)
 async def start_session(
-    body: SessionCreate, engine: EngineDep, gateway: GatewayDep, settings: SettingsDep, principal: Operator
+    body: SessionCreate,
+    request: Request,
+    engine: EngineDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: Operator,
 ) -> SessionPublic:
     if not settings.llm_base_url:
         raise ApiError(
@@ -48,8 +55,19 @@ async def start_session(
             "https://api.openai.com/v1 or a local vLLM/Ollama/llama.cpp server's /v1) and TRELLIS_LLM_API_KEY, "
             "then restart the API and the worker",
         )
+    limits: RateLimits = request.app.state.rate_limits
+    limits.hit(limits.session_starts, principal.name, "agent session starts")
     async with engine.connect() as conn:
+        used = await store.tokens_used_since(conn, principal.name, datetime.now(UTC) - timedelta(days=1))
         agents = await store.active_agents(conn)
+    if used >= settings.llm_tokens_per_key_per_day:
+        raise ApiError(
+            429,
+            "llm_budget_used",
+            f"the sessions started by '{principal.name}' used {used} LLM tokens in the last 24 hours, the budget "
+            f"of TRELLIS_LLM_TOKENS_PER_KEY_PER_DAY ({settings.llm_tokens_per_key_per_day}); retry later",
+            headers={"Retry-After": "3600"},
+        )
     known = {a.agent_name for a in agents}
     unknown = sorted(set(body.agents or []) - known)
     if unknown:
@@ -58,11 +76,17 @@ async def start_session(
             "unknown_agent",
             f"no active agent named {', '.join(unknown)}; active agents: {', '.join(sorted(known))}",
         )
+    budget = body.token_budget if body.token_budget is not None else settings.session_default_token_budget
     session_id = f"sess-{uuid.uuid4().hex[:16]}"
     workflow_id = session_workflow_id(session_id)
     async with engine.begin() as conn:
         await store.create_session(
-            conn, body, session_id=session_id, workflow_id=workflow_id, created_by=principal.name
+            conn,
+            body,
+            session_id=session_id,
+            workflow_id=workflow_id,
+            created_by=principal.name,
+            token_budget=budget,
         )
     data = SessionInput(
         session_id=session_id,
@@ -72,7 +96,7 @@ async def start_session(
         requested=body.agents,
         approval_required=body.approval_required,
         approval_timeout_seconds=body.approval_timeout_seconds,
-        token_budget=body.token_budget,
+        token_budget=budget,
         history_limit=settings.session_history_limit,
     )
     attributes: list[SearchAttributePair[Any]] = [
