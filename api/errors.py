@@ -89,6 +89,13 @@ def install_error_handlers(app: FastAPI) -> None:
             500,
         )
 
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(FileNotFoundError)
+    async def _unreachable(_: Request, exc: OSError) -> JSONResponse:
+        # A database restarting removes its socket for a moment: unavailable, not an internal error.
+        logger.warning("a connection failed: %s", exc)
+        return JSONResponse(error_body("database_unavailable", "the database did not answer; retry later"), 503)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {

@@ -178,6 +178,19 @@ class Gateway:
                 503, "temporal_unavailable", f"{what}: Temporal did not accept the request ({exc.message})"
             ) from exc
 
+    async def reachable(self) -> str | None:
+        """None when the Temporal frontend answers a health check within 2 s, else what went wrong."""
+        try:
+            async with asyncio.timeout(2):
+                await self._client.service_client.check_health()
+            return None
+        except TimeoutError:
+            return "no answer within 2s"
+        except RPCError as exc:
+            return exc.message
+        except RuntimeError as exc:  # the client could not (re)connect at all
+            return str(exc).splitlines()[0][:200]
+
     # ------------------------------------------------------------------ error answers
 
     @staticmethod

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import key_table
 from api.errors import BodySizeLimit, install_error_handlers
@@ -60,10 +67,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
+    @app.get("/livez", tags=["health"])
+    async def livez() -> dict[str, str]:
+        """The process answers (for a supervisor's liveness probe); says nothing of what it depends on."""
         return {"status": "ok"}
+
+    @app.get("/healthz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
+    async def healthz(request: Request) -> JSONResponse:
+        """The database and Temporal, each checked now: 200 when both answer, 503 naming what does not."""
+        return await _health(request)
+
+    @app.get("/readyz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready to take traffic: the same checks (a load balancer routes only to a 200)."""
+        return await _health(request)
 
     # Our own limiter (not Starlette's) so that a 413 carries the same JSON error shape as every answer.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str
+    temporal: str
+
+
+async def _health(request: Request) -> JSONResponse:
+    database = await _database_problem(request.app.state.engine)
+    temporal = await request.app.state.gateway.reachable()
+    health = Health(
+        status="ok" if database is None and temporal is None else "unavailable",
+        database=database or "ok",
+        temporal=temporal or "ok",
+    )
+    return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
+
+
+async def _database_problem(engine: AsyncEngine) -> str | None:
+    try:
+        async with asyncio.timeout(2), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return None
+    except TimeoutError:
+        return "no answer within 2s"
+    except (DBAPIError, OSError) as exc:
+        return str(getattr(exc, "orig", None) or exc).splitlines()[0]
