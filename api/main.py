@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -19,11 +20,12 @@ from api.deps import key_table
 from api.errors import BodySizeLimit, install_error_handlers
 from api.gateway import Gateway
 from api.ratelimits import RateLimits
-from api.routes import entities, notifications
+from api.routes import codec, entities, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
 from core.agents.registry import seed_agents
+from core.platform.codec import AesGcmCodec, parse_keys
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
 from core.platform.settings import Settings, get_settings
@@ -63,8 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = keys
     app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_session_starts)
+    app.state.codec = AesGcmCodec(parse_keys(settings.payload_keys)) if settings.payload_keys.strip() else None
     install_error_handlers(app)
-    for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions):
+    for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions, codec):
         app.include_router(module.router)
 
     @app.get("/livez", tags=["health"])
@@ -84,6 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Our own limiter (not Starlette's) so that a 413 carries the same JSON error shape as every answer.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # The Temporal UI calls the codec endpoint from the browser, on its own origin.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()],
+        allow_methods=["POST"],
+        allow_headers=["authorization", "content-type", "x-namespace"],
+        allow_credentials=True,
+    )
     return app
 
 

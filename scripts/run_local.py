@@ -14,10 +14,12 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from core.platform.codec import new_key
 from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
 from core.platform.migrate import upgrade_database_async
 from core.platform.settings import get_settings
@@ -26,13 +28,21 @@ logger = logging.getLogger("trellis.run")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _local_admin_key(data_dir: Path) -> str:
-    """A stable local admin key, created once and kept in the data folder."""
-    path = data_dir / "admin.key"
+def _kept(path: Path, make: Callable[[], str]) -> str:
+    """A stable local secret, created once and kept (owner-only) in the data folder."""
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _local_admin_key(data_dir: Path) -> str:
+    return _kept(data_dir / "admin.key", lambda: secrets.token_urlsafe(32))
+
+
+def _local_payload_keys(data_dir: Path) -> str:
+    """Payload encryption on by default: a key made once; TRELLIS_PAYLOAD_KEYS replaces it."""
+    return _kept(data_dir / "payload.keys", lambda: f"local1:{new_key()}")
 
 
 async def _wait_healthy(url: str, children: list[subprocess.Popen[bytes]], limit_seconds: float = 90.0) -> None:
@@ -65,6 +75,7 @@ async def main() -> None:
         if not database_url:
             postgres, database_url = start_postgres(data_dir / "postgres")
             logger.info("Postgres (pgserver) running with data in %s", data_dir / "postgres")
+        payload_keys = settings.payload_keys or _local_payload_keys(data_dir)
         temporal_address = settings.temporal_address
         if not temporal_address:
             temporal = await start_temporal_dev_server(
@@ -72,6 +83,8 @@ async def main() -> None:
                 port=settings.temporal_port,
                 ui=True,
                 ui_port=settings.temporal_ui_port,
+                # The UI decodes payloads through the API's codec endpoint (for people with an API key).
+                ui_codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
             )
             temporal_address = temporal.client.service_client.config.target_host
         api_keys = settings.api_keys
@@ -83,6 +96,7 @@ async def main() -> None:
             TRELLIS_DATABASE_URL=database_url,
             TRELLIS_TEMPORAL_ADDRESS=temporal_address,
             TRELLIS_API_KEYS=api_keys,
+            TRELLIS_PAYLOAD_KEYS=payload_keys,
         )
         await upgrade_database_async(database_url)
         children.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env))

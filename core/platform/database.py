@@ -96,6 +96,11 @@ def libpq_url(database_url: str) -> str:
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     """A psycopg 3 (async) engine; callers own it and dispose of it on shutdown."""
+    # hide_parameters: a logged error shows the statement, never the values (entity data, secrets).
     return create_async_engine(
-        driver_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        driver_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )

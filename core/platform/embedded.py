@@ -42,14 +42,20 @@ def temporal_test_server_path() -> str:
 
 
 async def start_temporal_dev_server(
-    *, db_file: Path | None = None, port: int | None = None, ui: bool = False, ui_port: int | None = None
+    *,
+    db_file: Path | None = None,
+    port: int | None = None,
+    ui: bool = False,
+    ui_port: int | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> WorkflowEnvironment:
     """A real Temporal dev server with Trellis's search attributes registered."""
+    codec = ["--ui-codec-endpoint", ui_codec_endpoint] if ui and ui_codec_endpoint else []
     return await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli_path(),
         dev_server_database_filename=str(db_file) if db_file else None,
-        dev_server_extra_args=[*SQLITE_PRAGMAS],
+        dev_server_extra_args=[*SQLITE_PRAGMAS, *codec],
         search_attributes=ALL_KEYS,
         port=port,
         ui=ui,

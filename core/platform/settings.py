@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     session_default_token_budget: int | None = Field(
         default=500_000, ge=100, description="Token budget of a session that names none (unset: no budget)"
     )
+    payload_keys: str = Field(
+        default="",
+        description="'id:<base64 32 bytes>,…': Temporal payloads encrypted with the first, decrypted with any. "
+        "`make run` creates one in the data folder when unset.",
+    )
+    names_in_temporal: bool = Field(
+        default=True,
+        description="Put customer names and session goals in search attributes and run summaries (which no "
+        "codec can encrypt); false keeps them out",
+    )
+    codec_cors_origins: str = Field(
+        default="http://127.0.0.1:8233,http://localhost:8233",
+        description="Origins (the Temporal UI) allowed to call the codec endpoint from a browser",
+    )
     search_attributes: bool = Field(
         default=True,
         description="Set Trellis's custom search attributes on runs. Turn off only for a Temporal server "

@@ -1,10 +1,11 @@
-"""The one way Trellis builds a Temporal client: pydantic data converter, settings' address."""
+"""The one way Trellis builds a Temporal client: the pydantic data converter (with payload encryption
+when TRELLIS_PAYLOAD_KEYS is set), the settings' address and namespace."""
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from core.platform.codec import data_converter
 from core.platform.settings import Settings
 
 
@@ -16,5 +17,5 @@ async def connect_client(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings.payload_keys),
     )

@@ -136,6 +136,7 @@ class ProcessStartInput(BaseModel):
     actor: str
     started_ts: datetime
     search_attributes: bool = True
+    names_in_temporal: bool = True  # false: the root's name stays out of the run's details
 
 
 class TransitionRequest(BaseModel):

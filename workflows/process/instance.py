@@ -464,7 +464,7 @@ class ProcessInstanceWorkflow:
             f"**{self._template.name}** ({self._template.code} v{self._template.version})",
             f"State: {self._current.id} `{self._current.name}` — {self._status}",
         ]
-        if self._root_name:
+        if self._root_name and self._input.names_in_temporal:
             lines.append(f"Customer/root: {self._root_name}")
         if self._approval is not None:
             lines.append(f"Approval: {self._approval.status} (roles {', '.join(self._approval.roles)})")

@@ -99,16 +99,15 @@ async def start_session(
         token_budget=budget,
         history_limit=settings.session_history_limit,
     )
-    attributes: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.SESSION_STATUS, "initializing"),
-        SearchAttributePair(sa.SESSION_GOAL, body.goal[:500]),
-    ]
+    attributes: list[SearchAttributePair[Any]] = [SearchAttributePair(sa.SESSION_STATUS, "initializing")]
+    if settings.names_in_temporal:  # a text search attribute and a summary are stored unencrypted
+        attributes.append(SearchAttributePair(sa.SESSION_GOAL, body.goal[:500]))
     await gateway.start(
         AgentSessionWorkflow.run,
         data,
         workflow_id=workflow_id,
         search_attributes=attributes,
-        summary=f"Agent session: {body.goal[:200]}",
+        summary=f"Agent session: {body.goal[:200]}" if settings.names_in_temporal else f"Agent session {session_id}",
     )
     return await _session(engine, session_id)
 

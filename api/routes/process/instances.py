@@ -82,6 +82,7 @@ async def start_instance(
         actor=principal.name,
         started_ts=datetime.now(UTC),
         search_attributes=settings.search_attributes,
+        names_in_temporal=settings.names_in_temporal,
     )
     attributes: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.TEMPLATE_CODE, template.code),
@@ -100,7 +101,7 @@ async def start_instance(
             ProcessInstanceWorkflow.wait_ready,
             workflow_id=process_workflow_id(instance_id),
             search_attributes=attributes,
-            summary=f"{template.name} v{template.version} for {who}",
+            summary=f"{template.name} v{template.version}" + (f" for {who}" if settings.names_in_temporal else ""),
         )
     except AlreadyFinished:
         # A retry (same Idempotency-Key) of an instance that has already finished.
