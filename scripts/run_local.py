@@ -2,25 +2,34 @@
 
 Starts what is not configured (Postgres via pgserver, the Temporal dev server with its Web UI),
 migrates the database, loads the industry packs, then runs the worker and the API as child
-processes until Ctrl-C, and stops everything cleanly.
+processes until Ctrl-C, and stops everything cleanly. It supervises them meanwhile: a worker or API
+that exits is restarted with backoff, and a Postgres whose postmaster died is started again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from core.platform.codec import new_key
-from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
+from core.platform.embedded import (
+    api_command,
+    postgres_running,
+    restart_postgres,
+    start_postgres,
+    start_temporal_dev_server,
+)
 from core.platform.migrate import upgrade_database_async
 from core.platform.settings import get_settings
 
@@ -62,6 +71,53 @@ async def _wait_healthy(url: str, children: list[subprocess.Popen[bytes]], limit
             await asyncio.sleep(0.3)
 
 
+class Supervised:
+    """A child process kept running: restarted with exponential backoff when it exits, the backoff
+    forgotten once it has stayed up for a minute."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.failures = 0
+        self.started = 0.0
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env)
+        self.started = time.monotonic()
+        self.restart_at = None
+        logger.info("%s started (pid %s)", self.name, self.process.pid)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.process is not None and self.process.poll() is None:
+            if self.failures and now - self.started > 60:
+                self.failures = 0
+            return
+        if self.restart_at is None:
+            self.failures += 1
+            delay = min(30.0, 2.0 ** (self.failures - 1))
+            code = self.process.returncode if self.process is not None else None
+            logger.error("%s exited with %s; restarting in %.0fs (failure %d)", self.name, code, delay, self.failures)
+            self.restart_at = now + delay
+        elif now >= self.restart_at:
+            self.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 async def main() -> None:
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
@@ -69,7 +125,7 @@ async def main() -> None:
     env = dict(os.environ)
     postgres = None
     temporal = None
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Supervised] = []
     try:
         database_url = settings.database_url
         if not database_url:
@@ -99,16 +155,12 @@ async def main() -> None:
             TRELLIS_PAYLOAD_KEYS=payload_keys,
         )
         await upgrade_database_async(database_url)
-        children.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env))
-        children.append(
-            subprocess.Popen(
-                api_command(settings.api_host, settings.api_port),
-                cwd=ROOT,
-                env=env,
-            )
-        )
+        children.append(Supervised("worker", [sys.executable, str(ROOT / "worker.py")], env))
+        children.append(Supervised("api", api_command(settings.api_host, settings.api_port), env))
+        for child in children:
+            child.start()
         base = f"http://{settings.api_host}:{settings.api_port}"
-        await _wait_healthy(f"{base}/healthz", children)
+        await _wait_healthy(f"{base}/healthz", [c.process for c in children if c.process is not None])
         lines = [
             "",
             "Trellis is running (Ctrl-C stops everything).",
@@ -131,24 +183,25 @@ async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # Supervise until Ctrl-C: a crashed worker or API is restarted (with backoff), and so is the
+        # embedded Postgres if its postmaster dies; the stack stays up meanwhile.
         while not stop.is_set():
+            if postgres is not None and not postgres_running(postgres):
+                logger.error("Postgres is not running; restarting it")
+                try:
+                    await asyncio.to_thread(restart_postgres, postgres)
+                    logger.info("Postgres restarted")
+                except Exception:
+                    logger.exception("Postgres did not restart; trying again")
             for child in children:
-                if child.poll() is not None:
-                    logger.error("child process %s exited with %s; stopping", child.args, child.returncode)
-                    stop.set()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+                child.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
     finally:
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            child.stop()
         for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.wait()
         if temporal is not None:
             await temporal.shutdown()
         if postgres is not None:

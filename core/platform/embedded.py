@@ -102,3 +102,17 @@ def sqlalchemy_url(libpq_uri: str) -> str:
     if host.startswith("/"):
         return f"postgresql+psycopg://{user}@/{database}?host={host}"
     return f"postgresql+psycopg://{user}@{parsed.hostname}:{parsed.port}/{database}"
+
+
+def postgres_running(server: Any) -> bool:
+    """Whether the embedded Postgres's postmaster is alive (read from its postmaster.pid)."""
+    from pgserver.postgres_server import PostmasterInfo  # only the embedded default needs it
+
+    info = PostmasterInfo.read_from_pgdata(server.pgdata)
+    return info is not None and bool(info.is_running())
+
+
+def restart_postgres(server: Any) -> None:
+    """Start the embedded Postgres again in its folder (same socket, so the same URL)."""
+    with server._lock:
+        server.ensure_postgres_running()

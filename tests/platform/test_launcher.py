@@ -1,0 +1,119 @@
+"""`make run`'s launcher survives faults: it restarts a killed worker, a killed API and a killed Postgres
+postmaster, the stack answering again each time; Ctrl-C then stops everything it started, including
+the restarted Postgres. Bounded: every wait has a limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from bench.common import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pids(marker: str) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if marker in command:
+                    found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+async def _until(check: object, seconds: float, what: str) -> object:
+    for _ in range(int(seconds * 5)):
+        result = await check()  # type: ignore[operator]
+        if result:
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not within {seconds}s: {what}")
+
+
+async def test_the_launcher_restarts_what_dies_and_stops_everything() -> None:
+    data = Path(tempfile.mkdtemp(prefix="trellis-launcher-"))  # outside root's home, for pgserver
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("TRELLIS_DATABASE_URL", "TRELLIS_TEMPORAL_ADDRESS")} | {
+        "TRELLIS_DATA_DIR": str(data),
+        "TRELLIS_API_PORT": str(port),
+        "TRELLIS_TEMPORAL_PORT": str(free_port()),
+        "TRELLIS_TEMPORAL_UI_PORT": str(free_port()),
+    }
+    log = (data / "launcher.log").open("wb")
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.run_local", cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    worker_marker, api_marker = f"{ROOT}/worker.py", f"--port {port}"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+
+            async def healthy() -> bool:
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await _until(healthy, 120, "the stack answers")
+            key = (data / "admin.key").read_text().strip()
+
+            for marker in (worker_marker, api_marker):
+                [before] = _pids(marker) & {p for p in _pids(marker) if _alive(p)}
+                os.kill(before, signal.SIGKILL)
+
+                async def replaced(marker: str = marker, before: int = before) -> bool:
+                    return bool({p for p in _pids(marker) if _alive(p)} - {before})
+
+                await _until(replaced, 60, f"{marker} restarted")
+                await _until(healthy, 60, f"the stack answers after {marker} was killed")
+
+            postmaster = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGKILL)
+
+            async def postgres_back() -> bool:
+                pid_file = data / "postgres" / "postmaster.pid"
+                if not pid_file.exists() or int(pid_file.read_text().split()[0]) == postmaster:
+                    return False
+                return await healthy()
+
+            await _until(postgres_back, 90, "Postgres restarted by the launcher")
+            templates = await http.get("/api/v1/workflow-template", headers={"Authorization": f"Bearer {key}"})
+            assert templates.status_code == 200 and templates.json()["total"] >= 5
+            restarted = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
+            started = {p for p in _pids(worker_marker) | _pids(api_marker) if _alive(p)}
+
+        launcher.send_signal(signal.SIGINT)
+        await asyncio.wait_for(launcher.wait(), timeout=90)
+        for pid in (*started, restarted):
+            assert not _alive(pid), f"process {pid} outlived the launcher"
+    finally:
+        if launcher.returncode is None:
+            launcher.kill()
+            await launcher.wait()
+        log.close()
+        output = (data / "launcher.log").read_text(errors="replace")
+        for pid in _pids(str(data)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(data, ignore_errors=True)
+    assert "exited with" in output and "Postgres restarted" in output
