@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,39 @@ class ApiError(Exception):
         self.detail = detail
         self.headers = headers
         self.extra = extra
+
+
+class Problem(BaseModel):
+    field: str = Field(description="Where, e.g. actions.0.call_webhook.url")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a code to branch on, a sentence a person can act on, and details by case
+    (``problems`` for 422 validation errors, ``allowed_next_states`` for a refused transition, …)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="Machine-readable code, e.g. invalid_transition")
+    detail: str = Field(description="What happened and what to do")
+    problems: list[Problem] | None = Field(default=None, description="422: each invalid field")
+
+
+_ANSWERS = {
+    401: "No API key, or an unknown one",
+    403: "The key's role, or the object's owner, does not allow this",
+    404: "No such object",
+    409: "The object's state does not allow this now (the detail says why and what is allowed)",
+    413: "The body, or the entity it would make, is over a size limit (named in the detail)",
+    422: "The request is invalid: each problem named with its field",
+    429: "Over a rate or budget limit of the API key; Retry-After says when to retry",
+    500: "An error no retry can fix",
+    503: "The database or Temporal did not answer; the detail says whether anything may still be applied",
+    504: "No worker answered in time; the request may still be applied (read before retrying)",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ANSWERS.items()
+}
 
 
 def error_body(error: str, detail: str, **extra: Any) -> dict[str, Any]:

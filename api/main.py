@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import key_table
-from api.errors import BodySizeLimit, install_error_handlers
+from api.errors import ERROR_RESPONSES, BodySizeLimit, install_error_handlers
 from api.gateway import Gateway
 from api.ratelimits import RateLimits
 from api.routes import codec, entities, notifications
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.codec = AesGcmCodec(parse_keys(settings.payload_keys)) if settings.payload_keys.strip() else None
     install_error_handlers(app)
     for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions, codec):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
 
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:

@@ -1,0 +1,85 @@
+"""The OpenAPI says what the API does: every operation documents the error statuses it can answer,
+with the one error model, and real error answers conform to it (422 included: detail is a sentence,
+problems the list)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from tests.support.api import Api
+
+JSON = {"content-type": "application/json"}
+ERRORS = {"401", "403", "404", "409", "413", "422", "429", "500", "503", "504"}
+
+
+@pytest.fixture
+async def spec(api: Api) -> dict[str, Any]:
+    response = await api.request("GET", "/openapi.json", role=None)
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _error_validator(spec: dict[str, Any]) -> Draft202012Validator:
+    schema = {"$ref": "#/components/schemas/ErrorBody", "components": spec["components"]}
+    return Draft202012Validator(schema)
+
+
+async def test_every_operation_documents_its_error_answers(spec: dict[str, Any]) -> None:
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # 422 is ours, not FastAPI's list
+    api_operations = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        if path.startswith(("/api/", "/codec/"))
+        for method, op in item.items()
+    ]
+    assert len(api_operations) >= 35
+    for path, method, op in api_operations:
+        documented = set(op["responses"])
+        assert ERRORS <= documented, (method, path, ERRORS - documented)
+        for status in ERRORS:
+            ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref == "#/components/schemas/ErrorBody", (method, path, status)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "kwargs", "status"),
+    [
+        ("GET", "/api/v1/workflow-template", None, {}, 401),
+        ("POST", "/api/v1/workflow-template", "viewer", {"json": {}}, 403),
+        ("GET", f"/api/v1/workflow-instance/{uuid.UUID(int=7)}", "viewer", {}, 404),
+        ("POST", "/api/v1/workflow-instance", "operator", {"json": {"template_code": 5, "colour": "red"}}, 422),
+        (
+            "POST",
+            "/api/v1/entities/thing",
+            "operator",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+        ),
+        ("POST", "/api/v1/entities/thing", "operator", {"json": {"name": "x" * 70_000}}, 413),
+    ],
+)
+async def test_error_answers_conform_to_the_documented_model(
+    api: Api, spec: dict[str, Any], method: str, path: str, role: str | None, kwargs: dict[str, Any], status: int
+) -> None:
+    response = await api.request(method, path, role=role, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    errors = sorted(_error_validator(spec).iter_errors(body), key=str)
+    assert errors == [], [e.message for e in errors]
+    assert isinstance(body["detail"], str) and body["detail"]
+    if status == 422:
+        assert body["problems"] and all(set(p) == {"field", "message"} for p in body["problems"])
+    template = path.replace(str(uuid.UUID(int=7)), "{instance_id}").replace("/thing", "/{entity_type}")
+    assert str(status) in spec["paths"][template][method.lower()]["responses"]
+
+
+async def test_a_refused_transition_conforms_too(api: Api, spec: dict[str, Any]) -> None:
+    instance = await api.start("HS_STD")
+    refused = await api.transition(instance["instance_id"], 9)
+    assert refused.status_code == 409
+    assert list(_error_validator(spec).iter_errors(refused.json())) == []
+    assert refused.json()["allowed_next_states"]
