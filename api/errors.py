@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.entities.contracts import EntityTooLarge
@@ -50,6 +51,7 @@ class ErrorBody(BaseModel):
 
 
 _ANSWERS = {
+    400: "The body is not JSON at all",
     401: "No API key, or an unknown one",
     403: "The key's role, or the object's owner, does not allow this",
     404: "No such object",
@@ -131,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("database_unavailable", "the database did not answer; retry later"), 503)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
             400: "invalid_body",
             401: "unauthorized",
@@ -139,11 +141,26 @@ def install_error_handlers(app: FastAPI) -> None:
             404: "not_found",
             405: "method_not_allowed",
         }
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Every method the path allows, across all its routes (Starlette names only the first match's).
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI lists for the request's path."""
+    paths = request.app.openapi().get("paths", {})
+    allowed: set[str] = set()
+    for template, operations in paths.items():
+        regex, _, _ = compile_path(template)
+        if regex.match(request.url.path):
+            allowed |= {method.upper() for method in operations}
+    return sorted(allowed)
 
 
 class BodySizeLimit:

@@ -141,7 +141,7 @@ class ActionActivities:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
-        self._allow = AllowList(settings.allow_list())
+        self._allow = AllowList(settings.allow_list(), public=settings.webhook_public_destinations)
         self._max_chars = settings.template_max_output_chars
         self._limits = limits_of(settings)
 

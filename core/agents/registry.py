@@ -68,7 +68,10 @@ class AgentCreate(RequestModel):
     system_prompt: str = Field(min_length=1, max_length=20_000)
     description: str | None = Field(default=None, max_length=2000)
     model: str | None = Field(default=None, max_length=50)
-    output_schema: dict[str, Any]
+    output_schema: dict[str, Any] = Field(
+        description="A JSON schema of an object, without pattern/patternProperties or remote $ref",
+        json_schema_extra={"required": ["type"], "properties": {"type": {"const": "object"}}},
+    )
     active_flag: bool = True
 
     _schema = field_validator("output_schema")(lambda cls, v: _check_schema(v))

@@ -81,7 +81,8 @@ def is_public(address: IPAddress) -> bool:
 class AllowList:
     """Hosts (exact names) and networks (CIDR or single IPs) that may be reached although not public."""
 
-    def __init__(self, entries: Iterable[str]) -> None:
+    def __init__(self, entries: Iterable[str], *, public: bool = True) -> None:
+        self.public = public  # false: only the allow-listed destinations, public or not
         self.hosts: set[str] = set()
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for raw in entries:
@@ -104,7 +105,14 @@ def check_destination(host: str, addresses: list[IPAddress], allow: AllowList) -
     if not addresses:
         raise BlockedDestination(f"{host} did not resolve to any address")
     for address in addresses:
-        if not (is_public(address) or allow.allows(host, address)):
+        if allow.allows(host, address):
+            continue
+        if not allow.public:
+            raise BlockedDestination(
+                f"{host} ({address}) is not in TRELLIS_WEBHOOK_ALLOW_HOSTS, and public destinations are off "
+                "(TRELLIS_WEBHOOK_PUBLIC_DESTINATIONS=false)"
+            )
+        if not is_public(address):
             raise BlockedDestination(
                 f"{host} resolves to {address}, which is not a public address; "
                 "add the host to TRELLIS_WEBHOOK_ALLOW_HOSTS to allow it"

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     )
     webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0, description="Read at most this of an answer")
     template_max_output_chars: int = Field(default=64 * 1024, ge=1024, description="Longest rendered template value")
+    webhook_public_destinations: bool = Field(
+        default=True, description="Webhooks may reach public addresses; false: only TRELLIS_WEBHOOK_ALLOW_HOSTS"
+    )
     webhook_max_attempts: int = Field(default=6, ge=1, le=50)
     webhook_initial_retry_seconds: float = Field(default=1.0, gt=0)
     webhook_max_retry_seconds: float = Field(default=300.0, gt=0)

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from tests.support.api import Api
 
 JSON = {"content-type": "application/json"}
-ERRORS = {"401", "403", "404", "409", "413", "422", "429", "500", "503", "504"}
+ERRORS = {"400", "401", "403", "404", "409", "413", "422", "429", "500", "503", "504"}
 
 
 @pytest.fixture
@@ -83,3 +83,19 @@ async def test_a_refused_transition_conforms_too(api: Api, spec: dict[str, Any])
     assert refused.status_code == 409
     assert list(_error_validator(spec).iter_errors(refused.json())) == []
     assert refused.json()["allowed_next_states"]
+
+
+async def test_a_wrong_method_names_every_allowed_one(api: Api) -> None:
+    response = await api.request("OPTIONS", "/api/v1/entities/thing", role="viewer")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+    response = await api.request("PATCH", f"/api/v1/workflow-automation/{uuid.UUID(int=1)}", role="viewer")
+    assert response.status_code == 405 and response.headers["allow"] == "DELETE, GET, PUT"
+
+
+async def test_a_body_that_is_not_json_is_a_documented_400(api: Api, spec: dict[str, Any]) -> None:
+    response = await api.request(
+        "PATCH", f"/api/v1/entities/thing/{uuid.UUID(int=3)}", role="operator", content=b"\xff\x00{", headers=JSON
+    )
+    assert response.status_code in (400, 422), response.text
+    assert list(_error_validator(spec).iter_errors(response.json())) == []
+    assert "400" in spec["paths"]["/api/v1/entities/{entity_type}/{entity_id}"]["patch"]["responses"]
