@@ -57,9 +57,21 @@ class Gateway:
         self._client = client
         self._settings = settings
 
-    def _attributes(self, pairs: Sequence[SearchAttributePair[Any]]) -> TypedSearchAttributes:
-        # Left out when the settings turn them off (a server that cannot register custom ones).
-        return TypedSearchAttributes(list(pairs) if self._settings.search_attributes else [])
+    def _start_options(
+        self, workflow_id: str, search_attributes: Sequence[SearchAttributePair[Any]], summary: str
+    ) -> dict[str, Any]:
+        """How every start is made: the settings' task queue; a retry with the same id joins the running
+        workflow, and a closed workflow's id is never reused; search attributes left out when the
+        settings turn them off (a server that cannot register custom ones)."""
+        pairs = list(search_attributes) if self._settings.search_attributes else []
+        return {
+            "id": workflow_id,
+            "task_queue": self._settings.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            "search_attributes": TypedSearchAttributes(pairs),
+            "static_summary": summary,
+        }
 
     async def start(
         self,
@@ -75,14 +87,7 @@ class Gateway:
         start a second run of something that already finished."""
         try:
             return await self._client.start_workflow(
-                run,
-                arg,
-                id=workflow_id,
-                task_queue=self._settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=self._attributes(search_attributes),
-                static_summary=summary,
+                run, arg, **self._start_options(workflow_id, search_attributes, summary)
             )
         except WorkflowAlreadyStartedError as exc:
             raise AlreadyFinished(workflow_id) from exc
@@ -100,16 +105,7 @@ class Gateway:
         summary: str,
     ) -> T:
         """Start (or find the running) workflow and run an update on it, in one round trip."""
-        operation = WithStartWorkflowOperation(
-            run,
-            arg,
-            id=workflow_id,
-            task_queue=self._settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=self._attributes(search_attributes),
-            static_summary=summary,
-        )
+        operation = WithStartWorkflowOperation(run, arg, **self._start_options(workflow_id, search_attributes, summary))
         try:
             async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
                 return await self._client.execute_update_with_start_workflow(update, start_workflow_operation=operation)
