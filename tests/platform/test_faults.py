@@ -25,6 +25,7 @@ from core.entities.tables import Entity
 from core.platform.database import make_engine
 from core.platform.embedded import sqlalchemy_url
 from core.process.tables import GraphData, WorkflowEvent
+from tests.support.processes import alive, children, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]
@@ -136,7 +137,7 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
             # The worker killed 3 times.
             assert not drivers.done(), "the load must still be running when the worker dies"
             for _ in range(3):
-                for pid in _pids(f"{ROOT}/worker.py"):
+                for pid in children(launcher.pid, f"{ROOT}/worker.py"):
                     os.kill(pid, signal.SIGKILL)
                 await asyncio.sleep(4)
             instance_ids = await asyncio.wait_for(drivers, timeout=420)
@@ -174,6 +175,7 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
         finally:
             await engine.dispose()
     finally:
+        leftovers = descendants(launcher.pid) if launcher.returncode is None else []
         if launcher.returncode is None:
             launcher.send_signal(signal.SIGINT)
             try:
@@ -182,9 +184,10 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
                 launcher.kill()
                 await launcher.wait()
         log.close()
-        for pid in _pids(str(data)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        for pid in leftovers + _pids(str(data)):  # whatever the launcher left behind
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         output = (data / "launcher.log").read_text(errors="replace")
         shutil.rmtree(data, ignore_errors=True)
 

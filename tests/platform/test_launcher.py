@@ -16,30 +16,9 @@ from pathlib import Path
 import httpx
 
 from bench.common import free_port
+from tests.support.processes import alive, children, command_line, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _pids(marker: str) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if marker in command:
-                    found.add(int(entry))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 async def _until(check: object, seconds: float, what: str) -> object:
@@ -78,11 +57,11 @@ async def test_the_launcher_restarts_what_dies_and_stops_everything() -> None:
             key = (data / "admin.key").read_text().strip()
 
             for marker in (worker_marker, api_marker):
-                [before] = _pids(marker) & {p for p in _pids(marker) if _alive(p)}
+                [before] = children(launcher.pid, marker)  # the launcher's own child, nobody else's
                 os.kill(before, signal.SIGKILL)
 
                 async def replaced(marker: str = marker, before: int = before) -> bool:
-                    return bool({p for p in _pids(marker) if _alive(p)} - {before})
+                    return bool(set(children(launcher.pid, marker)) - {before})
 
                 await _until(replaced, 60, f"{marker} restarted")
                 await _until(healthy, 60, f"the stack answers after {marker} was killed")
@@ -100,20 +79,22 @@ async def test_the_launcher_restarts_what_dies_and_stops_everything() -> None:
             templates = await http.get("/api/v1/workflow-template", headers={"Authorization": f"Bearer {key}"})
             assert templates.status_code == 200 and templates.json()["total"] >= 5
             restarted = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
-            started = {p for p in _pids(worker_marker) | _pids(api_marker) if _alive(p)}
+            started = set(descendants(launcher.pid))
 
         launcher.send_signal(signal.SIGINT)
         await asyncio.wait_for(launcher.wait(), timeout=90)
         for pid in (*started, restarted):
-            assert not _alive(pid), f"process {pid} outlived the launcher"
+            assert not alive(pid), f"process {pid} ({command_line(pid)}) outlived the launcher"
     finally:
+        leftovers = descendants(launcher.pid) if launcher.returncode is None else []
         if launcher.returncode is None:
             launcher.kill()
             await launcher.wait()
-        log.close()
-        output = (data / "launcher.log").read_text(errors="replace")
-        for pid in _pids(str(data)):
+        for pid in leftovers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        log.close()
+        output = (data / "launcher.log").read_text(errors="replace")
         shutil.rmtree(data, ignore_errors=True)
+        print(output[-3000:])  # shown by pytest when the test fails
     assert "exited with" in output and "Postgres restarted" in output

@@ -14,3 +14,50 @@ async def spawn_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Pro
         return await asyncio.create_subprocess_exec(
             sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stdout=sink, stderr=sink
         )
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped is not)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def children(parent: int, marker: str = "") -> list[int]:
+    """Living child processes of ``parent`` whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if (
+                fields is not None
+                and fields[0] != "Z"
+                and int(fields[1]) == parent
+                and marker in command_line(int(entry.name))
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """Every living process below ``root``."""
+    found: list[int] = []
+    frontier = [root]
+    while frontier:
+        below = [pid for parent in frontier for pid in children(parent)]
+        found += below
+        frontier = below
+    return found
