@@ -85,6 +85,9 @@ async def measure(
         "TRELLIS_TEMPORAL_ADDRESS": address,
         "TRELLIS_TASK_QUEUE": "trellis-scale-out",
         "TRELLIS_API_KEYS": f"{operator_token}:operator:bench,{admin_token}:admin:bench-admin",
+        # The benchmark measures throughput, not the per-key limiter (a client of its own would have keys).
+        "TRELLIS_RATE_LIMIT": "100000000/minute",
+        "TRELLIS_RATE_LIMIT_SESSION_STARTS": "100000000/minute",
     }
     ports = [free_port(), free_port()]
     children: list[asyncio.subprocess.Process] = []

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with larger bodies get 413.")
     entity_max_fields: int = Field(default=500, ge=1, le=100_000, description="Fields one entity may have")
     entity_max_bytes: int = Field(default=256 * 1024, ge=1024, description="Bytes of fields one entity may hold")
-    rate_limit: str = Field(default="1200/minute", description="Requests per API key (moving window), then 429")
+    rate_limit: str = Field(default="6000/minute", description="Requests per API key (moving window), then 429")
     rate_limit_session_starts: str = Field(default="30/minute", description="Agent session starts per API key")
     llm_tokens_per_key_per_day: int = Field(
         default=5_000_000, ge=0, description="LLM tokens the sessions started by one API key may use per day"
