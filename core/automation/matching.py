@@ -106,12 +106,13 @@ async def match(
     """The seed's matching (type, action, scope, active, execution_order), then the field filter, the CEL
     condition (evaluated off the event loop, with a time and size budget) and the loop guard. A condition
     that cannot be evaluated skips its rule with the reason; the other rules still run."""
-    candidates = [
-        rule
-        for rule in rules
-        if (rule.trigger_scope == "all" or str(rule.trigger_entity_id) == event.entity_id)
-        and not ((rule.trigger_conditions or {}).get("field") not in (None, event.field_name))
-    ]
+    def in_scope(rule: Any) -> bool:
+        if rule.trigger_scope != "all" and str(rule.trigger_entity_id) != event.entity_id:
+            return False
+        field = (rule.trigger_conditions or {}).get("field")
+        return field is None or field == event.field_name
+
+    candidates = [rule for rule in rules if in_scope(rule)]
     conditional = [rule for rule in candidates if (rule.trigger_conditions or {}).get("expression")]
     outcomes: dict[Any, bool | ConditionError] = {}
     if conditional:
