@@ -54,20 +54,20 @@ def _local_payload_keys(data_dir: Path) -> str:
     return _kept(data_dir / "payload.keys", lambda: f"local1:{new_key()}")
 
 
-async def _wait_healthy(url: str, children: list[subprocess.Popen[bytes]], limit_seconds: float = 90.0) -> None:
-    """Announce nothing until the API answers (it migrates and loads the packs first)."""
+async def _wait_healthy(url: str, supervise: Callable[[], None], limit_seconds: float = 90.0) -> None:
+    """Announce nothing until the API answers (it migrates and loads the packs first), supervising the
+    children meanwhile: one that dies during start-up is restarted like any other."""
     deadline = asyncio.get_running_loop().time() + limit_seconds
     async with httpx.AsyncClient() as client:
         while True:
-            if any(child.poll() is not None for child in children):
-                raise SystemExit("a Trellis process exited during start-up; see the log above")
+            supervise()
             try:
                 if (await client.get(url, timeout=2.0)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if asyncio.get_running_loop().time() > deadline:
-                raise SystemExit(f"the API did not answer at {url} within {limit_seconds:.0f}s")
+                raise SystemExit(f"the API did not answer at {url} within {limit_seconds:.0f}s; see the log above")
             await asyncio.sleep(0.3)
 
 
@@ -160,7 +160,12 @@ async def main() -> None:
         for child in children:
             child.start()
         base = f"http://{settings.api_host}:{settings.api_port}"
-        await _wait_healthy(f"{base}/healthz", [c.process for c in children if c.process is not None])
+
+        def supervise() -> None:
+            for child in children:
+                child.check()
+
+        await _wait_healthy(f"{base}/healthz", supervise)
         lines = [
             "",
             "Trellis is running (Ctrl-C stops everything).",

@@ -106,6 +106,7 @@ async def match(
     """The seed's matching (type, action, scope, active, execution_order), then the field filter, the CEL
     condition (evaluated off the event loop, with a time and size budget) and the loop guard. A condition
     that cannot be evaluated skips its rule with the reason; the other rules still run."""
+
     def in_scope(rule: Any) -> bool:
         if rule.trigger_scope != "all" and str(rule.trigger_entity_id) != event.entity_id:
             return False

@@ -70,6 +70,10 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
                     if (await http.get("/healthz")).status_code == 200:
                         break
                 await asyncio.sleep(0.2)
+            for _ in range(300):  # and the launcher has finished starting up
+                if "Trellis is running" in (data / "launcher.log").read_text(errors="replace"):
+                    break
+                await asyncio.sleep(0.2)
             http.headers["Authorization"] = f"Bearer {(data / 'admin.key').read_text().strip()}"
 
             async def call(method: str, path: str, **kwargs: object) -> httpx.Response | None:

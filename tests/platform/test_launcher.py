@@ -54,6 +54,11 @@ async def test_the_launcher_restarts_what_dies_and_stops_everything() -> None:
                     return False
 
             await _until(healthy, 120, "the stack answers")
+
+            async def announced() -> bool:  # the launcher has finished starting up
+                return "Trellis is running" in (data / "launcher.log").read_text(errors="replace")
+
+            await _until(announced, 60, "the launcher announces the stack")
             key = (data / "admin.key").read_text().strip()
 
             for marker in (worker_marker, api_marker):
