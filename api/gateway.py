@@ -19,6 +19,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -35,7 +36,6 @@ from core.platform.errors import kind_of
 from core.platform.settings import Settings
 
 T = TypeVar("T")
-UPDATE_TIMEOUT_SECONDS = 60.0
 
 
 class WorkflowNotFound(Exception):
@@ -56,6 +56,7 @@ class Gateway:
     def __init__(self, client: Client, settings: Settings) -> None:
         self._client = client
         self._settings = settings
+        self._wait = settings.temporal_answer_seconds
 
     def _start_options(
         self, workflow_id: str, search_attributes: Sequence[SearchAttributePair[Any]], summary: str
@@ -107,7 +108,7 @@ class Gateway:
         """Start (or find the running) workflow and run an update on it, in one round trip."""
         operation = WithStartWorkflowOperation(run, arg, **self._start_options(workflow_id, search_attributes, summary))
         try:
-            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._wait):
                 return await self._client.execute_update_with_start_workflow(update, start_workflow_operation=operation)
         except WorkflowAlreadyStartedError as exc:
             raise AlreadyFinished(workflow_id) from exc
@@ -117,14 +118,14 @@ class Gateway:
             if exc.status == RPCStatusCode.ALREADY_EXISTS:
                 raise AlreadyFinished(workflow_id) from exc
             raise self._maybe_started(exc, workflow_id) from exc
-        except TimeoutError as exc:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise self._queued(workflow_id) from exc
 
     async def update(self, workflow_id: str, update: UpdateMethodMultiParam[Any, T], *args: Any) -> T:
         """Run an update (a method reference, never a string name) and wait for its result."""
         handle = self._client.get_workflow_handle(workflow_id)
         try:
-            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._wait):
                 return await handle.execute_update(update, args=args)
         except WorkflowUpdateFailedError as exc:
             raise self._refusal(exc) from exc
@@ -132,7 +133,7 @@ class Gateway:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowNotFound(workflow_id) from exc
             raise _unavailable(exc) from exc
-        except TimeoutError as exc:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise self._queued(workflow_id) from exc
 
     async def query(self, workflow_id: str, query: Callable[..., T]) -> T | None:
@@ -154,7 +155,7 @@ class Gateway:
     async def execute(self, run: Callable[..., Awaitable[T]], arg: Any, *, workflow_id: str) -> T:
         """Run a short workflow to completion and return its result (e.g. a webhook redelivery)."""
         try:
-            async with asyncio.timeout(UPDATE_TIMEOUT_SECONDS * 2):
+            async with asyncio.timeout(self._wait * 2):
                 return await self._client.execute_workflow(
                     run, arg, id=workflow_id, task_queue=self._settings.task_queue
                 )
@@ -162,7 +163,7 @@ class Gateway:
             raise ApiError(502, "workflow_failed", f"{workflow_id} failed: {exc.cause or exc}") from exc
         except RPCError as exc:
             raise _unavailable(exc) from exc
-        except TimeoutError as exc:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise self._queued(workflow_id) from exc
 
     async def call(self, action: Callable[[Client, str], Awaitable[T]], *, what: str) -> T:
@@ -203,13 +204,12 @@ class Gateway:
             "the change could not be recorded (the database may be unavailable); nothing was changed, retry later",
         )
 
-    @staticmethod
-    def _queued(workflow_id: str) -> ApiError:
+    def _queued(self, workflow_id: str) -> ApiError:
         return ApiError(
             504,
             "timeout",
-            f"no worker answered within {UPDATE_TIMEOUT_SECONDS:.0f}s; the request is queued and may still be "
-            f"applied: read {workflow_id} before retrying",
+            f"Temporal or a worker did not answer within {self._wait:.0f}s; the request may still be applied: "
+            f"read {workflow_id} before retrying (a start: retry with the same Idempotency-Key)",
         )
 
     @staticmethod

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8233,http://localhost:8233",
         description="Origins (the Temporal UI) allowed to call the codec endpoint from a browser",
     )
+    temporal_answer_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="How long the API waits for a start or an update to be answered"
+    )
     search_attributes: bool = Field(
         default=True,
         description="Set Trellis's custom search attributes on runs. Turn off only for a Temporal server "
