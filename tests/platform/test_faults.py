@@ -25,24 +25,12 @@ from core.entities.tables import Entity
 from core.platform.database import make_engine
 from core.platform.embedded import sqlalchemy_url
 from core.process.tables import GraphData, WorkflowEvent
-from tests.support.processes import alive, children, descendants
+from tests.support.processes import alive, children, descendants, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]
 INSTANCES = 50
 STEP_PAUSE = 4.0  # seconds between an instance's transitions: about 35 s of load
-
-
-def _pids(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                if marker in command and state != "Z":
-                    found.append(int(entry))
-    return found
 
 
 async def test_instances_complete_exactly_once_through_faults() -> None:
@@ -121,7 +109,7 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
             # Temporal frozen for 5 s.
             [temporal] = [
                 p
-                for p in _pids(f"--port {temporal_port}")
+                for p in processes(f"--port {temporal_port}")
                 if "start-dev" in Path(f"/proc/{p}/cmdline").read_text(errors="replace").replace("\0", " ")
             ]
             os.kill(temporal, signal.SIGSTOP)
@@ -188,7 +176,7 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
                 launcher.kill()
                 await launcher.wait()
         log.close()
-        for pid in leftovers + _pids(str(data)):  # whatever the launcher left behind
+        for pid in leftovers + processes(str(data)):  # whatever the launcher left behind
             if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -61,3 +61,12 @@ def descendants(root: int) -> list[int]:
         found += below
         frontier = below
     return found
+
+
+def processes(marker: str) -> list[int]:
+    """Living processes whose command line contains ``marker``."""
+    return [
+        int(e.name)
+        for e in Path("/proc").iterdir()
+        if e.name.isdigit() and alive(int(e.name)) and marker in command_line(int(e.name))
+    ]

@@ -141,12 +141,10 @@ class OutboxDispatcher:
         ``with_claims``: events with runs claimed by an earlier pass that may not have started."""
         retry = webhook_retry(self._settings)
         starts: list[_Start] = []
-        async with self._engine.connect() as conn:
+        async with self._engine.begin() as conn:
             rules = await matching.candidate_rules(conn, [(e.entity_type, e.event_kind) for e in events])
             if not rules and not with_claims:
                 return starts  # no rule listens to any of these events: nothing to write
-            await conn.rollback()
-        async with self._engine.begin() as conn:
             claimed_before = await matching.running_claims(conn, with_claims) if with_claims else {}
             for event in events:
                 candidates = rules.get((event.entity_type, event.event_kind), [])
