@@ -17,8 +17,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import key_table
-from api.errors import ERROR_RESPONSES, BodySizeLimit, install_error_handlers
+from api.errors import ERROR_RESPONSES, BodySizeLimit, StorableParameters, install_error_handlers
 from api.gateway import Gateway
+from api.openapi import install_openapi
 from api.ratelimits import RateLimits
 from api.routes import codec, entities, notifications
 from api.routes.agents import agents, sessions
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions, codec):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    install_openapi(app)
 
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Our own limiter (not Starlette's) so that a 413 carries the same JSON error shape as every answer.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StorableParameters)
     # The Temporal UI calls the codec endpoint from the browser, on its own origin.
     app.add_middleware(
         CORSMiddleware,

@@ -11,22 +11,26 @@ import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from temporalio.api.common.v1 import Payload
 
 from api.deps import Reader
 from api.errors import ApiError
 from core.platform.codec import AesGcmCodec, PayloadKeyError
+from core.platform.contracts import RequestModel, RequestPart
 
 router = APIRouter(prefix="/codec", tags=["codec"])
 
 
-class JsonPayload(BaseModel):
-    metadata: dict[str, str] = Field(default_factory=dict, description="base64 values")
-    data: str = Field(default="", description="base64")
+Base64 = Annotated[str, Field(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
 
 
-class Payloads(BaseModel):
+class JsonPayload(RequestPart):
+    metadata: dict[str, Base64] = Field(default_factory=dict, description="base64 values")
+    data: Base64 = Field(default="", description="base64")
+
+
+class Payloads(RequestModel):
     payloads: list[JsonPayload] = Field(max_length=1000)
 
 
@@ -66,7 +70,7 @@ def _to_json(payloads: list[Payload]) -> Payloads:
 
 
 @router.post("/decode", response_model=Payloads)
-async def decode(body: Payloads, codec: Codec, _: Reader) -> Payloads:
+async def decode(body: Payloads, _: Reader, codec: Codec) -> Payloads:
     try:
         return _to_json(await codec.decode(_to_protos(body)))
     except PayloadKeyError as exc:
@@ -76,5 +80,5 @@ async def decode(body: Payloads, codec: Codec, _: Reader) -> Payloads:
 
 
 @router.post("/encode", response_model=Payloads)
-async def encode(body: Payloads, codec: Codec, _: Reader) -> Payloads:
+async def encode(body: Payloads, _: Reader, codec: Codec) -> Payloads:
     return _to_json(await codec.encode(_to_protos(body)))

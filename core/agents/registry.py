@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -61,8 +61,13 @@ def _check_schema_keywords(value: Any, path: str) -> None:
             _check_schema_keywords(item, f"{path}[{index}]")
 
 
-class AgentCreate(RequestModel):
-    agent_name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_\-]*$")
+AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_\-]*$"
+AgentName = Annotated[str, Field(min_length=1, max_length=100, pattern=AGENT_NAME_PATTERN)]
+
+
+class AgentDefinition(RequestModel):
+    """An agent as PUT replaces it: everything but its name, which the path gives."""
+
     agent_type: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_\-]*$")
     capabilities: list[str] = Field(min_length=1, max_length=30)
     system_prompt: str = Field(min_length=1, max_length=20_000)
@@ -75,6 +80,10 @@ class AgentCreate(RequestModel):
     active_flag: bool = True
 
     _schema = field_validator("output_schema")(lambda cls, v: _check_schema(v))
+
+
+class AgentCreate(AgentDefinition):
+    agent_name: AgentName
 
 
 class AgentPublic(BaseModel):

@@ -23,7 +23,7 @@ from core.automation.messages import MESSAGE_TEMPLATES
 from core.automation.scripts import SCRIPTS
 from core.automation.templating import TemplateRenderError, check_value, is_template
 from core.platform import errors
-from core.platform.contracts import StrictModel
+from core.platform.contracts import RequestPart, StrictModel
 
 EntityType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
 TemplatedText = Annotated[str, Field(min_length=1, max_length=5000)]
@@ -37,7 +37,7 @@ def _templates(*values: Any) -> None:
         raise ValueError(str(exc)) from exc
 
 
-class UpdateFieldAction(StrictModel):
+class UpdateFieldAction(RequestPart):
     """Set ``field`` ("status", "name" or a key of ``fields``) on the trigger entity, or on its parent /
     child of ``target_entity_type``. The change emits its own entity events."""
 
@@ -55,7 +55,7 @@ class UpdateFieldAction(StrictModel):
         return self
 
 
-class CreateEntityAction(StrictModel):
+class CreateEntityAction(RequestPart):
     """Create an entity, linked as a child of the trigger entity (e.g. an order from an accepted quote)."""
 
     type: Literal["create_entity"]
@@ -71,7 +71,7 @@ class CreateEntityAction(StrictModel):
         return self
 
 
-class _Message(StrictModel):
+class _Message(RequestPart):
     template: str = Field(min_length=1, max_length=100)
     subject: TemplatedText | None = None
     body: TemplatedText | None = None
@@ -115,7 +115,7 @@ SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 
 
-class CallWebhookAction(StrictModel):
+class CallWebhookAction(RequestPart):
     """Call a URL, signed per Standard Webhooks with the rule's secret; retried and dead-lettered.
 
     Only the path and query of ``url`` may be templated (each value percent-encoded). ``body`` is an
@@ -167,7 +167,7 @@ class CallWebhookAction(StrictModel):
         return self
 
 
-class RunScriptAction(StrictModel):
+class RunScriptAction(RequestPart):
     """Run a registered script (core/scripts.py) on the trigger entity; its result fields are set on it."""
 
     type: Literal["run_script"]

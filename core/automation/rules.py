@@ -28,12 +28,12 @@ from core.automation.conditions import ConditionError, compile_condition
 from core.automation.messages import MESSAGE_TEMPLATES
 from core.automation.templating import TemplateRenderError, check_template, compile_template, is_template
 from core.entities.contracts import EntityEventData
-from core.platform.contracts import RequestModel, StrictModel
+from core.platform.contracts import JsonUuid, RequestModel, RequestPart
 
 TriggerAction = Literal["create", "update", "delete", "status_change", "field_change", "scheduled"]
 
 
-class TriggerConditions(StrictModel):
+class TriggerConditions(RequestPart):
     """``expression``: a CEL condition (core/conditions.py). ``field``: for field_change, which field."""
 
     expression: str | None = Field(default=None, min_length=1, max_length=2000)
@@ -56,7 +56,7 @@ class RuleCreate(RequestModel):
     trigger_entity_type: EntityType
     trigger_action_type: TriggerAction
     trigger_scope: Literal["all", "specific"] = "all"
-    trigger_entity_id: uuid.UUID | None = None
+    trigger_entity_id: JsonUuid | None = None
     trigger_conditions: TriggerConditions = Field(default_factory=TriggerConditions)
     schedule_cron: str | None = Field(default=None, max_length=100, description="For 'scheduled': a cron expression")
     action_entity_type: EntityType

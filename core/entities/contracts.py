@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.platform.contracts import RequestModel
+from core.platform.contracts import JsonUuid, RequestModel
 from core.platform.settings import Settings
 
 
@@ -18,7 +17,7 @@ class EntityCreate(RequestModel):
     name: str = Field(min_length=1, max_length=300)
     status: str | None = Field(default=None, max_length=100)
     fields: dict[str, Any] = Field(default_factory=dict)
-    parent_id: uuid.UUID | None = Field(default=None, description="Link the new entity under this entity")
+    parent_id: JsonUuid | None = Field(default=None, description="Link the new entity under this entity")
 
 
 class EntityUpdate(RequestModel):

@@ -7,9 +7,11 @@ be added later without breaking callers or replays.
 from __future__ import annotations
 
 import math
-from typing import Any, Generic, Literal, TypeVar
+import uuid
+from types import UnionType
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Strict, model_validator
 
 T = TypeVar("T")
 
@@ -27,6 +29,9 @@ MAX_JSON_DEPTH = 32
 
 
 MAX_JSON_INT = 2**63 - 1
+# The largest magnitude a fractional number may have: exactly representable as a double, and below
+# 2**63 so that a whole-numbered float is also a 64-bit integer (the OpenAPI describes both bounds).
+MAX_JSON_FLOAT = 9.2e18
 
 
 def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
@@ -46,6 +51,8 @@ def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{path}: number must be finite (NaN, Infinity and values like 1e400 cannot be stored)")
+        if abs(value) > MAX_JSON_FLOAT:
+            raise ValueError(f"{path}: number is outside the range ±{MAX_JSON_FLOAT:g}")
     elif isinstance(value, dict):
         for key, item in value.items():
             check_storable(key, f"{path} key", depth + 1)
@@ -55,7 +62,55 @@ def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
             check_storable(item, f"{path}[{index}]", depth + 1)
 
 
-class RequestModel(StrictModel):
+class RequestPart(StrictModel):
+    """Base for the models a request body is made of: JSON types are taken as they are (``0`` is not
+    ``false``, ``"1"`` is not ``1``), as the OpenAPI says. A whole number written ``5.0`` is an integer
+    in JSON Schema, so integer fields take it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        converted = dict(data)
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key in converted:
+                converted[key] = _as_integers(converted[key], field.annotation)
+        return converted
+
+
+def _as_integers(value: Any, annotation: Any) -> Any:
+    """``value`` with whole-numbered floats made ints where ``annotation`` wants an int (or ints)."""
+    if isinstance(value, float) and value.is_integer() and _wants(annotation, int):
+        return int(value)
+    if isinstance(value, list):
+        item = _list_item(annotation)
+        if item is not None:
+            return [_as_integers(v, item) for v in value]
+    return value
+
+
+def _wants(annotation: Any, kind: type) -> bool:
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return kind in options and float not in options
+
+
+def _list_item(annotation: Any) -> Any:
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    for option in options:
+        if get_origin(option) is list:
+            return get_args(option)[0]
+    return None
+
+
+# A UUID in a request body arrives as JSON text; strict models would otherwise want a UUID object.
+JsonUuid = Annotated[uuid.UUID, Strict(False)]
+
+
+class RequestModel(RequestPart):
     """Base for API request bodies: strict, and storable as a whole (see ``check_storable``)."""
 
     @model_validator(mode="before")

@@ -10,10 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.notifications.contracts import NotificationSpec
-from core.platform.contracts import RequestModel, Role, StrictModel
+from core.platform.contracts import JsonUuid, RequestModel, RequestPart, Role
 
 
-class ApprovalGate(StrictModel):
+class ApprovalGate(RequestPart):
     """Leaving the state needs an approval by one of ``roles``.
 
     After ``timeout_seconds`` without an approval the instance either escalates (records it and
@@ -30,7 +30,7 @@ class ApprovalGate(StrictModel):
     escalate_to: list[str] = Field(default_factory=list, max_length=50)
 
 
-class StateNode(StrictModel):
+class StateNode(RequestPart):
     """One state of an industry DAG, in the seed's JSON shape (plus an optional approval gate)."""
 
     id: int = Field(ge=0, le=100_000)
@@ -46,7 +46,7 @@ class StateNode(StrictModel):
     approval: ApprovalGate | None = None
 
 
-class WorkflowGraph(StrictModel):
+class WorkflowGraph(RequestPart):
     workflow_version: str = Field(default="1.0", max_length=20)
     states: list[StateNode] = Field(min_length=1, max_length=200)
 
@@ -90,7 +90,7 @@ class TemplateSummary(BaseModel):
     created_ts: datetime
 
 
-class EntityInput(StrictModel):
+class EntityInput(RequestPart):
     """A business entity to create with an instance (the start state's entity)."""
 
     name: str = Field(min_length=1, max_length=300)
@@ -278,7 +278,7 @@ class InstanceCreate(RequestModel):
     template_code: str = Field(min_length=1, max_length=50)
     template_version: int | None = Field(default=None, ge=1, le=1_000_000, description="Default: the latest version")
     entity: EntityInput | None = None
-    root_entity_id: uuid.UUID | None = None
+    root_entity_id: JsonUuid | None = None
 
     @model_validator(mode="after")
     def _one_root(self) -> InstanceCreate:

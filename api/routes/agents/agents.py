@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from api.deps import Admin, EngineDep, Reader
 from api.errors import ApiError
 from api.pagination import Limit, Offset
 from core.agents import store
-from core.agents.registry import AgentCreate, AgentPublic
+from core.agents.registry import AGENT_NAME_PATTERN, AgentCreate, AgentDefinition, AgentPublic
 from core.platform.contracts import Page
 
 router = APIRouter(prefix="/api/v1/orchestrator/agents", tags=["orchestrator"])
+
+
+PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=AGENT_NAME_PATTERN)]
 
 
 def _found(agent: AgentPublic | None, name: str) -> AgentPublic:
@@ -29,7 +34,7 @@ async def list_agents(
 
 
 @router.get("/{name}", response_model=AgentPublic)
-async def get_agent(name: str, engine: EngineDep, _: Reader) -> AgentPublic:
+async def get_agent(name: PathName, engine: EngineDep, _: Reader) -> AgentPublic:
     async with engine.connect() as conn:
         return _found(await store.get_agent(conn, name), name)
 
@@ -44,16 +49,19 @@ async def create_agent(body: AgentCreate, engine: EngineDep, _: Admin) -> AgentP
 
 
 @router.put("/{name}", response_model=AgentPublic)
-async def replace_agent(name: str, body: AgentCreate, engine: EngineDep, _: Admin) -> AgentPublic:
-    if body.agent_name != name:
-        raise ApiError(422, "validation_error", "agent_name in the body must match the name in the path")
+async def replace_agent(name: PathName, body: AgentDefinition, engine: EngineDep, _: Admin) -> AgentPublic:
+    """Replace the agent named in the path (the body does not repeat the name)."""
+    agent = AgentCreate.model_validate({**body.model_dump(), "agent_name": name})
     async with engine.begin() as conn:
         _found(await store.get_agent(conn, name), name)
-        return _found(await store.replace_agent(conn, body), name)
+        return _found(await store.replace_agent(conn, agent), name)
 
 
 @router.delete("/{name}", response_model=AgentPublic)
-async def deactivate_agent(name: str, engine: EngineDep, _: Admin) -> AgentPublic:
+async def deactivate_agent(name: PathName, engine: EngineDep, _: Admin) -> AgentPublic:
+    """Soft delete (the seed's): the agent is deactivated, so no new session can use it, and it stays
+    readable with ``active_flag`` false, since sessions refer to it. PUT it with ``active_flag`` true to
+    bring it back."""
     async with engine.begin() as conn:
         _found(await store.get_agent(conn, name), name)
         return _found(await store.deactivate_agent(conn, name), name)

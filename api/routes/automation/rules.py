@@ -122,7 +122,9 @@ async def deactivate_rule(
     principal: Admin,
     purge: Annotated[bool, Query(description="Delete the rule and its schedule instead of deactivating")] = False,
 ) -> RulePublic | None:
-    """Deactivate (the seed's DELETE); a scheduled rule's schedule is paused. ``purge`` deletes it."""
+    """Soft delete (the seed's DELETE): the rule is deactivated and a scheduled rule's schedule paused;
+    it stays readable with ``active_flag`` false, with its executions, and PUT can reactivate it.
+    ``purge=true`` deletes the rule and its schedule for good."""
     await _load(engine, rule_id)
     if purge:
         async with engine.begin() as conn:

@@ -1,0 +1,85 @@
+"""An independent fuzzer says the API does what its OpenAPI says: schemathesis, every check, against the
+real app served over HTTP on loopback, with the session's worker, Postgres and Temporal behind it.
+
+Webhooks of the rules it creates cannot leave loopback (no public destinations; the only allowed host is
+the test receiver), its LLM is the scripted OpenAI-protocol server, and rate limits are lifted so the run
+measures behaviour, not the limiter (the limiter has tests of its own). Bounded: a fixed number of cases
+per operation and a time budget; the run stops by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.main import create_app
+from core.platform.codec import AesGcmCodec, new_key, parse_keys
+from tests.support.api import TOKENS, make_settings
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES_PER_OPERATION = 10
+# A longer, deeper run for hunting: TRELLIS_FUZZ_SECONDS=900 make test (or pytest tests/api/test_fuzz.py).
+TIME_BUDGET_SECONDS = int(os.environ.get("TRELLIS_FUZZ_SECONDS", "150"))
+
+
+@pytest.fixture
+async def served_api(postgres_url: str, temporal_address: str, task_queue: str, worker: None) -> AsyncIterator[str]:
+    settings = make_settings(postgres_url, temporal_address, task_queue, webhook_public_destinations=False)
+    app = create_app(settings)
+    # The codec endpoint answers (the session's worker has no key, so Temporal payloads stay as they are).
+    app.state.codec = AesGcmCodec(parse_keys(f"fuzz:{new_key()}"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "the API did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+async def test_schemathesis_finds_nothing(served_api: str, tmp_path: Path) -> None:
+    st = shutil.which("st", path=str(Path(sys.executable).parent))
+    assert st, "schemathesis is a dev dependency"
+    process = await asyncio.create_subprocess_exec(
+        st,
+        "--config-file",
+        str(ROOT / "tests" / "api" / "schemathesis.toml"),
+        "--no-color",
+        "run",
+        f"{served_api}/openapi.json",
+        *os.environ.get("TRELLIS_FUZZ_ARGS", "").split(),
+        "--max-examples",
+        str(CASES_PER_OPERATION),
+        "--max-time",
+        str(TIME_BUDGET_SECONDS),
+        "--workers",
+        "1",
+        "--header",
+        f"Authorization: Bearer {TOKENS['admin']}",
+        "--request-timeout",
+        "30",
+        "--report-dir",
+        str(tmp_path),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=TIME_BUDGET_SECONDS + 120)
+    report = output.decode(errors="replace")
+    (tmp_path / "schemathesis.txt").write_text(report)
+    assert process.returncode == 0, f"whole report in {tmp_path / 'schemathesis.txt'}\n{report[-20_000:]}"
