@@ -19,6 +19,7 @@ from activities.automation.actions import ActionActivities
 from activities.automation.chains import AutomationActivities
 from activities.automation.registry import activities_of
 from activities.process.state_entry import ProcessActivities
+from activities.work.items import WorkActivities
 from core.automation.evaluator import ConditionEvaluator
 from core.entities.contracts import limits_of
 from core.platform.database import make_engine
@@ -33,6 +34,8 @@ from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRule
 from workflows.automation.redelivery import WebhookRedeliveryWorkflow
 from workflows.automation.schedules import reconcile_schedules
 from workflows.process.instance import ProcessInstanceWorkflow
+from workflows.work.item import WorkItemWorkflow
+from workflows.work.signals import WorkSignalsWorkflow, ensure_daily_schedule
 
 logger = logging.getLogger("trellis.worker")
 
@@ -41,6 +44,19 @@ logger = logging.getLogger("trellis.worker")
 # measured as the largest per-start cost of the worker (docs/decisions/0005-workflow-sandbox.md).
 # Workflow modules keep no mutable module-level state, which is what makes sharing them safe.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
+
+# Every workflow type, once: the worker registers them and the replay tests replay them.
+WORKFLOWS = (
+    ProcessInstanceWorkflow,
+    EntityEventWorkflow,
+    ScheduledRuleWorkflow,
+    AutomationChainWorkflow,
+    WebhookRedeliveryWorkflow,
+    AgentSessionWorkflow,
+    WorkItemWorkflow,
+    WorkSignalsWorkflow,
+)
 
 
 def build_worker(
@@ -58,17 +74,11 @@ def build_worker(
     actions = ActionActivities(engine, settings)
     llm = LlmActivities(engine, settings)
     sessions = SessionActivities(engine)
+    work = WorkActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[
-            ProcessInstanceWorkflow,
-            EntityEventWorkflow,
-            ScheduledRuleWorkflow,
-            AutomationChainWorkflow,
-            WebhookRedeliveryWorkflow,
-            AgentSessionWorkflow,
-        ],
+        workflows=list(WORKFLOWS),
         activities=[
             process.enter_state,
             process.record_approval,
@@ -81,8 +91,12 @@ def build_worker(
             actions.redeliver_webhook,
             llm.call_agent,
             sessions.record,
+            work.record,
+            work.interpret,
+            work.mark_started,
         ],
         max_concurrent_local_activities=100,
+        max_cached_workflows=settings.worker_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
     )
 
@@ -96,9 +110,10 @@ async def run_worker(settings: Settings) -> None:
         raise SystemExit("TRELLIS_DATABASE_URL is not set: start Trellis with `make run`, or point it at a Postgres")
     await upgrade_database_async(settings.database_url)
     client = await connect_client(settings)
-    added = await ensure_search_attributes(client, settings.temporal_namespace)
-    if added:
-        logger.info("registered search attributes: %s", ", ".join(added))
+    if settings.search_attributes:  # off for servers that cannot register custom ones (the test server)
+        added = await ensure_search_attributes(client, settings.temporal_namespace)
+        if added:
+            logger.info("registered search attributes: %s", ", ".join(added))
     engine = make_engine(settings.database_url)
     evaluator = condition_evaluator(settings)
     stop = asyncio.Event()
@@ -108,6 +123,7 @@ async def run_worker(settings: Settings) -> None:
     try:
         reconciled = await reconcile_schedules(client, engine, settings.task_queue)
         logger.info("reconciled %d rule schedules", reconciled)
+        await ensure_daily_schedule(client, settings.task_queue)
         dispatcher = asyncio.create_task(OutboxDispatcher(engine, client, settings, evaluator).run(stop))
         async with build_worker(client, engine, settings.task_queue, settings, evaluator):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)

@@ -100,16 +100,20 @@ class Gateway:
         run: Callable[..., Awaitable[Any]],
         arg: Any,
         update: UpdateMethodMultiParam[Any, T],
-        *,
+        *update_args: Any,
         workflow_id: str,
         search_attributes: Sequence[SearchAttributePair[Any]] = (),
         summary: str,
+        update_id: str | None = None,
     ) -> T:
-        """Start (or find the running) workflow and run an update on it, in one round trip."""
+        """Start (or find the running) workflow and run an update on it, in one round trip. An update
+        with the ``update_id`` of one already applied returns that one's result and applies nothing."""
         operation = WithStartWorkflowOperation(run, arg, **self._start_options(workflow_id, search_attributes, summary))
         try:
             async with asyncio.timeout(self._wait):
-                return await self._client.execute_update_with_start_workflow(update, start_workflow_operation=operation)
+                return await self._client.execute_update_with_start_workflow(
+                    update, args=update_args, id=update_id, start_workflow_operation=operation
+                )
         except WorkflowAlreadyStartedError as exc:
             raise AlreadyFinished(workflow_id) from exc
         except WorkflowUpdateFailedError as exc:

@@ -25,6 +25,7 @@ from api.routes import codec, entities, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
+from api.routes.work import definitions, queue
 from core.agents.registry import seed_agents
 from core.platform.codec import AesGcmCodec, parse_keys
 from core.platform.database import make_engine
@@ -32,6 +33,7 @@ from core.platform.migrate import upgrade_database_async
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
 from core.process.templates import load_packs
+from core.work.store import seed_definitions
 
 logger = logging.getLogger("trellis.api")
 
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         await load_packs(engine)
         await seed_agents(engine)
+        async with engine.begin() as conn:
+            await seed_definitions(conn)
         app.state.engine = engine
         app.state.gateway = Gateway(await connect_client(settings), settings)
         try:
@@ -68,7 +72,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_session_starts)
     app.state.codec = AesGcmCodec(parse_keys(settings.payload_keys)) if settings.payload_keys.strip() else None
     install_error_handlers(app)
-    for module in (templates, instances, entities, rules, notifications, dead_letters, agents, sessions, codec):
+    for module in (
+        templates,
+        instances,
+        entities,
+        rules,
+        notifications,
+        dead_letters,
+        agents,
+        sessions,
+        definitions,
+        queue,
+        codec,
+    ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)
 

@@ -8,8 +8,16 @@ from core.entities import tables as entities_tables
 from core.notifications import tables as notifications_tables
 from core.platform.database import SCHEMA, Base
 from core.process import tables as process_tables
+from core.work import tables as work_tables
 
-DOMAIN_TABLES = (entities_tables, notifications_tables, process_tables, automation_tables, agents_tables)
+DOMAIN_TABLES = (
+    entities_tables,
+    notifications_tables,
+    process_tables,
+    automation_tables,
+    agents_tables,
+    work_tables,
+)
 target_metadata = Base.metadata
 
 __all__ = ["DOMAIN_TABLES", "SCHEMA", "target_metadata"]

@@ -158,3 +158,20 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def skipping_api(
+    time_skipping_env: WorkflowEnvironment, engine: AsyncEngine, postgres_url: str
+) -> AsyncIterator[Api]:
+    """The API and a worker on the time-skipping test server (for timers: approval time-outs, snoozes)."""
+    queue = f"trellis-skip-{uuid.uuid4()}"
+    address = time_skipping_env.client.service_client.config.target_host
+    async with build_worker(time_skipping_env.client, engine, queue):
+        # The Java test server cannot register custom search attributes.
+        lifespan, client = await open_api(make_settings(postgres_url, address, queue, search_attributes=False))
+        try:
+            yield Api(client)
+        finally:
+            await client.aclose()
+            await lifespan.__aexit__(None, None, None)

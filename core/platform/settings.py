@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = "default"
     task_queue: str = "trellis"
+    worker_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="Workflows a worker keeps in memory between tasks (Temporal's sticky cache); 0: none, "
+        "every task replays its history (less memory, more CPU)",
+    )
     temporal_ui_port: int = 8233
     temporal_port: int = 7233
     api_host: str = "127.0.0.1"

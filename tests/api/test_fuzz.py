@@ -1,5 +1,5 @@
 """An independent fuzzer says the API does what its OpenAPI says: schemathesis, every check, against the
-real app served over HTTP on loopback, with the session's worker, Postgres and Temporal behind it.
+real app served over HTTP on loopback, with a worker of its own on the session's Postgres server and Temporal.
 
 Webhooks of the rules it creates cannot leave loopback (no public destinations; the only allowed host is
 the test receiver), its LLM is the scripted OpenAI-protocol server, and rate limits are lifted so the run
@@ -13,16 +13,21 @@ import contextlib
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import uvicorn
+from temporalio.client import Client
 
 from api.main import create_app
 from core.platform.codec import AesGcmCodec, new_key, parse_keys
+from core.platform.database import make_engine
 from tests.support.api import TOKENS, make_settings
 from tests.support.servers import free_port
+from worker import build_worker, condition_evaluator
+from workflows.automation.dispatcher import OutboxDispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_PER_OPERATION = 10
@@ -31,25 +36,39 @@ TIME_BUDGET_SECONDS = int(os.environ.get("TRELLIS_FUZZ_SECONDS", "150"))
 
 
 @pytest.fixture
-async def served_api(postgres_url: str, temporal_address: str, task_queue: str, worker: None) -> AsyncIterator[str]:
-    settings = make_settings(postgres_url, temporal_address, task_queue, webhook_public_destinations=False)
+async def served_api(
+    fresh_database: str, temporal_client: Client, temporal_address: str, worker: None
+) -> AsyncIterator[str]:
+    """The API on a database and task queue of its own, with its own worker and outbox dispatcher: what
+    the fuzzer deletes and deactivates (seeded agents, demo definitions) no other test sees."""
+    queue = f"trellis-fuzz-{uuid.uuid4()}"
+    settings = make_settings(fresh_database, temporal_address, queue, webhook_public_destinations=False)
+    engine = make_engine(fresh_database, pool_size=4)
+    evaluator = condition_evaluator(settings)
+    stop = asyncio.Event()
+    dispatcher = asyncio.create_task(OutboxDispatcher(engine, temporal_client, settings, evaluator).run(stop))
     app = create_app(settings)
     # The codec endpoint answers (the session's worker has no key, so Temporal payloads stay as they are).
     app.state.codec = AesGcmCodec(parse_keys(f"fuzz:{new_key()}"))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "the API did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+    async with build_worker(temporal_client, engine, queue, settings, evaluator):
+        serving = asyncio.create_task(server.serve())
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "the API did not start"
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    stop.set()
+    await dispatcher
+    evaluator.close()
+    await engine.dispose()
 
 
 async def test_schemathesis_finds_nothing(served_api: str, tmp_path: Path) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
@@ -16,9 +14,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from core.notifications.tables import Notification
-from tests.support.api import Api, make_settings, open_api
+from tests.support.api import Api
 from tests.support.process import events_of, graph_row, node, template, unique_code
-from worker import build_worker
 
 
 def gated_template(code: str, **gate: Any) -> dict[str, Any]:
@@ -123,22 +120,6 @@ async def test_gate_roles_are_enforced(api: Api) -> None:
 
 
 # --------------------------------------------------------------------------- timeouts (time skipping)
-
-
-@pytest.fixture(scope="module")
-async def skipping_api(
-    time_skipping_env: WorkflowEnvironment, engine: AsyncEngine, postgres_url: str
-) -> AsyncIterator[Api]:
-    queue = f"trellis-skip-{uuid.uuid4()}"
-    address = time_skipping_env.client.service_client.config.target_host
-    async with build_worker(time_skipping_env.client, engine, queue):
-        # The Java test server cannot register custom search attributes.
-        lifespan, client = await open_api(make_settings(postgres_url, address, queue, search_attributes=False))
-        try:
-            yield Api(client)
-        finally:
-            await client.aclose()
-            await lifespan.__aexit__(None, None, None)
 
 
 async def test_approval_timeout_escalates(

@@ -25,11 +25,7 @@ from temporalio.workflow import _Definition
 from tests.support import histories
 from tests.support.api import Api, make_settings, open_api
 from tests.support.servers import LlmServer, WebhookServer
-from workflows.agents.session import AgentSessionWorkflow
-from workflows.automation.chain import AutomationChainWorkflow
-from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
-from workflows.automation.redelivery import WebhookRedeliveryWorkflow
-from workflows.process.instance import ProcessInstanceWorkflow
+from worker import WORKFLOWS
 
 
 def workflow_definition(cls: type) -> _Definition:
@@ -42,14 +38,7 @@ COMMITTED = sorted(HISTORIES.rglob("*.json"))
 
 def replayer() -> Replayer:
     return Replayer(
-        workflows=[
-            ProcessInstanceWorkflow,
-            EntityEventWorkflow,
-            ScheduledRuleWorkflow,
-            AutomationChainWorkflow,
-            WebhookRedeliveryWorkflow,
-            AgentSessionWorkflow,
-        ],
+        workflows=list(WORKFLOWS),
         data_converter=pydantic_data_converter,
     )
 

@@ -21,6 +21,7 @@ from tests.support.agents import start as start_session
 from tests.support.api import Api, eventually
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
 from tests.support.process import node, template, unique_code
+from tests.support.work import act, customer, demo
 
 Ref = tuple[str, str | None]  # (workflow id, run id or None for the latest run)
 Scenario = Callable[["Stage"], Awaitable[Ref]]
@@ -294,6 +295,40 @@ async def session_continued_as_new(stage: Stage) -> Ref:
     return started["workflow_id"], first.run_id
 
 
+# --------------------------------------------------------------------------- work items
+
+
+async def work_item_lifecycle(stage: Stage) -> Ref:
+    entity = await customer(stage.api, revenue_impact_tier=3, churn_risk_score=6)
+    item = (await demo(stage.api, entity, "operator-user"))[2]
+    for path, method, body in (
+        ("snooze", "POST", {"days": 7}),
+        ("escalate", "POST", {"escalation_user_id": "approver-user"}),
+        ("status", "PATCH", {"status": "underway", "execution_data": {"call": "booked"}}),
+        ("status", "PATCH", {"status": "completed"}),
+    ):
+        assert (await act(stage.api, "operator", item["id"], path, method, **body)).status_code == 200
+    return item["workflow_id"], None
+
+
+async def work_signals(stage: Stage) -> Ref:
+    kind = unique_type("replay_signals")
+    created = await stage.api.request(
+        "POST",
+        "/api/v1/orchestrator/definitions",
+        json={
+            "name": f"Replay {kind}",
+            "workflow_type": "risk",
+            "trigger_conditions": {"risk_score_min": 1, "entity_type": kind},
+        },
+    )
+    assert created.status_code == 201, created.text
+    await customer(stage.api, entity_type=kind, churn_risk_score=4)
+    run = await stage.api.request("POST", "/api/v1/orchestrator/signals/interpret", role="operator")
+    assert run.status_code == 200, run.text
+    return run.json()["workflow_id"], None
+
+
 async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
     """Every scenario, concurrently; their histories by scenario name."""
     scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
@@ -316,6 +351,8 @@ async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
         "session_cancelled": lambda: session_cancelled(stage, llm),
         "session_approval_timed_out": lambda: session_approval_timed_out(stage),
         "session_continued_as_new": lambda: session_continued_as_new(stage),
+        "work_item_lifecycle": lambda: work_item_lifecycle(stage),
+        "work_signals": lambda: work_signals(stage),
     }
     refs = await asyncio.gather(*(run() for run in scenarios.values()))
     histories: dict[str, WorkflowHistory] = {}

@@ -1,0 +1,371 @@
+"""Data access of the work queue: definitions, items, the queue, and the one write path of an item
+(``record``), used by its workflow so that every change is one transaction, recorded once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.entities.tables import Entity
+from core.notifications.contracts import NotificationSpec
+from core.notifications.store import insert_notifications
+from core.platform.paths import PACKS_DIR
+from core.work.contracts import (
+    DefinitionCreate,
+    DefinitionPublic,
+    ItemState,
+    ItemWrite,
+    WorkItemPublic,
+)
+from core.work.priority import Signals, opportunity_score, priority_label, priority_score, risk_score
+from core.work.tables import OPEN_STATUSES, WorkDefinition, WorkItem
+
+DEMO_DEFINITIONS_FILE = PACKS_DIR / "work" / "definitions.json"
+DEFAULT_ASSIGNEE = "operator"  # a role: every operator sees an item nobody in particular owns
+
+
+def item_workflow_id(item_id: uuid.UUID | str) -> str:
+    return f"work-item-{item_id}"
+
+
+# ------------------------------------------------------------------ definitions
+
+
+async def seed_definitions(conn: AsyncConnection) -> None:
+    """The seed's three demo definitions (idempotent by name; an admin's edits are kept)."""
+    for raw in json.loads(DEMO_DEFINITIONS_FILE.read_text()):
+        definition = DefinitionCreate.model_validate(raw)
+        await conn.execute(
+            insert(WorkDefinition)
+            .values(**_definition_values(definition))
+            .on_conflict_do_nothing(index_elements=[WorkDefinition.name])
+        )
+
+
+def _definition_values(body: DefinitionCreate) -> dict[str, Any]:
+    values = body.model_dump()
+    values["trigger_conditions"] = body.trigger_conditions.model_dump(exclude_none=True)
+    return values
+
+
+async def create_definition(conn: AsyncConnection, body: DefinitionCreate) -> DefinitionPublic | None:
+    row = (
+        await conn.execute(
+            insert(WorkDefinition)
+            .values(**_definition_values(body))
+            .on_conflict_do_nothing(index_elements=[WorkDefinition.name])
+            .returning(WorkDefinition.__table__)
+        )
+    ).first()
+    return DefinitionPublic.model_validate(row) if row else None
+
+
+async def replace_definition(
+    conn: AsyncConnection, definition_id: uuid.UUID, body: DefinitionCreate
+) -> DefinitionPublic | None:
+    row = (
+        await conn.execute(
+            update(WorkDefinition)
+            .where(WorkDefinition.id == definition_id)
+            .values(**_definition_values(body), updated_ts=func.now())
+            .returning(WorkDefinition.__table__)
+        )
+    ).first()
+    return DefinitionPublic.model_validate(row) if row else None
+
+
+async def deactivate_definition(conn: AsyncConnection, definition_id: uuid.UUID) -> DefinitionPublic | None:
+    row = (
+        await conn.execute(
+            update(WorkDefinition)
+            .where(WorkDefinition.id == definition_id)
+            .values(is_active=False, updated_ts=func.now())
+            .returning(WorkDefinition.__table__)
+        )
+    ).first()
+    return DefinitionPublic.model_validate(row) if row else None
+
+
+async def definition_named(conn: AsyncConnection, name: str) -> uuid.UUID | None:
+    found = await conn.execute(select(WorkDefinition.id).where(WorkDefinition.name == name))
+    return found.scalar_one_or_none()
+
+
+async def get_definition(conn: AsyncConnection, definition_id: uuid.UUID) -> DefinitionPublic | None:
+    row = (await conn.execute(select(WorkDefinition.__table__).where(WorkDefinition.id == definition_id))).first()
+    return DefinitionPublic.model_validate(row) if row else None
+
+
+async def list_definitions(conn: AsyncConnection, *, demo: bool | None, active: bool | None) -> list[DefinitionPublic]:
+    stmt = select(WorkDefinition.__table__).order_by(WorkDefinition.name)
+    if demo is not None:
+        stmt = stmt.where(WorkDefinition.is_demo.is_(demo))
+    if active is not None:
+        stmt = stmt.where(WorkDefinition.is_active.is_(active))
+    return [DefinitionPublic.model_validate(r) for r in (await conn.execute(stmt)).all()]
+
+
+# ------------------------------------------------------------------ items
+
+
+def _order() -> Any:
+    return WorkDefinition.trigger_conditions["order"].as_integer()
+
+
+def _items() -> Select[Any]:
+    return (
+        select(
+            WorkItem.__table__,
+            WorkDefinition.name.label("definition_name"),
+            WorkDefinition.workflow_type,
+            _order().label("order"),
+            Entity.name.label("entity_name"),
+        )
+        .join(WorkDefinition, WorkDefinition.id == WorkItem.definition_id)
+        .join(Entity, Entity.id == WorkItem.entity_id)
+    )
+
+
+def _public(row: Any) -> WorkItemPublic:
+    values = dict(row._mapping)
+    values["priority_label"] = priority_label(values["priority_score"])
+    values["workflow_id"] = item_workflow_id(values["id"])
+    return WorkItemPublic.model_validate(values)
+
+
+async def get_item(conn: AsyncConnection, item_id: uuid.UUID) -> WorkItemPublic | None:
+    row = (await conn.execute(_items().where(WorkItem.id == item_id))).first()
+    return _public(row) if row else None
+
+
+async def queue(conn: AsyncConnection, *, assignees: list[str] | None, demo: bool, limit: int) -> list[WorkItemPublic]:
+    """Open items: in demo mode the demo items by their sequence order, otherwise by priority."""
+    stmt = _items().where(WorkItem.status.in_(OPEN_STATUSES)).limit(limit)
+    if assignees is not None:
+        stmt = stmt.where(WorkItem.assignee.in_(assignees))
+    if demo:
+        stmt = stmt.where(WorkItem.is_demo.is_(True)).order_by(_order(), WorkItem.created_ts)
+    else:
+        stmt = stmt.order_by(WorkItem.priority_score.desc(), WorkItem.created_ts, WorkItem.id)
+    return [_public(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def demo_items(conn: AsyncConnection, *, assignee: str) -> list[WorkItemPublic]:
+    """The assignee's demo items, newest of each definition, in sequence order."""
+    stmt = (
+        _items()
+        .where(WorkItem.is_demo.is_(True), WorkItem.assignee == assignee)
+        .order_by(_order(), WorkItem.created_ts.desc())
+    )
+    latest: dict[uuid.UUID, WorkItemPublic] = {}
+    for row in (await conn.execute(stmt)).all():
+        latest.setdefault(row.definition_id, _public(row))
+    return sorted(latest.values(), key=lambda i: i.order or 0)
+
+
+async def create_items(
+    conn: AsyncConnection, wanted: list[tuple[DefinitionPublic, uuid.UUID, str]], *, now: datetime
+) -> list[uuid.UUID]:
+    """An open item per (definition, entity), creating those missing; returns every one of them. Never
+    two open items for one definition and entity (a partial unique index), whoever asks concurrently."""
+    ids: list[uuid.UUID] = []
+    for definition, entity_id, assignee in wanted:
+        fields = (await conn.execute(select(Entity.fields).where(Entity.id == entity_id))).scalar_one()
+        score = priority_score(
+            definition.workflow_type, snooze_until=None, now=now, signals=Signals.of(fields), snoozed=False
+        )
+        created = (
+            await conn.execute(
+                insert(WorkItem)
+                .values(
+                    definition_id=definition.id,
+                    entity_id=entity_id,
+                    assignee=assignee,
+                    is_demo=definition.is_demo,
+                    priority_score=score,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[WorkItem.definition_id, WorkItem.entity_id],
+                    index_where=text("status IN ('not_started', 'underway', 'snoozed')"),
+                )
+                .returning(WorkItem.id)
+            )
+        ).scalar_one_or_none()
+        if created is None:
+            created = (
+                await conn.execute(
+                    select(WorkItem.id).where(
+                        WorkItem.definition_id == definition.id,
+                        WorkItem.entity_id == entity_id,
+                        WorkItem.status.in_(OPEN_STATUSES),
+                    )
+                )
+            ).scalar_one()
+        ids.append(created)
+    return ids
+
+
+async def entity_exists(conn: AsyncConnection, entity_id: uuid.UUID) -> bool:
+    found = await conn.execute(select(Entity.id).where(Entity.id == entity_id, Entity.deleted_ts.is_(None)))
+    return found.first() is not None
+
+
+async def unstarted(conn: AsyncConnection, ids: list[uuid.UUID] | None = None) -> list[uuid.UUID]:
+    """Open items whose workflow is not known to be started (a crash between insert and start)."""
+    stmt = select(WorkItem.id).where(WorkItem.workflow_started.is_(False), WorkItem.status.in_(OPEN_STATUSES))
+    if ids is not None:
+        stmt = stmt.where(WorkItem.id.in_(ids))
+    return list((await conn.execute(stmt.limit(10_000))).scalars())
+
+
+async def mark_started(conn: AsyncConnection, ids: list[uuid.UUID]) -> None:
+    if ids:
+        await conn.execute(update(WorkItem).where(WorkItem.id.in_(ids)).values(workflow_started=True))
+
+
+async def record(conn: AsyncConnection, write: ItemWrite) -> ItemState:
+    """Apply one step of an item's workflow: a change, or (without one) a rescore. Step ``version``
+    is recorded once: a retried step finds the row at that version and changes nothing."""
+    row = (
+        await conn.execute(
+            select(WorkItem.__table__, WorkDefinition.workflow_type, Entity.fields.label("entity_fields"))
+            .join(WorkDefinition, WorkDefinition.id == WorkItem.definition_id)
+            .join(Entity, Entity.id == WorkItem.entity_id)
+            .where(WorkItem.id == write.item_id)
+            .with_for_update(of=WorkItem)
+        )
+    ).one()
+    if row.version >= write.version:  # recorded already (a retry after the commit)
+        item = await get_item(conn, write.item_id)
+        return ItemState(status=row.status, snooze_until=row.snooze_until, version=row.version, item=item)
+    values: dict[str, Any] = {"version": write.version, "updated_ts": write.now}
+    status, snooze_until = row.status, row.snooze_until
+    change = write.change
+    if change is not None and change.action == "snooze":
+        assert change.days is not None
+        status, snooze_until = "snoozed", write.now + timedelta(days=change.days)
+        values.update(status=status, snooze_until=snooze_until, snooze_days=change.days, snoozed_at=write.now)
+    elif change is not None and change.action == "skip":
+        status = "skipped"
+        values.update(status=status, skipped_at=write.now, skip_reason=change.reason)
+    elif change is not None and change.action == "escalate":
+        values.update(escalation_user_id=change.escalation_user_id, escalated_at=write.now)
+        await insert_notifications(
+            conn,
+            [
+                NotificationSpec(
+                    recipient=str(change.escalation_user_id),
+                    template="work_item_escalated",
+                    subject="A work item was escalated to you",
+                    body=f"{change.actor} escalated work item {write.item_id} to you; it stays assigned to "
+                    f"{row.assignee}.",
+                )
+            ],
+            dedupe_prefix=f"work-item:{write.item_id}:{write.version}",
+            source=item_workflow_id(write.item_id),
+            entity_id=row.entity_id,
+            ts=write.now,
+        )
+    elif change is not None and change.action == "status":
+        assert change.status is not None
+        status = change.status
+        values["status"] = status
+        if status == "underway" and row.started_at is None:
+            values["started_at"] = write.now
+        if status == "completed":
+            values["completed_at"] = write.now
+            values.setdefault("started_at", row.started_at or write.now)
+        if status in ("not_started", "underway"):
+            snooze_until = None
+            values["snooze_until"] = None
+        if change.execution_data:
+            values["execution_data"] = {**row.execution_data, **change.execution_data}
+    values["priority_score"] = priority_score(
+        row.workflow_type,
+        snooze_until=snooze_until,
+        now=write.now,
+        signals=Signals.of(row.entity_fields),
+        snoozed=status == "snoozed",
+    )
+    await conn.execute(update(WorkItem).where(WorkItem.id == write.item_id).values(**values))
+    item = await get_item(conn, write.item_id)
+    return ItemState(status=status, snooze_until=snooze_until, version=write.version, item=item)
+
+
+async def rescore_open(conn: AsyncConnection, *, now: datetime, entity_id: uuid.UUID | None = None) -> int:
+    """Recompute the score of every open item (the seed's ``update_all_workflow_priorities``), or of
+    one entity's items. Only the score changes, so this needs no step of the items' workflows."""
+    stmt = (
+        select(WorkItem.id, WorkItem.status, WorkItem.snooze_until, WorkItem.priority_score)
+        .add_columns(WorkDefinition.workflow_type, Entity.fields)
+        .join(WorkDefinition, WorkDefinition.id == WorkItem.definition_id)
+        .join(Entity, Entity.id == WorkItem.entity_id)
+        .where(WorkItem.status.in_(OPEN_STATUSES))
+        .with_for_update(of=WorkItem, skip_locked=True)
+    )
+    if entity_id is not None:
+        stmt = stmt.where(WorkItem.entity_id == entity_id)
+    changed = 0
+    for row in (await conn.execute(stmt)).all():
+        score = priority_score(
+            row.workflow_type,
+            snooze_until=row.snooze_until,
+            now=now,
+            signals=Signals.of(row.fields),
+            snoozed=row.status == "snoozed",
+        )
+        if score != row.priority_score:
+            await conn.execute(update(WorkItem).where(WorkItem.id == row.id).values(priority_score=score))
+            changed += 1
+    return changed
+
+
+async def interpret(
+    conn: AsyncConnection, *, now: datetime, entity_ids: list[uuid.UUID] | None = None
+) -> tuple[int, list[uuid.UUID]]:
+    """The seed's signal interpreter: an item for each active, non-demo definition whose thresholds
+    an entity's signals meet. Returns how many entities were read and the ids of the items it wants
+    (existing open ones included: creating is idempotent)."""
+    definitions = [
+        d
+        for d in await list_definitions(conn, demo=False, active=True)
+        if {"opportunity_score_min", "risk_score_min"} & set(d.trigger_conditions)
+    ]
+    seen = 0
+    wanted: list[tuple[DefinitionPublic, uuid.UUID, str]] = []
+    for entity_type in sorted({d.trigger_conditions.get("entity_type", "customer") for d in definitions}):
+        stmt = select(Entity.id, Entity.fields).where(
+            and_(Entity.entity_type == entity_type, Entity.deleted_ts.is_(None))
+        )
+        if entity_ids is not None:
+            stmt = stmt.where(Entity.id.in_(entity_ids))
+        for entity in (await conn.execute(stmt)).all():
+            seen += 1
+            scores = {
+                "opportunity_score_min": opportunity_score(entity.fields),
+                "risk_score_min": risk_score(entity.fields),
+            }
+            owner = entity.fields.get("assignee")
+            for d in definitions:
+                if d.trigger_conditions.get("entity_type", "customer") != entity_type:
+                    continue
+                thresholds = {k: v for k, v in d.trigger_conditions.items() if k in scores}
+                if all(scores[k] >= v for k, v in thresholds.items()):
+                    assignee = owner if isinstance(owner, str) and 0 < len(owner) <= 200 else DEFAULT_ASSIGNEE
+                    wanted.append((d, entity.id, assignee))
+    existing = {
+        (r.definition_id, r.entity_id)
+        for r in (
+            await conn.execute(
+                select(WorkItem.definition_id, WorkItem.entity_id).where(WorkItem.status.in_(OPEN_STATUSES))
+            )
+        ).all()
+    }
+    fresh = [w for w in wanted if (w[0].id, w[1]) not in existing]
+    return seen, await create_items(conn, fresh, now=now)

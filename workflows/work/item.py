@@ -1,0 +1,105 @@
+"""A work item (seed 001) as a workflow, ``work-item-<id>``: every lifecycle change is an update with
+a validator (a change that is not allowed is refused before it enters history), recorded by one
+activity as one transaction. A snoozed item resurfaces by itself: its workflow holds the timers (at
+three days before ``snooze_until`` the item becomes critical, at ``snooze_until`` it is due) and
+rescores the item when each fires, with no API call. The workflow ends when the item is completed or
+skipped, and continues as new when its history grows long.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.work.items import WorkActivities
+    from core.platform import errors
+    from core.work.contracts import FINAL, ItemChange, ItemState, ItemWrite, WorkItemInput, WorkItemPublic, allowed
+    from core.work.priority import CRITICAL_WITHIN_DAYS
+
+_RECORD = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+
+
+@workflow.defn(name="WorkItem")
+class WorkItemWorkflow:
+    @workflow.init
+    def __init__(self, data: WorkItemInput) -> None:
+        self._item_id = data.item_id
+        self._status = data.status
+        self._snooze_until = data.snooze_until
+        self._version = data.version
+        self._busy = False
+        self._seen = data.version
+
+    @workflow.run
+    async def run(self, data: WorkItemInput) -> str:
+        while self._status not in FINAL:
+            if workflow.info().is_continue_as_new_suggested() and not self._busy:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._carried())
+            self._seen = self._version
+            timer = self._next_timer()
+            if timer is None:
+                await workflow.wait_condition(self._changed)
+                continue
+            try:
+                await workflow.wait_condition(self._changed, timeout=timer)
+            except TimeoutError:
+                await self._write(None)  # resurfacing: the score changes by itself
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status
+
+    def _changed(self) -> bool:
+        return self._version != self._seen
+
+    def _next_timer(self) -> timedelta | None:
+        """Time until the next moment the score of a snoozed item jumps: critical, then due."""
+        if self._status != "snoozed" or self._snooze_until is None:
+            return None
+        now = workflow.now()
+        for moment in (self._snooze_until - timedelta(days=CRITICAL_WITHIN_DAYS), self._snooze_until):
+            if moment > now:
+                return moment - now
+        return None
+
+    def _carried(self) -> WorkItemInput:
+        return WorkItemInput(
+            item_id=self._item_id, status=self._status, snooze_until=self._snooze_until, version=self._version
+        )
+
+    async def _write(self, change: ItemChange | None) -> ItemState:
+        self._busy = True
+        try:
+            state: ItemState = await workflow.execute_local_activity_method(
+                WorkActivities.record,
+                ItemWrite(item_id=self._item_id, version=self._version + 1, now=workflow.now(), change=change),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_RECORD,
+            )
+        finally:
+            self._busy = False
+        self._status, self._snooze_until, self._version = state.status, state.snooze_until, state.version
+        return state
+
+    @workflow.update
+    async def change(self, change: ItemChange) -> WorkItemPublic:
+        await workflow.wait_condition(lambda: not self._busy)  # one step at a time
+        reason = allowed(self._status, change)
+        if reason is not None:  # the state moved on while this update waited
+            raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
+        state = await self._write(change)
+        assert state.item is not None
+        return state.item
+
+    @change.validator
+    def _check(self, change: ItemChange) -> None:
+        reason = allowed(self._status, change)
+        if reason is not None:
+            raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
+
+    @workflow.query
+    def status(self) -> str:
+        return self._status
