@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -127,3 +128,19 @@ async def logs_page(conn: AsyncConnection, session_id: str, *, limit: int, offse
         offset=offset,
         item=AgentLogPublic.model_validate,
     )
+
+
+async def awaiting_approval(conn: AsyncConnection, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Sessions whose final output waits for an approver (for the inbox), oldest first."""
+    stmt = (
+        select(
+            OrchestratorSession.session_id,
+            OrchestratorSession.goal,
+            OrchestratorSession.started_ts,
+            OrchestratorSession.created_by,
+        )
+        .where(OrchestratorSession.session_status == "awaiting_approval")
+        .order_by(OrchestratorSession.started_ts)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]

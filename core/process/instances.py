@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.entities.tables import Entity
 from core.platform.contracts import Page
 from core.process.contracts import CreatedEntity, HistoryEntry, InstanceView, PendingApproval, StateRef, WorkflowGraph
 from core.process.tables import GraphData, GraphHead
@@ -92,3 +93,27 @@ async def running_instance_managing(conn: AsyncConnection, entity_id: uuid.UUID)
         .limit(1)
     )
     return (await conn.execute(stmt)).mappings().first()
+
+
+async def pending_approvals(conn: AsyncConnection, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Running instances whose current state waits for an approval decision (for the inbox), with the
+    root entity's name and the template's; oldest request first."""
+    stmt = (
+        select(
+            GraphData.id,
+            GraphData.template_code,
+            GraphData.current_state_id,
+            GraphData.current_state_name,
+            GraphData.root_entity_id,
+            GraphData.pending_approval,
+            Entity.name.label("entity_name"),
+        )
+        .outerjoin(Entity, Entity.id == GraphData.root_entity_id)
+        .where(
+            GraphData.workflow_status == "active",
+            GraphData.pending_approval["status"].astext == "pending",
+        )
+        .order_by(GraphData.pending_approval["requested_ts"].astext)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]

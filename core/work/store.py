@@ -156,6 +156,17 @@ async def queue(conn: AsyncConnection, *, assignees: list[str] | None, demo: boo
     return [_public(r) for r in (await conn.execute(stmt)).all()]
 
 
+async def escalated_to(conn: AsyncConnection, user: str) -> list[WorkItemPublic]:
+    """Open items escalated to ``user`` (who may act on them besides their assignee)."""
+    stmt = (
+        _items()
+        .where(WorkItem.status.in_(OPEN_STATUSES), WorkItem.escalation_user_id == user)
+        .order_by(WorkItem.priority_score.desc())
+        .limit(500)
+    )
+    return [_public(r) for r in (await conn.execute(stmt)).all()]
+
+
 async def demo_items(conn: AsyncConnection, *, assignee: str) -> list[WorkItemPublic]:
     """The assignee's demo items, newest of each definition, in sequence order."""
     stmt = (

@@ -70,7 +70,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _change(
+async def apply_change(
     engine: EngineDep,
     gateway: GatewayDep,
     principal: Principal,
@@ -167,7 +167,7 @@ async def snooze(
 ) -> WorkItemPublic:
     """Snooze for 1-90 days: the answer carries the new score; the item resurfaces by itself."""
     change = ItemChange(action="snooze", actor=principal.name, days=body.days)
-    return await _change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
 
 
 @router.post("/executions/{item_id}/skip", response_model=WorkItemPublic)
@@ -181,7 +181,7 @@ async def skip(
 ) -> WorkItemPublic:
     """Skip for good, with the reason (nothing changes a skipped item)."""
     change = ItemChange(action="skip", actor=principal.name, reason=body.reason)
-    return await _change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
 
 
 @router.post("/executions/{item_id}/escalate", response_model=WorkItemPublic)
@@ -195,7 +195,7 @@ async def escalate(
 ) -> WorkItemPublic:
     """Escalate (not reassign): the assignee stays, the escalation user is notified and may act too."""
     change = ItemChange(action="escalate", actor=principal.name, escalation_user_id=body.escalation_user_id)
-    return await _change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
 
 
 @router.patch("/executions/{item_id}/status", response_model=WorkItemPublic)
@@ -210,7 +210,7 @@ async def set_status(
     """Start (``underway``), complete, or return an item to ``not_started``; sets ``started_at`` /
     ``completed_at`` and merges ``execution_data`` into the stored progress."""
     change = ItemChange(action="status", actor=principal.name, status=body.status, execution_data=body.execution_data)
-    return await _change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
 
 
 @router.post("/signals/interpret", response_model=InterpretResult)

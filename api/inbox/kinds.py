@@ -1,0 +1,218 @@
+"""The kinds of inbox items. Each kind lists what is pending for a viewer and routes a decision to the
+one update of the workflow that owns the item, through the same code its own endpoint uses, so the
+inbox adds no second path to any state change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.deps import Principal
+from api.errors import ApiError
+from api.gateway import Gateway
+from api.inbox.contracts import Action, Decision, InboxItem
+from api.routes.agents import sessions as session_routes
+from api.routes.process import instances as instance_routes
+from api.routes.work import queue as work_routes
+from core.agents import store as agents_store
+from core.agents.sessions import SessionDecisionCreate
+from core.process import instances
+from core.process.contracts import DecisionCreate
+from core.work import store as work_store
+from core.work.contracts import ItemChange, WorkItemPublic
+from core.work.priority import priority_label
+
+# A process waiting on an approval blocks its whole instance: it ranks with critical work, and an
+# escalated one (its time-out passed) above every snoozed item coming back.
+APPROVAL_SCORE, ESCALATED_APPROVAL_SCORE, SESSION_APPROVAL_SCORE = 950, 1050, 900
+
+
+class InboxKind(Protocol):
+    name: str
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        """Every pending item of this kind the viewer owes (all of them for admins)."""
+        ...
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        """Apply ``decision`` through the owning workflow's update; the decided object, as JSON."""
+        ...
+
+
+def owes(viewer: Principal, assignees: list[str]) -> bool:
+    return viewer.role == "admin" or viewer.name in assignees or viewer.role in assignees
+
+
+def _refuse(kind: str, action: str, allowed: tuple[str, ...]) -> ApiError:
+    return ApiError(422, "invalid_action", f"a {kind} item takes {' or '.join(allowed)}, not '{action}'")
+
+
+class ApprovalGates:
+    """Approval gates of process instances: decided by a role the gate names (or an admin)."""
+
+    name = "approval"
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        async with engine.connect() as conn:
+            rows = await instances.pending_approvals(conn)
+        items = []
+        for row in rows:
+            gate = row["pending_approval"]
+            roles = list(gate.get("roles", []))
+            if not owes(viewer, roles):
+                continue
+            escalated = bool(gate.get("escalated"))
+            score = ESCALATED_APPROVAL_SCORE if escalated else APPROVAL_SCORE
+            due = gate.get("timeout_at")
+            items.append(
+                InboxItem(
+                    id=f"approval:{row['id']}:{row['current_state_id']}",
+                    kind=self.name,
+                    title=f"Approve {row['current_state_name']} ({row['template_code']})",
+                    entity_id=row["root_entity_id"],
+                    entity_name=row["entity_name"],
+                    assignee=roles,
+                    priority_score=score,
+                    priority_label=priority_label(score),
+                    due_at=datetime.fromisoformat(due) if due else None,
+                    escalated=escalated,
+                    link=f"/api/v1/workflow-instance/{row['id']}",
+                    actions=["approve", "reject"],
+                )
+            )
+        return items
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        if decision.action not in ("approve", "reject"):
+            raise _refuse(self.name, decision.action, ("approve", "reject"))
+        instance_text, _, state_text = reference.partition(":")
+        instance_id = uuid.UUID(instance_text)
+        async with engine.connect() as conn:
+            view = await instances.get_view(conn, instance_id)
+        if view is None:
+            raise ApiError(404, "not_found", f"no instance {instance_id}")
+        gate = view.pending_approval
+        if gate is None or gate.status != "pending" or str(gate.state_id) != state_text:
+            raise ApiError(409, "no_longer_pending", "this approval was decided or the instance moved on")
+        if not owes(principal, list(gate.roles)):
+            raise ApiError(403, "forbidden", f"this approval is for the roles {', '.join(gate.roles)}")
+        comment = getattr(decision, "comment", None)
+        body = DecisionCreate(decision=decision.action, comment=comment)
+        view = await instance_routes.decide_approval(instance_id, body, engine, gateway, principal)
+        return view.model_dump(mode="json")
+
+
+class SessionApprovals:
+    """Agent sessions whose final output waits for an approver (the approver role, or an admin)."""
+
+    name = "session"
+    roles = ["approver"]
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        if not owes(viewer, self.roles):
+            return []
+        async with engine.connect() as conn:
+            rows = await agents_store.awaiting_approval(conn)
+        return [
+            InboxItem(
+                id=f"session:{row['session_id']}",
+                kind=self.name,
+                title=f"Approve the agents' result: {row['goal'][:120]}",
+                entity_id=None,
+                entity_name=None,
+                assignee=self.roles,
+                priority_score=SESSION_APPROVAL_SCORE,
+                priority_label=priority_label(SESSION_APPROVAL_SCORE),
+                due_at=None,
+                escalated=False,
+                link=f"/api/v1/orchestrator/session/{row['session_id']}",
+                actions=["approve", "reject"],
+            )
+            for row in rows
+        ]
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        if decision.action not in ("approve", "reject"):
+            raise _refuse(self.name, decision.action, ("approve", "reject"))
+        if not owes(principal, self.roles):
+            raise ApiError(403, "forbidden", "session approvals are for approvers")
+        body = SessionDecisionCreate(decision=decision.action, comment=getattr(decision, "comment", None))
+        session = await session_routes.decide_session(reference, body, engine, gateway, principal)
+        return session.model_dump(mode="json")
+
+
+class WorkItems:
+    """Open work items: their assignee (a name or a role), their escalation user, or an admin."""
+
+    name = "work"
+
+    @staticmethod
+    def _actions(item: WorkItemPublic) -> list[Action]:
+        progress: list[Action] = ["complete"] if item.status == "underway" else ["start", "complete"]
+        return [*progress, "snooze", "skip", "escalate"]
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        async with engine.connect() as conn:
+            open_items = await work_store.queue(
+                conn, assignees=None if viewer.role == "admin" else [viewer.name, viewer.role], demo=False, limit=500
+            )
+            escalated = [] if viewer.role == "admin" else await work_store.escalated_to(conn, viewer.name)
+        seen: set[uuid.UUID] = set()
+        items = []
+        for item in [*open_items, *escalated]:
+            if item.id in seen:
+                continue
+            seen.add(item.id)
+            items.append(
+                InboxItem(
+                    id=f"work:{item.id}",
+                    kind=self.name,
+                    title=item.definition_name,
+                    entity_id=item.entity_id,
+                    entity_name=item.entity_name,
+                    assignee=[item.assignee, *([item.escalation_user_id] if item.escalation_user_id else [])],
+                    priority_score=item.priority_score,
+                    priority_label=item.priority_label,
+                    due_at=item.snooze_until if item.status == "snoozed" else None,
+                    escalated=item.escalated_at is not None,
+                    link=f"/api/v1/orchestrator/executions/{item.id}",
+                    actions=self._actions(item),
+                )
+            )
+        return items
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        if decision.action in ("approve", "reject"):
+            raise _refuse(self.name, decision.action, ("start", "complete", "snooze", "skip", "escalate"))
+        actor = principal.name
+        if decision.action in ("start", "complete"):
+            change = ItemChange(
+                action="status",
+                actor=actor,
+                status="underway" if decision.action == "start" else "completed",
+                execution_data=getattr(decision, "execution_data", None),
+            )
+        elif decision.action == "snooze":
+            change = ItemChange(action="snooze", actor=actor, days=getattr(decision, "days", None))
+        elif decision.action == "skip":
+            change = ItemChange(action="skip", actor=actor, reason=getattr(decision, "reason", None))
+        else:
+            change = ItemChange(
+                action="escalate", actor=actor, escalation_user_id=getattr(decision, "escalation_user_id", None)
+            )
+        item = await work_routes.apply_change(engine, gateway, principal, uuid.UUID(reference), change, None)
+        return item.model_dump(mode="json")
+
+
+KINDS: dict[str, InboxKind] = {kind.name: kind for kind in (ApprovalGates(), SessionApprovals(), WorkItems())}
