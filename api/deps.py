@@ -50,6 +50,18 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def principal_of(request: Request, key: str) -> Principal | None:
+    """Whose API key this is (None for an unknown key); the API and the console both ask here."""
+    presented = _digest(key)
+    keys: dict[bytes, Principal] = request.app.state.api_keys
+    # Compare against every key in constant time so timing reveals nothing about which keys exist.
+    match: Principal | None = None
+    for digest, principal in keys.items():
+        if hmac.compare_digest(digest, presented):
+            match = principal
+    return match
+
+
 async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
@@ -59,13 +71,7 @@ async def get_principal(
             "unauthorized",
             "missing API key: send 'Authorization: Bearer <key>' (keys are configured in TRELLIS_API_KEYS)",
         )
-    presented = _digest(credentials.credentials)
-    keys: dict[bytes, Principal] = request.app.state.api_keys
-    # Compare against every key in constant time so timing reveals nothing about which keys exist.
-    match: Principal | None = None
-    for digest, principal in keys.items():
-        if hmac.compare_digest(digest, presented):
-            match = principal
+    match = principal_of(request, credentials.credentials)
     if match is None:
         raise ApiError(401, "unauthorized", "unknown API key")
     rate_limits: RateLimits = request.app.state.rate_limits

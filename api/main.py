@@ -26,6 +26,7 @@ from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
 from api.routes.work import definitions, queue
+from api.ui.routes import install_console
 from core.agents.registry import seed_agents
 from core.platform.codec import AesGcmCodec, parse_keys
 from core.platform.database import make_engine
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)
+    install_console(app)
 
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:

@@ -9,7 +9,6 @@ per operation and a time budget; the run stops by itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import sys
@@ -18,14 +17,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from temporalio.client import Client
 
 from api.main import create_app
 from core.platform.codec import AesGcmCodec, new_key, parse_keys
 from core.platform.database import make_engine
 from tests.support.api import TOKENS, make_settings
-from tests.support.servers import free_port
+from tests.support.served import serve
 from worker import build_worker, condition_evaluator
 from workflows.automation.dispatcher import OutboxDispatcher
 
@@ -50,21 +48,8 @@ async def served_api(
     app = create_app(settings)
     # The codec endpoint answers (the session's worker has no key, so Temporal payloads stay as they are).
     app.state.codec = AesGcmCodec(parse_keys(f"fuzz:{new_key()}"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    async with build_worker(temporal_client, engine, queue, settings, evaluator):
-        serving = asyncio.create_task(server.serve())
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "the API did not start"
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving
+    async with build_worker(temporal_client, engine, queue, settings, evaluator), serve(app) as url:
+        yield url
     stop.set()
     await dispatcher
     evaluator.close()

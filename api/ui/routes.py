@@ -1,0 +1,257 @@
+"""Console pages: sign-in, the inbox, an instance (its DAG, history and next states), a work item."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import TypeAdapter, ValidationError
+
+from api.deps import Principal, principal_of
+from api.errors import ApiError
+from api.inbox.contracts import Decision
+from api.inbox.kinds import KINDS
+from api.routes.process import instances as instance_routes
+from api.routes.work import queue as work_routes
+from api.ui.dag import BOX_H, BOX_W, draw
+from core.process import templates
+from core.process.contracts import TransitionCreate
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+KEY_COOKIE = "trellis_key"
+LOGIN_COOKIE = "trellis_login"
+PAGES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(default=True)
+)
+DECISIONS: TypeAdapter[Any] = TypeAdapter(Decision)
+
+
+class SignIn(Exception):
+    """No valid key in the cookie: go to the sign-in page."""
+
+
+def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(PAGES.get_template(name).render(**context), status_code=status)
+
+
+def _csrf(request: Request, key: str) -> str:
+    secret: bytes = request.app.state.ui_secret
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def _viewer(request: Request) -> tuple[Principal, str]:
+    key = request.cookies.get(KEY_COOKIE, "")
+    principal = principal_of(request, key) if key else None
+    if principal is None:
+        raise SignIn
+    request.app.state.rate_limits.hit(request.app.state.rate_limits.requests, principal.name, "requests")
+    return principal, _csrf(request, key)
+
+
+async def _form(request: Request, csrf: str) -> dict[str, str]:
+    form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=False))
+    if not hmac.compare_digest(form.pop("csrf", ""), csrf):
+        raise ApiError(403, "csrf", "the form is stale or came from another site; reload the page and try again")
+    return form
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def _gateway(request: Request) -> Any:
+    return request.app.state.gateway
+
+
+def _back(path: str, *, error: str | None = None, note: str | None = None) -> RedirectResponse:
+    query = f"?error={quote(error)}" if error else (f"?note={quote(note)}" if note else "")
+    return RedirectResponse(f"{path}{query}", status_code=303)
+
+
+def install_console(app: Any) -> None:
+    app.state.ui_secret = secrets.token_bytes(32)
+
+    @app.exception_handler(SignIn)
+    async def _sign_in(request: Request, _: SignIn) -> Response:
+        return RedirectResponse("/ui/login", status_code=303)
+
+    app.include_router(router)
+
+
+@router.get("")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/ui/inbox", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _page("login.html", csrf=token, error=request.query_params.get("error"))
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/ui", secure=_secure(request))
+    return response
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace")))
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+        return _back("/ui/login", error="The sign-in form expired; try again.")
+    key = form.get("key", "").strip()
+    if not key or principal_of(request, key) is None:
+        return _back("/ui/login", error="That API key is not known.")
+    response = RedirectResponse("/ui/inbox", status_code=303)
+    response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", path="/ui", secure=_secure(request))
+    response.delete_cookie(LOGIN_COOKIE, path="/ui")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    _, csrf = _viewer(request)
+    await _form(request, csrf)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(KEY_COOKIE, path="/ui")
+    return response
+
+
+@router.get("/inbox")
+async def inbox_page(request: Request) -> HTMLResponse:
+    principal, csrf = _viewer(request)
+    items = []
+    for source in KINDS.values():
+        items.extend(await source.pending(_engine(request), principal))
+    items.sort(key=lambda i: (-i.priority_score, i.due_at.isoformat() if i.due_at else "9999", i.id))
+    return _page(
+        "inbox.html",
+        principal=principal,
+        csrf=csrf,
+        items=items,
+        error=request.query_params.get("error"),
+        note=request.query_params.get("note"),
+    )
+
+
+@router.post("/inbox/{item_id}/decision")
+async def decide(request: Request, item_id: str) -> Response:
+    principal, csrf = _viewer(request)
+    form = await _form(request, csrf)
+    kind, _, reference = item_id.partition(":")
+    if kind not in KINDS:
+        return _back("/ui/inbox", error=f"No inbox item {item_id}.")
+    try:
+        decision = DECISIONS.validate_python({k: v for k, v in form.items() if v != ""} | _numbers(form))
+        await KINDS[kind].decide(reference, decision, principal, _engine(request), _gateway(request))
+    except ValidationError as exc:
+        return _back(_after(kind, reference), error=_problem(exc))
+    except ApiError as exc:
+        return _back(_after(kind, reference) if exc.status != 404 else "/ui/inbox", error=exc.detail)
+    except ValueError:
+        return _back("/ui/inbox", error=f"No inbox item {item_id}.")
+    return _back(_after(kind, reference), note=f"Done: {decision.action}.")
+
+
+def _numbers(form: dict[str, str]) -> dict[str, Any]:
+    return {"days": int(form["days"])} if form.get("days", "").isdigit() else {}
+
+
+def _problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'][1:]) or 'form'}: {first['msg']}"
+
+
+def _after(kind: str, reference: str) -> str:
+    if kind == "approval":
+        return f"/ui/instances/{reference.partition(':')[0]}"
+    if kind == "work":
+        return f"/ui/work/{reference}"
+    return "/ui/inbox"
+
+
+@router.get("/instances/{instance_id}")
+async def instance_page(request: Request, instance_id: uuid.UUID) -> HTMLResponse:
+    principal, csrf = _viewer(request)
+    try:
+        view = await instance_routes.get_instance(instance_id, _engine(request), _gateway(request), principal)
+    except ApiError as exc:
+        return _page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
+    async with _engine(request).connect() as conn:
+        template = await templates.get_by_id(conn, uuid.UUID(view.workflow_head_id))
+    assert template is not None
+    taken = {h.to for h in view.state_history} | {h.from_ for h in view.state_history if h.from_ is not None}
+    path = {(h.from_, h.to) for h in view.state_history if h.from_ is not None}
+    gate = view.pending_approval
+    waiting = gate is not None and gate.status == "pending"
+    drawing = draw(
+        template.workflow_graph.states,
+        current=view.current_state.id,
+        taken=taken,
+        allowed=set() if waiting else {s.id for s in view.allowed_next_states},
+        path=path,
+    )
+    gate_id = f"approval:{view.instance_id}:{gate.state_id}" if gate is not None else None
+    return _page(
+        "instance.html",
+        principal=principal,
+        csrf=csrf,
+        view=view,
+        template=template,
+        drawing=drawing,
+        box_w=BOX_W,
+        box_h=BOX_H,
+        waiting=waiting,
+        gate_id=gate_id,
+        error=request.query_params.get("error"),
+        note=request.query_params.get("note"),
+    )
+
+
+@router.post("/instances/{instance_id}/transition")
+async def transition(request: Request, instance_id: uuid.UUID) -> Response:
+    principal, csrf = _viewer(request)
+    form = await _form(request, csrf)
+    here = f"/ui/instances/{instance_id}"
+    if principal.role not in ("operator", "admin"):
+        return _back(here, error=f"Your role ({principal.role}) may not move instances; operators may.")
+    try:
+        body = TransitionCreate(to_state_id=int(form.get("to_state_id", "")), comment=form.get("comment") or None)
+        view = await instance_routes.transition_instance(
+            instance_id, body, _engine(request), _gateway(request), principal
+        )
+    except (ValueError, ValidationError):
+        return _back(here, error="Choose one of the next states.")
+    except ApiError as exc:
+        return _back(here, error=exc.detail)
+    return _back(here, note=f"Moved to {view.current_state.name}.")
+
+
+@router.get("/work/{item_id}")
+async def work_page(request: Request, item_id: uuid.UUID) -> HTMLResponse:
+    principal, csrf = _viewer(request)
+    try:
+        item = await work_routes.get_item(item_id, _engine(request), principal)
+    except ApiError as exc:
+        return _page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
+    open_item = item.status not in ("completed", "skipped")
+    return _page(
+        "work.html",
+        principal=principal,
+        csrf=csrf,
+        item=item,
+        open_item=open_item,
+        error=request.query_params.get("error"),
+        note=request.query_params.get("note"),
+    )
