@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from core.platform.contracts import RequestModel
 
-Action = Literal["approve", "reject", "start", "complete", "snooze", "skip", "escalate"]
+Action = Literal["approve", "reject", "start", "complete", "snooze", "skip", "escalate", "acknowledge"]
 
 
 class InboxItem(BaseModel):
@@ -60,7 +60,14 @@ class Escalate(RequestModel):
     comment: str | None = Field(default=None, max_length=2000)
 
 
-Decision = Annotated[Verdict | Progress | Snooze | Skip | Escalate, Field(discriminator="action")]
+class Acknowledge(RequestModel):
+    """Take note of a deadline alert."""
+
+    action: Literal["acknowledge"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+Decision = Annotated[Verdict | Progress | Snooze | Skip | Escalate | Acknowledge, Field(discriminator="action")]
 
 
 class DecisionOutcome(BaseModel):

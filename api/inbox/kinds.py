@@ -20,7 +20,7 @@ from api.routes.work import queue as work_routes
 from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
 from core.process import instances
-from core.process.contracts import DecisionCreate
+from core.process.contracts import AcknowledgeCreate, DecisionCreate
 from core.work import store as work_store
 from core.work.contracts import ItemChange, WorkItemPublic
 from core.work.priority import priority_label
@@ -28,6 +28,8 @@ from core.work.priority import priority_label
 # A process waiting on an approval blocks its whole instance: it ranks with critical work, and an
 # escalated one (its time-out passed) above every snoozed item coming back.
 APPROVAL_SCORE, ESCALATED_APPROVAL_SCORE, SESSION_APPROVAL_SCORE = 950, 1050, 900
+# An instance past its state's expected time: as urgent as a snoozed item that is due.
+DEADLINE_SCORE = 1000
 
 
 class InboxKind(Protocol):
@@ -106,6 +108,56 @@ class ApprovalGates:
         comment = getattr(decision, "comment", None)
         body = DecisionCreate(decision=decision.action, comment=comment)
         view = await instance_routes.decide_approval(instance_id, body, engine, gateway, principal)
+        return view.model_dump(mode="json")
+
+
+class DeadlineAlerts:
+    """Instances that stayed in a state longer than its avg_duration_days: for the template's owner role
+    (or an admin), until acknowledged or the instance moves on."""
+
+    name = "deadline"
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        async with engine.connect() as conn:
+            rows = await instances.open_deadline_alerts(conn)
+        items = []
+        for row in rows:
+            owner = row["owner_role"] or "operator"
+            if not owes(viewer, [owner]):
+                continue
+            items.append(
+                InboxItem(
+                    id=f"deadline:{row['id']}:{row['current_state_id']}",
+                    kind=self.name,
+                    title=f"Overdue in {row['current_state_name']} ({row['template_code']})",
+                    entity_id=row["root_entity_id"],
+                    entity_name=row["entity_name"],
+                    assignee=[owner],
+                    priority_score=DEADLINE_SCORE,
+                    priority_label=priority_label(DEADLINE_SCORE),
+                    due_at=row["raised_ts"],
+                    escalated=True,
+                    link=f"/api/v1/workflow-instance/{row['id']}",
+                    actions=["acknowledge"],
+                )
+            )
+        return items
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        if decision.action != "acknowledge":
+            raise _refuse(self.name, decision.action, ("acknowledge",))
+        instance_text, _, state_text = reference.partition(":")
+        instance_id = uuid.UUID(instance_text)
+        async with engine.connect() as conn:
+            view = await instances.get_view(conn, instance_id)
+        if view is None:
+            raise ApiError(404, "not_found", f"no instance {instance_id}")
+        if str(view.current_state.id) != state_text:
+            raise ApiError(409, "no_longer_pending", "the instance has moved on from that state")
+        body = AcknowledgeCreate(comment=getattr(decision, "comment", None))
+        view = await instance_routes.acknowledge_deadline(instance_id, body, engine, gateway, principal)
         return view.model_dump(mode="json")
 
 
@@ -215,4 +267,6 @@ class WorkItems:
         return item.model_dump(mode="json")
 
 
-KINDS: dict[str, InboxKind] = {kind.name: kind for kind in (ApprovalGates(), SessionApprovals(), WorkItems())}
+KINDS: dict[str, InboxKind] = {
+    kind.name: kind for kind in (ApprovalGates(), DeadlineAlerts(), SessionApprovals(), WorkItems())
+}

@@ -174,7 +174,7 @@ def _problem(exc: ValidationError) -> str:
 
 
 def _after(kind: str, reference: str) -> str:
-    if kind == "approval":
+    if kind in ("approval", "deadline"):
         return f"/ui/instances/{reference.partition(':')[0]}"
     if kind == "work":
         return f"/ui/work/{reference}"

@@ -48,6 +48,7 @@ INSTANCE_FINISHED = ErrorKind("InstanceFinished", 409, "instance_finished")
 APPROVAL_PENDING = ErrorKind("ApprovalPending", 409, "approval_pending")
 TRANSITION_IN_PROGRESS = ErrorKind("TransitionInProgress", 409, "transition_in_progress")
 NO_APPROVAL_PENDING = ErrorKind("NoApprovalPending", 409, "no_approval_pending")
+NO_ALERT_OPEN = ErrorKind("NoAlertOpen", 409, "no_alert_open")
 NOT_PERMITTED = ErrorKind("NotPermitted", 403, "forbidden")
 
 # Agent sessions.
@@ -90,6 +91,7 @@ __all__ = [
     "LLM_UNAVAILABLE",
     "NOT_AWAITING_APPROVAL",
     "NOT_PERMITTED",
+    "NO_ALERT_OPEN",
     "NO_APPROVAL_PENDING",
     "TRANSITION_IN_PROGRESS",
     "WEBHOOK_BLOCKED",

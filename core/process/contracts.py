@@ -49,6 +49,11 @@ class StateNode(RequestPart):
 class WorkflowGraph(RequestPart):
     workflow_version: str = Field(default="1.0", max_length=20)
     states: list[StateNode] = Field(min_length=1, max_length=200)
+    owner_role: Role = Field(
+        default="operator",
+        description="Who is alerted (a notification and an inbox item) when an instance stays in a state "
+        "longer than that state's avg_duration_days",
+    )
 
 
 class TemplateCreate(RequestModel):
@@ -291,6 +296,18 @@ class TransitionCreate(RequestModel):
     to_state_id: int = Field(ge=0, le=100_000)
     comment: str | None = Field(default=None, max_length=2000)
     fields: dict[str, Any] = Field(default_factory=dict, description="Fields for the new state's entity")
+
+
+class AcknowledgeRequest(BaseModel):
+    """Someone of the template's owner role takes note of a deadline alert (an update)."""
+
+    actor: str
+    actor_role: Role
+    comment: str | None = None
+
+
+class AcknowledgeCreate(RequestModel):
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 class DecisionCreate(RequestModel):

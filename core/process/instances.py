@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.entities.tables import Entity
 from core.platform.contracts import Page
 from core.process.contracts import CreatedEntity, HistoryEntry, InstanceView, PendingApproval, StateRef, WorkflowGraph
-from core.process.tables import GraphData, GraphHead
+from core.process.tables import GraphData, GraphHead, WorkflowEvent
 
 _COLUMNS = [*GraphData.__table__.columns, GraphHead.workflow_graph]
 
@@ -114,6 +114,46 @@ async def pending_approvals(conn: AsyncConnection, *, limit: int = 500) -> list[
             GraphData.pending_approval["status"].astext == "pending",
         )
         .order_by(GraphData.pending_approval["requested_ts"].astext)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]
+
+
+async def open_deadline_alerts(conn: AsyncConnection, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Running instances with a deadline alert for the state they are still in, not acknowledged since
+    (for the inbox): the alert's time, state, template, root entity and the template's owner role."""
+    alert = WorkflowEvent.__table__.alias("alert")
+    acknowledged = (
+        select(WorkflowEvent.id)
+        .where(
+            WorkflowEvent.workflow_data_id == alert.c.workflow_data_id,
+            WorkflowEvent.event_type == "deadline_acknowledged",
+            WorkflowEvent.seq > alert.c.seq,
+        )
+        .exists()
+    )
+    stmt = (
+        select(
+            GraphData.id,
+            GraphData.template_code,
+            GraphData.current_state_id,
+            GraphData.current_state_name,
+            GraphData.root_entity_id,
+            GraphHead.workflow_graph["owner_role"].astext.label("owner_role"),
+            Entity.name.label("entity_name"),
+            alert.c.event_ts.label("raised_ts"),
+            alert.c.seq,
+        )
+        .join(alert, alert.c.workflow_data_id == GraphData.id)
+        .join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
+        .outerjoin(Entity, Entity.id == GraphData.root_entity_id)
+        .where(
+            alert.c.event_type == "deadline_exceeded",
+            alert.c.from_state_id == GraphData.current_state_id,
+            GraphData.workflow_status == "active",
+            ~acknowledged,
+        )
+        .order_by(alert.c.event_ts)
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from core.platform import errors
     from core.platform import search_attributes as sa
     from core.process.contracts import (
+        AcknowledgeRequest,
         ApprovalDecision,
         ApprovalRecordInput,
         CreatedEntity,
@@ -42,6 +43,9 @@ with workflow.unsafe.imports_passed_through():
 # Error types the API maps to HTTP answers (matched by type, never by message text).
 
 SYSTEM_TIMEOUT_ACTOR = "system:approval-timeout"
+SYSTEM_DEADLINE_ACTOR = "system:deadline"
+# Patch: a state with avg_duration_days starts a timer when entered (runs recorded before it do not).
+DEADLINE_ALERTS = "deadline-alerts"
 
 # A user waits on a transition: bounded retries, then the update fails and nothing changes.
 _TRANSITION_RETRY = RetryPolicy(
@@ -76,6 +80,7 @@ class ProcessInstanceWorkflow:
         self._ready = False
         self._busy = False
         self._lock = asyncio.Lock()
+        self._alert_state: int | None = None  # the state whose deadline alert is open
         self._timers: list[asyncio.Task[None]] = []
 
     @workflow.run
@@ -358,6 +363,9 @@ class ProcessInstanceWorkflow:
         workflow.set_current_details(self._details())
         if approval is not None and state.approval is not None and state.approval.timeout_seconds:
             self._timers.append(asyncio.create_task(self._approval_timer(state)))
+        self._alert_state = None
+        if state.avg_duration_days and not state.terminal_flag and workflow.patched(DEADLINE_ALERTS):
+            self._timers.append(asyncio.create_task(self._deadline_timer(state)))
 
     def _plan_entity(self, state: StateNode, seq: int) -> tuple[str | None, str | None, str | None]:
         """Reuse the instance's entity of the same type (a quote goes Draft → Sent), else create one."""
@@ -422,6 +430,77 @@ class ProcessInstanceWorkflow:
                         for r in gate.escalate_to
                     ],
                 )
+
+    # ------------------------------------------------------------------ deadline alerts
+
+    async def _deadline_timer(self, state: StateNode) -> None:
+        """One alert when the instance stays in ``state`` longer than its avg_duration_days: a
+        notification and an inbox item for the template's owner role, until acknowledged."""
+        assert state.avg_duration_days is not None
+
+        def left() -> bool:
+            # Templates are acyclic, so once the instance has left the state it never returns.
+            return self._current.id != state.id or self._status != "active"
+
+        try:
+            await workflow.wait_condition(left, timeout=timedelta(days=state.avg_duration_days))
+            return
+        except TimeoutError:
+            pass
+        async with self._lock:
+            if left():
+                return
+            owner = self._template.graph.owner_role
+            subject = f"Overdue: {self._template.code} instance {self._input.instance_id} in '{state.name}'"
+            body = (
+                f"Instance {self._input.instance_id} of {self._template.name} has been in '{state.name}' longer "
+                f"than the expected {state.avg_duration_days:g} days."
+            )
+            await self._record_approval(
+                "deadline_exceeded",
+                self._approval,
+                actor=SYSTEM_DEADLINE_ACTOR,
+                comment=f"in '{state.name}' longer than the expected {state.avg_duration_days:g} days",
+                retry=_BACKGROUND_RETRY,
+                notifications=[
+                    NotificationSpec(recipient=owner, template="deadline_exceeded", subject=subject, body=body)
+                ],
+            )
+            self._alert_state = state.id
+
+    @workflow.update
+    async def acknowledge(self, request: AcknowledgeRequest) -> InstanceView:
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check_acknowledge(request)
+            await self._record_approval(
+                "deadline_acknowledged",
+                self._approval,
+                actor=request.actor,
+                comment=request.comment,
+                retry=_TRANSITION_RETRY,
+            )
+            self._alert_state = None
+        return self.view()
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, request: AcknowledgeRequest) -> None:
+        self._check_acknowledge(request)
+
+    def _check_acknowledge(self, request: AcknowledgeRequest) -> None:
+        if self._alert_state is None or self._alert_state != self._current.id:
+            raise ApplicationError(
+                "no deadline alert is open for this instance's current state",
+                type=errors.NO_ALERT_OPEN.type,
+                non_retryable=True,
+            )
+        owner = self._template.graph.owner_role
+        if request.actor_role not in (owner, "admin"):
+            raise ApplicationError(
+                f"deadline alerts of {self._template.code} are for the role {owner}",
+                type=errors.NOT_PERMITTED.type,
+                non_retryable=True,
+            )
 
     async def _record_approval(
         self,

@@ -25,6 +25,8 @@ from core.platform.contracts import Page
 from core.platform.ids import derived_id
 from core.process import instances, templates
 from core.process.contracts import (
+    AcknowledgeCreate,
+    AcknowledgeRequest,
     DecisionCreate,
     DecisionRequest,
     InstanceCreate,
@@ -198,6 +200,21 @@ async def transition_instance(
         gateway,
         instance_id,
         lambda workflow_id: gateway.update(workflow_id, ProcessInstanceWorkflow.transition, request),
+    )
+
+
+@router.post("/{instance_id}/deadline-alert/acknowledge", response_model=InstanceView)
+async def acknowledge_deadline(
+    instance_id: uuid.UUID, body: AcknowledgeCreate, engine: EngineDep, gateway: GatewayDep, principal: Reader
+) -> InstanceView:
+    """Take note of the open deadline alert of the instance's current state (the template's owner role,
+    or an admin); it leaves the inbox. 409 when no alert is open."""
+    request = AcknowledgeRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
+    return await _update(
+        engine,
+        gateway,
+        instance_id,
+        lambda workflow_id: gateway.update(workflow_id, ProcessInstanceWorkflow.acknowledge, request),
     )
 
 
