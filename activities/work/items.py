@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from core.work import store
-from core.work.contracts import ItemState, ItemWrite
+from core.work.contracts import ItemState, ItemWrite, WorkItemInput, item_input
 
 
 class InterpretInput(BaseModel):
@@ -20,8 +21,14 @@ class InterpretInput(BaseModel):
 
 class InterpretOutput(BaseModel):
     entities: int
-    items: list[uuid.UUID]
+    items: list[WorkItemInput]
     rescored: int
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _ids(cls, items: Any) -> Any:
+        """Histories recorded before the SLA carry bare item ids."""
+        return [{"item_id": i} if isinstance(i, str) else i for i in items] if isinstance(items, list) else items
 
 
 class StartedInput(BaseModel):
@@ -46,7 +53,8 @@ class WorkActivities:
         async with self._engine.begin() as conn:
             rescored = await store.rescore_open(conn, now=data.now)
             pending = await store.unstarted(conn)
-        return InterpretOutput(entities=entities, items=sorted(set(pending) | set(wanted)), rescored=rescored)
+            items = [item for i in sorted(set(pending) | set(wanted)) if (item := await store.get_item(conn, i))]
+        return InterpretOutput(entities=entities, items=[item_input(i) for i in items], rescored=rescored)
 
     @activity.defn(name="work.mark_started")
     async def mark_started(self, data: StartedInput) -> None:

@@ -217,7 +217,9 @@ class WorkItems:
             open_items = await work_store.queue(
                 conn, assignees=None if viewer.role == "admin" else [viewer.name, viewer.role], demo=False, limit=500
             )
-            escalated = [] if viewer.role == "admin" else await work_store.escalated_to(conn, viewer.name)
+            escalated = (
+                [] if viewer.role == "admin" else await work_store.escalated_to(conn, [viewer.name, viewer.role])
+            )
         seen: set[uuid.UUID] = set()
         items = []
         for item in [*open_items, *escalated]:
@@ -234,7 +236,7 @@ class WorkItems:
                     assignee=[item.assignee, *([item.escalation_user_id] if item.escalation_user_id else [])],
                     priority_score=item.priority_score,
                     priority_label=item.priority_label,
-                    due_at=item.snooze_until if item.status == "snoozed" else None,
+                    due_at=item.snooze_until if item.status == "snoozed" else item.due_at,
                     escalated=item.escalated_at is not None,
                     link=f"/api/v1/orchestrator/executions/{item.id}",
                     actions=self._actions(item),

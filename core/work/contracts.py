@@ -29,6 +29,16 @@ class TriggerConditions(RequestPart):
     opportunity_score_min: int | None = Field(default=None, ge=0, le=10)
     risk_score_min: int | None = Field(default=None, ge=0, le=10)
     entity_type: str = Field(default="customer", min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+    sla_days: int | None = Field(default=None, ge=1, le=365, description="An item not done by then escalates")
+    escalate_to: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Who an item past its SLA escalates to (name or role)"
+    )
+
+    @model_validator(mode="after")
+    def _sla(self) -> TriggerConditions:
+        if (self.sla_days is None) != (self.escalate_to is None):
+            raise ValueError("sla_days and escalate_to go together: an SLA escalates to someone")
+        return self
 
 
 class DefinitionCreate(RequestModel):
@@ -77,6 +87,9 @@ class WorkItemPublic(BaseModel):
     completed_at: datetime | None
     skipped_at: datetime | None
     escalated_at: datetime | None
+    # Defaults: items recorded in workflow histories before the SLA existed still decode.
+    due_at: datetime | None = Field(default=None, description="The SLA: past it, the item escalates to sla_escalate_to")
+    sla_escalate_to: str | None = None
     execution_data: dict[str, Any]
     skip_reason: str | None
     is_demo: bool
@@ -116,6 +129,11 @@ class DemoStatus(BaseModel):
 
 class SignalsInput(BaseModel):
     """The interpreter's run takes nothing yet; a model so that fields can be added."""
+
+
+def item_input(item: WorkItemPublic) -> WorkItemInput:
+    """What a new item's workflow starts with."""
+    return WorkItemInput(item_id=item.id, due_at=item.due_at, escalate_to=item.sla_escalate_to)
 
 
 class InterpretResult(BaseModel):
@@ -172,6 +190,9 @@ class WorkItemInput(BaseModel):
     status: ItemStatus = "not_started"
     snooze_until: datetime | None = None
     version: int = 0
+    due_at: datetime | None = None
+    escalate_to: str | None = None
+    sla_escalated: bool = False
 
 
 def allowed(status: str, change: ItemChange) -> str | None:

@@ -125,6 +125,7 @@ def _items() -> Select[Any]:
             WorkDefinition.name.label("definition_name"),
             WorkDefinition.workflow_type,
             _order().label("order"),
+            WorkDefinition.trigger_conditions["escalate_to"].astext.label("sla_escalate_to"),
             Entity.name.label("entity_name"),
         )
         .join(WorkDefinition, WorkDefinition.id == WorkItem.definition_id)
@@ -156,11 +157,11 @@ async def queue(conn: AsyncConnection, *, assignees: list[str] | None, demo: boo
     return [_public(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def escalated_to(conn: AsyncConnection, user: str) -> list[WorkItemPublic]:
-    """Open items escalated to ``user`` (who may act on them besides their assignee)."""
+async def escalated_to(conn: AsyncConnection, users: list[str]) -> list[WorkItemPublic]:
+    """Open items escalated to one of ``users`` (names or roles; they may act besides the assignee)."""
     stmt = (
         _items()
-        .where(WorkItem.status.in_(OPEN_STATUSES), WorkItem.escalation_user_id == user)
+        .where(WorkItem.status.in_(OPEN_STATUSES), WorkItem.escalation_user_id.in_(users))
         .order_by(WorkItem.priority_score.desc())
         .limit(500)
     )
@@ -200,6 +201,9 @@ async def create_items(
                     assignee=assignee,
                     is_demo=definition.is_demo,
                     priority_score=score,
+                    due_at=(now + timedelta(days=sla))
+                    if (sla := definition.trigger_conditions.get("sla_days"))
+                    else None,
                 )
                 .on_conflict_do_nothing(
                     index_elements=[WorkItem.definition_id, WorkItem.entity_id],

@@ -2,7 +2,7 @@
 
 Seed names: ``workflow_definitions`` is ``work_definition``; the orchestrator columns the seed adds to
 ``workflow_executions`` make ``work_item`` (``assigned_csm_id`` is ``assignee``, a principal name;
-``customer_id`` is ``entity_id``, any entity). Added: ``escalated_at``, ``version`` (the item
+``customer_id`` is ``entity_id``, any entity). Added: ``escalated_at``, ``due_at`` (the SLA), ``version`` (the item
 workflow's step counter, which makes a retried write a no-op), ``workflow_started``.
 """
 
@@ -79,6 +79,7 @@ class WorkItem(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     skipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the SLA: escalate when passed
     execution_data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     skip_reason: Mapped[str | None] = mapped_column(Text)
     is_demo: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

@@ -8,7 +8,7 @@ skipped, and continues as new when its history grows long.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core.work.contracts import FINAL, ItemChange, ItemState, ItemWrite, WorkItemInput, WorkItemPublic, allowed
     from core.work.priority import CRITICAL_WITHIN_DAYS
 
+SLA_ACTOR = "system:sla"
 _RECORD = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 
 
@@ -33,6 +34,9 @@ class WorkItemWorkflow:
         self._version = data.version
         self._busy = False
         self._seen = data.version
+        self._due_at = data.due_at
+        self._escalate_to = data.escalate_to
+        self._sla_escalated = data.sla_escalated
 
     @workflow.run
     async def run(self, data: WorkItemInput) -> str:
@@ -41,33 +45,52 @@ class WorkItemWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carried())
             self._seen = self._version
-            timer = self._next_timer()
+            timer, sla = self._next_timer()
             if timer is None:
                 await workflow.wait_condition(self._changed)
                 continue
             try:
                 await workflow.wait_condition(self._changed, timeout=timer)
             except TimeoutError:
-                await self._write(None)  # resurfacing: the score changes by itself
+                if sla:  # past its due time: escalated to the SLA's target, who may decide too
+                    self._sla_escalated = True
+                    await self._write(
+                        ItemChange(action="escalate", actor=SLA_ACTOR, escalation_user_id=self._escalate_to)
+                    )
+                else:
+                    await self._write(None)  # resurfacing: the score changes by itself
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
 
     def _changed(self) -> bool:
         return self._version != self._seen
 
-    def _next_timer(self) -> timedelta | None:
-        """Time until the next moment the score of a snoozed item jumps: critical, then due."""
-        if self._status != "snoozed" or self._snooze_until is None:
-            return None
+    def _next_timer(self) -> tuple[timedelta | None, bool]:
+        """Time until the next moment something happens by itself, and whether it is the SLA: a snoozed
+        item's score jumps (critical, then due); an item past its due time escalates."""
         now = workflow.now()
-        for moment in (self._snooze_until - timedelta(days=CRITICAL_WITHIN_DAYS), self._snooze_until):
-            if moment > now:
-                return moment - now
-        return None
+        moments: list[tuple[datetime, bool]] = []
+        if self._status == "snoozed" and self._snooze_until is not None:
+            for moment in (self._snooze_until - timedelta(days=CRITICAL_WITHIN_DAYS), self._snooze_until):
+                if moment > now:
+                    moments.append((moment, False))
+                    break
+        if self._due_at is not None and self._escalate_to and not self._sla_escalated:
+            moments.append((max(self._due_at, now), True))
+        if not moments:
+            return None, False
+        moment, sla = min(moments)
+        return moment - now, sla
 
     def _carried(self) -> WorkItemInput:
         return WorkItemInput(
-            item_id=self._item_id, status=self._status, snooze_until=self._snooze_until, version=self._version
+            item_id=self._item_id,
+            status=self._status,
+            snooze_until=self._snooze_until,
+            version=self._version,
+            due_at=self._due_at,
+            escalate_to=self._escalate_to,
+            sla_escalated=self._sla_escalated,
         )
 
     async def _write(self, change: ItemChange | None) -> ItemState:

@@ -26,7 +26,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.work.items import InterpretInput, InterpretOutput, StartedInput, WorkActivities
-    from core.work.contracts import InterpretResult, SignalsInput, WorkItemInput
+    from core.work.contracts import InterpretResult, SignalsInput
     from core.work.store import item_workflow_id
     from workflows.work.item import WorkItemWorkflow
 
@@ -44,21 +44,21 @@ class WorkSignalsWorkflow:
             start_to_close_timeout=timedelta(minutes=10),
         )
         started = []
-        for item_id in out.items:
+        for item in out.items:
             try:
                 await workflow.start_child_workflow(
                     WorkItemWorkflow.run,
-                    WorkItemInput(item_id=item_id),
-                    id=item_workflow_id(item_id),
+                    item,
+                    id=item_workflow_id(item.item_id),
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
             except WorkflowAlreadyStartedError:
                 pass
-            started.append(item_id)
+            started.append(item.item_id)
         await workflow.execute_activity_method(
             WorkActivities.mark_started, StartedInput(ids=started), start_to_close_timeout=timedelta(seconds=60)
         )
-        return InterpretResult(workflow_id=workflow.info().workflow_id, entities=out.entities, created=out.items)
+        return InterpretResult(workflow_id=workflow.info().workflow_id, entities=out.entities, created=started)
 
 
 async def ensure_daily_schedule(client: Client, task_queue: str) -> None:

@@ -23,8 +23,8 @@ from core.work.contracts import (
     SkipCreate,
     SnoozeCreate,
     StatusCreate,
-    WorkItemInput,
     WorkItemPublic,
+    item_input,
 )
 from workflows.work.item import WorkItemWorkflow
 from workflows.work.signals import WorkSignalsWorkflow
@@ -48,7 +48,7 @@ async def _item(engine: EngineDep, item_id: uuid.UUID) -> WorkItemPublic:
 
 
 def _may_work(item: WorkItemPublic, principal: Principal) -> None:
-    if principal.role == "admin" or item.assignee in _mine(principal) or item.escalation_user_id == principal.name:
+    if principal.role == "admin" or item.assignee in _mine(principal) or item.escalation_user_id in _mine(principal):
         return
     raise ApiError(
         403,
@@ -84,7 +84,7 @@ async def apply_change(
         # With start: an item whose workflow a crash never started gets it now.
         return await gateway.start_with_update(
             WorkItemWorkflow.run,
-            WorkItemInput(item_id=item_id),
+            item_input(item),
             WorkItemWorkflow.change,
             change,
             workflow_id=item.workflow_id,
@@ -129,12 +129,10 @@ async def initialize_demo(
         ids = await store.create_items(
             conn, [(d, body.entity_id, assignee) for d in definitions], now=datetime.now(UTC)
         )
-    for item_id in ids:
+        created = [item for i in ids if (item := await store.get_item(conn, i)) is not None]
+    for item in created:
         await gateway.start(
-            WorkItemWorkflow.run,
-            WorkItemInput(item_id=item_id),
-            workflow_id=store.item_workflow_id(item_id),
-            summary="Work item (demo)",
+            WorkItemWorkflow.run, item_input(item), workflow_id=item.workflow_id, summary="Work item (demo)"
         )
     async with engine.begin() as conn:
         await store.mark_started(conn, ids)
