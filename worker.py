@@ -27,6 +27,7 @@ from core.platform.migrate import upgrade_database_async
 from core.platform.search_attributes import ensure_search_attributes
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
+from core.work import store as work_store
 from workflows.agents.session import AgentSessionWorkflow
 from workflows.automation.chain import AutomationChainWorkflow
 from workflows.automation.dispatcher import OutboxDispatcher
@@ -57,6 +58,10 @@ WORKFLOWS = (
     WorkItemWorkflow,
     WorkSignalsWorkflow,
 )
+
+
+# Readers of the entity outbox besides automation's rules, wired here so no domain imports another.
+OUTBOX_SUBSCRIBERS = (work_store.rescore_on_events,)
 
 
 def build_worker(
@@ -124,7 +129,9 @@ async def run_worker(settings: Settings) -> None:
         reconciled = await reconcile_schedules(client, engine, settings.task_queue)
         logger.info("reconciled %d rule schedules", reconciled)
         await ensure_daily_schedule(client, settings.task_queue)
-        dispatcher = asyncio.create_task(OutboxDispatcher(engine, client, settings, evaluator).run(stop))
+        dispatcher = asyncio.create_task(
+            OutboxDispatcher(engine, client, settings, evaluator, OUTBOX_SUBSCRIBERS).run(stop)
+        )
         async with build_worker(client, engine, settings.task_queue, settings, evaluator):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()

@@ -23,7 +23,7 @@ from core.platform.embedded import start_postgres, start_temporal_dev_server, te
 from core.platform.migrate import upgrade_database_async
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
 from tests.support.servers import LlmServer, SmtpServer, WebhookServer
-from worker import build_worker, condition_evaluator
+from worker import OUTBOX_SUBSCRIBERS, build_worker, condition_evaluator
 from workflows.automation.dispatcher import OutboxDispatcher
 
 
@@ -131,7 +131,9 @@ async def worker(
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()
     evaluator = condition_evaluator(settings)
-    dispatcher = asyncio.create_task(OutboxDispatcher(engine, temporal_client, settings, evaluator).run(stop))
+    dispatcher = asyncio.create_task(
+        OutboxDispatcher(engine, temporal_client, settings, evaluator, OUTBOX_SUBSCRIBERS).run(stop)
+    )
     async with build_worker(temporal_client, engine, task_queue, settings, evaluator):
         yield
     stop.set()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.entities.contracts import EntityEventData
 from core.entities.tables import Entity
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
@@ -313,9 +314,9 @@ async def record(conn: AsyncConnection, write: ItemWrite) -> ItemState:
     return ItemState(status=status, snooze_until=snooze_until, version=write.version, item=item)
 
 
-async def rescore_open(conn: AsyncConnection, *, now: datetime, entity_id: uuid.UUID | None = None) -> int:
+async def rescore_open(conn: AsyncConnection, *, now: datetime, entity_ids: list[uuid.UUID] | None = None) -> int:
     """Recompute the score of every open item (the seed's ``update_all_workflow_priorities``), or of
-    one entity's items. Only the score changes, so this needs no step of the items' workflows."""
+    some entities' items. Only the score changes, so this needs no step of the items' workflows."""
     stmt = (
         select(WorkItem.id, WorkItem.status, WorkItem.snooze_until, WorkItem.priority_score)
         .add_columns(WorkDefinition.workflow_type, Entity.fields)
@@ -324,8 +325,8 @@ async def rescore_open(conn: AsyncConnection, *, now: datetime, entity_id: uuid.
         .where(WorkItem.status.in_(OPEN_STATUSES))
         .with_for_update(of=WorkItem, skip_locked=True)
     )
-    if entity_id is not None:
-        stmt = stmt.where(WorkItem.entity_id == entity_id)
+    if entity_ids is not None:
+        stmt = stmt.where(WorkItem.entity_id.in_(entity_ids))
     changed = 0
     for row in (await conn.execute(stmt)).all():
         score = priority_score(
@@ -339,6 +340,24 @@ async def rescore_open(conn: AsyncConnection, *, now: datetime, entity_id: uuid.
             await conn.execute(update(WorkItem).where(WorkItem.id == row.id).values(priority_score=score))
             changed += 1
     return changed
+
+
+SIGNAL_FIELDS = frozenset({"revenue_impact_tier", "churn_risk_score", "usage_score"})
+
+
+async def rescore_on_events(conn: AsyncConnection, events: list[EntityEventData]) -> None:
+    """An outbox subscriber: entities whose signal fields changed get their open items rescored, in the
+    transaction that marks the events dispatched (idempotent: a rescore computes the same score)."""
+    changed: set[uuid.UUID] = set()
+    for event in events:
+        if event.entity_id is None or event.event_kind not in ("update", "field_change"):
+            continue
+        before = event.old_entity.fields if event.old_entity else {}
+        after = event.new_entity.fields if event.new_entity else {}
+        if event.field_name in SIGNAL_FIELDS or any(before.get(f) != after.get(f) for f in SIGNAL_FIELDS):
+            changed.add(uuid.UUID(event.entity_id))
+    if changed:
+        await rescore_open(conn, now=datetime.now(UTC), entity_ids=sorted(changed))
 
 
 async def interpret(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.notifications.tables import Notification
 from core.work.tables import WorkItem
-from tests.support.api import Api
+from tests.support.api import Api, eventually
 from tests.support.work import Q, act, customer, demo
 
 
@@ -156,3 +156,23 @@ async def test_the_interpreter_creates_what_signals_call_for_once(api: Api, engi
     item = next(i for i in queue if i["entity_id"] == at_risk)
     assert item["priority_score"] == 925  # risk 900 + churn 5 x 5
     assert item["workflow_id"] == f"work-item-{item['id']}"
+
+
+async def test_a_signal_change_rescores_through_the_outbox(api: Api) -> None:
+    entity = await customer(api, revenue_impact_tier=5, churn_risk_score=8)
+    risk = (await demo(api, entity, "operator-user"))[2]
+    assert risk["priority_score"] == 965
+    changed = await api.request(
+        "PATCH", f"/api/v1/entities/customer/{entity}", role="operator", json={"fields": {"churn_risk_score": 2}}
+    )
+    assert changed.status_code == 200, changed.text
+
+    async def rescored() -> bool:
+        item = await api.request("GET", f"{Q}/executions/{risk['id']}", role="viewer")
+        return bool(item.json()["priority_score"] == 935)  # 900 + 5 x 5 + 2 x 5, with no call to the queue
+
+    await eventually(rescored)
+    other = await api.request(
+        "PATCH", f"/api/v1/entities/customer/{entity}", role="operator", json={"fields": {"note": "called"}}
+    )
+    assert other.status_code == 200

@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -35,6 +36,7 @@ from core.automation import matching
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ChainInput, EventRef
 from core.automation.tables import RuleExecution
+from core.entities.contracts import EntityEventData
 from core.entities.store import OUTBOX_CHANNEL
 from core.entities.tables import EntityEvent
 from core.platform.database import libpq_url
@@ -54,11 +56,23 @@ class _Start:
     runs: list[ChainInput]
 
 
+# Another domain's reader of the outbox: called with each batch of events, in the transaction that marks
+# them dispatched (so a failure retries the batch: a subscriber must be idempotent). The composition
+# root (worker.py) wires them, so this domain imports no other.
+OutboxSubscriber = Callable[[AsyncConnection, list[EntityEventData]], Awaitable[None]]
+
+
 class OutboxDispatcher:
     def __init__(
-        self, engine: AsyncEngine, client: Client, settings: Settings, evaluator: ConditionEvaluator | None = None
+        self,
+        engine: AsyncEngine,
+        client: Client,
+        settings: Settings,
+        evaluator: ConditionEvaluator | None = None,
+        subscribers: Sequence[OutboxSubscriber] = (),
     ) -> None:
         self._engine = engine
+        self._subscribers = list(subscribers)
         self._client = client
         self._settings = settings
         self._evaluator = evaluator or ConditionEvaluator(
@@ -127,10 +141,11 @@ class OutboxDispatcher:
             ).all()
             if not rows:
                 return 0
-            starts = await self._claim(
-                [matching.event_of(r) for r in rows], [str(r.id) for r in rows if r.claimed_before]
-            )
+            events = [matching.event_of(r) for r in rows]
+            starts = await self._claim(events, [str(r.id) for r in rows if r.claimed_before])
             await asyncio.gather(*(self._start(s) for s in starts))
+            for subscriber in self._subscribers:
+                await subscriber(locked, events)
             await locked.execute(
                 update(EntityEvent).where(EntityEvent.id.in_([r.id for r in rows])).values(dispatched_ts=func.now())
             )
