@@ -17,6 +17,13 @@ FINAL: tuple[ItemStatus, ...] = ("completed", "skipped")
 Principal = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
 
 
+class Sla(RequestPart):
+    """An item not done within ``days`` of its creation escalates to ``escalate_to``."""
+
+    days: int = Field(ge=1, le=365)
+    escalate_to: str = Field(min_length=1, max_length=200, description="A principal name or a role")
+
+
 class TriggerConditions(RequestPart):
     """``order``: position in the demo sequence. ``opportunity_score_min`` / ``risk_score_min``: the
     signal interpreter creates an item when every threshold given is met (a definition without any
@@ -29,16 +36,7 @@ class TriggerConditions(RequestPart):
     opportunity_score_min: int | None = Field(default=None, ge=0, le=10)
     risk_score_min: int | None = Field(default=None, ge=0, le=10)
     entity_type: str = Field(default="customer", min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
-    sla_days: int | None = Field(default=None, ge=1, le=365, description="An item not done by then escalates")
-    escalate_to: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Who an item past its SLA escalates to (name or role)"
-    )
-
-    @model_validator(mode="after")
-    def _sla(self) -> TriggerConditions:
-        if (self.sla_days is None) != (self.escalate_to is None):
-            raise ValueError("sla_days and escalate_to go together: an SLA escalates to someone")
-        return self
+    sla: Sla | None = Field(default=None, description="Items not done in time escalate")
 
 
 class DefinitionCreate(RequestModel):

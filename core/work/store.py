@@ -126,7 +126,7 @@ def _items() -> Select[Any]:
             WorkDefinition.name.label("definition_name"),
             WorkDefinition.workflow_type,
             _order().label("order"),
-            WorkDefinition.trigger_conditions["escalate_to"].astext.label("sla_escalate_to"),
+            WorkDefinition.trigger_conditions["sla"]["escalate_to"].astext.label("sla_escalate_to"),
             Entity.name.label("entity_name"),
         )
         .join(WorkDefinition, WorkDefinition.id == WorkItem.definition_id)
@@ -182,6 +182,12 @@ async def demo_items(conn: AsyncConnection, *, assignee: str) -> list[WorkItemPu
     return sorted(latest.values(), key=lambda i: i.order or 0)
 
 
+def _due(definition: DefinitionPublic, now: datetime) -> datetime | None:
+    """When an item of ``definition`` created at ``now`` is due (its SLA), if it has one."""
+    sla = definition.trigger_conditions.get("sla")
+    return now + timedelta(days=sla["days"]) if isinstance(sla, dict) else None
+
+
 async def create_items(
     conn: AsyncConnection, wanted: list[tuple[DefinitionPublic, uuid.UUID, str]], *, now: datetime
 ) -> list[uuid.UUID]:
@@ -202,9 +208,7 @@ async def create_items(
                     assignee=assignee,
                     is_demo=definition.is_demo,
                     priority_score=score,
-                    due_at=(now + timedelta(days=sla))
-                    if (sla := definition.trigger_conditions.get("sla_days"))
-                    else None,
+                    due_at=_due(definition, now),
                 )
                 .on_conflict_do_nothing(
                     index_elements=[WorkItem.definition_id, WorkItem.entity_id],

@@ -26,14 +26,18 @@ async def test_an_item_past_its_due_time_escalates(
         json={
             "name": f"Renewal call {kind}",
             "workflow_type": "renewal",
-            "trigger_conditions": {"risk_score_min": 1, "entity_type": kind, "sla_days": 2, "escalate_to": "approver"},
+            "trigger_conditions": {
+                "risk_score_min": 1,
+                "entity_type": kind,
+                "sla": {"days": 2, "escalate_to": "approver"},
+            },
         },
     )
     assert created.status_code == 201, created.text
     half = await skipping_api.request(
         "POST",
         f"{Q}/definitions",
-        json={"name": f"x {kind}", "workflow_type": "custom", "trigger_conditions": {"sla_days": 2}},
+        json={"name": f"x {kind}", "workflow_type": "custom", "trigger_conditions": {"sla": {"days": 2}}},
     )
     assert half.status_code == 422  # an SLA escalates to someone
     entity = await customer(skipping_api, entity_type=kind, churn_risk_score=3, assignee="operator-user")
