@@ -1,4 +1,4 @@
-"""The SLA (time-skipping server): an item not done by its definition's ``sla_days`` escalates by itself,
+"""The SLA (time-skipping server): an item not done by its definition's ``sla.days`` escalates by itself,
 from a timer in its workflow, to the definition's ``escalate_to``, who is notified, sees it in their
 inbox and may decide it; the assignee keeps it."""
 
