@@ -20,7 +20,7 @@ from api.routes.work import queue as work_routes
 from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
 from core.process import instances
-from core.process.contracts import AcknowledgeCreate, DecisionCreate
+from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView
 from core.work import store as work_store
 from core.work.contracts import ItemChange, WorkItemPublic
 from core.work.priority import priority_label
@@ -52,6 +52,17 @@ def owes(viewer: Principal, assignees: list[str]) -> bool:
 
 def _refuse(kind: str, action: str, allowed: tuple[str, ...]) -> ApiError:
     return ApiError(422, "invalid_action", f"a {kind} item takes {' or '.join(allowed)}, not '{action}'")
+
+
+async def _instance_of(reference: str, engine: AsyncEngine) -> tuple[uuid.UUID, str, InstanceView]:
+    """An instance item's reference '<instance id>:<state id>': the id, the state, and the stored view."""
+    instance_text, _, state_text = reference.partition(":")
+    instance_id = uuid.UUID(instance_text)
+    async with engine.connect() as conn:
+        view = await instances.get_view(conn, instance_id)
+    if view is None:
+        raise ApiError(404, "not_found", f"no instance {instance_id}")
+    return instance_id, state_text, view
 
 
 class ApprovalGates:
@@ -94,12 +105,7 @@ class ApprovalGates:
     ) -> dict[str, Any]:
         if decision.action not in ("approve", "reject"):
             raise _refuse(self.name, decision.action, ("approve", "reject"))
-        instance_text, _, state_text = reference.partition(":")
-        instance_id = uuid.UUID(instance_text)
-        async with engine.connect() as conn:
-            view = await instances.get_view(conn, instance_id)
-        if view is None:
-            raise ApiError(404, "not_found", f"no instance {instance_id}")
+        instance_id, state_text, view = await _instance_of(reference, engine)
         gate = view.pending_approval
         if gate is None or gate.status != "pending" or str(gate.state_id) != state_text:
             raise ApiError(409, "no_longer_pending", "this approval was decided or the instance moved on")
@@ -148,12 +154,7 @@ class DeadlineAlerts:
     ) -> dict[str, Any]:
         if decision.action != "acknowledge":
             raise _refuse(self.name, decision.action, ("acknowledge",))
-        instance_text, _, state_text = reference.partition(":")
-        instance_id = uuid.UUID(instance_text)
-        async with engine.connect() as conn:
-            view = await instances.get_view(conn, instance_id)
-        if view is None:
-            raise ApiError(404, "not_found", f"no instance {instance_id}")
+        instance_id, state_text, view = await _instance_of(reference, engine)
         if str(view.current_state.id) != state_text:
             raise ApiError(409, "no_longer_pending", "the instance has moved on from that state")
         body = AcknowledgeCreate(comment=getattr(decision, "comment", None))

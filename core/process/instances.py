@@ -95,19 +95,22 @@ async def running_instance_managing(conn: AsyncConnection, entity_id: uuid.UUID)
     return (await conn.execute(stmt)).mappings().first()
 
 
+# What an inbox item shows of an instance: its state, template and root entity's name.
+_INBOX_COLUMNS = (
+    GraphData.id,
+    GraphData.template_code,
+    GraphData.current_state_id,
+    GraphData.current_state_name,
+    GraphData.root_entity_id,
+    Entity.name.label("entity_name"),
+)
+
+
 async def pending_approvals(conn: AsyncConnection, *, limit: int = 500) -> list[dict[str, Any]]:
     """Running instances whose current state waits for an approval decision (for the inbox), with the
     root entity's name and the template's; oldest request first."""
     stmt = (
-        select(
-            GraphData.id,
-            GraphData.template_code,
-            GraphData.current_state_id,
-            GraphData.current_state_name,
-            GraphData.root_entity_id,
-            GraphData.pending_approval,
-            Entity.name.label("entity_name"),
-        )
+        select(*_INBOX_COLUMNS, GraphData.pending_approval)
         .outerjoin(Entity, Entity.id == GraphData.root_entity_id)
         .where(
             GraphData.workflow_status == "active",
@@ -134,13 +137,8 @@ async def open_deadline_alerts(conn: AsyncConnection, *, limit: int = 500) -> li
     )
     stmt = (
         select(
-            GraphData.id,
-            GraphData.template_code,
-            GraphData.current_state_id,
-            GraphData.current_state_name,
-            GraphData.root_entity_id,
+            *_INBOX_COLUMNS,
             GraphHead.workflow_graph["owner_role"].astext.label("owner_role"),
-            Entity.name.label("entity_name"),
             alert.c.event_ts.label("raised_ts"),
             alert.c.seq,
         )
