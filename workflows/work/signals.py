@@ -19,6 +19,7 @@ from temporalio.client import (
     ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleSpec,
+    ScheduleUpdate,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -62,7 +63,7 @@ class WorkSignalsWorkflow:
 
 
 async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
-    """The daily run (created once; a schedule that exists is left as it is)."""
+    """The daily run: created, or brought in line (a worker on another task queue, a changed action)."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             WorkSignalsWorkflow.run, SignalsInput(), id="work-signals-daily-run", task_queue=task_queue
@@ -72,7 +73,7 @@ async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
     try:
         await client.create_schedule(SCHEDULE_ID, schedule)
     except ScheduleAlreadyRunningError:
-        pass
+        await client.get_schedule_handle(SCHEDULE_ID).update(lambda _: ScheduleUpdate(schedule=schedule))
     except RPCError as exc:
         if exc.status != RPCStatusCode.UNIMPLEMENTED:
             raise
