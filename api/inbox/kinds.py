@@ -5,7 +5,6 @@ inbox adds no second path to any state change."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +19,7 @@ from api.routes.work import queue as work_routes
 from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
 from core.process import instances
-from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView
+from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView, PendingApproval
 from core.work import store as work_store
 from core.work.contracts import ItemChange, WorkItemPublic
 from core.work.priority import priority_label
@@ -75,13 +74,12 @@ class ApprovalGates:
             rows = await instances.pending_approvals(conn)
         items = []
         for row in rows:
-            gate = row["pending_approval"]
-            roles = list(gate.get("roles", []))
+            gate = PendingApproval.model_validate(row["pending_approval"])
+            roles = gate.deciders()
             if not owes(viewer, roles):
                 continue
-            escalated = bool(gate.get("escalated"))
+            escalated = gate.escalated
             score = ESCALATED_APPROVAL_SCORE if escalated else APPROVAL_SCORE
-            due = gate.get("timeout_at")
             items.append(
                 InboxItem(
                     id=f"approval:{row['id']}:{row['current_state_id']}",
@@ -92,7 +90,7 @@ class ApprovalGates:
                     assignee=roles,
                     priority_score=score,
                     priority_label=priority_label(score),
-                    due_at=datetime.fromisoformat(due) if due else None,
+                    due_at=gate.timeout_at,
                     escalated=escalated,
                     link=f"/api/v1/workflow-instance/{row['id']}",
                     actions=["approve", "reject"],
@@ -109,8 +107,8 @@ class ApprovalGates:
         gate = view.pending_approval
         if gate is None or gate.status != "pending" or str(gate.state_id) != state_text:
             raise ApiError(409, "no_longer_pending", "this approval was decided or the instance moved on")
-        if not owes(principal, list(gate.roles)):
-            raise ApiError(403, "forbidden", f"this approval is for the roles {', '.join(gate.roles)}")
+        if not owes(principal, gate.deciders()):
+            raise ApiError(403, "forbidden", f"this approval is for {', '.join(gate.deciders())}")
         comment = getattr(decision, "comment", None)
         body = DecisionCreate(decision=decision.action, comment=comment)
         view = await instance_routes.decide_approval(instance_id, body, engine, gateway, principal)

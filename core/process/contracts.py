@@ -173,7 +173,13 @@ class PendingApproval(BaseModel):
     requested_ts: datetime
     timeout_at: datetime | None
     escalated: bool = False
+    # Once escalated, these (principal names or roles, the gate's escalate_to) may decide too.
+    escalated_to: list[str] = Field(default_factory=list)
     decisions: list[ApprovalDecision] = Field(default_factory=list)
+
+    def deciders(self) -> list[str]:
+        """Who may decide now: the gate's roles, and its escalation targets once escalated."""
+        return [*self.roles, *(self.escalated_to if self.escalated else [])]
 
 
 class StateRef(BaseModel):

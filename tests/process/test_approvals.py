@@ -161,3 +161,28 @@ async def test_approval_timeout_takes_the_default_path(
     assert view["state_history"][-1]["actor"] == "system:approval-timeout"
     kinds = [e["event_type"] for e in await events_of(engine, iid)]
     assert "approval_timed_out" in kinds and kinds.count("state_transition") == 3
+
+
+async def test_once_escalated_the_escalation_target_may_decide(
+    skipping_api: Api, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """The SLA of an approval gate: past its time-out it escalates, and the target (here a person who
+    is an operator) may decide it, in the inbox or directly; before that only the gate's roles may."""
+    code = await create(skipping_api, timeout_seconds=3600, escalate_to=["operator-user"])
+    iid = (await skipping_api.start(code))["instance_id"]
+    await skipping_api.transition(iid, 1)
+    early = await skipping_api.decide(iid, "approve", role="operator")
+    assert early.status_code == 403 and "allowed roles: approver" in early.json()["detail"]
+    inbox = await skipping_api.request("GET", "/api/v1/inbox?kind=approval", role="operator")
+    assert not [i for i in inbox.json() if iid in i["id"]]
+
+    await time_skipping_env.sleep(2 * 3600)
+    inbox = await skipping_api.request("GET", "/api/v1/inbox?kind=approval", role="operator")
+    item = next(i for i in inbox.json() if iid in i["id"])
+    assert item["escalated"] is True and "operator-user" in item["assignee"]
+    assert (await skipping_api.decide(iid, "approve", role="viewer")).status_code == 403
+    decided = await skipping_api.request(
+        "POST", f"/api/v1/inbox/{item['id']}/decision", role="operator", json={"action": "approve"}
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["result"]["pending_approval"]["status"] == "approved"

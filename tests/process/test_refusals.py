@@ -127,8 +127,10 @@ async def test_templates_are_versioned_and_instances_keep_their_version(api: Api
         ("POST", "/api/v1/workflow-template", "operator", template("X_AUTH", [node(0, [], [])]), 403),
         ("PUT", f"/api/v1/workflow-instance/{uuid.uuid4()}/transition", "viewer", {"to_state_id": 1}, 403),
         ("PUT", f"/api/v1/workflow-instance/{uuid.uuid4()}/transition", "approver", {"to_state_id": 1}, 403),
-        ("POST", f"/api/v1/workflow-instance/{uuid.uuid4()}/approval", "operator", {"decision": "approve"}, 403),
-        ("POST", f"/api/v1/workflow-instance/{uuid.uuid4()}/approval", "viewer", {"decision": "approve"}, 403),
+        # Who may decide depends on the gate (its roles, then its escalation targets): an unknown
+        # instance is a 404 to every reader; a real gate refuses others with 403 (test_approvals.py).
+        ("POST", f"/api/v1/workflow-instance/{uuid.uuid4()}/approval", "operator", {"decision": "approve"}, 404),
+        ("POST", f"/api/v1/workflow-instance/{uuid.uuid4()}/approval", "viewer", {"decision": "approve"}, 404),
     ],
 )
 async def test_authentication_and_roles(

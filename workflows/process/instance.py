@@ -250,10 +250,12 @@ class ProcessInstanceWorkflow:
                 type=errors.NO_APPROVAL_PENDING.type,
                 non_retryable=True,
             )
-        if request.actor_role != "admin" and request.actor_role not in self._approval.roles:
+        deciders = self._approval.deciders()
+        if request.actor_role != "admin" and request.actor_role not in deciders and request.actor not in deciders:
             raise ApplicationError(
                 f"role '{request.actor_role}' may not decide this approval; allowed roles: "
-                f"{', '.join(self._approval.roles)}",
+                f"{', '.join(self._approval.roles)}"
+                + (f"; escalated to: {', '.join(self._approval.escalated_to)}" if self._approval.escalated else ""),
                 type=errors.NOT_PERMITTED.type,
                 non_retryable=True,
             )
@@ -421,7 +423,7 @@ class ProcessInstanceWorkflow:
                 )
                 await self._record_approval(
                     "approval_escalated",
-                    self._approval.model_copy(update={"escalated": True}),
+                    self._approval.model_copy(update={"escalated": True, "escalated_to": list(gate.escalate_to)}),
                     actor=SYSTEM_TIMEOUT_ACTOR,
                     comment="approval timed out: escalated",
                     retry=_BACKGROUND_RETRY,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from temporalio.common import SearchAttributePair
 
-from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, WorkflowNotFound
 from api.pagination import Limit, Offset
@@ -220,9 +220,10 @@ async def acknowledge_deadline(
 
 @router.post("/{instance_id}/approval", response_model=InstanceView)
 async def decide_approval(
-    instance_id: uuid.UUID, body: DecisionCreate, engine: EngineDep, gateway: GatewayDep, principal: Approver
+    instance_id: uuid.UUID, body: DecisionCreate, engine: EngineDep, gateway: GatewayDep, principal: Reader
 ) -> InstanceView:
-    """Approve or reject the pending approval of the instance's current state."""
+    """Approve or reject the pending approval of the instance's current state: the gate's roles decide,
+    and once it has escalated (its time-out passed) its escalation targets too (403 for anyone else)."""
     request = DecisionRequest(
         decision=body.decision, comment=body.comment, actor=principal.name, actor_role=principal.role
     )
