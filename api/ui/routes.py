@@ -43,9 +43,10 @@ def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(PAGES.get_template(name).render(**context), status_code=status)
 
 
-def _csrf(request: Request, key: str) -> str:
-    secret: bytes = request.app.state.ui_secret
-    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+def _csrf(key: str) -> str:
+    """The forms' token: an HMAC keyed by the signed-in API key, which another site cannot read (the
+    cookie is HttpOnly) and every API process computes alike (no per-process secret to share)."""
+    return hmac.new(key.encode(), b"trellis-console-csrf", hashlib.sha256).hexdigest()
 
 
 def _viewer(request: Request) -> tuple[Principal, str]:
@@ -54,7 +55,7 @@ def _viewer(request: Request) -> tuple[Principal, str]:
     if principal is None:
         raise SignIn
     request.app.state.rate_limits.hit(request.app.state.rate_limits.requests, principal.name, "requests")
-    return principal, _csrf(request, key)
+    return principal, _csrf(key)
 
 
 async def _form(request: Request, csrf: str) -> dict[str, str]:
@@ -78,8 +79,6 @@ def _back(path: str, *, error: str | None = None, note: str | None = None) -> Re
 
 
 def install_console(app: Any) -> None:
-    app.state.ui_secret = secrets.token_bytes(32)
-
     @app.exception_handler(SignIn)
     async def _sign_in(request: Request, _: SignIn) -> Response:
         return RedirectResponse("/ui/login", status_code=303)
