@@ -8,6 +8,7 @@ skipped, and continues as new when its history grows long.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -32,7 +33,9 @@ class WorkItemWorkflow:
         self._status = data.status
         self._snooze_until = data.snooze_until
         self._version = data.version
-        self._busy = False
+        # One step at a time: a timer that fires while a person's change is being recorded waits for it,
+        # then looks again (the change may have ended the snooze or the item).
+        self._lock = asyncio.Lock()
         self._seen = data.version
         self._due_at = data.due_at
         self._escalate_to = data.escalate_to
@@ -41,7 +44,7 @@ class WorkItemWorkflow:
     @workflow.run
     async def run(self, data: WorkItemInput) -> str:
         while self._status not in FINAL:
-            if workflow.info().is_continue_as_new_suggested() and not self._busy:
+            if workflow.info().is_continue_as_new_suggested() and not self._lock.locked():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carried())
             self._seen = self._version
@@ -52,13 +55,16 @@ class WorkItemWorkflow:
             try:
                 await workflow.wait_condition(self._changed, timeout=timer)
             except TimeoutError:
-                if sla:  # past its due time: escalated to the SLA's target, who may decide too
-                    self._sla_escalated = True
-                    await self._write(
-                        ItemChange(action="escalate", actor=SLA_ACTOR, escalation_user_id=self._escalate_to)
-                    )
-                else:
-                    await self._write(None)  # resurfacing: the score changes by itself
+                async with self._lock:
+                    if self._changed() or self._status in FINAL:
+                        continue  # a change got in first: work out the timers again
+                    if sla:  # past its due time: escalated to the SLA's target, who may decide too
+                        await self._write(
+                            ItemChange(action="escalate", actor=SLA_ACTOR, escalation_user_id=self._escalate_to)
+                        )
+                        self._sla_escalated = True
+                    else:
+                        await self._write(None)  # resurfacing: the score changes by itself
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
 
@@ -94,26 +100,23 @@ class WorkItemWorkflow:
         )
 
     async def _write(self, change: ItemChange | None) -> ItemState:
-        self._busy = True
-        try:
-            state: ItemState = await workflow.execute_local_activity_method(
-                WorkActivities.record,
-                ItemWrite(item_id=self._item_id, version=self._version + 1, now=workflow.now(), change=change),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_RECORD,
-            )
-        finally:
-            self._busy = False
+        """Record one step (the caller holds the lock)."""
+        state: ItemState = await workflow.execute_local_activity_method(
+            WorkActivities.record,
+            ItemWrite(item_id=self._item_id, version=self._version + 1, now=workflow.now(), change=change),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_RECORD,
+        )
         self._status, self._snooze_until, self._version = state.status, state.snooze_until, state.version
         return state
 
     @workflow.update
     async def change(self, change: ItemChange) -> WorkItemPublic:
-        await workflow.wait_condition(lambda: not self._busy)  # one step at a time
-        reason = allowed(self._status, change)
-        if reason is not None:  # the state moved on while this update waited
-            raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
-        state = await self._write(change)
+        async with self._lock:
+            reason = allowed(self._status, change)
+            if reason is not None:  # the state moved on while this update waited
+                raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
+            state = await self._write(change)
         assert state.item is not None
         return state.item
 
