@@ -53,7 +53,7 @@ class WorkActivities:
         async with self._engine.begin() as conn:
             rescored = await store.rescore_open(conn, now=data.now)
             pending = await store.unstarted(conn)
-            items = [item for i in sorted(set(pending) | set(wanted)) if (item := await store.get_item(conn, i))]
+            items = await store.get_items(conn, sorted(set(pending) | set(wanted)))
         return InterpretOutput(entities=entities, items=[item_input(i) for i in items], rescored=rescored)
 
     @activity.defn(name="work.mark_started")

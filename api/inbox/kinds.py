@@ -107,8 +107,7 @@ class ApprovalGates:
         gate = view.pending_approval
         if gate is None or gate.status != "pending" or str(gate.state_id) != state_text:
             raise ApiError(409, "no_longer_pending", "this approval was decided or the instance moved on")
-        if not owes(principal, gate.deciders()):
-            raise ApiError(403, "forbidden", f"this approval is for {', '.join(gate.deciders())}")
+        # Who may decide (the gate's roles, then its escalation targets) is the workflow's rule: 403 there.
         comment = getattr(decision, "comment", None)
         body = DecisionCreate(decision=decision.action, comment=comment)
         view = await instance_routes.decide_approval(instance_id, body, engine, gateway, principal)
@@ -266,6 +265,16 @@ class WorkItems:
             )
         item = await work_routes.apply_change(engine, gateway, principal, uuid.UUID(reference), change, None)
         return item.model_dump(mode="json")
+
+
+async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None) -> list[InboxItem]:
+    """Every pending item of every kind (or of one) the viewer owes, most urgent first, then soonest due:
+    what the API's inbox and the console both show."""
+    items: list[InboxItem] = []
+    for name, source in KINDS.items():
+        if kind is None or kind == name:
+            items.extend(await source.pending(engine, viewer))
+    return sorted(items, key=lambda i: (-i.priority_score, i.due_at.isoformat() if i.due_at else "9999", i.id))
 
 
 KINDS: dict[str, InboxKind] = {

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from api.deps import EngineDep, GatewayDep, Principal, Reader
 from api.errors import ApiError
 from api.inbox.contracts import Decision, DecisionOutcome, InboxItem
-from api.inbox.kinds import KINDS
+from api.inbox.kinds import KINDS, gather
 from core.platform.contracts import Role
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
@@ -44,12 +44,7 @@ async def inbox(
     if principal.role == "admin" and (assignee is not None or role is not None):
         # An admin reading one person's or role's inbox sees it as they would.
         viewer = Principal(name=assignee or "", role=role or "viewer")
-    items: list[InboxItem] = []
-    for name, source in KINDS.items():
-        if kind is None or kind == name:
-            items.extend(await source.pending(engine, viewer))
-    far = "9999"
-    return sorted(items, key=lambda i: (-i.priority_score, i.due_at.isoformat() if i.due_at else far, i.id))
+    return await gather(engine, viewer, kind)
 
 
 @router.post("/{item_id}/decision", response_model=DecisionOutcome)

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.deps import Principal, principal_of
 from api.errors import ApiError
 from api.inbox.contracts import Decision
-from api.inbox.kinds import KINDS
+from api.inbox.kinds import KINDS, gather
 from api.routes.process import instances as instance_routes
 from api.routes.work import queue as work_routes
 from api.ui.dag import BOX_H, BOX_W, draw
@@ -63,6 +63,11 @@ async def _form(request: Request, csrf: str) -> dict[str, str]:
     if not hmac.compare_digest(form.pop("csrf", ""), csrf):
         raise ApiError(403, "csrf", "the form is stale or came from another site; reload the page and try again")
     return form
+
+
+def _flash(request: Request) -> dict[str, Any]:
+    """The message a redirect after a form carries (``?error=`` or ``?note=``)."""
+    return {"error": request.query_params.get("error"), "note": request.query_params.get("note")}
 
 
 def _engine(request: Request) -> Any:
@@ -130,18 +135,8 @@ async def logout(request: Request) -> Response:
 @router.get("/inbox")
 async def inbox_page(request: Request) -> HTMLResponse:
     principal, csrf = _viewer(request)
-    items = []
-    for source in KINDS.values():
-        items.extend(await source.pending(_engine(request), principal))
-    items.sort(key=lambda i: (-i.priority_score, i.due_at.isoformat() if i.due_at else "9999", i.id))
-    return _page(
-        "inbox.html",
-        principal=principal,
-        csrf=csrf,
-        items=items,
-        error=request.query_params.get("error"),
-        note=request.query_params.get("note"),
-    )
+    items = await gather(_engine(request), principal)
+    return _page("inbox.html", principal=principal, csrf=csrf, items=items, **_flash(request))
 
 
 @router.post("/inbox/{item_id}/decision")
@@ -213,8 +208,7 @@ async def instance_page(request: Request, instance_id: uuid.UUID) -> HTMLRespons
         box_h=BOX_H,
         waiting=waiting,
         gate_id=gate_id,
-        error=request.query_params.get("error"),
-        note=request.query_params.get("note"),
+        **_flash(request),
     )
 
 
@@ -251,6 +245,5 @@ async def work_page(request: Request, item_id: uuid.UUID) -> HTMLResponse:
         csrf=csrf,
         item=item,
         open_item=open_item,
-        error=request.query_params.get("error"),
-        note=request.query_params.get("note"),
+        **_flash(request),
     )

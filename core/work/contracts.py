@@ -14,7 +14,6 @@ from core.platform.contracts import JsonUuid, RequestModel, RequestPart
 WorkType = Literal["opportunity", "risk", "strategic", "renewal", "custom"]
 ItemStatus = Literal["not_started", "underway", "completed", "snoozed", "skipped"]
 FINAL: tuple[ItemStatus, ...] = ("completed", "skipped")
-Principal = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
 
 
 class Sla(RequestPart):
@@ -105,7 +104,7 @@ class SkipCreate(RequestModel):
 
 
 class EscalateCreate(RequestModel):
-    escalation_user_id: str = Principal
+    escalation_user_id: str = Field(min_length=1, max_length=200, description="A principal name or a role")
 
 
 class StatusCreate(RequestModel):

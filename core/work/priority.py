@@ -10,7 +10,7 @@ from the item's entity's fields (values that are not numbers count as 0; each is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -21,6 +21,8 @@ Label = Literal["Critical", "High", "Medium", "Low"]
 
 @dataclass(frozen=True)
 class Signals:
+    """The entity fields the score reads (their names are the entity's field names)."""
+
     revenue_impact_tier: float = 0  # 0-5
     churn_risk_score: float = 0  # 0-10
     usage_score: float = 0  # 0-100
@@ -32,6 +34,9 @@ class Signals:
             churn_risk_score=number(fields.get("churn_risk_score"), 0, 10),
             usage_score=number(fields.get("usage_score"), 0, 100),
         )
+
+
+SIGNAL_FIELDS = frozenset(f.name for f in fields(Signals))
 
 
 def number(value: Any, low: float, high: float) -> float:

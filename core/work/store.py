@@ -24,7 +24,7 @@ from core.work.contracts import (
     ItemWrite,
     WorkItemPublic,
 )
-from core.work.priority import Signals, opportunity_score, priority_label, priority_score, risk_score
+from core.work.priority import SIGNAL_FIELDS, Signals, opportunity_score, priority_label, priority_score, risk_score
 from core.work.tables import OPEN_STATUSES, WorkDefinition, WorkItem
 
 DEMO_DEFINITIONS_FILE = PACKS_DIR / "work" / "definitions.json"
@@ -144,6 +144,12 @@ def _public(row: Any) -> WorkItemPublic:
 async def get_item(conn: AsyncConnection, item_id: uuid.UUID) -> WorkItemPublic | None:
     row = (await conn.execute(_items().where(WorkItem.id == item_id))).first()
     return _public(row) if row else None
+
+
+async def get_items(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[WorkItemPublic]:
+    """Several items in one query, in the order of ``ids`` (missing ones left out)."""
+    found = {row.id: _public(row) for row in (await conn.execute(_items().where(WorkItem.id.in_(ids)))).all()}
+    return [found[i] for i in ids if i in found]
 
 
 async def queue(conn: AsyncConnection, *, assignees: list[str] | None, demo: bool, limit: int) -> list[WorkItemPublic]:
@@ -344,9 +350,6 @@ async def rescore_open(conn: AsyncConnection, *, now: datetime, entity_ids: list
             await conn.execute(update(WorkItem).where(WorkItem.id == row.id).values(priority_score=score))
             changed += 1
     return changed
-
-
-SIGNAL_FIELDS = frozenset({"revenue_impact_tier", "churn_risk_score", "usage_score"})
 
 
 async def rescore_on_events(conn: AsyncConnection, events: list[EntityEventData]) -> None:

@@ -4,14 +4,13 @@ the agent calls that had completed before the kill are not made again."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from pathlib import Path
 
 from tests.support.agents import session, start, until
 from tests.support.api import Api, make_settings, open_api
-from tests.support.processes import spawn_worker
+from tests.support.processes import spawn_worker, worker_env
 from tests.support.servers import LlmServer
 
 
@@ -19,14 +18,7 @@ async def test_worker_killed_mid_session_resumes_without_repeating_calls(
     fresh_database: str, temporal_address: str, llm_server: LlmServer, tmp_path: Path
 ) -> None:
     queue = f"trellis-session-crash-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "TRELLIS_DATABASE_URL": fresh_database,
-        "TRELLIS_TEMPORAL_ADDRESS": temporal_address,
-        "TRELLIS_TASK_QUEUE": queue,
-        "TRELLIS_LLM_BASE_URL": llm_server.base_url,
-        "TRELLIS_LLM_API_KEY": "k",
-    }
+    env = worker_env(fresh_database, temporal_address, queue, llm_base_url=llm_server.base_url, llm_api_key="k")
     worker = await spawn_worker(env, tmp_path / "worker.log")
     lifespan, client = await open_api(
         make_settings(fresh_database, temporal_address, queue, llm_base_url=llm_server.base_url)

@@ -5,7 +5,6 @@ one id each (Message-ID, webhook-id) however often a crash made them be attempte
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from core.notifications.tables import Notification
 from core.platform.database import make_engine
 from tests.support.api import Api, make_settings, open_api
 from tests.support.automation import create_entity, create_rule, executions
-from tests.support.processes import spawn_worker
+from tests.support.processes import spawn_worker, worker_env
 from tests.support.servers import SmtpServer, WebhookServer
 
 EVENTS = 20
@@ -35,16 +34,15 @@ async def test_worker_sigkill_mid_chain_applies_every_effect_once(
     crash_engine = make_engine(url, pool_size=2)
     run = uuid.uuid4().hex[:8]
     queue = f"trellis-chain-crash-{run}"
-    env = {
-        **os.environ,
-        "TRELLIS_DATABASE_URL": url,
-        "TRELLIS_TEMPORAL_ADDRESS": temporal_address,
-        "TRELLIS_TASK_QUEUE": queue,
-        "TRELLIS_SMTP_PORT": str(smtp_server.port),
-        "TRELLIS_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-        "TRELLIS_WEBHOOK_INITIAL_RETRY_SECONDS": "0.2",
-        "TRELLIS_DISPATCHER_POLL_SECONDS": "0.5",
-    }
+    env = worker_env(
+        url,
+        temporal_address,
+        queue,
+        smtp_port=smtp_server.port,
+        webhook_allow_hosts="127.0.0.1",
+        webhook_initial_retry_seconds=0.2,
+        dispatcher_poll_seconds=0.5,
+    )
     log = tmp_path / "worker.log"
     worker = await spawn_worker(env, log)
     lifespan, client = await open_api(make_settings(url, temporal_address, queue))

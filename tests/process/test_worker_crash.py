@@ -4,7 +4,6 @@ instance completes, and no entity, link or event row is written twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from collections import Counter
@@ -17,7 +16,7 @@ from core.entities.tables import Entity, EntityLink
 from core.platform.database import make_engine
 from core.process.tables import GraphData, WorkflowEvent
 from tests.support.api import Api, make_settings, open_api
-from tests.support.processes import spawn_worker
+from tests.support.processes import spawn_worker, worker_env
 
 LONGEST_SUCCESS_PATH = [1, 2, 3, 4, 6, 7, 8, 9]
 INSTANCES = 50
@@ -30,12 +29,7 @@ async def test_worker_sigkill_mid_transition_loses_and_duplicates_nothing(
     engine = make_engine(postgres_url, pool_size=2)
     queue = f"trellis-crash-{uuid.uuid4()}"
     run = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "TRELLIS_DATABASE_URL": postgres_url,
-        "TRELLIS_TEMPORAL_ADDRESS": temporal_address,
-        "TRELLIS_TASK_QUEUE": queue,
-    }
+    env = worker_env(postgres_url, temporal_address, queue)
     log = tmp_path / "worker.log"
     worker = await spawn_worker(env, log)
     lifespan, client = await open_api(make_settings(postgres_url, temporal_address, queue))

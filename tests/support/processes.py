@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env(database_url: str, temporal_address: str, task_queue: str, **settings: object) -> dict[str, str]:
+    """The environment of a worker process on the given database, server and queue; ``settings`` are
+    more TRELLIS_* settings by their field names (``smtp_port=2525`` is ``TRELLIS_SMTP_PORT``)."""
+    return {
+        **os.environ,
+        "TRELLIS_DATABASE_URL": database_url,
+        "TRELLIS_TEMPORAL_ADDRESS": temporal_address,
+        "TRELLIS_TASK_QUEUE": task_queue,
+        **{f"TRELLIS_{name.upper()}": str(value) for name, value in settings.items()},
+    }
 
 
 async def spawn_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:

@@ -5,7 +5,6 @@ carry on from their histories, and nothing is recorded or notified twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from collections import Counter
@@ -18,7 +17,7 @@ from core.notifications.tables import Notification
 from core.platform.database import make_engine
 from core.work.tables import WorkItem
 from tests.support.api import Api, make_settings, open_api
-from tests.support.processes import spawn_worker
+from tests.support.processes import spawn_worker, worker_env
 from tests.support.work import Q, customer, demo
 
 ITEMS = 20
@@ -29,12 +28,7 @@ async def test_a_worker_killed_mid_snooze_loses_nothing(
 ) -> None:
     engine: AsyncEngine = make_engine(fresh_database, pool_size=2)
     queue = f"trellis-snooze-crash-{uuid.uuid4()}"
-    env = {
-        **os.environ,
-        "TRELLIS_DATABASE_URL": fresh_database,
-        "TRELLIS_TEMPORAL_ADDRESS": temporal_address,
-        "TRELLIS_TASK_QUEUE": queue,
-    }
+    env = worker_env(fresh_database, temporal_address, queue)
     log = tmp_path / "worker.log"
     worker = await spawn_worker(env, log)
     lifespan, client = await open_api(

@@ -125,7 +125,3 @@ class WorkItemWorkflow:
         reason = allowed(self._status, change)
         if reason is not None:
             raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
-
-    @workflow.query
-    def status(self) -> str:
-        return self._status

@@ -125,19 +125,18 @@ async def initialize_demo(
     async with engine.begin() as conn:
         if not await store.entity_exists(conn, body.entity_id):
             raise ApiError(422, "unknown_entity", f"entity_id {body.entity_id} is not an existing entity")
-        definitions = [d for d in await store.list_definitions(conn, demo=True, active=True)]
+        definitions = await store.list_definitions(conn, demo=True, active=True)
         ids = await store.create_items(
             conn, [(d, body.entity_id, assignee) for d in definitions], now=datetime.now(UTC)
         )
-        created = [item for i in ids if (item := await store.get_item(conn, i)) is not None]
-    for item in created:
+        items = await store.get_items(conn, ids)
+    for item in items:
         await gateway.start(
             WorkItemWorkflow.run, item_input(item), workflow_id=item.workflow_id, summary="Work item (demo)"
         )
     async with engine.begin() as conn:
         await store.mark_started(conn, ids)
-        items = [await store.get_item(conn, i) for i in ids]
-    return sorted((i for i in items if i is not None), key=lambda i: i.order or 0)
+    return sorted(items, key=lambda i: i.order or 0)
 
 
 @router.get("/demo/status", response_model=DemoStatus)
