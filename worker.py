@@ -19,6 +19,8 @@ from activities.automation.actions import ActionActivities
 from activities.automation.chains import AutomationActivities
 from activities.automation.registry import activities_of
 from activities.process.state_entry import ProcessActivities
+from activities.steps.records import StepRunActivities
+from activities.steps.tools import StepToolActivities, tool_activities
 from activities.work.items import WorkActivities
 from core.automation.evaluator import ConditionEvaluator
 from core.entities.contracts import limits_of
@@ -27,6 +29,7 @@ from core.platform.migrate import upgrade_database_async
 from core.platform.search_attributes import ensure_search_attributes
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
+from core.steps.mcp import McpCatalogue
 from core.work import store as work_store
 from workflows.agents.session import AgentSessionWorkflow
 from workflows.automation.chain import AutomationChainWorkflow
@@ -35,6 +38,7 @@ from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRule
 from workflows.automation.redelivery import WebhookRedeliveryWorkflow
 from workflows.automation.schedules import reconcile_schedules
 from workflows.process.instance import ProcessInstanceWorkflow
+from workflows.steps.interpreter import StepWorkflowRun
 from workflows.work.item import WorkItemWorkflow
 from workflows.work.signals import WorkSignalsWorkflow, ensure_daily_schedule
 
@@ -57,6 +61,7 @@ WORKFLOWS = (
     AgentSessionWorkflow,
     WorkItemWorkflow,
     WorkSignalsWorkflow,
+    StepWorkflowRun,
 )
 
 
@@ -80,6 +85,8 @@ def build_worker(
     llm = LlmActivities(engine, settings)
     sessions = SessionActivities(engine)
     work = WorkActivities(engine)
+    steps = StepRunActivities(engine, settings, evaluator)
+    tools = StepToolActivities(engine, settings, McpCatalogue(settings))
     return Worker(
         client,
         task_queue=task_queue,
@@ -99,6 +106,14 @@ def build_worker(
             work.record,
             work.interpret,
             work.mark_started,
+            steps.begin,
+            steps.record,
+            steps.finish,
+            steps.condition,
+            steps.agent,
+            steps.definition,
+            steps.start_workflow,
+            *tool_activities(tools).values(),
         ],
         max_concurrent_local_activities=100,
         max_cached_workflows=settings.worker_cached_workflows,

@@ -36,7 +36,7 @@ class ApiError(Exception):
 
 
 class Problem(BaseModel):
-    field: str = Field(description="Where, e.g. actions.0.call_webhook.url")
+    field: str = Field(description="Where, e.g. actions[0].call_webhook.url")
     message: str
 
 
@@ -73,15 +73,20 @@ def error_body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": error, "detail": detail, **extra}
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) if parts else "body"
+def location(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A field's path as a person writes it: ``steps[1].params.url`` (list positions in brackets)."""
+    where = ""
+    for part in loc:
+        if part == "body" and not where:
+            continue
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return where or "body"
 
 
 def describe_validation(errors: list[dict[str, Any]] | Any) -> list[dict[str, str]]:
     problems = []
     for err in errors:
-        where = _location(tuple(err.get("loc", ())))
+        where = location(tuple(err.get("loc", ())))
         message = err.get("msg", "invalid value")
         if err.get("type") == "extra_forbidden":
             message = "unknown field (not part of this request)"

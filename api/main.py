@@ -25,6 +25,7 @@ from api.routes import codec, entities, inbox, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
+from api.routes.steps import executions, step_workflows
 from api.routes.work import definitions, queue
 from api.ui.routes import install_console
 from core.agents.registry import seed_agents
@@ -34,6 +35,9 @@ from core.platform.migrate import upgrade_database_async
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
 from core.process.templates import load_packs
+from core.steps.catalogue import Catalogue
+from core.steps.mcp import McpCatalogue
+from core.steps.packs import seed_workflows
 from core.work.store import seed_definitions
 
 logger = logging.getLogger("trellis.api")
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await seed_agents(engine)
         async with engine.begin() as conn:
             await seed_definitions(conn)
+            await seed_workflows(conn)
         app.state.engine = engine
         app.state.gateway = Gateway(await connect_client(settings), settings)
         try:
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = keys
     app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_session_starts)
+    app.state.catalogue = Catalogue(McpCatalogue(settings))
     app.state.codec = AesGcmCodec(parse_keys(settings.payload_keys)) if settings.payload_keys.strip() else None
     install_error_handlers(app)
     for module in (
@@ -85,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         definitions,
         queue,
         inbox,
+        step_workflows,
+        executions,
         codec,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)

@@ -8,6 +8,7 @@ from core.entities import tables as entities_tables
 from core.notifications import tables as notifications_tables
 from core.platform.database import SCHEMA, Base
 from core.process import tables as process_tables
+from core.steps import tables as steps_tables
 from core.work import tables as work_tables
 
 DOMAIN_TABLES = (
@@ -16,6 +17,7 @@ DOMAIN_TABLES = (
     process_tables,
     automation_tables,
     agents_tables,
+    steps_tables,
     work_tables,
 )
 target_metadata = Base.metadata

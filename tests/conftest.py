@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -127,6 +128,7 @@ async def worker(
         llm_cost_per_1k_tokens=0.002,
         webhook_secrets={"crm_token": "Bearer s3cr3t-from-settings"},
         condition_timeout_seconds=1.0,
+        mcp_servers={"testmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]}},
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()

@@ -76,7 +76,7 @@ def _causation(data: ActionInput) -> list[dict[str, Any]]:
     return [c.model_dump() for c in chain]
 
 
-async def _context(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEventData) -> dict[str, Any]:
+async def event_context(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEventData) -> dict[str, Any]:
     entity = event.new_entity.model_dump() if event.new_entity else None
     old = event.old_entity.model_dump() if event.old_entity else None
     related = await entities.related(conn, uuid.UUID(entity["id"])) if entity else {}
@@ -89,7 +89,7 @@ async def _context(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEvent
     )
 
 
-def _render(value: Any, context: dict[str, Any], max_chars: int = DEFAULT_MAX_OUTPUT_CHARS) -> Any:
+def render_template(value: Any, context: dict[str, Any], max_chars: int = DEFAULT_MAX_OUTPUT_CHARS) -> Any:
     try:
         return render_value(value, context, max_chars=max_chars)
     except TemplateRenderError as exc:
@@ -117,17 +117,19 @@ async def build_webhook(
 ) -> Delivery:
     action = rule.actions[index]
     assert isinstance(action, CallWebhookAction)
-    context = await _context(conn, rule, event)
+    context = await event_context(conn, rule, event)
     secret = (
         await conn.execute(select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == uuid.UUID(rule.id)))
     ).scalar_one()
     # The admin's body is a template; without one the body is the event JSON as it is, never rendered.
-    rendered = _render(action.body, context, max_chars) if action.body is not None else event.model_dump(mode="json")
+    rendered = (
+        render_template(action.body, context, max_chars) if action.body is not None else event.model_dump(mode="json")
+    )
     body = json.dumps(rendered, separators=(",", ":"), default=str).encode()
     return Delivery(
         url=_render_url(action.url, context),
         method=action.method,
-        headers={k: str(v) for k, v in _render(action.headers, context, max_chars).items()},
+        headers={k: str(v) for k, v in render_template(action.headers, context, max_chars).items()},
         body=body,
         webhook_id=f"msg_{derived_id('webhook', rule.id, event.id, index).hex}",
         secret=secret,
@@ -195,8 +197,8 @@ class ActionActivities:
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
-            context = await _context(conn, data.rule, data.event)
-            value = _render(action.value, context, self._max_chars)
+            context = await event_context(conn, data.rule, data.event)
+            value = render_template(action.value, context, self._max_chars)
             target = await self._target(conn, data, action)
             field = action.field
             change: dict[str, Any] = (
@@ -241,7 +243,7 @@ class ActionActivities:
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
-            context = await _context(conn, data.rule, data.event)
+            context = await event_context(conn, data.rule, data.event)
             entity_id = derived_id("action-entity", data.rule.id, data.event.id, data.action_index)
             trigger = data.event.entity_id
             parent = (data.event.entity_type, uuid.UUID(trigger)) if trigger and action.link_to_trigger else None
@@ -249,9 +251,9 @@ class ActionActivities:
                 conn,
                 entity_id=entity_id,
                 entity_type=action.entity_type,
-                name=str(_render(action.name, context, self._max_chars)),
-                status=_render(action.status, context, self._max_chars),
-                fields=_render(action.fields, context, self._max_chars),
+                name=str(render_template(action.name, context, self._max_chars)),
+                status=render_template(action.status, context, self._max_chars),
+                fields=render_template(action.fields, context, self._max_chars),
                 ts=datetime.now(UTC),
                 actor=f"rule:{data.rule.id}",
                 causation=_causation(data),
@@ -268,9 +270,9 @@ class ActionActivities:
         async with self._engine.begin() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
-            context = await _context(conn, data.rule, data.event)
+            context = await event_context(conn, data.rule, data.event)
             subject, body = self._message(action, context, self._max_chars)
-            recipients = [str(r) for r in _render(action.recipients, context, self._max_chars)]
+            recipients = [str(r) for r in render_template(action.recipients, context, self._max_chars)]
             await insert_notifications(
                 conn,
                 [
@@ -392,9 +394,9 @@ class ActionActivities:
         async with self._engine.connect() as conn:
             if (done := await self._logged(conn, data)) is not None:
                 return done
-            context = await _context(conn, data.rule, data.event)
+            context = await event_context(conn, data.rule, data.event)
         subject, body = self._message(action, context, self._max_chars)
-        to = str(_render(action.to, context, self._max_chars)).strip()
+        to = str(render_template(action.to, context, self._max_chars)).strip()
         if "@" not in to or any(c in to for c in "\r\n,;"):
             raise _invalid(f"send_email: '{to}' is not a single e-mail address")
         message = EmailMessage()

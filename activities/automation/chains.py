@@ -15,7 +15,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.automation.actions import build_webhook
 from core.automation import matching
-from core.automation.actions import RetrySpec
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import (
     ChainInput,
@@ -33,6 +32,7 @@ from core.entities.contracts import EntityEventData, EntitySnapshot
 from core.entities.tables import EntityEvent
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
+from core.platform.tools import RetrySpec
 
 
 def webhook_retry(settings: Settings) -> RetrySpec:

@@ -32,8 +32,18 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     webhook_id: str
-    secret: str
+    secret: str | None  # None: sent unsigned (a step's http.request without signing)
     timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A 2xx answer: its status, content type and at most ``max_response_bytes`` of its body."""
+
+    status: int
+    content_type: str
+    body: bytes
+    truncated: bool
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
@@ -69,7 +79,15 @@ def _origin(url: str) -> tuple[str, str, int]:
 async def deliver(
     delivery: Delivery, allow: AllowList, *, secrets: dict[str, str] | None = None, max_response_bytes: int = 65536
 ) -> int:
-    """One attempt; returns the final 2xx status or raises ApplicationError (retryable or not).
+    """One attempt; returns the final 2xx status or raises ApplicationError (see ``exchange``)."""
+    answer = await exchange(delivery, allow, secrets=secrets, max_response_bytes=max_response_bytes)
+    return answer.status
+
+
+async def exchange(
+    delivery: Delivery, allow: AllowList, *, secrets: dict[str, str] | None = None, max_response_bytes: int = 65536
+) -> Answer:
+    """One attempt; returns the final 2xx answer or raises ApplicationError (retryable or not).
 
     Redirects are followed by hand (at most MAX_REDIRECTS), each destination checked again; a redirect to
     another origin carries neither the rule's custom headers nor the body. At most ``max_response_bytes``
@@ -103,7 +121,11 @@ async def deliver(
                 "host": parts.netloc.rsplit("@", 1)[-1],
                 "content-type": "application/json",
                 "user-agent": "Trellis-Webhooks/1",
-                **webhook_signing.headers(delivery.secret, delivery.webhook_id, timestamp, body),
+                **(
+                    webhook_signing.headers(delivery.secret, delivery.webhook_id, timestamp, body)
+                    if delivery.secret
+                    else {"webhook-id": delivery.webhook_id}
+                ),
             }
             try:
                 async with http.stream(
@@ -113,7 +135,7 @@ async def deliver(
                     headers=headers,
                     extensions={"sni_hostname": host} if parts.scheme == "https" else {},
                 ) as response:
-                    await _drain(response, max_response_bytes)
+                    content, truncated = await _drain(response, max_response_bytes)
             except httpx.TimeoutException as exc:
                 raise ApplicationError(
                     f"{url} timed out after {delivery.timeout_seconds}s", type=errors.WEBHOOK_FAILED.type
@@ -127,7 +149,7 @@ async def deliver(
                     method, body = "GET", b""
                 continue
             if 200 <= status < 300:
-                return status
+                return Answer(status, response.headers.get("content-type", ""), content, truncated)
             if status == 429 or status >= 500:
                 raise ApplicationError(
                     f"{url} answered {status}",
@@ -146,10 +168,12 @@ async def deliver(
     )
 
 
-async def _drain(response: httpx.Response, limit: int) -> None:
-    """Read at most ``limit`` bytes of the answer (it is not used), then let the stream close."""
-    read = 0
-    async for chunk in response.aiter_raw():
-        read += len(chunk)
-        if read >= limit:
-            break
+async def _drain(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the (decoded) answer, and whether there was more; the rest is never
+    read, and the stream closes."""
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content += chunk
+        if len(content) > limit:
+            return bytes(content[:limit]), True
+    return bytes(content), False

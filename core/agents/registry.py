@@ -110,7 +110,9 @@ def validation_error(schema: dict[str, Any], value: Any) -> str | None:
 
 
 def read_agent_pack() -> list[AgentCreate]:
-    return [AgentCreate.model_validate(a) for a in json.loads(AGENTS_FILE.read_text())]
+    """The standard agents, then the agents the step-workflow packs call (packs/agents/workflows.json)."""
+    files = [AGENTS_FILE, *sorted(p for p in AGENTS_FILE.parent.glob("*.json") if p != AGENTS_FILE)]
+    return [AgentCreate.model_validate(a) for path in files for a in json.loads(path.read_text())]
 
 
 async def seed_agents(engine: AsyncEngine) -> None:

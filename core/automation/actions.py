@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from temporalio.common import RetryPolicy
 
 from core.automation.messages import MESSAGE_TEMPLATES
 from core.automation.scripts import SCRIPTS
 from core.automation.templating import TemplateRenderError, check_value, is_template
 from core.platform import errors
-from core.platform.contracts import RequestPart, StrictModel
+from core.platform.contracts import RequestPart
+from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
 
 EntityType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
 TemplatedText = Annotated[str, Field(min_length=1, max_length=5000)]
@@ -183,13 +183,33 @@ class RunScriptAction(RequestPart):
         return script_id
 
 
+STEP_WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,99}$"
+
+
+class StartWorkflowAction(RequestPart):
+    """Start one execution of a step workflow (/api/v1/workflows) per event, recorded with the rule and
+    event that triggered it. ``input`` and ``context`` are admin-authored JSON templates over the event
+    (like create_entity's ``fields``); the execution's ``${input.…}`` references read what they render."""
+
+    type: Literal["start_workflow"]
+    workflow: str = Field(pattern=STEP_WORKFLOW_NAME, description="The step workflow's name")
+    input: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> StartWorkflowAction:
+        _templates(self.input, self.context)
+        return self
+
+
 Action = Annotated[
     UpdateFieldAction
     | CreateEntityAction
     | SendNotificationAction
     | SendEmailAction
     | CallWebhookAction
-    | RunScriptAction,
+    | RunScriptAction
+    | StartWorkflowAction,
     Field(discriminator="type"),
 ]
 
@@ -197,10 +217,7 @@ Action = Annotated[
 # --------------------------------------------------------------------------- outputs
 
 
-class ActionOutput(BaseModel):
-    """What every action reports; ``already_done`` when a retry found the effect recorded."""
-
-    already_done: bool = False
+ActionOutput = ToolOutput  # the outputs of rule actions are tool outputs
 
 
 class UpdateFieldOutput(ActionOutput):
@@ -234,23 +251,17 @@ class RunScriptOutput(ActionOutput):
     result: dict[str, Any]
 
 
+class StartWorkflowOutput(ActionOutput):
+    execution_id: str
+    workflow: str
+    version: int
+
+
 # --------------------------------------------------------------------------- the specs
 
 
-class RetrySpec(BaseModel):
-    """The webhook retry settings a chain carries (from TRELLIS_WEBHOOK_*)."""
-
-    max_attempts: int
-    initial_seconds: float
-    max_seconds: float
-
-
-P = TypeVar("P", bound=StrictModel)
-Out = TypeVar("Out", bound=ActionOutput)
-
-
 def _fixed(seconds: float) -> Callable[[Any], timedelta]:
-    return lambda _: timedelta(seconds=seconds)
+    return fixed_limit(seconds)
 
 
 def _own_limit(params: Any) -> timedelta:
@@ -281,29 +292,32 @@ def _webhook_retry(spec: RetrySpec) -> RetryPolicy:
     )
 
 
-@dataclass(frozen=True)
-class ActionSpec(Generic[P, Out]):
-    """One action type: name, parameters, output, time limit per attempt, retry policy."""
+ActionSpec = ToolSpec  # a rule action is a tool whose call carries the rule and its event
 
-    name: str
-    params: type[P]
-    output: type[Out]
-    time_limit: Callable[[P], timedelta]
-    retry: Callable[[RetrySpec], RetryPolicy]
-    dead_letters: bool = False  # a failure for good is kept for redelivery (webhooks)
 
-    def time_limit_of(self, params: StrictModel) -> timedelta:
-        return self.time_limit(params)  # type: ignore[arg-type]
+def _action(
+    name: str,
+    params: type[Any],
+    output: type[Any],
+    limit: Callable[[Any], timedelta],
+    retry: Callable[[RetrySpec], RetryPolicy],
+    dead_letters: bool = False,
+) -> ActionSpec[Any, Any]:
+    """A rule action, run as the activity ``action.<name>`` (the name its histories record)."""
+    return ActionSpec(name, params, output, limit, retry, dead_letters, activity=f"action.{name}")
 
 
 SPECS: dict[str, ActionSpec[Any, Any]] = {
     spec.name: spec
     for spec in (
-        ActionSpec("update_field", UpdateFieldAction, UpdateFieldOutput, _fixed(15), _action_retry),
-        ActionSpec("create_entity", CreateEntityAction, CreateEntityOutput, _fixed(15), _action_retry),
-        ActionSpec("send_notification", SendNotificationAction, SendNotificationOutput, _fixed(15), _action_retry),
-        ActionSpec("send_email", SendEmailAction, SendEmailOutput, _fixed(30), _action_retry),
-        ActionSpec("call_webhook", CallWebhookAction, CallWebhookOutput, _own_limit, _webhook_retry, True),
-        ActionSpec("run_script", RunScriptAction, RunScriptOutput, _own_limit, _action_retry),
+        _action("update_field", UpdateFieldAction, UpdateFieldOutput, _fixed(15), _action_retry),
+        _action("create_entity", CreateEntityAction, CreateEntityOutput, _fixed(15), _action_retry),
+        _action("send_notification", SendNotificationAction, SendNotificationOutput, _fixed(15), _action_retry),
+        _action("send_email", SendEmailAction, SendEmailOutput, _fixed(30), _action_retry),
+        _action("call_webhook", CallWebhookAction, CallWebhookOutput, _own_limit, _webhook_retry, True),
+        _action("run_script", RunScriptAction, RunScriptOutput, _own_limit, _action_retry),
+        # Its activity belongs to the step-workflow domain (activities/steps/records.py), which sits above
+        # automation; the chain calls it by this declaration's activity name.
+        _action("start_workflow", StartWorkflowAction, StartWorkflowOutput, _fixed(30), _action_retry),
     )
 }

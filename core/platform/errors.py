@@ -64,6 +64,8 @@ ENTITY_TOO_LARGE = ErrorKind("EntityTooLarge", 413, "entity_too_large")
 
 # Actions (automation chains, later step tools).
 ACTION_INVALID = ErrorKind("ActionInvalid", 422, "action_invalid")
+# A step tool's attempt failed; details say whether the step's retry settings may try it again.
+STEP_FAILED = ErrorKind("StepToolFailed", 422, "step_failed")
 WEBHOOK_REJECTED = ErrorKind("WebhookRejected", 502, "webhook_rejected")
 WEBHOOK_BLOCKED = ErrorKind("WebhookBlocked", 422, "webhook_blocked")
 WEBHOOK_FAILED = ErrorKind("WebhookFailed", 502, "webhook_failed", retryable=True)

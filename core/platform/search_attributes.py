@@ -24,6 +24,12 @@ TRIGGER = SearchAttributeKey.for_keyword("TrellisTrigger")
 SESSION_STATUS = SearchAttributeKey.for_keyword("TrellisSessionStatus")
 SESSION_AGENTS = SearchAttributeKey.for_keyword_list("TrellisAgents")
 SESSION_GOAL = SearchAttributeKey.for_text("TrellisGoal")
+# A step execution's workflow names, from the root execution down to it (a workflow.run child carries
+# its parent's too). A keyword list: the dev server allows 10 keywords, all taken; an execution's status
+# and current step share TrellisInstanceStatus and TrellisCurrentState with process instances.
+STEP_WORKFLOW = SearchAttributeKey.for_keyword_list("TrellisStepWorkflow")
+EXECUTION_STATUS = INSTANCE_STATUS
+CURRENT_STEP = CURRENT_STATE
 
 ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     TEMPLATE_CODE,
@@ -39,6 +45,7 @@ ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     SESSION_STATUS,
     SESSION_AGENTS,
     SESSION_GOAL,
+    STEP_WORKFLOW,
 )
 
 _INDEXED_TYPE = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES: tuple[str, ...] = ("admin", "operator", "approver", "viewer")
@@ -44,6 +44,23 @@ def parse_api_keys(raw: str) -> list[ApiKey]:
         name = pieces[2] if len(pieces) == 3 and pieces[2] else f"{role}-{index + 1}"
         keys.append(ApiKey(token=token, role=role, name=name))
     return keys
+
+
+class McpServer(BaseModel):
+    """One MCP server: a command started over stdio, or a streamable-HTTP URL (exactly one of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    env: dict[str, str] = Field(default_factory=dict, description="Environment of a stdio server")
+    url: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server has either a command (stdio) or a url (streamable HTTP)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -151,6 +168,21 @@ class Settings(BaseSettings):
     session_history_limit: int = Field(
         default=2000, ge=20, description="Workflow history events after which a session continues as new"
     )
+
+    # Step workflows
+    mcp_servers: dict[str, McpServer] = Field(
+        default_factory=dict,
+        description='MCP servers whose tools steps may call as <server>.<tool>, as JSON: {"files": {"command": '
+        '["python", "server.py"]}, "docs": {"url": "https://mcp.example.com/mcp"}}. A URL must pass the webhook '
+        "address policy.",
+    )
+    mcp_list_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long a server's tools/list answer is reused when validating and calling"
+    )
+    steps_history_limit: int = Field(
+        default=5000, ge=50, description="Workflow history events after which a step execution continues as new"
+    )
+    steps_max_depth: int = Field(default=5, ge=1, le=20, description="How deeply workflow.run steps may nest")
 
     def allow_list(self) -> list[str]:
         return [h for h in self.webhook_allow_hosts.split(",") if h.strip()]

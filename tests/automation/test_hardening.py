@@ -100,7 +100,7 @@ async def test_unbounded_templates_are_refused_when_saved(api: Api, template: st
     )
     response = await api.request("POST", "/api/v1/workflow-automation", json=body)
     assert response.status_code == 422, response.text
-    assert "actions.0" in response.json()["problems"][0]["field"]
+    assert "actions[0]" in response.json()["problems"][0]["field"]
 
 
 async def test_rendered_output_is_capped_and_nothing_is_stored(api: Api, engine: AsyncEngine) -> None:

@@ -87,7 +87,7 @@ async def test_template_schema_errors_name_the_field(api: Api) -> None:
     response = await api.request("POST", "/api/v1/workflow-template", json=bad)
     assert response.status_code == 422
     fields = {p["field"] for p in response.json()["problems"]}
-    assert fields == {"industry_sector", "workflow_graph.states.0.colour"}
+    assert fields == {"industry_sector", "workflow_graph.states[0].colour"}
 
 
 async def test_templates_are_versioned_and_instances_keep_their_version(api: Api) -> None:

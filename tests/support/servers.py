@@ -60,10 +60,13 @@ class Hit:
 class WebhookServer:
     """Behaviour by path: /ok/<tag> → 200; /fail/<tag> → 500; /gone/<tag> → 410;
     /rate/<tag> → 429 (Retry-After: 1) the first time, then 200; /flaky/<tag> → 500 twice, then 200;
-    /slow/<tag> → 200 after 0.3 s; /redirect/<target-url-encoded> → 302 to the target."""
+    /slow/<tag> → 200 after 0.3 s; /redirect/<target-url-encoded> → 302 to the target. ``respond(path,
+    body, statuses)`` makes a path answer ``body`` as JSON, with the statuses given (one per hit, the last
+    one repeating)."""
 
     def __init__(self) -> None:
         self.hits: list[Hit] = []
+        self.responses: dict[str, tuple[Any, list[int]]] = {}
         self._lock = threading.Lock()
         outer = self
 
@@ -95,7 +98,11 @@ class WebhookServer:
                     from urllib.parse import unquote
 
                     status, headers = 302, {"Location": unquote(self.path.split("/", 2)[2])}
-                payload = json.dumps({"ok": status < 300}).encode()
+                answer: Any = {"ok": status < 300}
+                if self.path in outer.responses:
+                    answer, statuses = outer.responses[self.path]
+                    status = statuses[min(previous, len(statuses) - 1)]
+                payload = json.dumps(answer).encode()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -120,6 +127,10 @@ class WebhookServer:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def respond(self, path: str, body: Any, statuses: list[int] | None = None) -> None:
+        with self._lock:
+            self.responses[path] = (body, statuses or [200])
 
     def at(self, path: str) -> list[Hit]:
         with self._lock:
@@ -158,6 +169,9 @@ class LlmServer:
             ]
         },
         "analyzer": {"insights": ["similar jobs took 4 days"]},
+        "lead_scorer": {"score": 82, "qualified": True, "reasons": ["budget confirmed"]},
+        "revenue_tracker": {"expected_revenue": 48000, "currency": "USD"},
+        "deploy_analyzer": {"diagnosis": "the new release exhausts its memory limit", "fix": "scale_up"},
         "validator": {"valid": True, "issues": []},
         "reporter": {
             "summary": "HVAC installation at 123 Main St: 4 days, $12,500.",

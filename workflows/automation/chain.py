@@ -133,7 +133,10 @@ class AutomationChainWorkflow:
             "summary": f"{call.action_index + 1}/{len(data.rule.actions)} {entry.spec.name}",
         }
         if workflow.patched(TYPED_ACTION_RESULTS):
-            await workflow.execute_activity_method(entry.activity, call, **options)
+            if entry.activity is not None:
+                await workflow.execute_activity_method(entry.activity, call, **options)
+            else:
+                await workflow.execute_activity(entry.activity_name, call, result_type=entry.spec.output, **options)
         else:
             await workflow.execute_activity(entry.activity_name, call, result_type=LegacyActionResult, **options)
 

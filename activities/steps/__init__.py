@@ -1,0 +1,1 @@
+"""Activities of step workflows: the step tools and the records of executions."""

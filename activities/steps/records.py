@@ -1,0 +1,171 @@
+"""Activities the step interpreter runs around its tools: the execution's records (begin, one record
+per step it records itself, finish), CEL conditions (in the evaluator's child process, with its time
+and size budget), the agents and child definitions it calls; and automation's ``start_workflow``
+action, which belongs here because this domain sits above automation."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from activities.automation.actions import event_context, render_template
+from core.agents import store as agents
+from core.agents.registry import AgentSpec
+from core.automation.actions import StartWorkflowAction, StartWorkflowOutput
+from core.automation.evaluator import ConditionEvaluator
+from core.automation.rules import ActionInput
+from core.automation.templating import TemplateRenderError
+from core.platform import errors
+from core.platform.settings import Settings
+from core.steps import store
+from core.steps.contracts import (
+    BeginInput,
+    ConditionInput,
+    ConditionResult,
+    DefinitionFound,
+    DefinitionRef,
+    FinishInput,
+    RunInput,
+    StepRecordInput,
+    execution_workflow_id,
+)
+from core.steps.starting import INTERPRETER, begin_input, execution_attributes, execution_id_for, run_input, summary
+
+
+class AgentFound(AgentSpec):
+    """An active agent's snapshot for an agent.call step (``problem`` when there is none)."""
+
+    problem: str | None = None
+
+
+class StepRunActivities:
+    def __init__(self, engine: AsyncEngine, settings: Settings, evaluator: ConditionEvaluator) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._evaluator = evaluator
+
+    @activity.defn(name="steps.begin")
+    async def begin(self, data: BeginInput) -> None:
+        async with self._engine.begin() as conn:
+            await store.begin(conn, data)
+
+    @activity.defn(name="steps.record")
+    async def record(self, data: StepRecordInput) -> None:
+        async with self._engine.begin() as conn:
+            await store.record_step(conn, data)
+
+    @activity.defn(name="steps.finish")
+    async def finish(self, data: FinishInput) -> None:
+        async with self._engine.begin() as conn:
+            await store.finish(conn, data)
+
+    @activity.defn(name="steps.condition")
+    async def condition(self, data: ConditionInput) -> ConditionResult:
+        [outcome] = await self._evaluator.evaluate_all([(data.expression, data.variables)])
+        if isinstance(outcome, bool):
+            return ConditionResult(value=outcome)
+        return ConditionResult(error=str(outcome))
+
+    @activity.defn(name="steps.agent")
+    async def agent(self, name: str) -> AgentFound:
+        async with self._engine.connect() as conn:
+            found = await agents.get_agent(conn, name)
+        if found is None or not found.active_flag:
+            return AgentFound(
+                agent_name=name,
+                agent_type="",
+                capabilities=[],
+                system_prompt="",
+                output_schema={},
+                problem=f"agent '{name}' is not an active agent of the registry",
+            )
+        return AgentFound(
+            agent_name=found.agent_name,
+            agent_type=found.agent_type,
+            capabilities=found.capabilities,
+            system_prompt=found.system_prompt or "",
+            model=found.model,
+            output_schema=found.output_schema,
+        )
+
+    @activity.defn(name="steps.definition")
+    async def definition(self, ref: DefinitionRef) -> DefinitionFound:
+        async with self._engine.connect() as conn:
+            stored = await store.get_workflow(conn, ref.workflow, ref.version)
+        if stored is None:
+            return DefinitionFound(problem=f"no step workflow '{ref.workflow}'")
+        if not stored.enabled:
+            return DefinitionFound(problem=f"step workflow '{ref.workflow}' is disabled")
+        return DefinitionFound(version=stored.version, definition=stored.definition)
+
+    # ---------------------------------------------------------------- the rule action
+
+    @activity.defn(name="action.start_workflow")
+    async def start_workflow(self, data: ActionInput) -> StartWorkflowOutput:
+        """Start exactly one execution for (rule, event, action): its id derives from them, and a repeat
+        joins the execution already started."""
+        action = data.action
+        assert isinstance(action, StartWorkflowAction)
+        async with self._engine.connect() as conn:
+            stored = await store.get_workflow(conn, action.workflow)
+            context = await event_context(conn, data.rule, data.event)
+        if stored is None or not stored.enabled:
+            why = "does not exist" if stored is None else "is disabled"
+            raise ApplicationError(
+                f"start_workflow: step workflow '{action.workflow}' {why}",
+                type=errors.ACTION_INVALID.type,
+                non_retryable=True,
+            )
+        try:
+            rendered_input = render_template(action.input, context, self._settings.template_max_output_chars)
+            rendered_context = render_template(action.context, context, self._settings.template_max_output_chars)
+        except TemplateRenderError as exc:
+            raise ApplicationError(str(exc), type=errors.ACTION_INVALID.type, non_retryable=True) from exc
+        event = data.event
+        execution_id = execution_id_for("rule", data.rule.id, event.id, data.action_index)
+        run = run_input(
+            stored,
+            execution_id,
+            self._settings,
+            input=rendered_input,
+            context=rendered_context,
+            trigger={
+                "kind": "rule",
+                "rule_id": data.rule.id,
+                "rule_name": data.rule.workflow_name,
+                "event_id": event.id,
+                "event_kind": event.event_kind,
+                "entity_id": event.entity_id,
+            },
+            created_by=f"rule:{data.rule.id}",
+        )
+        await start_execution(activity.client(), self._settings, run)
+        async with self._engine.begin() as conn:
+            await store.add_pending(conn, begin_input(run))
+        return StartWorkflowOutput(execution_id=execution_id, workflow=stored.name, version=stored.version)
+
+
+async def start_execution(client: Client, settings: Settings, run: RunInput) -> None:
+    """Start the interpreter for ``run``; a repeat with the same id joins the one started."""
+    try:
+        await client.start_workflow(
+            INTERPRETER,
+            run,
+            id=execution_workflow_id(run.execution_id),
+            task_queue=activity.info().task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                execution_attributes([run.workflow]) if settings.search_attributes else []
+            ),
+            static_summary=summary(run),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # it ran and closed already: this event's execution exists

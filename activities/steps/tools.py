@@ -1,0 +1,411 @@
+"""The step tools' activities (``tool.<name>``), one attempt each.
+
+Every attempt is keyed by (execution, step path). A tool that changes the database does it in one
+transaction with its step record, under a lock of that key, so an attempt repeated after a crash or a
+time-out finds the record and returns it without repeating the effect. A tool with an outside effect
+(e-mail, HTTP, MCP) looks for the record first, acts, then records; it carries a stable id (the
+Message-ID, the webhook-id) so that the rare repeat after a crash between acting and recording is
+recognisable by the receiver.
+
+A tool's own failure is raised non-retryable, with details saying whether the step may be tried again;
+the interpreter applies the step's retry settings (docs/decisions/0010-step-workflows.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.automation.webhooks import Delivery, exchange
+from core.automation.scripts import SCRIPTS, ScriptError
+from core.automation.ssrf import AllowList
+from core.entities import store as entities
+from core.entities.contracts import limits_of
+from core.notifications.contracts import NotificationSpec
+from core.notifications.store import insert_notifications
+from core.platform import errors
+from core.platform.ids import derived_id
+from core.platform.settings import Settings
+from core.steps import store
+from core.steps.contracts import StepRecordInput, ToolCall
+from core.steps.mcp import McpCatalogue, McpUnavailable, call_tool
+from core.steps.tools import (
+    STEP_TOOLS,
+    EmailSendOutput,
+    EmailSendParams,
+    EntityCreateParams,
+    EntityGetParams,
+    EntityLinkOutput,
+    EntityLinkParams,
+    EntityOutput,
+    EntityUpdateParams,
+    HttpRequestOutput,
+    HttpRequestParams,
+    McpCallOutput,
+    NotifySendOutput,
+    NotifySendParams,
+    ScriptRunOutput,
+    ScriptRunParams,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def step_failed(message: str, *, retryable: bool) -> ApplicationError:
+    """A failed attempt: never retried by Temporal; ``retryable`` tells the interpreter whether the
+    step's retry settings may try again (a refused request or invalid data will not get better)."""
+    return errors.STEP_FAILED.error(message, {"retryable": retryable}, retryable=False)
+
+
+def _params(call: ToolCall, model: type[M]) -> M:
+    try:
+        return model.model_validate(call.params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise step_failed(f"{call.tool}: the resolved params are invalid: {problems}", retryable=False) from exc
+
+
+def _entity(snapshot: dict[str, Any]) -> EntityOutput:
+    return EntityOutput.model_validate(snapshot)
+
+
+class StepToolActivities:
+    """Built in worker.py with the engine, settings and the process's MCP catalogue."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings, mcp: McpCatalogue) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._mcp = mcp
+        self._allow = AllowList(settings.allow_list(), public=settings.webhook_public_destinations)
+        self._limits = limits_of(settings)
+
+    # ---------------------------------------------------------------- the two ways of recording
+
+    async def _in_transaction(
+        self, call: ToolCall, output: type[M], perform: Callable[[AsyncConnection], Awaitable[M]]
+    ) -> M:
+        """A database effect and its step record in one transaction, under the step's lock."""
+        async with self._engine.begin() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(_key(call), 0))))
+            done = await store.recorded_step(conn, call.execution_id, call.path)
+            if done is not None and done.status == "completed":
+                return output.model_validate({**(done.output or {}), "already_done": True})
+            result = await self._bounded(call, perform(conn))
+            await store.record_step(conn, _record(call, result))
+            return result
+
+    async def _outside(self, call: ToolCall, output: type[M], perform: Callable[[], Awaitable[M]]) -> M:
+        """An outside effect: skipped if recorded, else done and then recorded."""
+        async with self._engine.connect() as conn:
+            done = await store.recorded_step(conn, call.execution_id, call.path)
+        if done is not None and done.status == "completed":
+            return output.model_validate({**(done.output or {}), "already_done": True})
+        result = await self._bounded(call, perform())
+        async with self._engine.begin() as conn:
+            await store.record_step(conn, _record(call, result))
+        return result
+
+    @staticmethod
+    async def _bounded(call: ToolCall, work: Awaitable[M]) -> M:
+        try:
+            return await asyncio.wait_for(work, call.timeout_ms / 1000)
+        except TimeoutError as exc:
+            raise step_failed(f"{call.tool} did not finish within {call.timeout_ms} ms", retryable=True) from exc
+
+    def _actor(self, call: ToolCall) -> str:
+        return f"workflow:{call.workflow}:{call.execution_id}"
+
+    # ---------------------------------------------------------------- entities
+
+    @activity.defn(name="tool.entity.get")
+    async def entity_get(self, call: ToolCall) -> EntityOutput:
+        params = _params(call, EntityGetParams)
+
+        async def perform() -> EntityOutput:
+            async with self._engine.connect() as conn:
+                found = await entities.find_live(conn, params.id)
+            if found is None:
+                raise step_failed(f"entity.get: entity {params.id} does not exist", retryable=False)
+            return _entity(found)
+
+        return await self._outside(call, EntityOutput, perform)
+
+    @activity.defn(name="tool.entity.create")
+    async def entity_create(self, call: ToolCall) -> EntityOutput:
+        params = _params(call, EntityCreateParams)
+
+        async def perform(conn: AsyncConnection) -> EntityOutput:
+            parent = None
+            if params.parent_id is not None:
+                found = await entities.find_live(conn, params.parent_id)
+                if found is None:
+                    raise step_failed(f"entity.create: parent {params.parent_id} does not exist", retryable=False)
+                parent = (found["entity_type"], params.parent_id)
+            created = await entities.create(
+                conn,
+                entity_id=derived_id("step-entity", call.execution_id, call.path),
+                entity_type=params.entity_type,
+                name=params.name,
+                status=params.status,
+                fields=params.fields,
+                ts=datetime.now(UTC),
+                actor=self._actor(call),
+                parent=parent,
+                limits=self._limits,
+            )
+            return _entity(created)
+
+        return await self._in_transaction(call, EntityOutput, perform)
+
+    @activity.defn(name="tool.entity.update")
+    async def entity_update(self, call: ToolCall) -> EntityOutput:
+        params = _params(call, EntityUpdateParams)
+
+        async def perform(conn: AsyncConnection) -> EntityOutput:
+            changed = await entities.change(
+                conn,
+                params.id,
+                ts=datetime.now(UTC),
+                actor=self._actor(call),
+                name=params.name,
+                status=params.status,
+                set_fields=params.fields or None,
+                unset_fields=params.unset or None,
+                limits=self._limits,
+            )
+            if changed is None:
+                found = await entities.find_live(conn, params.id)
+                if found is None:
+                    raise step_failed(f"entity.update: entity {params.id} does not exist", retryable=False)
+                return _entity(found)  # nothing to change
+            return _entity(changed[1])
+
+        return await self._in_transaction(call, EntityOutput, perform)
+
+    @activity.defn(name="tool.entity.link")
+    async def entity_link(self, call: ToolCall) -> EntityLinkOutput:
+        params = _params(call, EntityLinkParams)
+
+        async def perform(conn: AsyncConnection) -> EntityLinkOutput:
+            parent = await entities.find_live(conn, params.parent_id)
+            child = await entities.find_live(conn, params.child_id)
+            if parent is None or child is None:
+                missing = params.parent_id if parent is None else params.child_id
+                raise step_failed(f"entity.link: entity {missing} does not exist", retryable=False)
+            await entities.link(
+                conn,
+                parent_type=parent["entity_type"],
+                parent_id=params.parent_id,
+                child_type=child["entity_type"],
+                child_id=params.child_id,
+                ts=datetime.now(UTC),
+            )
+            return EntityLinkOutput(parent_id=str(params.parent_id), child_id=str(params.child_id))
+
+        return await self._in_transaction(call, EntityLinkOutput, perform)
+
+    # ---------------------------------------------------------------- messages
+
+    @activity.defn(name="tool.notify.send")
+    async def notify_send(self, call: ToolCall) -> NotifySendOutput:
+        params = _params(call, NotifySendParams)
+
+        async def perform(conn: AsyncConnection) -> NotifySendOutput:
+            await insert_notifications(
+                conn,
+                [
+                    NotificationSpec(recipient=r, template="workflow", subject=params.subject, body=params.body)
+                    for r in params.recipients
+                ],
+                dedupe_prefix=f"workflow:{call.execution_id}:{call.path}",
+                source=f"workflow:{call.workflow}",
+                entity_id=params.entity_id,
+                ts=datetime.now(UTC),
+            )
+            return NotifySendOutput(recipients=list(params.recipients), subject=params.subject)
+
+        return await self._in_transaction(call, NotifySendOutput, perform)
+
+    @activity.defn(name="tool.email.send")
+    async def email_send(self, call: ToolCall) -> EmailSendOutput:
+        params = _params(call, EmailSendParams)
+        message_id = f"<{derived_id('step-email', call.execution_id, call.path)}@trellis>"
+
+        async def perform() -> EmailSendOutput:
+            message = EmailMessage()
+            message["From"] = self._settings.smtp_from
+            message["To"] = params.to
+            message["Subject"] = params.subject
+            message["Message-ID"] = message_id
+            message.set_content(params.body)
+            await asyncio.to_thread(self._smtp_send, message)
+            return EmailSendOutput(to=params.to, message_id=message_id)
+
+        return await self._outside(call, EmailSendOutput, perform)
+
+    def _smtp_send(self, message: EmailMessage) -> None:
+        settings = self._settings
+        try:
+            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+                if settings.smtp_starttls:
+                    smtp.starttls()
+                if settings.smtp_username:
+                    smtp.login(settings.smtp_username, settings.smtp_password or "")
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise step_failed(
+                f"email.send: the SMTP server refused the recipient: {exc.recipients}", retryable=False
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise step_failed(f"email.send: the SMTP server could not take the message: {exc}", retryable=True) from exc
+
+    # ---------------------------------------------------------------- http
+
+    @activity.defn(name="tool.http.request")
+    async def http_request(self, call: ToolCall) -> HttpRequestOutput:
+        params = _params(call, HttpRequestParams)
+        webhook_id = f"msg_{derived_id('step-http', call.execution_id, call.path).hex}"
+        secret = None
+        if params.sign is not None:
+            secret = self._settings.webhook_secrets.get(params.sign)
+            if secret is None:
+                raise step_failed(
+                    f"http.request: sign names the secret '{params.sign}', which TRELLIS_WEBHOOK_SECRETS does not "
+                    "define",
+                    retryable=False,
+                )
+        body = b"" if params.body is None else json.dumps(params.body, separators=(",", ":"), default=str).encode()
+
+        async def perform() -> HttpRequestOutput:
+            delivery = Delivery(
+                url=params.url,
+                method=params.method,
+                headers=params.headers,
+                body=body,
+                webhook_id=webhook_id,
+                secret=secret,
+                timeout_seconds=call.timeout_ms / 1000,
+            )
+            try:
+                answer = await exchange(
+                    delivery,
+                    self._allow,
+                    secrets=self._settings.webhook_secrets,
+                    max_response_bytes=self._settings.webhook_max_response_bytes,
+                )
+            except ApplicationError as exc:
+                status = exc.details[0].get("status") if exc.details and isinstance(exc.details[0], dict) else None
+                if status is not None and params.expect_status and status in params.expect_status:
+                    return HttpRequestOutput(status=status, body=None, truncated=False, webhook_id=webhook_id)
+                raise step_failed(
+                    f"http.request: {exc.message}", retryable=exc.type == errors.WEBHOOK_FAILED.type
+                ) from exc
+            text = answer.body.decode(errors="replace")
+            try:
+                content: Any = json.loads(text) if text and not answer.truncated else text
+            except json.JSONDecodeError:
+                content = text
+            return HttpRequestOutput(
+                status=answer.status, body=content, truncated=answer.truncated, webhook_id=webhook_id
+            )
+
+        return await self._outside(call, HttpRequestOutput, perform)
+
+    # ---------------------------------------------------------------- scripts
+
+    @activity.defn(name="tool.script.run")
+    async def script_run(self, call: ToolCall) -> ScriptRunOutput:
+        params = _params(call, ScriptRunParams)
+        script = SCRIPTS[params.script_id]
+
+        async def perform(conn: AsyncConnection) -> ScriptRunOutput:
+            entity = await entities.load(conn, params.entity_id, lock=True)
+            if entity is None or entity["deleted"]:
+                raise step_failed(f"script.run: entity {params.entity_id} does not exist", retryable=False)
+            try:
+                result = await asyncio.to_thread(script, entity, dict(params.params))
+            except ScriptError as exc:
+                raise step_failed(f"script.run: '{params.script_id}' failed: {exc}", retryable=False) from exc
+            await entities.change(
+                conn,
+                params.entity_id,
+                set_fields=result,
+                ts=datetime.now(UTC),
+                actor=self._actor(call),
+                limits=self._limits,
+            )
+            return ScriptRunOutput(script_id=params.script_id, result=result)
+
+        return await self._in_transaction(call, ScriptRunOutput, perform)
+
+    # ---------------------------------------------------------------- MCP
+
+    @activity.defn(name="tool.mcp")
+    async def mcp(self, call: ToolCall) -> McpCallOutput:
+        server_name, _, tool = call.tool.partition(".")
+        server = self._settings.mcp_servers.get(server_name)
+        if server is None:
+            raise step_failed(
+                f"{call.tool}: no MCP server '{server_name}' is declared (TRELLIS_MCP_SERVERS)", retryable=False
+            )
+
+        async def perform() -> McpCallOutput:
+            try:
+                answer = await call_tool(server_name, server, self._settings, tool, call.params, call.timeout_ms / 1000)
+            except McpUnavailable as exc:
+                raise step_failed(str(exc), retryable=True) from exc
+            if answer.is_error:
+                raise step_failed(f"{call.tool} answered with an error: {str(answer.result)[:2000]}", retryable=True)
+            return McpCallOutput(result=answer.result)
+
+        return await self._outside(call, McpCallOutput, perform)
+
+
+def _key(call: ToolCall) -> str:
+    return f"{call.execution_id}:{call.path}"
+
+
+def _record(call: ToolCall, output: BaseModel) -> StepRecordInput:
+    return StepRecordInput(
+        execution_id=call.execution_id,
+        path=call.path,
+        position=call.position,
+        name=call.name,
+        tool=call.tool,
+        status="completed",
+        input=call.params,
+        output=output.model_dump(mode="json", exclude={"already_done"}),
+        retry_count=call.attempt - 1,
+        started_ts=call.started_ts,
+    )
+
+
+def tool_activities(tools: StepToolActivities) -> dict[str, Callable[..., Any]]:
+    """Each step tool's activity, by tool name ("mcp" for every MCP tool); agent.call and workflow.run
+    are the interpreter's own (the LLM activity and a child workflow)."""
+    bound: dict[str, Callable[..., Any]] = {
+        "entity.get": tools.entity_get,
+        "entity.create": tools.entity_create,
+        "entity.update": tools.entity_update,
+        "entity.link": tools.entity_link,
+        "notify.send": tools.notify_send,
+        "email.send": tools.email_send,
+        "http.request": tools.http_request,
+        "script.run": tools.script_run,
+        "mcp": tools.mcp,
+    }
+    assert set(bound) - {"mcp"} == set(STEP_TOOLS) - {"agent.call", "workflow.run"}
+    return bound

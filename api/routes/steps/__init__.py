@@ -1,0 +1,1 @@
+"""Routes of step workflows: definitions and executions."""

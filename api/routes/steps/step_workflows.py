@@ -1,0 +1,205 @@
+"""Step workflows (seed 003) under /api/v1/workflows: the published format, stored versions, execute."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+
+from api.deps import Admin, EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.errors import ApiError
+from api.gateway import AlreadyFinished
+from api.pagination import Limit, Offset
+from core.platform.contracts import Page
+from core.steps import store
+from core.steps.catalogue import Catalogue, rule_actions
+from core.steps.contracts import (
+    ExecuteRequest,
+    ExecutionPublic,
+    WorkflowPublic,
+    WorkflowVersionPublic,
+    execution_workflow_id,
+)
+from core.steps.definition import WORKFLOW_NAME, WorkflowDefinition
+from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
+from core.steps.validation import check
+from workflows.steps.interpreter import StepWorkflowRun
+
+router = APIRouter(prefix="/api/v1/workflows", tags=["step workflows"])
+
+
+def get_catalogue(request: Request) -> Catalogue:
+    """The API process's tool catalogue (built with the app: its MCP servers' tools are listed on demand)."""
+    catalogue: Catalogue = request.app.state.catalogue
+    return catalogue
+
+
+CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
+WorkflowName = Annotated[str, Path(pattern=WORKFLOW_NAME, description="The workflow's name")]
+Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored version; default the latest")]
+
+
+async def _validated(definition: WorkflowDefinition, catalogue: Catalogue) -> None:
+    problems = await check(definition, catalogue.lookup)
+    if problems:
+        raise ApiError(
+            422,
+            "invalid_workflow",
+            "; ".join(f"{p.path}: {p.message}" for p in problems),
+            problems=[{"field": p.path, "message": p.message} for p in problems],
+        )
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "not_found", f"no step workflow '{name}'; GET /api/v1/workflows lists them")
+
+
+def _no_version(name: str, version: int) -> ApiError:
+    return ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
+
+
+@router.get("/schema")
+async def workflow_schema(catalogue: CatalogueDep, _: Reader) -> dict[str, Any]:
+    """The JSON Schema of a step workflow, and every tool a step may call with its input and output
+    schemas (Trellis tools, then each declared MCP server's), plus the rule actions for reference."""
+    tools, unavailable = await catalogue.listing()
+    return {
+        "definition": WorkflowDefinition.model_json_schema(by_alias=True),
+        "tools": [
+            {
+                "name": t.name,
+                "description": t.description,
+                "source": t.source,
+                "params": t.params_schema,
+                "output": t.output_schema,
+            }
+            for t in tools
+        ],
+        "unavailable_mcp_servers": unavailable,
+        "rule_actions": [
+            {"name": a.name, "description": a.description, "params": a.params_schema} for a in rule_actions()
+        ],
+    }
+
+
+@router.get("", response_model=Page[WorkflowPublic])
+async def list_workflows(
+    engine: EngineDep, _: Reader, enabled: bool | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[WorkflowPublic]:
+    """Each workflow's latest version."""
+    async with engine.connect() as conn:
+        return await store.workflows_page(conn, enabled=enabled, limit=limit, offset=offset)
+
+
+@router.post("", response_model=WorkflowPublic, status_code=201)
+async def create_workflow(
+    body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, principal: Admin
+) -> WorkflowPublic:
+    """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
+    await _validated(body, catalogue)
+    async with engine.begin() as conn:
+        created = await store.store_version(conn, body, principal.name, first=True)
+    if created is None:
+        raise ApiError(
+            409, "workflow_exists", f"a step workflow named '{body.name}' exists; PUT to store a new version"
+        )
+    return created
+
+
+@router.get("/{name}", response_model=WorkflowPublic)
+async def get_workflow(name: WorkflowName, engine: EngineDep, _: Reader, version: Version = None) -> WorkflowPublic:
+    async with engine.connect() as conn:
+        found = await store.get_workflow(conn, name, version)
+    if found is None:
+        raise _not_found(name) if version is None else _no_version(name, version)
+    return found
+
+
+@router.get("/{name}/versions", response_model=list[WorkflowVersionPublic])
+async def list_versions(name: WorkflowName, engine: EngineDep, _: Reader) -> list[WorkflowVersionPublic]:
+    async with engine.connect() as conn:
+        found = await store.versions(conn, name)
+    if not found:
+        raise _not_found(name)
+    return found
+
+
+@router.put("/{name}", response_model=WorkflowPublic)
+async def replace_workflow(
+    name: WorkflowName, body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, principal: Admin
+) -> WorkflowPublic:
+    """Store a new version (``enabled: false`` disables the workflow); executions already running keep
+    the version they started with."""
+    if body.name != name:
+        raise ApiError(
+            422,
+            "name_mismatch",
+            f"the body's name '{body.name}' is not the path's '{name}'; a workflow cannot be renamed",
+            problems=[{"field": "name", "message": f"must be '{name}'"}],
+        )
+    await _validated(body, catalogue)
+    async with engine.begin() as conn:
+        stored = await store.store_version(conn, body, principal.name, first=False)
+    if stored is None:
+        raise _not_found(name)
+    return stored
+
+
+@router.post("/{name}/execute", response_model=ExecutionPublic, status_code=202)
+async def execute_workflow(
+    name: WorkflowName,
+    body: ExecuteRequest,
+    engine: EngineDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: Operator,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9._:-]+$",
+            description="Retrying with the same key answers the same execution and starts nothing",
+        ),
+    ] = None,
+) -> ExecutionPublic:
+    """Start an execution of the latest (or the given) version; answers at once with the execution,
+    whose steps run durably. GET /api/v1/workflow-executions/{id} follows it."""
+    async with engine.connect() as conn:
+        stored = await store.get_workflow(conn, name, body.version)
+    if stored is None:
+        raise (
+            _not_found(name)
+            if body.version is None
+            else ApiError(404, "not_found", f"'{name}' has no version {body.version}")
+        )
+    if not stored.enabled:
+        raise ApiError(
+            409, "workflow_disabled", f"step workflow '{name}' is disabled; PUT it with enabled true to run it"
+        )
+    key = ("api", principal.name, name, idempotency_key) if idempotency_key else ()
+    run = run_input(
+        stored,
+        execution_id_for(*key),
+        settings,
+        input=body.input,
+        context=body.context,
+        trigger={"kind": "api", "actor": principal.name},
+        created_by=principal.name,
+    )
+    try:
+        await gateway.start(
+            StepWorkflowRun.run,
+            run,
+            workflow_id=execution_workflow_id(run.execution_id),
+            search_attributes=execution_attributes([run.workflow]),
+            summary=summary(run),
+        )
+    except AlreadyFinished:
+        pass  # a retry (same key) of an execution that has finished: answer it
+    async with engine.begin() as conn:
+        await store.add_pending(conn, begin_input(run))
+        found = await store.get_execution(conn, uuid.UUID(run.execution_id))
+    assert found is not None
+    return found

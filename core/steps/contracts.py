@@ -1,0 +1,217 @@
+"""What the step-workflow API takes and answers, and what the interpreter workflow and its activities
+exchange (one model in, one out, so fields can be added without breaking replays)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.platform.contracts import RequestModel
+
+ExecutionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+StepStatus = Literal["completed", "failed", "skipped"]
+
+
+def execution_workflow_id(execution_id: str) -> str:
+    return f"step-execution-{execution_id}"
+
+
+# ------------------------------------------------------------------ API
+
+
+class ExecuteRequest(RequestModel):
+    input: dict[str, Any] = Field(default_factory=dict, description="What ${input.x} reads")
+    context: dict[str, Any] = Field(default_factory=dict, description="What ${context.x} reads (e.g. a repository)")
+    version: int | None = Field(default=None, ge=1, description="A stored version; default the latest")
+
+
+class WorkflowPublic(BaseModel):
+    name: str
+    version: int
+    description: str
+    enabled: bool
+    definition: dict[str, Any]
+    created_by: str | None
+    created_ts: datetime
+
+
+class WorkflowVersionPublic(BaseModel):
+    version: int
+    enabled: bool
+    created_by: str | None
+    created_ts: datetime
+
+
+class StepPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    path: str
+    position: int
+    name: str
+    tool: str
+    status: StepStatus
+    input: Any | None
+    output: Any | None
+    error: str | None
+    retry_count: int
+    started_ts: datetime | None
+    finished_ts: datetime
+
+
+class LiveState(BaseModel):
+    """What the running workflow says of itself (a query): where it is and what it waits for."""
+
+    current_step: str | None = None
+    attempt: int = 0
+    waiting_until: datetime | None = None
+    steps_done: int = 0
+    tokens_used: int = 0
+
+
+class ExecutionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    workflow_name: str
+    workflow_version: int
+    temporal_workflow_id: str
+    parent_execution_id: uuid.UUID | None
+    status: ExecutionStatus
+    input: dict[str, Any]
+    context: dict[str, Any]
+    output: dict[str, Any] | None
+    error: str | None
+    step_errors: list[dict[str, Any]]
+    trigger: dict[str, Any]
+    created_by: str | None
+    created_ts: datetime
+    started_ts: datetime | None
+    finished_ts: datetime | None
+
+
+class ExecutionDetail(ExecutionPublic):
+    steps: list[StepPublic]
+    live: LiveState | None = None
+
+
+# ------------------------------------------------------------------ interpreter
+
+
+class StepError(BaseModel):
+    step: str
+    tool: str
+    error: str
+
+
+class ResumeState(BaseModel):
+    """What a run carries into its next run when it continues as new."""
+
+    position: int
+    variables: dict[str, Any]
+    step_errors: list[StepError] = Field(default_factory=list)
+    tokens_used: int = 0
+    started_at: datetime
+    steps_done: int = 0
+
+
+class RunInput(BaseModel):
+    execution_id: str
+    workflow: str
+    version: int
+    definition: dict[str, Any]  # the stored JSON (wire spelling); parsed inside the workflow
+    input: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    trigger: dict[str, Any] = Field(default_factory=dict)
+    created_by: str | None = None
+    parent_execution_id: str | None = None
+    depth: int = 0
+    max_depth: int = 5
+    history_limit: int = 5000
+    search_attributes: bool = True
+    resume: ResumeState | None = None
+
+
+class RunResult(BaseModel):
+    execution_id: str
+    status: ExecutionStatus
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    step_errors: list[StepError] = Field(default_factory=list)
+
+
+class BeginInput(BaseModel):
+    execution_id: str
+    workflow: str
+    version: int
+    temporal_workflow_id: str
+    input: dict[str, Any]
+    context: dict[str, Any]
+    trigger: dict[str, Any]
+    created_by: str | None = None
+    parent_execution_id: str | None = None
+
+
+class FinishInput(BaseModel):
+    execution_id: str
+    status: ExecutionStatus
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    step_errors: list[StepError] = Field(default_factory=list)
+
+
+class StepRecordInput(BaseModel):
+    """A step the interpreter records itself: skipped, failed for good, or done by a call that does not
+    record its own (agent.call, workflow.run)."""
+
+    execution_id: str
+    path: str
+    position: int
+    name: str
+    tool: str
+    status: StepStatus
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    retry_count: int = 0
+    started_ts: datetime | None = None
+
+
+class ToolCall(BaseModel):
+    """One attempt of a tool step: the resolved parameters and the key its effects are recorded under."""
+
+    execution_id: str
+    workflow: str
+    path: str
+    position: int
+    name: str
+    tool: str
+    params: dict[str, Any]
+    attempt: int = 1
+    timeout_ms: int
+    started_ts: datetime
+
+
+class ConditionInput(BaseModel):
+    expression: str
+    variables: dict[str, Any]
+
+
+class ConditionResult(BaseModel):
+    value: bool = False
+    error: str | None = None
+
+
+class DefinitionRef(BaseModel):
+    workflow: str
+    version: int | None = None
+
+
+class DefinitionFound(BaseModel):
+    """A stored version for a child run (workflow.run), or why there is none to run."""
+
+    version: int = 0
+    definition: dict[str, Any] = Field(default_factory=dict)
+    problem: str | None = None

@@ -1,0 +1,234 @@
+"""Data access of step workflows: stored versions of definitions, executions and their step records.
+
+The records are written by the interpreter's activities only: ``begin`` (running), ``record_step``
+(one per step path, written once), ``finish``. A tool that changes the database writes its step record
+in the same transaction as its effect (``done_step`` / ``record_step``), which is what makes a retried
+attempt find the effect and not repeat it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.platform.contracts import Page
+from core.platform.pages import fetch_page
+from core.steps.contracts import (
+    BeginInput,
+    ExecutionPublic,
+    FinishInput,
+    StepPublic,
+    StepRecordInput,
+    WorkflowPublic,
+    WorkflowVersionPublic,
+)
+from core.steps.definition import WorkflowDefinition
+from core.steps.tables import StepExecution, StepRecord, StepWorkflow
+
+# ------------------------------------------------------------------ definitions
+
+
+def _public(row: Any) -> WorkflowPublic:
+    return WorkflowPublic(
+        name=row.name,
+        version=row.version,
+        description=row.description,
+        enabled=row.enabled,
+        definition=row.definition,
+        created_by=row.created_by,
+        created_ts=row.created_ts,
+    )
+
+
+async def latest_version(conn: AsyncConnection, name: str) -> int | None:
+    return (await conn.execute(select(func.max(StepWorkflow.version)).where(StepWorkflow.name == name))).scalar()
+
+
+async def store_version(
+    conn: AsyncConnection, definition: WorkflowDefinition, created_by: str, *, first: bool
+) -> WorkflowPublic | None:
+    """Store a new version (1 when ``first``; None if the name exists then, or does not exist otherwise).
+    The row lock on the latest version serialises two writers of one workflow."""
+    latest = (
+        await conn.execute(
+            select(StepWorkflow.version)
+            .where(StepWorkflow.name == definition.name)
+            .order_by(StepWorkflow.version.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).scalar()
+    if (latest is None) != first:
+        return None
+    row = (
+        await conn.execute(
+            insert(StepWorkflow)
+            .values(
+                name=definition.name,
+                version=(latest or 0) + 1,
+                description=definition.description,
+                definition=definition.wire(),
+                enabled=definition.enabled,
+                created_by=created_by,
+            )
+            .on_conflict_do_nothing()
+            .returning(StepWorkflow.__table__)
+        )
+    ).first()
+    return _public(row) if row is not None else None
+
+
+async def get_workflow(conn: AsyncConnection, name: str, version: int | None = None) -> WorkflowPublic | None:
+    stmt = select(StepWorkflow.__table__).where(StepWorkflow.name == name)
+    stmt = stmt.where(StepWorkflow.version == version) if version else stmt.order_by(StepWorkflow.version.desc())
+    row = (await conn.execute(stmt.limit(1))).first()
+    return _public(row) if row is not None else None
+
+
+async def workflows_page(
+    conn: AsyncConnection, *, enabled: bool | None, limit: int, offset: int
+) -> Page[WorkflowPublic]:
+    latest = (
+        select(StepWorkflow.name, func.max(StepWorkflow.version).label("version"))
+        .group_by(StepWorkflow.name)
+        .subquery()
+    )
+    stmt = select(StepWorkflow.__table__).join(
+        latest, (StepWorkflow.name == latest.c.name) & (StepWorkflow.version == latest.c.version)
+    )
+    if enabled is not None:
+        stmt = stmt.where(StepWorkflow.enabled.is_(enabled))
+    return await fetch_page(conn, stmt, order_by=[StepWorkflow.name], limit=limit, offset=offset, item=_public)
+
+
+async def versions(conn: AsyncConnection, name: str) -> list[WorkflowVersionPublic]:
+    rows = await conn.execute(
+        select(StepWorkflow.version, StepWorkflow.enabled, StepWorkflow.created_by, StepWorkflow.created_ts)
+        .where(StepWorkflow.name == name)
+        .order_by(StepWorkflow.version)
+    )
+    return [WorkflowVersionPublic.model_validate(r._mapping) for r in rows]
+
+
+async def workflow_names(conn: AsyncConnection) -> list[str]:
+    return list((await conn.execute(select(StepWorkflow.name).distinct().order_by(StepWorkflow.name))).scalars())
+
+
+# ------------------------------------------------------------------ executions
+
+
+async def add_pending(conn: AsyncConnection, data: BeginInput) -> None:
+    """The row an accepted execution has before its workflow runs (never overwrites the workflow's)."""
+    await conn.execute(
+        insert(StepExecution).values(**_execution_values(data), status="pending").on_conflict_do_nothing()
+    )
+
+
+def _execution_values(data: BeginInput) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(data.execution_id),
+        "workflow_name": data.workflow,
+        "workflow_version": data.version,
+        "temporal_workflow_id": data.temporal_workflow_id,
+        "parent_execution_id": uuid.UUID(data.parent_execution_id) if data.parent_execution_id else None,
+        "input": data.input,
+        "context": data.context,
+        "trigger": data.trigger,
+        "created_by": data.created_by,
+    }
+
+
+async def begin(conn: AsyncConnection, data: BeginInput) -> None:
+    now = datetime.now(UTC)
+    await conn.execute(
+        insert(StepExecution)
+        .values(**_execution_values(data), status="running", started_ts=now)
+        .on_conflict_do_update(
+            index_elements=[StepExecution.id],
+            set_={"status": "running", "started_ts": now},
+            where=StepExecution.status == "pending",
+        )
+    )
+
+
+async def finish(conn: AsyncConnection, data: FinishInput) -> None:
+    await conn.execute(
+        update(StepExecution)
+        .where(StepExecution.id == uuid.UUID(data.execution_id))
+        .values(
+            status=data.status,
+            output=data.output,
+            error=data.error,
+            step_errors=[e.model_dump() for e in data.step_errors],
+            finished_ts=datetime.now(UTC),
+        )
+    )
+
+
+async def recorded_step(conn: AsyncConnection, execution_id: str, path: str) -> Any | None:
+    """The recorded row of a completed step (its effect happened), or None."""
+    return (
+        await conn.execute(
+            select(StepRecord.output, StepRecord.status).where(
+                StepRecord.execution_id == uuid.UUID(execution_id), StepRecord.path == path
+            )
+        )
+    ).first()
+
+
+async def record_step(conn: AsyncConnection, data: StepRecordInput) -> None:
+    """Write a step's record once; a repeat (a retried activity) changes nothing."""
+    await conn.execute(
+        insert(StepRecord)
+        .values(
+            execution_id=uuid.UUID(data.execution_id),
+            path=data.path,
+            position=data.position,
+            name=data.name,
+            tool=data.tool,
+            status=data.status,
+            input=data.input,
+            output=data.output,
+            error=data.error,
+            retry_count=data.retry_count,
+            started_ts=data.started_ts,
+        )
+        .on_conflict_do_nothing(index_elements=[StepRecord.execution_id, StepRecord.path])
+    )
+
+
+async def executions_page(
+    conn: AsyncConnection, *, workflow: str | None, status: str | None, limit: int, offset: int
+) -> Page[ExecutionPublic]:
+    stmt = select(StepExecution.__table__)
+    if workflow is not None:
+        stmt = stmt.where(StepExecution.workflow_name == workflow)
+    if status is not None:
+        stmt = stmt.where(StepExecution.status == status)
+    return await fetch_page(
+        conn,
+        stmt,
+        order_by=[StepExecution.created_ts.desc(), StepExecution.id],
+        limit=limit,
+        offset=offset,
+        item=ExecutionPublic.model_validate,
+    )
+
+
+async def get_execution(conn: AsyncConnection, execution_id: uuid.UUID) -> ExecutionPublic | None:
+    row = (await conn.execute(select(StepExecution.__table__).where(StepExecution.id == execution_id))).first()
+    return ExecutionPublic.model_validate(row) if row is not None else None
+
+
+async def steps_of(conn: AsyncConnection, execution_id: uuid.UUID) -> list[StepPublic]:
+    rows = await conn.execute(
+        select(StepRecord.__table__)
+        .where(StepRecord.execution_id == execution_id)
+        .order_by(StepRecord.finished_ts, StepRecord.position)
+    )
+    return [StepPublic.model_validate(r) for r in rows]

@@ -1,0 +1,84 @@
+"""Step-workflow tables, as seed 003 names them: ``workflows`` (each version of a definition, one row per
+version), ``workflow_executions`` and ``workflow_steps``.
+
+A step record is keyed by (execution, path): the tool activity that performs a database effect writes
+its step record in the same transaction, so a retried or replayed step finds it done and never repeats
+the effect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.platform.database import Base, created_now, uuid_pk
+
+EXECUTION_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+STEP_STATUSES = ("completed", "failed", "skipped")
+
+
+class StepWorkflow(Base):
+    __tablename__ = "workflows"
+    __table_args__ = (UniqueConstraint("name", "version"), Index("idx_workflows_latest", "name", text("version DESC")))
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_ts: Mapped[datetime] = created_now()
+
+
+class StepExecution(Base):
+    __tablename__ = "workflow_executions"
+    __table_args__ = (
+        CheckConstraint(f"status IN {EXECUTION_STATUSES}", name="ck_workflow_executions_status"),
+        Index("idx_workflow_executions_workflow", "workflow_name", "created_ts"),
+        Index("idx_workflow_executions_status", "status", "created_ts"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workflow_name: Mapped[str] = mapped_column(Text)
+    workflow_version: Mapped[int] = mapped_column(Integer)
+    temporal_workflow_id: Mapped[str] = mapped_column(Text, unique=True)
+    parent_execution_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app.workflow_executions.id"))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    step_errors: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_ts: Mapped[datetime] = created_now()
+    started_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StepRecord(Base):
+    __tablename__ = "workflow_steps"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STEP_STATUSES}", name="ck_workflow_steps_status"),
+        UniqueConstraint("execution_id", "path"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    execution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(StepExecution.id))
+    path: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    tool: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    input: Mapped[Any | None] = mapped_column(JSONB)
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    started_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_ts: Mapped[datetime] = created_now()

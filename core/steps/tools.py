@@ -1,0 +1,239 @@
+"""The step tools: each one's input model, output model and default time limit, declared with the one
+tool type (core/platform/tools.py). Their activities are activities/steps/tools.py; the catalogue that
+adds automation's rule actions and the MCP servers' tools is core/steps/catalogue.py.
+
+A step's ``params`` are validated against the input model when the workflow is saved (where their
+types are known: a reference's type is only known when it is resolved) and again, resolved, by the
+activity. Outputs are what ``${step.x}`` reads.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
+from temporalio.common import RetryPolicy
+
+from core.automation.actions import SECRET_NAME, SECRET_PREFIX, STEP_WORKFLOW_NAME, EntityType
+from core.automation.scripts import SCRIPTS
+from core.platform.contracts import JsonUuid, RequestPart
+from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
+
+Text = Annotated[str, Field(min_length=1, max_length=5000)]
+Recipient = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class StepToolError(BaseModel):
+    """What a failed step attempt reports to the interpreter (ApplicationError details)."""
+
+    message: str
+    retryable: bool = True
+
+
+# --------------------------------------------------------------------------- entities
+
+
+class EntityGetParams(RequestPart):
+    id: JsonUuid
+
+
+class EntityCreateParams(RequestPart):
+    entity_type: EntityType
+    name: str = Field(min_length=1, max_length=300)
+    status: str | None = Field(default=None, max_length=100)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    parent_id: JsonUuid | None = Field(default=None, description="Link the new entity as a child of this one")
+
+
+class EntityUpdateParams(RequestPart):
+    id: JsonUuid
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    status: str | None = Field(default=None, min_length=1, max_length=100)
+    fields: dict[str, Any] = Field(default_factory=dict, description="Fields to set (others are kept)")
+    unset: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=100)
+
+
+class EntityLinkParams(RequestPart):
+    parent_id: JsonUuid
+    child_id: JsonUuid
+
+
+class EntityOutput(ToolOutput):
+    id: str
+    entity_type: str
+    name: str
+    status: str | None
+    fields: dict[str, Any]
+    version: int
+
+
+class EntityLinkOutput(ToolOutput):
+    parent_id: str
+    child_id: str
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class NotifySendParams(RequestPart):
+    recipients: list[Recipient] = Field(min_length=1, max_length=100)
+    subject: Text
+    body: Text
+    entity_id: JsonUuid | None = None
+
+
+class NotifySendOutput(ToolOutput):
+    recipients: list[str]
+    subject: str
+
+
+class EmailSendParams(RequestPart):
+    to: str = Field(min_length=3, max_length=300, pattern=r"^[^@\s,;]+@[^@\s,;]+$")
+    subject: Text
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+class EmailSendOutput(ToolOutput):
+    to: str
+    message_id: str
+
+
+# --------------------------------------------------------------------------- http
+
+
+class HttpRequestParams(RequestPart):
+    """A request with every safeguard webhooks have: the address policy (TRELLIS_WEBHOOK_ALLOW_HOSTS and
+    public destinations), redirects checked again, at most TRELLIS_WEBHOOK_MAX_RESPONSE_BYTES read, its
+    own time limit. The scheme, host and port must be written in the definition: references may only
+    fill the path and query, each value percent-encoded. ``sign`` signs per Standard Webhooks with the
+    secret of that name in TRELLIS_WEBHOOK_SECRETS; a ``webhook-id`` derived from (execution, step) is
+    always sent, so a receiver can drop a repeat."""
+
+    url: str = Field(min_length=8, max_length=2000)
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    headers: dict[str, Annotated[str, Field(max_length=2000)]] = Field(default_factory=dict, max_length=30)
+    body: Any = None
+    sign: str | None = Field(default=None, pattern=SECRET_NAME.pattern, description="A secret's name")
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
+        default=None, description="Statuses that count as success besides 2xx (e.g. 404 for a check)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an absolute http:// or https:// URL")
+        if parts.fragment:
+            raise ValueError("url has no #fragment")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        reserved = {"host", "content-length", "connection", "transfer-encoding"}
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered in reserved or lowered.startswith("webhook-"):
+                raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
+            if value.startswith(SECRET_PREFIX) and not SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :]):
+                raise ValueError(f"header '{name}': a secret reference is '{SECRET_PREFIX}<name>' with a plain name")
+        return headers
+
+
+class HttpRequestOutput(ToolOutput):
+    status: int
+    body: Any = Field(description="The answer's JSON, or its text when it is not JSON")
+    truncated: bool
+    webhook_id: str
+
+
+# --------------------------------------------------------------------------- scripts, agents, workflows
+
+
+class ScriptRunParams(RequestPart):
+    script_id: str = Field(min_length=1, max_length=100)
+    entity_id: JsonUuid = Field(description="The entity the script runs on; its result fields are set on it")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("script_id")
+    @classmethod
+    def _known(cls, script_id: str) -> str:
+        if script_id not in SCRIPTS:
+            raise ValueError(f"unknown script '{script_id}'; registered scripts: {', '.join(sorted(SCRIPTS))}")
+        return script_id
+
+
+class ScriptRunOutput(ToolOutput):
+    script_id: str
+    result: dict[str, Any]
+
+
+class AgentCallParams(RequestPart):
+    agent: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+    input: dict[str, Any] = Field(default_factory=dict)
+    max_tokens: int | None = Field(default=None, ge=16, le=100_000)
+
+
+class AgentCallOutput(ToolOutput):
+    """The agent's output (valid against its output schema) and what the call cost."""
+
+    output: dict[str, Any]
+    agent: str
+    model: str
+    tokens: int
+    cost_usd: float
+
+
+class WorkflowRunParams(RequestPart):
+    workflow: str = Field(pattern=STEP_WORKFLOW_NAME)
+    input: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowRunOutput(ToolOutput):
+    execution_id: str
+    status: str
+    output: dict[str, Any]
+
+
+class McpCallOutput(ToolOutput):
+    """An MCP tool's answer: its structured content when it gives one, else its text parts joined."""
+
+    result: Any
+    is_error: bool = False
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+def infrastructure_retry(_: RetrySpec | None = None) -> RetryPolicy:
+    """Temporal retries a step tool's activity only when the attempt was lost (a worker died, a time
+    limit passed with no answer): a tool's own failure is raised non-retryable and the interpreter
+    decides, by the step's retry settings, whether and when to try again (docs/decisions/0010)."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5
+    )
+
+
+def _tool(name: str, params: type[Any], output: type[Any], seconds: float, description: str) -> ToolSpec[Any, Any]:
+    return ToolSpec(name, params, output, fixed_limit(seconds), infrastructure_retry, description=description)
+
+
+STEP_TOOLS: dict[str, ToolSpec[Any, Any]] = {
+    spec.name: spec
+    for spec in (
+        _tool("entity.get", EntityGetParams, EntityOutput, 30, "Read an entity"),
+        _tool("entity.create", EntityCreateParams, EntityOutput, 30, "Create an entity (optionally as a child)"),
+        _tool("entity.update", EntityUpdateParams, EntityOutput, 30, "Change an entity's name, status or fields"),
+        _tool("entity.link", EntityLinkParams, EntityLinkOutput, 30, "Link two entities as parent and child"),
+        _tool("notify.send", NotifySendParams, NotifySendOutput, 30, "Store a notification per recipient"),
+        _tool("email.send", EmailSendParams, EmailSendOutput, 60, "Send an e-mail over SMTP"),
+        _tool("http.request", HttpRequestParams, HttpRequestOutput, 30, "Call a URL with the webhook safeguards"),
+        _tool("script.run", ScriptRunParams, ScriptRunOutput, 30, "Run a registered script on an entity"),
+        _tool("agent.call", AgentCallParams, AgentCallOutput, 300, "Ask one agent of the registry"),
+        _tool("workflow.run", WorkflowRunParams, WorkflowRunOutput, 3600, "Run another step workflow as a child"),
+    )
+}

@@ -1,0 +1,1 @@
+"""Step workflows: the interpreter of user-composed JSON workflows."""
