@@ -5,6 +5,9 @@ action, which belongs here because this domain sits above automation."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
@@ -123,9 +126,10 @@ class StepRunActivities:
                 type=errors.ACTION_INVALID.type,
                 non_retryable=True,
             )
+        limit = self._settings.template_max_output_chars
         try:
-            rendered_input = render_template(action.input, context, self._settings.template_max_output_chars)
-            rendered_context = render_template(action.context, context, self._settings.template_max_output_chars)
+            rendered_input = _render_typed(action.input, context, limit)
+            rendered_context = _render_typed(action.context, context, limit)
         except TemplateRenderError as exc:
             raise ApplicationError(str(exc), type=errors.ACTION_INVALID.type, non_retryable=True) from exc
         event = data.event
@@ -150,6 +154,35 @@ class StepRunActivities:
         async with self._engine.begin() as conn:
             await store.add_pending(conn, begin_input(run))
         return StartWorkflowOutput(execution_id=execution_id, workflow=stored.name, version=stored.version)
+
+
+_WHOLE_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}$")
+_NOTHING = object()
+
+
+def _lookup(path: str, context: dict[str, Any]) -> Any:
+    value: Any = context
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return _NOTHING
+        value = value[key]
+    return value
+
+
+def _render_typed(value: Any, context: dict[str, Any], limit: int) -> Any:
+    """An execution's input from the rule's templates: a value that is exactly one ``{{ variable }}``
+    keeps the variable's type (a number stays a number, as a whole ``${…}`` does in steps); any other
+    template renders to text."""
+    if isinstance(value, str):
+        whole = _WHOLE_VARIABLE.match(value)
+        if whole and (found := _lookup(whole.group(1), context)) is not _NOTHING:
+            return found
+        return render_template(value, context, limit)
+    if isinstance(value, dict):
+        return {key: _render_typed(item, context, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render_typed(item, context, limit) for item in value]
+    return value
 
 
 async def start_execution(client: Client, settings: Settings, run: RunInput) -> None:
