@@ -329,6 +329,71 @@ async def work_signals(stage: Stage) -> Ref:
     return run.json()["workflow_id"], None
 
 
+# --------------------------------------------------------------------------- step workflows
+
+
+async def step_execution(stage: Stage) -> Ref:
+    """A step workflow through its main paths: an entity created with typed references, a flaky call
+    retried on linear backoff timers, an agent asked, a CEL condition false (skipped), a notification."""
+    name = unique_type("replay_steps")
+    flaky = f"{stage.webhook_base}/flaky/{name}"
+    definition = {
+        "name": name,
+        "steps": [
+            {
+                "name": "make",
+                "tool": "entity.create",
+                "params": {
+                    "entity_type": "replay_steps",
+                    "name": "${input.label}",
+                    "fields": {"total": "${input.total}"},
+                },
+            },
+            {
+                "name": "call",
+                "tool": "http.request",
+                "params": {"url": flaky, "method": "POST", "body": "${make.fields}"},
+                "retry": {"maxAttempts": 3, "backoff": "linear", "initialIntervalMs": 100},
+            },
+            {
+                "name": "ask",
+                "tool": "agent.call",
+                "params": {"agent": "analyzer", "input": {"total": "${make.fields.total}"}},
+            },
+            {
+                "name": "never",
+                "tool": "entity.update",
+                "params": {"id": "${make.id}", "status": "Never"},
+                "if": "make.fields.total > 1000000",
+            },
+            {
+                "name": "tell",
+                "tool": "notify.send",
+                "params": {
+                    "recipients": ["operator"],
+                    "subject": "${input.label}",
+                    "body": "${ask.output.insights[0]}",
+                },
+            },
+        ],
+        "config": {"timeoutMs": 120000},
+    }
+    created = await stage.api.request("POST", "/api/v1/workflows", json=definition)
+    assert created.status_code == 201, created.text
+    started = await stage.api.request(
+        "POST", f"/api/v1/workflows/{name}/execute", role="operator", json={"input": {"label": "replay", "total": 12.5}}
+    )
+    assert started.status_code == 202, started.text
+
+    async def done() -> dict[str, Any] | None:
+        found = (await stage.api.request("GET", f"/api/v1/workflow-executions/{started.json()['id']}")).json()
+        return found if found["status"] in ("completed", "failed") else None
+
+    finished = await eventually(done, attempts=300)
+    assert finished["status"] == "completed", finished
+    return finished["temporal_workflow_id"], None
+
+
 async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
     """Every scenario, concurrently; their histories by scenario name."""
     scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
@@ -353,6 +418,7 @@ async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
         "session_continued_as_new": lambda: session_continued_as_new(stage),
         "work_item_lifecycle": lambda: work_item_lifecycle(stage),
         "work_signals": lambda: work_signals(stage),
+        "step_execution": lambda: step_execution(stage),
     }
     refs = await asyncio.gather(*(run() for run in scenarios.values()))
     histories: dict[str, WorkflowHistory] = {}

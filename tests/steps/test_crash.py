@@ -1,0 +1,110 @@
+"""The worker process is SIGKILLed while step executions run, then restarted: every execution completes,
+and no step's database effect happens twice (one entity per execution, one event per update, one
+notification, one record per step)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.entities.tables import Entity, EntityEvent
+from core.notifications.tables import Notification
+from core.platform.database import make_engine
+from core.steps.tables import StepRecord
+from tests.support.api import Api, make_settings, open_api
+from tests.support.processes import spawn_worker, worker_env
+from tests.support.servers import WebhookServer
+from tests.support.steps import create, execute, finished, unique_name, workflow
+
+EXECUTIONS = 12
+LIMIT = {"timeoutMs": 1000}  # a lost attempt is retried 11 s after it started
+
+
+def steps(kind: str, slow_url: str) -> list[dict[str, object]]:
+    return [
+        {"name": "make", "tool": "entity.create", "params": {"entity_type": kind, "name": "${input.label}"}, **LIMIT},
+        {"name": "first", "tool": "entity.update", "params": {"id": "${make.id}", "fields": {"n": 1}}, **LIMIT},
+        {"name": "pause", "tool": "http.request", "params": {"url": slow_url}, **LIMIT},
+        {"name": "second", "tool": "entity.update", "params": {"id": "${make.id}", "fields": {"n": 2}}, **LIMIT},
+        {
+            "name": "tell",
+            "tool": "notify.send",
+            "params": {"recipients": ["${input.label}"], "subject": "done", "body": "n is ${second.fields.n}"},
+            **LIMIT,
+        },
+        {"name": "third", "tool": "entity.update", "params": {"id": "${make.id}", "fields": {"n": 3}}, **LIMIT},
+    ]
+
+
+async def test_a_worker_killed_mid_execution_repeats_no_effect(
+    fresh_database: str, temporal_address: str, webhook_server: WebhookServer, tmp_path: Path
+) -> None:
+    engine: AsyncEngine = make_engine(fresh_database, pool_size=2)
+    queue = f"trellis-steps-crash-{uuid.uuid4()}"
+    env = worker_env(fresh_database, temporal_address, queue, webhook_allow_hosts="127.0.0.1")
+    log = tmp_path / "worker.log"
+    worker = await spawn_worker(env, log)
+    lifespan, client = await open_api(make_settings(fresh_database, temporal_address, queue))
+    api = Api(client)
+    try:
+        kind = unique_name("crash")
+        name = unique_name("crash_wf")
+        await create(api, workflow(name, steps(kind, webhook_server.url(f"/slow/{name}"))))
+        labels = [f"crash-{i}-{uuid.uuid4().hex[:6]}" for i in range(EXECUTIONS)]
+        started = [await execute(api, name, {"label": label}) for label in labels]
+
+        async def recorded() -> int:
+            async with engine.connect() as conn:
+                return int((await conn.execute(select(func.count()).select_from(StepRecord))).scalar_one())
+
+        total = EXECUTIONS * 6
+        for _ in range(2000):
+            if await recorded() >= total // 4:
+                break
+            await asyncio.sleep(0.01)
+        at_kill = await recorded()
+        worker.send_signal(signal.SIGKILL)
+        assert await worker.wait() == -signal.SIGKILL
+        assert 0 < at_kill < total, "the kill must land mid-run"
+        await asyncio.sleep(0.5)
+        worker = await spawn_worker(env, log)
+        done = await asyncio.gather(*(finished(api, s["id"], attempts=1200) for s in started))
+        assert [d["status"] for d in done] == ["completed"] * EXECUTIONS, [d["error"] for d in done]
+
+        async with engine.connect() as conn:
+            entities = (await conn.execute(select(Entity.id, Entity.fields).where(Entity.entity_type == kind))).all()
+            events = Counter(
+                (r.entity_id, r.event_kind)
+                for r in await conn.execute(
+                    select(EntityEvent.entity_id, EntityEvent.event_kind).where(EntityEvent.entity_type == kind)
+                )
+            )
+            notes = Counter(
+                (await conn.execute(select(Notification.recipient).where(Notification.recipient.in_(labels)))).scalars()
+            )
+            records = (
+                await conn.execute(select(StepRecord.execution_id, func.count()).group_by(StepRecord.execution_id))
+            ).all()
+        assert len(entities) == EXECUTIONS and all(e.fields == {"n": 3} for e in entities)
+        # created once, then three updates, each once (an update also emits its field_change events)
+        assert Counter(kind_ for _, kind_ in events) == {
+            "create": EXECUTIONS,
+            "update": EXECUTIONS,
+            **({"field_change": EXECUTIONS} if any(k == "field_change" for _, k in events) else {}),
+        }
+        assert {count for (_, kind_), count in events.items() if kind_ == "create"} == {1}
+        assert {count for (_, kind_), count in events.items() if kind_ == "update"} == {3}
+        assert sorted(notes.values()) == [1] * EXECUTIONS
+        assert sorted(count for _, count in records) == [6] * EXECUTIONS
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await engine.dispose()
