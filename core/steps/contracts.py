@@ -25,7 +25,7 @@ def execution_workflow_id(execution_id: str) -> str:
 class ExecuteRequest(RequestModel):
     input: dict[str, Any] = Field(default_factory=dict, description="What ${input.x} reads")
     context: dict[str, Any] = Field(default_factory=dict, description="What ${context.x} reads (e.g. a repository)")
-    version: int | None = Field(default=None, ge=1, description="A stored version; default the latest")
+    version: int | None = Field(default=None, ge=1, le=1_000_000, description="A stored version; default the latest")
 
 
 class WorkflowPublic(BaseModel):

@@ -21,6 +21,7 @@ from core.platform.contracts import RequestModel, RequestPart
 
 STEP_NAME = r"^[a-z][a-z0-9_]*$"
 WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,99}$"
+RESERVED_NAMES = ("schema",)  # GET /api/v1/workflows/schema is the published format
 TOOL_NAME = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)+$"
 MAX_STEPS = 200
 DAY_MS = 24 * 3600 * 1000

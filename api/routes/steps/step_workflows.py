@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import Admin, EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
@@ -21,10 +22,26 @@ from core.steps.contracts import (
     WorkflowVersionPublic,
     execution_workflow_id,
 )
-from core.steps.definition import WORKFLOW_NAME, WorkflowDefinition
+from core.steps.definition import RESERVED_NAMES, WORKFLOW_NAME, WorkflowDefinition
 from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
-from core.steps.validation import check
+from core.steps.validation import Problem, check
 from workflows.steps.interpreter import StepWorkflowRun
+
+
+class WorkflowNameConvertor(Convertor[str]):
+    """A workflow's name in a path: never "schema", so /workflows/schema matches only its own route
+    (and its 405 answers list only GET)."""
+
+    regex = "(?!schema/?$)" + WORKFLOW_NAME.removeprefix("^").removesuffix("$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("workflow_name", WorkflowNameConvertor())
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["step workflows"])
 
@@ -42,6 +59,8 @@ Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored 
 
 async def _validated(definition: WorkflowDefinition, catalogue: Catalogue) -> None:
     problems = await check(definition, catalogue.lookup)
+    if definition.name in RESERVED_NAMES:
+        problems.insert(0, Problem("name", f"'{definition.name}' is reserved"))
     if problems:
         raise ApiError(
             422,
@@ -107,7 +126,7 @@ async def create_workflow(
     return created
 
 
-@router.get("/{name}", response_model=WorkflowPublic)
+@router.get("/{name:workflow_name}", response_model=WorkflowPublic)
 async def get_workflow(name: WorkflowName, engine: EngineDep, _: Reader, version: Version = None) -> WorkflowPublic:
     async with engine.connect() as conn:
         found = await store.get_workflow(conn, name, version)
@@ -116,7 +135,7 @@ async def get_workflow(name: WorkflowName, engine: EngineDep, _: Reader, version
     return found
 
 
-@router.get("/{name}/versions", response_model=list[WorkflowVersionPublic])
+@router.get("/{name:workflow_name}/versions", response_model=list[WorkflowVersionPublic])
 async def list_versions(name: WorkflowName, engine: EngineDep, _: Reader) -> list[WorkflowVersionPublic]:
     async with engine.connect() as conn:
         found = await store.versions(conn, name)
@@ -125,7 +144,7 @@ async def list_versions(name: WorkflowName, engine: EngineDep, _: Reader) -> lis
     return found
 
 
-@router.put("/{name}", response_model=WorkflowPublic)
+@router.put("/{name:workflow_name}", response_model=WorkflowPublic)
 async def replace_workflow(
     name: WorkflowName, body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, principal: Admin
 ) -> WorkflowPublic:
@@ -146,7 +165,7 @@ async def replace_workflow(
     return stored
 
 
-@router.post("/{name}/execute", response_model=ExecutionPublic, status_code=202)
+@router.post("/{name:workflow_name}/execute", response_model=ExecutionPublic, status_code=202)
 async def execute_workflow(
     name: WorkflowName,
     body: ExecuteRequest,
