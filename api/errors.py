@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.entities.contracts import EntityTooLarge
@@ -159,14 +159,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods the OpenAPI lists for the request's path."""
-    paths = request.app.openapi().get("paths", {})
-    allowed: set[str] = set()
-    for template, operations in paths.items():
-        regex, _, _ = compile_path(template)
-        if regex.match(request.url.path):
-            allowed |= {method.upper() for method in operations}
-    return sorted(allowed)
+    """The methods a route answers on the request's path, matched as the router matches (path convertors
+    included: /workflows/schema is not a /workflows/{name})."""
+    allowed = []
+    for method in ("DELETE", "GET", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return allowed
 
 
 class BodySizeLimit:
