@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.entities.contracts import EntityTooLarge
 from core.platform import errors
+from core.platform.contracts import field_path
 from core.platform.database import is_data_error, is_too_large, is_unavailable
 
 logger = logging.getLogger("trellis.api")
@@ -74,13 +75,9 @@ def error_body(error: str, detail: str, **extra: Any) -> dict[str, Any]:
 
 
 def location(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    """A field's path as a person writes it: ``steps[1].params.url`` (list positions in brackets)."""
-    where = ""
-    for part in loc:
-        if part == "body" and not where:
-            continue
-        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    return where or "body"
+    """Where a request's problem is, without the leading ``body``: ``steps[1].tool``."""
+    parts = list(loc)[1:] if loc and loc[0] == "body" else list(loc)
+    return field_path(parts) or "body"
 
 
 def describe_validation(errors: list[dict[str, Any]] | Any) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openai
@@ -19,6 +19,7 @@ from sqlalchemy import case, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from core.agents.registry import validation_error
@@ -27,6 +28,15 @@ from core.agents.tables import OrchestratorAgentLog
 from core.platform import errors
 from core.platform.retry_after import retry_after_delay
 from core.platform.settings import Settings
+
+# How every caller (sessions, agent.call steps) retries an LLM call: 429/5xx and lost attempts with
+# backoff; an invalid reply (already asked again once inside the call) or a refusal not at all.
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=6,
+    non_retryable_error_types=[errors.AGENT_OUTPUT_INVALID.type, errors.LLM_REJECTED.type],
+)
 
 
 def _instructions(data: AgentCallInput) -> str:

@@ -13,7 +13,6 @@ import json
 import smtplib
 import uuid
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +55,7 @@ from core.automation.templating import (
 from core.entities import store as entities
 from core.entities.contracts import Cause, EntityEventData, limits_of
 from core.notifications.contracts import NotificationSpec
+from core.notifications.mail import send_mail
 from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.ids import derived_id
@@ -399,29 +399,14 @@ class ActionActivities:
         to = str(render_template(action.to, context, self._max_chars)).strip()
         if "@" not in to or any(c in to for c in "\r\n,;"):
             raise _invalid(f"send_email: '{to}' is not a single e-mail address")
-        message = EmailMessage()
-        message["From"] = self._settings.smtp_from
-        message["To"] = to
-        message["Subject"] = subject
         message_id = f"<{derived_id('email', data.rule.id, data.event.id, data.action_index)}@trellis>"
-        message["Message-ID"] = message_id
-        message.set_content(body)
-        await asyncio.to_thread(self._smtp_send, message)
-        async with self._engine.begin() as conn:
-            return await self._log(conn, data, SendEmailOutput(to=to, message_id=message_id))
-
-    def _smtp_send(self, message: EmailMessage) -> None:
-        settings = self._settings
         try:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
-                if settings.smtp_username:
-                    smtp.login(settings.smtp_username, settings.smtp_password or "")
-                smtp.send_message(message)
+            await send_mail(self._settings, to=to, subject=subject, body=body, message_id=message_id)
         except smtplib.SMTPRecipientsRefused as exc:
             raise _invalid(f"send_email: the SMTP server refused the recipient: {exc.recipients}") from exc
         # Other SMTP and socket errors propagate and are retried by Temporal.
+        async with self._engine.begin() as conn:
+            return await self._log(conn, data, SendEmailOutput(to=to, message_id=message_id))
 
     @activity.defn(name="action.call_webhook")
     async def call_webhook(self, data: ActionInput) -> CallWebhookOutput:

@@ -18,7 +18,6 @@ import json
 import smtplib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -33,6 +32,7 @@ from core.automation.ssrf import AllowList
 from core.entities import store as entities
 from core.entities.contracts import limits_of
 from core.notifications.contracts import NotificationSpec
+from core.notifications.mail import send_mail
 from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.ids import derived_id
@@ -100,9 +100,10 @@ class StepToolActivities:
         """A database effect and its step record in one transaction, under the step's lock."""
         async with self._engine.begin() as conn:
             await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(_key(call), 0))))
-            done = await store.recorded_step(conn, call.execution_id, call.path)
-            if done is not None and done.status == "completed":
-                return output.model_validate({**(done.output or {}), "already_done": True})
+            if (
+                done := _already_done(await store.recorded_step(conn, call.execution_id, call.path), output)
+            ) is not None:
+                return done
             result = await self._bounded(call, perform(conn))
             await store.record_step(conn, _record(call, result))
             return result
@@ -110,9 +111,9 @@ class StepToolActivities:
     async def _outside(self, call: ToolCall, output: type[M], perform: Callable[[], Awaitable[M]]) -> M:
         """An outside effect: skipped if recorded, else done and then recorded."""
         async with self._engine.connect() as conn:
-            done = await store.recorded_step(conn, call.execution_id, call.path)
-        if done is not None and done.status == "completed":
-            return output.model_validate({**(done.output or {}), "already_done": True})
+            done = _already_done(await store.recorded_step(conn, call.execution_id, call.path), output)
+        if done is not None:
+            return done
         result = await self._bounded(call, perform())
         async with self._engine.begin() as conn:
             await store.record_step(conn, _record(call, result))
@@ -245,32 +246,19 @@ class StepToolActivities:
         message_id = f"<{derived_id('step-email', call.execution_id, call.path)}@trellis>"
 
         async def perform() -> EmailSendOutput:
-            message = EmailMessage()
-            message["From"] = self._settings.smtp_from
-            message["To"] = params.to
-            message["Subject"] = params.subject
-            message["Message-ID"] = message_id
-            message.set_content(params.body)
-            await asyncio.to_thread(self._smtp_send, message)
+            try:
+                await send_mail(
+                    self._settings, to=params.to, subject=params.subject, body=params.body, message_id=message_id
+                )
+            except smtplib.SMTPRecipientsRefused as exc:
+                refused = f"email.send: the SMTP server refused the recipient: {exc.recipients}"
+                raise step_failed(refused, retryable=False) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                unavailable = f"email.send: the SMTP server could not take the message: {exc}"
+                raise step_failed(unavailable, retryable=True) from exc
             return EmailSendOutput(to=params.to, message_id=message_id)
 
         return await self._outside(call, EmailSendOutput, perform)
-
-    def _smtp_send(self, message: EmailMessage) -> None:
-        settings = self._settings
-        try:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
-                if settings.smtp_username:
-                    smtp.login(settings.smtp_username, settings.smtp_password or "")
-                smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise step_failed(
-                f"email.send: the SMTP server refused the recipient: {exc.recipients}", retryable=False
-            ) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise step_failed(f"email.send: the SMTP server could not take the message: {exc}", retryable=True) from exc
 
     # ---------------------------------------------------------------- http
 
@@ -372,6 +360,13 @@ class StepToolActivities:
             return McpCallOutput(result=answer.result)
 
         return await self._outside(call, McpCallOutput, perform)
+
+
+def _already_done(recorded: Any, output: type[M]) -> M | None:
+    """The recorded output of a step an earlier attempt completed (its effect happened), else None."""
+    if recorded is None or recorded.status != "completed":
+        return None
+    return output.model_validate({**(recorded.output or {}), "already_done": True})
 
 
 def _key(call: ToolCall) -> str:

@@ -115,6 +115,33 @@ SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 
 
+def check_http_url(url: str) -> str:
+    """An outbound request's url (a webhook's, a step's http.request): absolute http(s), a valid port,
+    no fragment."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("url must be an absolute http:// or https:// URL")
+    if parts.fragment:
+        raise ValueError("url has no #fragment")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"url has an invalid port: {exc}") from exc
+    return url
+
+
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers of an outbound request: none that Trellis sets itself, and secrets only by plain name."""
+    reserved = {"host", "content-length", "connection", "transfer-encoding"}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in reserved or lowered.startswith("webhook-"):
+            raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
+        if value.startswith(SECRET_PREFIX) and not SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :]):
+            raise ValueError(f"header '{name}': a secret reference is '{SECRET_PREFIX}<name>' with a plain name")
+    return headers
+
+
 class CallWebhookAction(RequestPart):
     """Call a URL, signed per Standard Webhooks with the rule's secret; retried and dead-lettered.
 
@@ -133,33 +160,19 @@ class CallWebhookAction(RequestPart):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
+        check_http_url(url)
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be an absolute http:// or https:// URL")
         if is_template(parts.netloc) or is_template(parts.scheme):
             raise ValueError(
                 "the scheme, credentials, host and port of a webhook url cannot be templated (they are fixed "
                 "when the rule is saved); only its path and query may be"
             )
-        if parts.fragment:
-            raise ValueError("a webhook url has no #fragment")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number in range
-        except ValueError as exc:
-            raise ValueError(f"url has an invalid port: {exc}") from exc
         return url
 
     @field_validator("headers")
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        reserved = {"host", "content-length", "connection", "transfer-encoding"}
-        for name, value in headers.items():
-            lowered = name.lower()
-            if lowered in reserved or lowered.startswith("webhook-"):
-                raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
-            if value.startswith(SECRET_PREFIX) and not SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :]):
-                raise ValueError(f"header '{name}': a secret reference is '{SECRET_PREFIX}<name>' with a plain name")
-        return headers
+        return check_headers(headers)
 
     @model_validator(mode="after")
     def _check(self) -> CallWebhookAction:

@@ -62,6 +62,14 @@ def check_storable(value: Any, path: str = "body", depth: int = 0) -> None:
             check_storable(item, f"{path}[{index}]", depth + 1)
 
 
+def field_path(loc: tuple[int | str, ...] | list[int | str], prefix: str = "") -> str:
+    """A field's path as a person writes it, e.g. ``steps[1].params.url`` (list positions in brackets)."""
+    where = prefix
+    for part in loc:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return where
+
+
 class RequestPart(StrictModel):
     """Base for the models a request body is made of: JSON types are taken as they are (``0`` is not
     ``false``, ``"1"`` is not ``1``), as the OpenAPI says. A whole number written ``5.0`` is an integer

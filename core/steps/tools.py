@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from temporalio.common import RetryPolicy
 
-from core.automation.actions import SECRET_NAME, SECRET_PREFIX, STEP_WORKFLOW_NAME, EntityType
+from core.automation.actions import SECRET_NAME, STEP_WORKFLOW_NAME, EntityType, check_headers, check_http_url
 from core.automation.scripts import SCRIPTS
 from core.platform.contracts import JsonUuid, RequestPart
 from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
@@ -123,24 +122,12 @@ class HttpRequestParams(RequestPart):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be an absolute http:// or https:// URL")
-        if parts.fragment:
-            raise ValueError("url has no #fragment")
-        return url
+        return check_http_url(url)
 
     @field_validator("headers")
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        reserved = {"host", "content-length", "connection", "transfer-encoding"}
-        for name, value in headers.items():
-            lowered = name.lower()
-            if lowered in reserved or lowered.startswith("webhook-"):
-                raise ValueError(f"header '{name}' is set by Trellis and cannot be given")
-            if value.startswith(SECRET_PREFIX) and not SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :]):
-                raise ValueError(f"header '{name}': a secret reference is '{SECRET_PREFIX}<name>' with a plain name")
-        return headers
+        return check_headers(headers)
 
 
 class HttpRequestOutput(ToolOutput):

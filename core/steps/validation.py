@@ -23,6 +23,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from core.automation.conditions import ConditionError, compile_condition
+from core.platform.contracts import field_path
 from core.steps.catalogue import ToolEntry
 from core.steps.definition import Step, WorkflowDefinition
 from core.steps.mcp import McpUnavailable
@@ -35,13 +36,6 @@ ROOTS = ("input", "context")
 class Problem:
     path: str
     message: str
-
-
-def location(prefix: str, loc: tuple[int | str, ...] | list[Any]) -> str:
-    where = prefix
-    for part in loc:
-        where += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return where
 
 
 def _at(value: Any, loc: tuple[int | str, ...] | list[Any]) -> Any:
@@ -78,7 +72,7 @@ def _params(step: Step, entry: ToolEntry, prefix: str) -> list[Problem]:
                     continue  # a reference's type is checked when it is resolved
                 if not loc and any(is_reference(v) for v in step.params.values()):
                     continue  # a whole-model rule over values not known yet
-                problems.append(Problem(location(prefix, loc), err.get("msg", "invalid value")))
+                problems.append(Problem(field_path(loc, prefix), err.get("msg", "invalid value")))
     else:
         try:
             validator = Draft202012Validator(entry.params_schema or {"type": "object"})
@@ -86,7 +80,7 @@ def _params(step: Step, entry: ToolEntry, prefix: str) -> list[Problem]:
                 loc = tuple(error.absolute_path)
                 if error.validator != "required" and is_reference(_at(step.params, loc)):
                     continue
-                problems.append(Problem(location(prefix, loc), error.message))
+                problems.append(Problem(field_path(loc, prefix), error.message))
         except SchemaError:
             pass  # the server's schema is its own affair; the server checks its arguments
     return problems

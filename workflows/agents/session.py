@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.llm import LlmActivities
+    from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.agents.sessions import SessionActivities
     from core.agents.registry import AgentSpec, stages
     from core.agents.sessions import (
@@ -35,12 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from core.platform import search_attributes as sa
 
 
-_LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=6,
-    non_retryable_error_types=[errors.AGENT_OUTPUT_INVALID.type, errors.LLM_REJECTED.type],
-)
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 
 
@@ -176,7 +170,7 @@ class AgentSessionWorkflow:
             ),
             start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(seconds=20),
-            retry_policy=_LLM_RETRY,
+            retry_policy=LLM_RETRY,
             summary=f"{agent.agent_name}: {action}",
         )
         state.calls += 1

@@ -25,7 +25,7 @@ from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.llm import LlmActivities
+    from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.steps.records import AgentFound, StepRunActivities
     from core.agents.registry import AgentSpec
     from core.agents.sessions import AgentCallInput
@@ -59,12 +59,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _BOOKKEEPING = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
-_LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=6,
-    non_retryable_error_types=[errors.AGENT_OUTPUT_INVALID.type, errors.LLM_REJECTED.type],
-)
 DEFAULT_STEP_TIMEOUT_MS = 30_000
 _MARGIN = timedelta(seconds=10)  # an activity's own limit is the step's; Temporal's is a little longer
 MCP_ACTIVITY = "tool.mcp"
@@ -311,7 +305,7 @@ class StepWorkflowRun:
                 ),
                 start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
                 heartbeat_timeout=timedelta(seconds=20),
-                retry_policy=_LLM_RETRY,
+                retry_policy=LLM_RETRY,
                 summary=f"{step.name}: agent.call {call.agent}",
             )
         except ActivityError as err:
@@ -341,20 +335,20 @@ class StepWorkflowRun:
             raise AttemptFailed(f"workflow.run: {found.problem}", retryable=False)
         started = workflow.now()
         child_id = execution_id_for("child", data.execution_id, step.name, attempt)
-        child = RunInput(
-            execution_id=child_id,
-            workflow=call.workflow,
-            version=found.version,
-            definition=found.definition,
-            input=call.input,
-            context=call.context,
-            trigger={"kind": "workflow.run", "execution_id": data.execution_id, "step": step.name},
-            created_by=data.created_by,
-            parent_execution_id=data.execution_id,
-            depth=data.depth + 1,
-            max_depth=data.max_depth,
-            history_limit=data.history_limit,
-            search_attributes=data.search_attributes,
+        # The parent's own settings (depth limit, history limit, search attributes, who started it) carry over.
+        child = data.model_copy(
+            update={
+                "execution_id": child_id,
+                "workflow": call.workflow,
+                "version": found.version,
+                "definition": found.definition,
+                "input": call.input,
+                "context": call.context,
+                "trigger": {"kind": "workflow.run", "execution_id": data.execution_id, "step": step.name},
+                "parent_execution_id": data.execution_id,
+                "depth": data.depth + 1,
+                "resume": None,
+            }
         )
         lineage = [*self._lineage(), call.workflow]
         try:
