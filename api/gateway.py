@@ -23,9 +23,6 @@ from temporalio.client import (
 )
 from temporalio.common import (
     SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -34,6 +31,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 from api.errors import ApiError
 from core.platform.errors import kind_of
 from core.platform.settings import Settings
+from core.platform.temporal import start_options
 
 T = TypeVar("T")
 
@@ -61,18 +59,7 @@ class Gateway:
     def _start_options(
         self, workflow_id: str, search_attributes: Sequence[SearchAttributePair[Any]], summary: str
     ) -> dict[str, Any]:
-        """How every start is made: the settings' task queue; a retry with the same id joins the running
-        workflow, and a closed workflow's id is never reused; search attributes left out when the
-        settings turn them off (a server that cannot register custom ones)."""
-        pairs = list(search_attributes) if self._settings.search_attributes else []
-        return {
-            "id": workflow_id,
-            "task_queue": self._settings.task_queue,
-            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
-            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            "search_attributes": TypedSearchAttributes(pairs),
-            "static_summary": summary,
-        }
+        return start_options(self._settings, workflow_id, search_attributes, summary)
 
     async def start(
         self,

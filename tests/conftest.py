@@ -23,7 +23,7 @@ from core.platform.database import make_engine
 from core.platform.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
 from core.platform.migrate import upgrade_database_async
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
-from tests.support.servers import LlmServer, SmtpServer, WebhookServer
+from tests.support.servers import LlmServer, McpHttpServer, SmtpServer, WebhookServer
 from worker import OUTBOX_SUBSCRIBERS, build_worker, condition_evaluator
 from workflows.automation.dispatcher import OutboxDispatcher
 
@@ -106,6 +106,14 @@ def webhook_server() -> Iterator[WebhookServer]:
 
 
 @pytest.fixture(scope="session")
+def mcp_http_server() -> Iterator[McpHttpServer]:
+    server = McpHttpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 async def worker(
     temporal_client: Client,
     engine: AsyncEngine,
@@ -115,6 +123,7 @@ async def worker(
     smtp_server: SmtpServer,
     webhook_server: WebhookServer,
     llm_server: LlmServer,
+    mcp_http_server: McpHttpServer,
 ) -> AsyncIterator[None]:
     SERVICE_SETTINGS.update(
         smtp_port=smtp_server.port,
@@ -128,7 +137,10 @@ async def worker(
         llm_cost_per_1k_tokens=0.002,
         webhook_secrets={"crm_token": "Bearer s3cr3t-from-settings"},
         condition_timeout_seconds=1.0,
-        mcp_servers={"testmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]}},
+        mcp_servers={
+            "testmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]},
+            "httpmcp": {"url": mcp_http_server.url},
+        },
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()

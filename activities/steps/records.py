@@ -11,11 +11,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import (
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.automation.actions import event_context, render_template
@@ -27,6 +22,7 @@ from core.automation.rules import ActionInput
 from core.automation.templating import TemplateRenderError
 from core.platform import errors
 from core.platform.settings import Settings
+from core.platform.temporal import start_options
 from core.steps import store
 from core.steps.contracts import (
     BeginInput,
@@ -191,14 +187,13 @@ async def start_execution(client: Client, settings: Settings, run: RunInput) -> 
         await client.start_workflow(
             INTERPRETER,
             run,
-            id=execution_workflow_id(run.execution_id),
-            task_queue=activity.info().task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                execution_attributes([run.workflow]) if settings.search_attributes else []
+            **start_options(
+                settings,
+                execution_workflow_id(run.execution_id),
+                execution_attributes([run.workflow]),
+                summary(run),
+                activity.info().task_queue,
             ),
-            static_summary=summary(run),
         )
     except WorkflowAlreadyStartedError:
         pass  # it ran and closed already: this event's execution exists

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,7 +25,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.automation.webhooks import Delivery, exchange
 from core.automation.scripts import SCRIPTS, ScriptError
@@ -37,6 +40,11 @@ from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
+from core.platform.temporal import start_options
+from core.process import instances
+from core.process.contracts import InstanceView, TransitionRequest
+from core.process.ids import PROCESS_WORKFLOW, TRANSITION, WAIT_READY, process_workflow_id
+from core.process.starting import StartRefused, prepare_start
 from core.steps import store
 from core.steps.contracts import StepRecordInput, ToolCall
 from core.steps.mcp import McpCatalogue, McpUnavailable, call_tool
@@ -52,6 +60,9 @@ from core.steps.tools import (
     EntityUpdateParams,
     HttpRequestOutput,
     HttpRequestParams,
+    InstanceOutput,
+    InstanceStartParams,
+    InstanceTransitionParams,
     McpCallOutput,
     NotifySendOutput,
     NotifySendParams,
@@ -339,6 +350,99 @@ class StepToolActivities:
 
         return await self._in_transaction(call, ScriptRunOutput, perform)
 
+    # ---------------------------------------------------------------- process instances
+
+    @activity.defn(name="tool.instance.start")
+    async def instance_start(self, call: ToolCall) -> InstanceOutput:
+        params = _params(call, InstanceStartParams)
+        instance_id = str(derived_id("instance", "step", call.execution_id, call.path))
+
+        async def perform() -> InstanceOutput:
+            async with self._engine.connect() as conn:
+                try:
+                    start = await prepare_start(
+                        conn, params, instance_id=instance_id, actor=self._actor(call), settings=self._settings
+                    )
+                except StartRefused as refused:
+                    raise step_failed(f"instance.start: {refused.message}", retryable=False) from refused
+            options = start_options(
+                self._settings, start.workflow_id, start.search_attributes, start.summary, activity.info().task_queue
+            )
+            try:
+                view = await activity.client().execute_update_with_start_workflow(
+                    WAIT_READY,
+                    start_workflow_operation=WithStartWorkflowOperation(PROCESS_WORKFLOW, start.data, **options),
+                    result_type=InstanceView,
+                )
+            except WorkflowAlreadyStartedError:
+                view = await self._finished_instance(instance_id)  # started, and already finished
+            except WorkflowUpdateFailedError as exc:
+                raise _refused_by_instance("instance.start", exc) from exc
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                    raise step_failed(
+                        f"instance.start: Temporal did not answer: {exc.message}", retryable=True
+                    ) from exc
+                view = await self._finished_instance(instance_id)
+            return _instance(view)
+
+        return await self._outside(call, InstanceOutput, perform)
+
+    @activity.defn(name="tool.instance.transition")
+    async def instance_transition(self, call: ToolCall) -> InstanceOutput:
+        """One update with an id derived from (execution, step): Temporal applies an update id once, so an
+        attempt repeated after a crash between the transition and its record gets the first answer."""
+        params = _params(call, InstanceTransitionParams)
+        request = TransitionRequest(
+            to_state_id=params.to_state_id,
+            comment=params.comment,
+            fields=params.fields,
+            actor=self._actor(call),
+            actor_role="operator",
+        )
+        update_id = f"step-{_key(call)}"
+
+        async def send(workflow_id: str) -> InstanceView:
+            handle = activity.client().get_workflow_handle(workflow_id)
+            try:
+                return await handle.execute_update(TRANSITION, request, id=update_id, result_type=InstanceView)
+            except WorkflowUpdateFailedError as exc:
+                raise _refused_by_instance("instance.transition", exc) from exc
+
+        async def perform() -> InstanceOutput:
+            try:
+                return _instance(await send(process_workflow_id(params.instance_id)))
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise step_failed(
+                        f"instance.transition: Temporal did not answer: {exc.message}", retryable=True
+                    ) from exc
+            # No such running workflow: an instance of the earlier id scheme, or one that has finished.
+            async with self._engine.connect() as conn:
+                info = await instances.get_handle_info(conn, params.instance_id)
+                view = await instances.get_view(conn, params.instance_id)
+            if info is None or view is None:
+                raise step_failed(f"instance.transition: no process instance {params.instance_id}", retryable=False)
+            if info["workflow_status"] == "active" and info["workflow_id"] != process_workflow_id(params.instance_id):
+                return _instance(await send(info["workflow_id"]))
+            last = view.state_history[-1] if view.state_history else None
+            if last is not None and last.to == params.to_state_id and last.actor == request.actor:
+                return _instance(view)  # this step's own transition finished the instance before it was recorded
+            raise step_failed(
+                f"instance.transition: instance {params.instance_id} is {info['workflow_status']} (state "
+                f"{info['current_state_id']} '{info['current_state_name']}'); it takes no more transitions",
+                retryable=False,
+            )
+
+        return await self._outside(call, InstanceOutput, perform)
+
+    async def _finished_instance(self, instance_id: str) -> InstanceView:
+        async with self._engine.connect() as conn:
+            view = await instances.get_view(conn, uuid.UUID(instance_id))
+        if view is None:
+            raise step_failed(f"instance.start: instance {instance_id} has no record yet", retryable=True)
+        return view
+
     # ---------------------------------------------------------------- MCP
 
     @activity.defn(name="tool.mcp")
@@ -367,6 +471,19 @@ def _already_done(recorded: Any, output: type[M]) -> M | None:
     if recorded is None or recorded.status != "completed":
         return None
     return output.model_validate({**(recorded.output or {}), "already_done": True})
+
+
+def _instance(view: InstanceView) -> InstanceOutput:
+    return InstanceOutput.model_validate(view.model_dump(include=set(InstanceOutput.model_fields) - {"already_done"}))
+
+
+def _refused_by_instance(tool: str, exc: WorkflowUpdateFailedError) -> ApplicationError:
+    """The instance refused the update (not an allowed next state, finished, another transition in
+    progress): only the last may succeed when the step is tried again."""
+    cause = exc.cause
+    message = getattr(cause, "message", None) or str(cause or exc)
+    in_progress = isinstance(cause, ApplicationError) and cause.type == errors.TRANSITION_IN_PROGRESS.type
+    return step_failed(f"{tool}: {message}", retryable=in_progress)
 
 
 def _key(call: ToolCall) -> str:
@@ -400,6 +517,8 @@ def tool_activities(tools: StepToolActivities) -> dict[str, Callable[..., Any]]:
         "email.send": tools.email_send,
         "http.request": tools.http_request,
         "script.run": tools.script_run,
+        "instance.start": tools.instance_start,
+        "instance.transition": tools.instance_transition,
         "mcp": tools.mcp,
     }
     assert set(bound) - {"mcp"} == set(STEP_TOOLS) - {"agent.call", "workflow.run"}

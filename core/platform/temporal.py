@@ -1,9 +1,19 @@
-"""The one way Trellis builds a Temporal client: the pydantic data converter (with payload encryption
-when TRELLIS_PAYLOAD_KEYS is set), the settings' address and namespace."""
+"""The one way Trellis builds a Temporal client (the pydantic data converter, with payload encryption
+when TRELLIS_PAYLOAD_KEYS is set; the settings' address and namespace) and the options every start
+uses."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from core.platform.codec import data_converter
 from core.platform.settings import Settings
@@ -19,3 +29,26 @@ async def connect_client(settings: Settings) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.payload_keys),
     )
+
+
+def start_options(
+    settings: Settings,
+    workflow_id: str,
+    search_attributes: Sequence[SearchAttributePair[Any]],
+    summary: str,
+    task_queue: str | None = None,
+) -> dict[str, Any]:
+    """How every Trellis workflow is started, by the API's gateway and by activities alike: on the
+    settings' task queue (an activity passes the queue its worker polls); a retry with the same id
+    joins the running workflow, and a closed workflow's id is never reused (so a late retry cannot
+    start a second run of finished work); search attributes left out when the settings turn them off
+    (a server that cannot register custom ones)."""
+    pairs = list(search_attributes) if settings.search_attributes else []
+    return {
+        "id": workflow_id,
+        "task_queue": task_queue or settings.task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        "search_attributes": TypedSearchAttributes(pairs),
+        "static_summary": summary,
+    }

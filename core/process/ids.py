@@ -6,6 +6,13 @@ import uuid
 
 from core.platform.ids import derived_id
 
+# The process workflow and its updates by name, for callers that may not import workflows/ (a step
+# tool's activity). workflows/process/instance.py is declared under PROCESS_WORKFLOW; its update
+# methods carry these names (the instance.* step tool test fails if they drift).
+PROCESS_WORKFLOW = "ProcessInstance"
+WAIT_READY = "wait_ready"
+TRANSITION = "transition"
+
 
 def process_workflow_id(instance_id: str | uuid.UUID) -> str:
     """The workflow id of an instance, derived from the instance id alone (``process-<uuid>``), so the

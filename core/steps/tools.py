@@ -19,6 +19,7 @@ from core.automation.actions import SECRET_NAME, STEP_WORKFLOW_NAME, EntityType,
 from core.automation.scripts import SCRIPTS
 from core.platform.contracts import JsonUuid, RequestPart
 from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
+from core.process.contracts import InstanceCreate, StateRef, TransitionCreate
 
 Text = Annotated[str, Field(min_length=1, max_length=5000)]
 Recipient = Annotated[str, Field(min_length=1, max_length=300)]
@@ -137,6 +138,32 @@ class HttpRequestOutput(ToolOutput):
     webhook_id: str
 
 
+# --------------------------------------------------------------------------- process instances
+
+
+class InstanceStartParams(InstanceCreate):
+    """Start a process instance of a template, as POST /api/v1/workflow-instance does. Its id derives
+    from (execution, step), so an attempt repeated after a crash joins the instance already started."""
+
+
+class InstanceTransitionParams(TransitionCreate):
+    """Move a process instance to one of its allowed next states, as PUT …/transition does (by the
+    step workflow's actor, with an operator's rights: an approval gate is decided by people)."""
+
+    instance_id: JsonUuid
+
+
+class InstanceOutput(ToolOutput):
+    instance_id: str
+    workflow_id: str
+    template_code: str
+    template_version: int
+    current_state: StateRef
+    allowed_next_states: list[StateRef]
+    workflow_status: str
+    success: bool | None
+
+
 # --------------------------------------------------------------------------- scripts, agents, workflows
 
 
@@ -221,6 +248,8 @@ STEP_TOOLS: dict[str, ToolSpec[Any, Any]] = {
         _tool("http.request", HttpRequestParams, HttpRequestOutput, 30, "Call a URL with the webhook safeguards"),
         _tool("script.run", ScriptRunParams, ScriptRunOutput, 30, "Run a registered script on an entity"),
         _tool("agent.call", AgentCallParams, AgentCallOutput, 300, "Ask one agent of the registry"),
+        _tool("instance.start", InstanceStartParams, InstanceOutput, 60, "Start a process instance"),
+        _tool("instance.transition", InstanceTransitionParams, InstanceOutput, 60, "Move a process instance on"),
         _tool("workflow.run", WorkflowRunParams, WorkflowRunOutput, 3600, "Run another step workflow as a child"),
     )
 }

@@ -36,6 +36,8 @@ async def test_the_schema_publishes_the_format_and_every_tool(api: Api) -> None:
         "script.run",
         "agent.call",
         "workflow.run",
+        "instance.start",
+        "instance.transition",
         "testmcp.add",
         "testmcp.echo",
     ):

@@ -1,6 +1,6 @@
 """The worker process is SIGKILLed while step executions run, then restarted: every execution completes,
-and no step's database effect happens twice (one entity per execution, one event per update, one
-notification, one record per step)."""
+and no step's effect happens twice (one entity per execution, one event per update, one notification,
+one process instance started and moved on once, one record per step)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.entities.tables import Entity, EntityEvent
 from core.notifications.tables import Notification
 from core.platform.database import make_engine
+from core.process.tables import GraphData, WorkflowEvent
 from core.steps.tables import StepRecord
 from tests.support.api import Api, make_settings, open_api
 from tests.support.processes import spawn_worker, worker_env
@@ -24,14 +25,27 @@ from tests.support.steps import create, execute, finished, unique_name, workflow
 
 EXECUTIONS = 12
 LIMIT = {"timeoutMs": 1000}  # a lost attempt is retried 11 s after it started
+STEPS = 8
 
 
 def steps(kind: str, slow_url: str) -> list[dict[str, object]]:
     return [
         {"name": "make", "tool": "entity.create", "params": {"entity_type": kind, "name": "${input.label}"}, **LIMIT},
         {"name": "first", "tool": "entity.update", "params": {"id": "${make.id}", "fields": {"n": 1}}, **LIMIT},
+        {
+            "name": "open",
+            "tool": "instance.start",
+            "params": {"template_code": "HS_STD", "entity": {"name": "${input.label}", "fields": {}}},
+            **LIMIT,
+        },
         {"name": "pause", "tool": "http.request", "params": {"url": slow_url}, **LIMIT},
         {"name": "second", "tool": "entity.update", "params": {"id": "${make.id}", "fields": {"n": 2}}, **LIMIT},
+        {
+            "name": "advance",
+            "tool": "instance.transition",
+            "params": {"instance_id": "${open.instance_id}", "to_state_id": 1},
+            **LIMIT,
+        },
         {
             "name": "tell",
             "tool": "notify.send",
@@ -63,7 +77,7 @@ async def test_a_worker_killed_mid_execution_repeats_no_effect(
             async with engine.connect() as conn:
                 return int((await conn.execute(select(func.count()).select_from(StepRecord))).scalar_one())
 
-        total = EXECUTIONS * 6
+        total = EXECUTIONS * STEPS
         for _ in range(2000):
             if await recorded() >= total // 4:
                 break
@@ -88,6 +102,17 @@ async def test_a_worker_killed_mid_execution_repeats_no_effect(
             notes = Counter(
                 (await conn.execute(select(Notification.recipient).where(Notification.recipient.in_(labels)))).scalars()
             )
+            instances = (
+                await conn.execute(select(GraphData.id, GraphData.state_history, GraphData.current_state_id))
+            ).all()
+            transitions = Counter(
+                (r.workflow_data_id, r.from_state_id, r.to_state_id)
+                for r in await conn.execute(
+                    select(
+                        WorkflowEvent.workflow_data_id, WorkflowEvent.from_state_id, WorkflowEvent.to_state_id
+                    ).where(WorkflowEvent.event_type == "state_transition")
+                )
+            )
             records = (
                 await conn.execute(select(StepRecord.execution_id, func.count()).group_by(StepRecord.execution_id))
             ).all()
@@ -101,7 +126,15 @@ async def test_a_worker_killed_mid_execution_repeats_no_effect(
         assert {count for (_, kind_), count in events.items() if kind_ == "create"} == {1}
         assert {count for (_, kind_), count in events.items() if kind_ == "update"} == {3}
         assert sorted(notes.values()) == [1] * EXECUTIONS
-        assert sorted(count for _, count in records) == [6] * EXECUTIONS
+        assert sorted(count for _, count in records) == [STEPS] * EXECUTIONS
+        # one instance per execution (the database holds only this test's), entered and moved on once
+        assert sorted(str(i.id) for i in instances) == sorted(d["output"]["open"]["instance_id"] for d in done)
+        assert all(i.current_state_id == 1 and [h["to"] for h in i.state_history] == [0, 1] for i in instances)
+        assert set(transitions.values()) == {1}
+        assert Counter((before, after) for _, before, after in transitions) == {
+            (None, 0): EXECUTIONS,
+            (0, 1): EXECUTIONS,
+        }
     finally:
         worker.send_signal(signal.SIGTERM)
         await worker.wait()

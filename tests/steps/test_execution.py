@@ -240,3 +240,24 @@ async def test_an_mcp_server_tool_is_called_as_a_step(api: Api) -> None:
 
     failing = await run(api, [{"name": "boom", "tool": "testmcp.fail", "params": {"reason": "no such file"}}])
     assert failing["status"] == "failed" and "no such file" in failing["error"], failing["error"]
+
+
+async def test_an_mcp_server_over_streamable_http_is_listed_and_called(api: Api) -> None:
+    listing = await api.request("GET", "/api/v1/workflows/schema", role="viewer")
+    assert listing.status_code == 200, listing.text
+    tools = {tool["name"]: tool for tool in listing.json()["tools"]}
+    assert {"httpmcp.add", "httpmcp.echo", "httpmcp.fail"} <= set(tools)
+    assert tools["httpmcp.add"]["params"]["required"] == ["a", "b"]
+    assert listing.json()["unavailable_mcp_servers"] == {}
+
+    done = await run(
+        api,
+        [
+            {"name": "sum", "tool": "httpmcp.add", "params": {"a": "${input.a}", "b": 0.5}},
+            {"name": "say", "tool": "httpmcp.echo", "params": {"text": "over http: ${sum.result.sum}"}},
+        ],
+        {"a": 2},
+    )
+    assert done["status"] == "completed", done
+    assert done["output"]["sum"]["result"] == {"sum": 2.5}
+    assert done["output"]["say"]["result"] == {"result": "over http: 2.5"}

@@ -1,8 +1,11 @@
-"""A small MCP server for the tests, written with the ``mcp`` package and spoken to over stdio:
-``python -m tests.support.mcp_server``. Its tools: ``add`` (structured output), ``echo`` (text), and
-``fail`` (answers with an error)."""
+"""A small MCP server for the tests, written with the ``mcp`` package: over stdio
+(``python -m tests.support.mcp_server``) or over streamable HTTP on loopback
+(``python -m tests.support.mcp_server http <port>``, at ``/mcp``). Its tools: ``add`` (structured
+output), ``echo`` (text), and ``fail`` (answers with an error)."""
 
 from __future__ import annotations
+
+import sys
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -29,4 +32,7 @@ def fail(reason: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if sys.argv[1:2] == ["http"]:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TransitionRequest,
     )
     from core.process.dag import start_state
-    from core.process.ids import state_entity_id
+    from core.process.ids import PROCESS_WORKFLOW, state_entity_id
 
 # Error types the API maps to HTTP answers (matched by type, never by message text).
 
@@ -55,7 +55,7 @@ _TRANSITION_RETRY = RetryPolicy(
 _BACKGROUND_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 
 
-@workflow.defn(name="ProcessInstance")
+@workflow.defn(name=PROCESS_WORKFLOW)
 class ProcessInstanceWorkflow:
     @workflow.init
     def __init__(self, data: ProcessStartInput) -> None:

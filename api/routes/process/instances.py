@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from temporalio.common import SearchAttributePair
 
 from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, WorkflowNotFound
 from api.pagination import Limit, Offset
-from core.entities import store as entities
-from core.platform import search_attributes as sa
 from core.platform.contracts import Page
 from core.platform.ids import derived_id
-from core.process import instances, templates
+from core.process import instances
 from core.process.contracts import (
     AcknowledgeCreate,
     AcknowledgeRequest,
@@ -31,12 +27,11 @@ from core.process.contracts import (
     DecisionRequest,
     InstanceCreate,
     InstanceView,
-    ProcessStartInput,
     TransitionCreate,
     TransitionRequest,
 )
-from core.process.dag import start_state
 from core.process.ids import process_workflow_id
+from core.process.starting import StartRefused, prepare_start
 from workflows.process.instance import ProcessInstanceWorkflow
 
 router = APIRouter(prefix="/api/v1/workflow-instance", tags=["instances"])
@@ -55,55 +50,24 @@ async def start_instance(
     ] = None,
 ) -> InstanceView:
     """Start an instance; answers once its start state is recorded (one update-with-start round trip)."""
-    async with engine.connect() as conn:
-        template = await templates.get_by_code(conn, body.template_code, body.template_version)
-        if template is None:
-            known = ", ".join(await templates.active_codes(conn))
-            version = f" version {body.template_version}" if body.template_version else ""
-            raise ApiError(
-                422, "unknown_template", f"no template '{body.template_code}'{version}; available codes: {known}"
-            )
-        if not template.active_workflow_flag:
-            raise ApiError(422, "inactive_template", f"template '{template.code}' is deactivated")
-        root = await entities.find_live(conn, body.root_entity_id) if body.root_entity_id is not None else None
-        if body.root_entity_id is not None and root is None:
-            raise ApiError(422, "unknown_entity", f"root_entity_id {body.root_entity_id} is not an existing entity")
-
     instance_id = (
-        str(derived_id("instance", principal.name, template.code, idempotency_key))
+        str(derived_id("instance", principal.name, body.template_code, idempotency_key))
         if idempotency_key
         else str(uuid.uuid4())
     )
-    data = ProcessStartInput(
-        instance_id=instance_id,
-        template=templates.snapshot(template),
-        root_entity_id=str(body.root_entity_id) if body.root_entity_id else None,
-        root_entity_type=root["entity_type"] if root else None,
-        root_entity_name=root["name"] if root else None,
-        entity=body.entity,
-        actor=principal.name,
-        started_ts=datetime.now(UTC),
-        search_attributes=settings.search_attributes,
-        names_in_temporal=settings.names_in_temporal,
-    )
-    attributes: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.TEMPLATE_CODE, template.code),
-        SearchAttributePair(sa.TEMPLATE_VERSION, template.version),
-        SearchAttributePair(sa.INDUSTRY_SECTOR, template.industry_sector),
-        SearchAttributePair(sa.CURRENT_STATE, start_state(template.workflow_graph).name),
-        SearchAttributePair(sa.INSTANCE_STATUS, "active"),
-    ]
-    if body.root_entity_id:
-        attributes.append(SearchAttributePair(sa.ROOT_ENTITY_ID, str(body.root_entity_id)))
-    who = root["name"] if root else (body.entity.name if body.entity else "new entity")
+    async with engine.connect() as conn:
+        try:
+            start = await prepare_start(conn, body, instance_id=instance_id, actor=principal.name, settings=settings)
+        except StartRefused as refused:
+            raise ApiError(422, refused.code, refused.message) from refused
     try:
         return await gateway.start_with_update(
             ProcessInstanceWorkflow.run,
-            data,
+            start.data,
             ProcessInstanceWorkflow.wait_ready,
-            workflow_id=process_workflow_id(instance_id),
-            search_attributes=attributes,
-            summary=f"{template.name} v{template.version}" + (f" for {who}" if settings.names_in_temporal else ""),
+            workflow_id=start.workflow_id,
+            search_attributes=start.search_attributes,
+            summary=start.summary,
         )
     except AlreadyFinished:
         # A retry (same Idempotency-Key) of an instance that has already finished.
