@@ -183,6 +183,20 @@ class Settings(BaseSettings):
         default=5000, ge=50, description="Workflow history events after which a step execution continues as new"
     )
     steps_max_depth: int = Field(default=5, ge=1, le=20, description="How deeply workflow.run steps may nest")
+    event_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sources of external events (POST /api/v1/events/{source}) and their Standard Webhooks "
+        'secrets, as JSON: {"zendesk": "whsec_<base64>"}. A source not declared takes no events.',
+    )
+    event_tolerance_seconds: int = Field(
+        default=300, ge=10, le=3600, description="How far an event's webhook-timestamp may be from now"
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive transient failures of a tool target that open its breaker"
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, le=86_400, description="How long an open breaker fails calls before it half-opens"
+    )
 
     def allow_list(self) -> list[str]:
         return [h for h in self.webhook_allow_hosts.split(",") if h.strip()]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.platform.contracts import RequestModel
 
-ExecutionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+ExecutionStatus = Literal["pending", "running", "completed", "failed", "cancelled", "compensated"]
 StepStatus = Literal["completed", "failed", "skipped"]
 
 
@@ -106,12 +106,22 @@ class StepError(BaseModel):
     error: str
 
 
+class Compensable(BaseModel):
+    """A completed step that names a compensation: what a saga undoes, in reverse order, if it must."""
+
+    path: str
+    step: str
+    compensation: str
+    output: Any = None
+
+
 class ResumeState(BaseModel):
     """What a run carries into its next run when it continues as new."""
 
     position: int
     variables: dict[str, Any]
     step_errors: list[StepError] = Field(default_factory=list)
+    compensable: list[Compensable] = Field(default_factory=list)
     tokens_used: int = 0
     started_at: datetime
     steps_done: int = 0

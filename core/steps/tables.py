@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.platform.database import Base, created_now, uuid_pk
 
-EXECUTION_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+EXECUTION_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "compensated")
 STEP_STATUSES = ("completed", "failed", "skipped")
 
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from core.automation.conditions import ConditionError, compile_condition
 from core.platform.contracts import field_path
 from core.steps.catalogue import ToolEntry
-from core.steps.definition import Step, WorkflowDefinition
+from core.steps.definition import Step, WorkflowDefinition, walk
 from core.steps.mcp import McpUnavailable
 from core.steps.references import REFERENCE, is_reference, references, root_of
 
@@ -104,58 +104,248 @@ def _http_url(step: Step, prefix: str) -> list[Problem]:
     return []
 
 
-async def check(definition: WorkflowDefinition, lookup: Callable[[str], Awaitable[ToolEntry | None]]) -> list[Problem]:
-    problems: list[Problem] = []
-    seen_names: set[str] = set()
-    variables: set[str] = set()
-    for index, step in enumerate(definition.steps):
-        at = f"steps[{index}]"
-        if step.name in seen_names:
-            problems.append(Problem(f"{at}.name", f"step name '{step.name}' is used by an earlier step"))
-        seen_names.add(step.name)
-        if step.variable in ROOTS:
-            problems.append(
-                Problem(f"{at}.assign", f"'{step.variable}' is reserved for the execution's {step.variable}")
-            )
-        elif step.assign and step.assign in variables:
-            problems.append(Problem(f"{at}.assign", f"variable '{step.assign}' is assigned by an earlier step"))
+@dataclass
+class _Checker:
+    lookup: Callable[[str], Awaitable[ToolEntry | None]]
+    event_sources: set[str] | None
+    problems: list[Problem]
 
-        known = {*ROOTS, *variables}
-        for where, value in ((f"{at}.params", step.params), (f"{at}.if", step.if_)):
-            for reference in references(value):
-                if root_of(reference) not in known:
-                    problems.append(
-                        Problem(
-                            where,
-                            f"${{{reference}}} refers to '{root_of(reference)}', which is not input, context or an "
-                            "earlier step",
-                        )
-                    )
-        if step.if_ is not None and not condition_is_reference(step.if_):
-            try:
-                compile_condition(step.if_)
-            except ConditionError as exc:
-                problems.append(Problem(f"{at}.if", str(exc)))
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
 
-        try:
-            entry = await lookup(step.tool)
-        except McpUnavailable as exc:
-            problems.append(Problem(f"{at}.tool", f"'{step.tool}' cannot be checked: {exc}"))
-            entry = None
-        else:
-            if entry is None:
-                problems.append(
-                    Problem(
-                        f"{at}.tool",
-                        f"unknown tool '{step.tool}'; GET /api/v1/workflows/schema lists the tools (Trellis tools, "
-                        "and <server>.<tool> for the MCP servers the settings declare)",
-                    )
+    def refs(self, where: str, value: Any, visible: set[str]) -> None:
+        for reference in references(value):
+            if root_of(reference) not in visible:
+                self.problem(
+                    where,
+                    f"${{{reference}}} refers to '{root_of(reference)}', which is not input, context or an earlier "
+                    "step (one this step waits for)",
                 )
-        if entry is not None:
-            problems += _params(step, entry, f"{at}.params")
-            if entry.name == "http.request":
-                problems += _http_url(step, f"{at}.params")
-        variables.add(step.variable)
-        if step.assign:
-            variables.add(step.name)
-    return problems
+
+    def cel(self, where: str, expression: str | None) -> None:
+        if expression is not None and not condition_is_reference(expression):
+            try:
+                compile_condition(expression)
+            except ConditionError as exc:
+                self.problem(where, str(exc))
+
+    async def steps(self, steps: list[Step], at: str, visible: set[str]) -> set[str]:
+        """Check one list; the variables it leaves for what follows it."""
+        order = _order(steps, at, self)
+        produced_by: dict[str, set[str]] = {}
+        for index in order:
+            step = steps[index]
+            seen = set(visible)
+            for ancestor in _ancestors(steps, index):
+                seen |= produced_by.get(steps[ancestor].name, set())
+            produced_by[step.name] = await self.step(step, f"{at}[{index}]", seen)
+        return set().union(*produced_by.values()) if produced_by else set()
+
+    async def step(self, step: Step, at: str, visible: set[str]) -> set[str]:
+        self.refs(f"{at}.params", step.params, visible)
+        self.refs(f"{at}.if", step.if_, visible)
+        self.cel(f"{at}.if", step.if_)
+        if step.retry is not None and step.on_error is not None and step.on_error.strategy == "retry":
+            self.problem(f"{at}.onError", "give retries either as retry or as onError's retry strategy, not both")
+        if step.on_error is not None:
+            if step.on_error.strategy == "escalate":
+                self.problem(f"{at}.onError.strategy", "the escalate strategy is not available yet")
+            if step.on_error.strategy == "escalate" and step.on_error.escalation_target is None:
+                self.problem(f"{at}.onError.escalationTarget", "the escalate strategy needs an escalationTarget")
+            if step.on_error.strategy == "compensate" and step.on_error.compensation_step is None:
+                self.problem(
+                    f"{at}.onError.compensationStep", "the compensate strategy needs this step's compensationStep"
+                )
+        if step.schedule is not None:
+            self.cel(f"{at}.schedule.until", step.schedule.until)
+        produced = {step.name, step.variable}
+        if step.tool is not None:
+            await self.tool(step, at)
+        elif step.parallel is not None:
+            for b, branch in enumerate(step.parallel.branches):
+                produced |= await self.steps(branch.steps, f"{at}.parallel.branches[{b}].steps", set(visible))
+            names = [b.name for b in step.parallel.branches]
+            if len(set(names)) != len(names):
+                self.problem(f"{at}.parallel.branches", "branch names must be unique")
+        elif step.branch is not None:
+            self.cel(f"{at}.branch.condition", step.branch.condition)
+            self.refs(f"{at}.branch.condition", step.branch.condition, visible)
+            produced |= await self.steps(step.branch.then, f"{at}.branch.then", set(visible))
+            produced |= await self.steps(step.branch.else_, f"{at}.branch.else", set(visible))
+        elif step.foreach is not None:
+            loop = step.foreach
+            if not is_whole_reference(loop.items):
+                self.problem(f"{at}.foreach.items", "items is one reference to a list, such as ${input.lines}")
+            self.refs(f"{at}.foreach.items", loop.items, visible)
+            if loop.as_ in visible or loop.as_ in ROOTS:
+                self.problem(f"{at}.foreach.as", f"'{loop.as_}' is already a variable here")
+            await self.steps(loop.steps, f"{at}.foreach.steps", visible | {loop.as_, f"{loop.as_}_index"})
+        elif step.wait_event is not None or step.human_task is not None:
+            # Accepted by the format, not yet run by the interpreter (issue 11, in progress): refused here
+            # rather than failing at run time.
+            self.problem(f"{at}.{step.kind}", f"'{step.kind}' steps are not available yet")
+        if step.wait_event is not None:
+            wait = step.wait_event
+            if self.event_sources is not None and wait.source not in self.event_sources:
+                known = ", ".join(sorted(self.event_sources)) or "none"
+                self.problem(
+                    f"{at}.wait_event.source",
+                    f"no event source '{wait.source}' is declared (TRELLIS_EVENT_SOURCES); declared: {known}",
+                )
+            self.refs(f"{at}.wait_event.key", wait.key, visible)
+            self.cel(f"{at}.wait_event.condition", wait.condition)
+        elif step.human_task is not None:
+            task = step.human_task
+            self.refs(f"{at}.human_task.title", task.title, visible)
+            self.refs(f"{at}.human_task.description", task.description, visible)
+            if task.escalation is not None and task.escalation.timeout_ms <= task.timeout_ms:
+                self.problem(
+                    f"{at}.human_task.escalation.timeoutMs",
+                    "the escalation comes after the reminder: its timeoutMs must be greater than the task's",
+                )
+            if task.form is not None:
+                try:
+                    Draft202012Validator.check_schema(task.form)
+                except SchemaError as exc:
+                    self.problem(f"{at}.human_task.form", f"not a valid JSON Schema: {exc.message}")
+        return produced
+
+    async def tool(self, step: Step, at: str) -> None:
+        assert step.tool is not None
+        try:
+            entry = await self.lookup(step.tool)
+        except McpUnavailable as exc:
+            self.problem(f"{at}.tool", f"'{step.tool}' cannot be checked: {exc}")
+            return
+        if entry is None:
+            self.problem(
+                f"{at}.tool",
+                f"unknown tool '{step.tool}'; GET /api/v1/workflows/schema lists the tools (Trellis tools, "
+                "and <server>.<tool> for the MCP servers the settings declare)",
+            )
+            return
+        self.problems += _params(step, entry, f"{at}.params")
+        if entry.name == "http.request":
+            self.problems += _http_url(step, f"{at}.params")
+
+
+def _ancestors(steps: list[Step], index: int) -> set[int]:
+    """The positions a step waits for, transitively: its dependencies, or the step before it."""
+    position = {step.name: i for i, step in enumerate(steps)}
+    found: set[int] = set()
+    todo = [index]
+    while todo:
+        current = steps[todo.pop()]
+        i = position[current.name]
+        direct = (
+            [position[d] for d in current.dependencies if d in position]
+            if current.dependencies is not None
+            else ([i - 1] if i > 0 else [])
+        )
+        for parent in direct:
+            if parent not in found and parent != index:
+                found.add(parent)
+                todo.append(parent)
+    return found
+
+
+def _order(steps: list[Step], at: str, checker: _Checker) -> list[int]:
+    """The list's steps in an order where each comes after what it waits for; unknown dependencies and
+    cycles are problems (and the steps caught in a cycle are still checked, in written order)."""
+    position = {step.name: i for i, step in enumerate(steps)}
+    waits: dict[int, set[int]] = {}
+    for i, step in enumerate(steps):
+        if step.dependencies is None:
+            waits[i] = {i - 1} if i > 0 else set()
+            continue
+        waits[i] = set()
+        for d, name in enumerate(step.dependencies):
+            if name not in position:
+                checker.problem(
+                    f"{at}[{i}].dependencies[{d}]",
+                    f"'{name}' is not a step of this list; a step may wait only for its siblings",
+                )
+            elif name == step.name:
+                checker.problem(f"{at}[{i}].dependencies[{d}]", "a step cannot wait for itself")
+            else:
+                waits[i].add(position[name])
+    order: list[int] = []
+    done: set[int] = set()
+    while len(order) < len(steps):
+        ready = [i for i in range(len(steps)) if i not in done and waits[i] <= done]
+        if not ready:
+            stuck = [steps[i].name for i in range(len(steps)) if i not in done]
+            checker.problem(f"{at}", f"the dependencies form a cycle among: {', '.join(stuck)}")
+            order += [i for i in range(len(steps)) if i not in done]
+            break
+        order += ready
+        done |= set(ready)
+    return order
+
+
+async def check(
+    definition: WorkflowDefinition,
+    lookup: Callable[[str], Awaitable[ToolEntry | None]],
+    event_sources: set[str] | None = None,
+) -> list[Problem]:
+    checker = _Checker(lookup, event_sources, [])
+    seen: dict[str, str] = {}
+    every = [("steps", s) for s in walk(definition.steps)] + [("compensations", s) for s in definition.compensations]
+    for _, step in every:
+        if step.name in seen:
+            checker.problem(_path_of(definition, step), f"step name '{step.name}' is used by an earlier step")
+        seen[step.name] = step.name
+    variables: dict[str, str] = {}
+    for _, step in every:
+        if step.variable in ROOTS:
+            checker.problem(
+                _path_of(definition, step, "assign"),
+                f"'{step.variable}' is reserved for the execution's {step.variable}",
+            )
+        elif step.assign and (step.assign in variables or (step.assign in seen and step.assign != step.name)):
+            checker.problem(_path_of(definition, step, "assign"), f"variable '{step.assign}' is already used")
+        variables[step.variable] = step.name
+
+    produced = await checker.steps(definition.steps, "steps", set(ROOTS))
+    compensation_names = {c.name for c in definition.compensations}
+    for index, compensation in enumerate(definition.compensations):
+        at = f"compensations[{index}]"
+        if compensation.tool is None:
+            checker.problem(f"{at}", "a compensation is a tool step")
+        if compensation.dependencies is not None or compensation.on_error is not None or compensation.schedule:
+            checker.problem(f"{at}", "a compensation has no dependencies, onError or schedule")
+        await checker.step(compensation, at, produced | set(ROOTS))
+    for step in walk(definition.steps):
+        wanted = step.on_error.compensation_step if step.on_error else None
+        if wanted is not None and wanted not in compensation_names:
+            checker.problem(
+                _path_of(definition, step, "onError.compensationStep"),
+                f"'{wanted}' is not in the definition's compensations list",
+            )
+    return checker.problems
+
+
+def _path_of(definition: WorkflowDefinition, target: Step, field: str = "name") -> str:
+    """The written path of a step, wherever it is nested (``steps[1].parallel.branches[0].steps[2]``)."""
+
+    def search(steps: list[Step], at: str) -> str | None:
+        for i, step in enumerate(steps):
+            here = f"{at}[{i}]"
+            if step is target:
+                return here
+            nested: list[tuple[list[Step], str]] = []
+            if step.parallel is not None:
+                nested = [
+                    (b.steps, f"{here}.parallel.branches[{n}].steps") for n, b in enumerate(step.parallel.branches)
+                ]
+            elif step.branch is not None:
+                nested = [(step.branch.then, f"{here}.branch.then"), (step.branch.else_, f"{here}.branch.else")]
+            elif step.foreach is not None:
+                nested = [(step.foreach.steps, f"{here}.foreach.steps")]
+            for inner, inner_at in nested:
+                if (found := search(inner, inner_at)) is not None:
+                    return found
+        return None
+
+    where = search(definition.steps, "steps") or search(definition.compensations, "compensations") or "steps"
+    return f"{where}.{field}"

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.support.api import Api, eventually
 
-TERMINAL = ("completed", "failed", "cancelled")
+TERMINAL = ("completed", "failed", "cancelled", "compensated")
 
 
 def unique_name(prefix: str) -> str:

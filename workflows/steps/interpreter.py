@@ -17,6 +17,7 @@ begin and end. ``live`` (a query) says where a running execution is.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from core.platform import errors
     from core.platform import search_attributes as sa
     from core.steps.contracts import (
+        Compensable,
         ConditionInput,
         DefinitionRef,
         ExecutionStatus,
@@ -79,6 +81,28 @@ class StepFailed(Exception):
         self.params = params
 
 
+class Compensate(Exception):
+    """A step whose onError strategy is ``compensate`` failed for good: the saga unwinds."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Frame:
+    """Where a list of steps runs: the prefix of their record paths, whether it is the top-level list
+    (whose steps the search attributes follow), and inside a foreach iteration its own variables (its
+    item, and its steps' outputs, which stay out of the run-wide variables)."""
+
+    prefix: str = ""
+    local: dict[str, Any] | None = None
+    top: bool = True
+
+    def inner(self) -> Frame:
+        return Frame(prefix=self.prefix, local=self.local, top=False)
+
+
 def backoff(retry: StepRetry, attempts_made: int) -> timedelta:
     """The wait before the next attempt, after ``attempts_made`` failed ones."""
     initial = retry.initial_interval_ms
@@ -108,6 +132,7 @@ class StepWorkflowRun:
     def __init__(self) -> None:
         self._live = LiveState()
         self._agents: dict[str, AgentSpec] = {}
+        self._names: dict[str, str] = {}  # step name -> its variable, for steps whose outputs are run-wide
 
     @workflow.query
     def live(self) -> LiveState:
@@ -122,8 +147,14 @@ class StepWorkflowRun:
         self._live.steps_done, self._live.tokens_used = state.steps_done, state.tokens_used
         deadline = state.started_at + timedelta(milliseconds=definition.config.timeout_ms)
         remaining = max((deadline - workflow.now()).total_seconds(), 0.001)
+        self._names = {step.name: step.variable for step in _visible_steps(definition.steps)}
         try:
             await asyncio.wait_for(self._walk(data, definition, state), timeout=remaining)
+        except Compensate as saga:
+            problem = await self._compensate(data, definition, state)
+            if problem is not None:
+                return await self._end(data, definition, state, "failed", f"{saga.message}; {problem}")
+            return await self._end(data, definition, state, "compensated", saga.message)
         except TimeoutError:
             where = f" (in step '{self._live.current_step}')" if self._live.current_step else ""
             message = f"the run exceeded its timeoutMs of {definition.config.timeout_ms} ms{where}"
@@ -138,44 +169,262 @@ class StepWorkflowRun:
     # ---------------------------------------------------------------- the walk
 
     async def _walk(self, data: RunInput, definition: WorkflowDefinition, state: ResumeState) -> None:
-        first = state.position
-        for position in range(first, len(definition.steps)):
-            state.position = position
-            if position > first and self._history_full(data):
-                workflow.continue_as_new(data.model_copy(update={"resume": state}))
-            step = definition.steps[position]
-            self._live.current_step, self._live.attempt = step.name, 0
-            if data.search_attributes:
-                workflow.upsert_search_attributes([sa.CURRENT_STEP.value_set(step.name)])
-            scope = _scope(data, definition, state)
+        steps = definition.steps
+        if _is_graph(steps):  # a DAG runs in one go: no continue-as-new between its steps
+            await self._graph(data, definition, state, steps, Frame())
+        else:
+            first = state.position
+            for position in range(first, len(steps)):
+                state.position = position
+                if position > first and self._history_full(data):
+                    workflow.continue_as_new(data.model_copy(update={"resume": state}))
+                await self._step(data, definition, state, steps[position], position, Frame())
+        state.position = len(steps)
+        self._live.current_step = None
+
+    async def _steps(
+        self, data: RunInput, definition: WorkflowDefinition, state: ResumeState, steps: list[Step], frame: Frame
+    ) -> None:
+        """A nested list: one after the other, or as the DAG its dependencies draw."""
+        if _is_graph(steps):
+            await self._graph(data, definition, state, steps, frame)
+            return
+        for position, step in enumerate(steps):
+            await self._step(data, definition, state, step, position, frame)
+
+    async def _graph(
+        self, data: RunInput, definition: WorkflowDefinition, state: ResumeState, steps: list[Step], frame: Frame
+    ) -> None:
+        """Each step starts when the steps it depends on have finished (without ``dependencies``: the one
+        before it). Every task exists before any runs, so a step may wait for one written after it."""
+        tasks: dict[str, asyncio.Task[None]] = {}
+
+        async def run_one(position: int, step: Step) -> None:
+            waits = step.dependencies if step.dependencies is not None else [steps[position - 1].name][:position]
+            for name in waits:
+                await tasks[name]
+            await self._step(data, definition, state, step, position, frame)
+
+        for position, step in enumerate(steps):
+            tasks[step.name] = asyncio.create_task(run_one(position, step))
+        await _join(list(tasks.values()))
+
+    async def _step(
+        self,
+        data: RunInput,
+        definition: WorkflowDefinition,
+        state: ResumeState,
+        step: Step,
+        position: int,
+        frame: Frame,
+    ) -> None:
+        path = frame.prefix + step.name
+        self._live.current_step, self._live.attempt = path, 0
+        if frame.top and data.search_attributes:
+            workflow.upsert_search_attributes([sa.CURRENT_STEP.value_set(step.name)])
+        scope = self._scope(data, state, frame)
+        started = workflow.now()
+        try:
+            if step.if_ is not None and not await self._holds(step.if_, scope):
+                await self._record(data, step, position, "skipped", started=started, path=path)
+                state.steps_done += 1
+                return
+            output = await self._scheduled(data, definition, state, step, position, scope, frame, path)
+        except StepFailed as failed:
+            await self._record(
+                data,
+                step,
+                position,
+                "failed",
+                started=started,
+                params=failed.params,
+                error=failed.message,
+                retry_count=failed.retry_count,
+                path=path,
+            )
+            state.steps_done += 1
+            strategy = step.on_error.strategy if step.on_error else None
+            if strategy == "skip" or (strategy is None and definition.config.continue_on_error):
+                state.step_errors.append(StepError(step=path, tool=step.kind, error=failed.message))
+                return
+            message = f"step '{path}' ({step.kind}) failed: {failed.message}"
+            if strategy == "compensate":
+                raise Compensate(message) from failed
+            raise StepFailed(message) from failed
+        self._store(state, frame, step, output)
+        state.steps_done += 1
+        self._live.steps_done = state.steps_done
+        if step.on_error is not None and step.on_error.compensation_step is not None:
+            state.compensable.append(
+                Compensable(path=path, step=step.name, compensation=step.on_error.compensation_step, output=output)
+            )
+
+    async def _scheduled(
+        self,
+        data: RunInput,
+        definition: WorkflowDefinition,
+        state: ResumeState,
+        step: Step,
+        position: int,
+        scope: dict[str, Any],
+        frame: Frame,
+        path: str,
+    ) -> Any:
+        """The step once, or (with a schedule) run after run on a workflow timer until its ``until``
+        holds or ``maxRuns`` is reached; each run is recorded as ``<path>@<n>``."""
+        schedule = step.schedule
+        if schedule is None:
+            return await self._once(data, definition, state, step, position, scope, frame, path)
+        started = workflow.now()
+        last: Any = None
+        runs = 0
+        for run in range(1, schedule.max_runs + 1):
+            last = await self._once(data, definition, state, step, position, scope, frame, f"{path}@{run}")
+            runs = run
+            if schedule.until is not None and await self._holds(schedule.until, {**scope, "last": last}):
+                break
+            if run < schedule.max_runs:
+                wait = timedelta(milliseconds=schedule.every_ms)
+                self._live.waiting_until = workflow.now() + wait
+                await workflow.sleep(wait)
+                self._live.waiting_until = None
+            scope = self._scope(data, state, frame)
+        output = {"runs": runs, "last": last}
+        await self._record(data, step, position, "completed", started=started, output=output, path=path)
+        return output
+
+    async def _once(
+        self,
+        data: RunInput,
+        definition: WorkflowDefinition,
+        state: ResumeState,
+        step: Step,
+        position: int,
+        scope: dict[str, Any],
+        frame: Frame,
+        path: str,
+    ) -> Any:
+        if step.tool is not None:
+            return await self._attempts(data, definition, state, step, position, scope, path)
+        started = workflow.now()
+        output: Any
+        if step.parallel is not None:
+            branches = step.parallel.branches
+            await _join(
+                [asyncio.create_task(self._steps(data, definition, state, b.steps, frame.inner())) for b in branches]
+            )
+            output = {b.name: self._collect(b.steps, state, frame) for b in branches}
+        elif step.branch is not None:
+            taken = await self._holds(step.branch.condition, scope)
+            arm = step.branch.then if taken else step.branch.else_
+            await self._steps(data, definition, state, arm, frame.inner())
+            output = {"taken": "then" if taken else "else", **self._collect(arm, state, frame)}
+        elif step.foreach is not None:
+            output = await self._foreach(data, definition, state, step, scope, frame, path)
+        else:
+            raise StepFailed(f"'{step.kind}' steps are not supported by this worker")
+        await self._record(data, step, position, "completed", started=started, output=output, path=path)
+        return output
+
+    async def _foreach(
+        self,
+        data: RunInput,
+        definition: WorkflowDefinition,
+        state: ResumeState,
+        step: Step,
+        scope: dict[str, Any],
+        frame: Frame,
+        path: str,
+    ) -> list[dict[str, Any]]:
+        loop = step.foreach
+        assert loop is not None
+        try:
+            items = resolve(loop.items, scope)
+        except MissingReference as exc:
+            raise StepFailed(f"{exc}") from exc
+        if not isinstance(items, list):
+            raise StepFailed(f"foreach items {loop.items} is a {type(items).__name__}, not a list")
+        if len(items) > loop.max_items:
+            raise StepFailed(f"foreach items has {len(items)} items, more than its maxItems of {loop.max_items}")
+        slots = asyncio.Semaphore(loop.concurrency)
+        frames = [
+            Frame(
+                prefix=f"{path}[{i}].", local={**(frame.local or {}), loop.as_: item, f"{loop.as_}_index": i}, top=False
+            )
+            for i, item in enumerate(items)
+        ]
+
+        async def iteration(inner: Frame) -> None:
+            async with slots:
+                await self._steps(data, definition, state, loop.steps, inner)
+
+        await _join([asyncio.create_task(iteration(inner)) for inner in frames])
+        return [self._collect(loop.steps, state, inner) for inner in frames]
+
+    # ---------------------------------------------------------------- variables
+
+    def _scope(self, data: RunInput, state: ResumeState, frame: Frame) -> dict[str, Any]:
+        """What references and conditions see: input, context, each finished step's output under its name
+        and its ``assign``, and inside a foreach iteration its item and its own steps' outputs."""
+        scope: dict[str, Any] = {"input": data.input, "context": data.context}
+        for name, variable in self._names.items():
+            if name in state.variables:
+                scope[name] = state.variables[name]
+                scope[variable] = state.variables[name]
+        if frame.local:
+            scope.update(frame.local)
+        return scope
+
+    @staticmethod
+    def _store(state: ResumeState, frame: Frame, step: Step, output: Any) -> None:
+        if frame.local is None:
+            state.variables[step.name] = output
+        else:
+            frame.local[step.name] = output
+            frame.local[step.variable] = output
+
+    @staticmethod
+    def _collect(steps: list[Step], state: ResumeState, frame: Frame) -> dict[str, Any]:
+        """The outputs of a list's steps (nested ones too, but not a foreach's insides), by variable."""
+        found: dict[str, Any] = {}
+        for step in _visible_steps(steps):
+            if frame.local is not None and step.name in frame.local:
+                found[step.variable] = frame.local[step.name]
+            elif frame.local is None and step.name in state.variables:
+                found[step.variable] = state.variables[step.name]
+        return found
+
+    # ---------------------------------------------------------------- sagas
+
+    async def _compensate(self, data: RunInput, definition: WorkflowDefinition, state: ResumeState) -> str | None:
+        """Run the compensations of the completed steps, last completed first, each once (its record's
+        path is ``compensate.<step path>``, so a repeated attempt finds it done). A compensation that
+        fails is recorded and the others still run; the answer names the failures."""
+        by_name = {step.name: step for step in definition.compensations}
+        failures: list[str] = []
+        for position, done in enumerate(reversed(state.compensable)):
+            compensation = by_name[done.compensation]
+            path = f"compensate.{done.path}"
+            self._live.current_step = path
+            scope = {**self._scope(data, state, Frame()), done.step: done.output, "compensated": done.output}
             started = workflow.now()
             try:
-                if step.if_ is not None and not await self._holds(step.if_, scope):
-                    await self._record(data, step, position, "skipped", started=started)
-                    state.steps_done += 1
-                    continue
-                output = await self._attempts(data, definition, state, step, position, scope)
+                await self._attempts(data, definition, state, compensation, position, scope, path)
             except StepFailed as failed:
                 await self._record(
                     data,
-                    step,
+                    compensation,
                     position,
                     "failed",
                     started=started,
                     params=failed.params,
                     error=failed.message,
                     retry_count=failed.retry_count,
+                    path=path,
                 )
-                state.steps_done += 1
-                if definition.config.continue_on_error:
-                    state.step_errors.append(StepError(step=step.name, tool=step.tool, error=failed.message))
-                    continue
-                raise StepFailed(f"step '{step.name}' ({step.tool}) failed: {failed.message}") from failed
-            state.variables[step.name] = output
-            state.steps_done += 1
-            self._live.steps_done = state.steps_done
-        state.position = len(definition.steps)
+                failures.append(f"compensation '{compensation.name}' of '{done.path}' failed: {failed.message}")
         self._live.current_step = None
+        return "; ".join(failures) if failures else None
 
     @staticmethod
     def _history_full(data: RunInput) -> bool:
@@ -202,16 +451,17 @@ class StepWorkflowRun:
         step: Step,
         position: int,
         scope: dict[str, Any],
+        path: str,
     ) -> Any:
         try:
             params = _resolve(step, scope)
         except MissingReference as exc:
             raise StepFailed(f"{exc}") from exc
-        retry = step.retry or StepRetry(max_attempts=definition.config.max_retries + 1)
+        retry = _retry_of(step, definition)
         for attempt in range(1, retry.max_attempts + 1):
             self._live.attempt = attempt
             try:
-                return await self._call(data, definition, state, step, position, params, attempt)
+                return await self._call(data, definition, state, step, position, params, attempt, path)
             except AttemptFailed as failed:
                 if not failed.retryable or attempt == retry.max_attempts:
                     tried = f" (after {attempt} attempts)" if attempt > 1 else ""
@@ -231,21 +481,23 @@ class StepWorkflowRun:
         position: int,
         params: dict[str, Any],
         attempt: int,
+        path: str,
     ) -> Any:
-        spec = STEP_TOOLS.get(step.tool)
+        tool = step.kind
+        spec = STEP_TOOLS.get(tool)
         default_ms = int(spec.time_limit(None).total_seconds() * 1000) if spec else DEFAULT_STEP_TIMEOUT_MS
         timeout_ms = step.timeout_ms or default_ms
-        if step.tool == "agent.call":
-            return await self._agent_call(data, definition, state, step, position, params, timeout_ms, attempt)
-        if step.tool == "workflow.run":
-            return await self._workflow_run(data, step, position, params, attempt)
+        if tool == "agent.call":
+            return await self._agent_call(data, definition, state, step, position, params, timeout_ms, attempt, path)
+        if tool == "workflow.run":
+            return await self._workflow_run(data, step, position, params, attempt, path)
         call = ToolCall(
             execution_id=data.execution_id,
             workflow=data.workflow,
-            path=step.name,
+            path=path,
             position=position,
             name=step.name,
-            tool=step.tool,
+            tool=tool,
             params=params,
             attempt=attempt,
             timeout_ms=timeout_ms,
@@ -259,7 +511,7 @@ class StepWorkflowRun:
                 result_type=output_type,
                 start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
                 retry_policy=infrastructure_retry(),
-                summary=f"{step.name}: {step.tool}" + (f" (attempt {attempt})" if attempt > 1 else ""),
+                summary=f"{path}: {tool}" + (f" (attempt {attempt})" if attempt > 1 else ""),
             )
         except ActivityError as err:
             raise _failure(err) from err
@@ -275,6 +527,7 @@ class StepWorkflowRun:
         params: dict[str, Any],
         timeout_ms: int,
         attempt: int,
+        path: str,
     ) -> Any:
         try:
             call = AgentCallParams.model_validate(params)
@@ -300,13 +553,13 @@ class StepWorkflowRun:
                     agent=agent,
                     action_type=step.name,
                     input=call.input,
-                    call_key=f"step:{data.execution_id}:{step.name}",
+                    call_key=f"step:{data.execution_id}:{path}",
                     max_tokens=limit,
                 ),
                 start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
                 heartbeat_timeout=timedelta(seconds=20),
                 retry_policy=LLM_RETRY,
-                summary=f"{step.name}: agent.call {call.agent}",
+                summary=f"{path}: agent.call {call.agent}",
             )
         except ActivityError as err:
             raise _failure(err) from err
@@ -317,12 +570,20 @@ class StepWorkflowRun:
             output=result.output, agent=call.agent, model=result.model, tokens=tokens, cost_usd=result.cost_usd
         ).model_dump(mode="json", exclude={"already_done"})
         await self._record(
-            data, step, position, "completed", started=started, params=params, output=output, retry_count=attempt - 1
+            data,
+            step,
+            position,
+            "completed",
+            started=started,
+            params=params,
+            output=output,
+            retry_count=attempt - 1,
+            path=path,
         )
         return output
 
     async def _workflow_run(
-        self, data: RunInput, step: Step, position: int, params: dict[str, Any], attempt: int
+        self, data: RunInput, step: Step, position: int, params: dict[str, Any], attempt: int, path: str
     ) -> Any:
         try:
             call = WorkflowRunParams.model_validate(params)
@@ -334,7 +595,7 @@ class StepWorkflowRun:
         if found.problem is not None:
             raise AttemptFailed(f"workflow.run: {found.problem}", retryable=False)
         started = workflow.now()
-        child_id = execution_id_for("child", data.execution_id, step.name, attempt)
+        child_id = execution_id_for("child", data.execution_id, path, attempt)
         # The parent's own settings (depth limit, history limit, search attributes, who started it) carry over.
         child = data.model_copy(
             update={
@@ -344,7 +605,7 @@ class StepWorkflowRun:
                 "definition": found.definition,
                 "input": call.input,
                 "context": call.context,
-                "trigger": {"kind": "workflow.run", "execution_id": data.execution_id, "step": step.name},
+                "trigger": {"kind": "workflow.run", "execution_id": data.execution_id, "step": path},
                 "parent_execution_id": data.execution_id,
                 "depth": data.depth + 1,
                 "resume": None,
@@ -372,7 +633,15 @@ class StepWorkflowRun:
             mode="json", exclude={"already_done"}
         )
         await self._record(
-            data, step, position, "completed", started=started, params=params, output=output, retry_count=attempt - 1
+            data,
+            step,
+            position,
+            "completed",
+            started=started,
+            params=params,
+            output=output,
+            retry_count=attempt - 1,
+            path=path,
         )
         return output
 
@@ -390,15 +659,16 @@ class StepWorkflowRun:
         output: Any = None,
         error: str | None = None,
         retry_count: int = 0,
+        path: str | None = None,
     ) -> None:
         await self._local(
             StepRunActivities.record,
             StepRecordInput(
                 execution_id=data.execution_id,
-                path=step.name,
+                path=path or step.name,
                 position=position,
                 name=step.name,
-                tool=step.tool,
+                tool=step.kind,
                 status=status,
                 input=params,
                 output=output,
@@ -441,19 +711,53 @@ class StepWorkflowRun:
         )
 
 
-def _scope(data: RunInput, definition: WorkflowDefinition, state: ResumeState) -> dict[str, Any]:
-    """What references and conditions see: input, context, and each completed step's output under its
-    name and its ``assign``."""
-    scope: dict[str, Any] = {"input": data.input, "context": data.context}
-    for step in definition.steps:
-        if step.name in state.variables:
-            scope[step.name] = state.variables[step.name]
-            scope[step.variable] = state.variables[step.name]
-    return scope
-
-
 def _outputs(definition: WorkflowDefinition, state: ResumeState) -> dict[str, Any]:
-    return {step.variable: state.variables[step.name] for step in definition.steps if step.name in state.variables}
+    return {
+        step.variable: state.variables[step.name]
+        for step in _visible_steps(definition.steps)
+        if step.name in state.variables
+    }
+
+
+def _visible_steps(steps: list[Step]) -> list[Step]:
+    """The steps whose outputs are seen after their list: all, nested ones too, except inside a foreach
+    (whose results are its own output, a list)."""
+    found: list[Step] = []
+    for step in steps:
+        found.append(step)
+        if step.foreach is None:
+            for inner in step.children():
+                found += _visible_steps(inner)
+    return found
+
+
+def _is_graph(steps: list[Step]) -> bool:
+    return any(step.dependencies is not None for step in steps)
+
+
+def _retry_of(step: Step, definition: WorkflowDefinition) -> StepRetry:
+    if step.retry is not None:
+        return step.retry
+    if step.on_error is not None and step.on_error.strategy == "retry":
+        policy = step.on_error
+        return StepRetry(
+            max_attempts=policy.max_retries + 1,
+            backoff=policy.backoff_strategy,
+            initial_interval_ms=policy.initial_interval_ms,
+            max_interval_ms=policy.max_interval_ms,
+        )
+    return StepRetry(max_attempts=definition.config.max_retries + 1)
+
+
+async def _join(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; the first failure cancels the others (and is raised once they have stopped)."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _resolve(step: Step, scope: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from api.errors import ApiError
 from api.gateway import AlreadyFinished
 from api.pagination import Limit, Offset
 from core.platform.contracts import Page
+from core.platform.settings import Settings
 from core.steps import store
 from core.steps.catalogue import Catalogue, rule_actions
 from core.steps.contracts import (
@@ -57,8 +58,8 @@ WorkflowName = Annotated[str, Path(pattern=WORKFLOW_NAME, description="The workf
 Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored version; default the latest")]
 
 
-async def _validated(definition: WorkflowDefinition, catalogue: Catalogue) -> None:
-    problems = await check(definition, catalogue.lookup)
+async def _validated(definition: WorkflowDefinition, catalogue: Catalogue, settings: Settings) -> None:
+    problems = await check(definition, catalogue.lookup, set(settings.event_sources))
     if definition.name in RESERVED_NAMES:
         problems.insert(0, Problem("name", f"'{definition.name}' is reserved"))
     if problems:
@@ -113,10 +114,10 @@ async def list_workflows(
 
 @router.post("", response_model=WorkflowPublic, status_code=201)
 async def create_workflow(
-    body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, principal: Admin
+    body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, settings: SettingsDep, principal: Admin
 ) -> WorkflowPublic:
     """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
-    await _validated(body, catalogue)
+    await _validated(body, catalogue, settings)
     async with engine.begin() as conn:
         created = await store.store_version(conn, body, principal.name, first=True)
     if created is None:
@@ -146,7 +147,12 @@ async def list_versions(name: WorkflowName, engine: EngineDep, _: Reader) -> lis
 
 @router.put("/{name:workflow_name}", response_model=WorkflowPublic)
 async def replace_workflow(
-    name: WorkflowName, body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, principal: Admin
+    name: WorkflowName,
+    body: WorkflowDefinition,
+    engine: EngineDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    principal: Admin,
 ) -> WorkflowPublic:
     """Store a new version (``enabled: false`` disables the workflow); executions already running keep
     the version they started with."""
@@ -157,7 +163,7 @@ async def replace_workflow(
             f"the body's name '{body.name}' is not the path's '{name}'; a workflow cannot be renamed",
             problems=[{"field": "name", "message": f"must be '{name}'"}],
         )
-    await _validated(body, catalogue)
+    await _validated(body, catalogue, settings)
     async with engine.begin() as conn:
         stored = await store.store_version(conn, body, principal.name, first=False)
     if stored is None:
