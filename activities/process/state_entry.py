@@ -134,6 +134,11 @@ class ProcessActivities:
                     pending_approval=(data.pending_approval.model_dump(mode="json") if data.pending_approval else None),
                     last_seq=data.seq,
                     updated_ts=data.ts,
+                    **(
+                        {"workflow_status": data.workflow_status, "completed_ts": data.ts, "success_flag": False}
+                        if data.workflow_status is not None
+                        else {}
+                    ),
                 )
                 .returning(GraphData.id)
             )

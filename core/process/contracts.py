@@ -281,6 +281,7 @@ class ApprovalRecordInput(BaseModel):
     comment: str | None
     pending_approval: PendingApproval | None
     notifications: list[NotificationSpec] = Field(default_factory=list)
+    workflow_status: str | None = None  # set when the event ends the instance (cancelled)
 
 
 class InstanceCreate(RequestModel):
@@ -310,6 +311,18 @@ class AcknowledgeRequest(BaseModel):
     actor: str
     actor_role: Role
     comment: str | None = None
+
+
+class CancelRequest(BaseModel):
+    """Someone ends an active instance where it stands (an update)."""
+
+    actor: str
+    actor_role: Role
+    comment: str | None = None
+
+
+class CancelCreate(RequestModel):
+    comment: str | None = Field(default=None, max_length=2000, description="Why the instance is cancelled")
 
 
 class AcknowledgeCreate(RequestModel):

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from core.process.tables import GraphData
 from tests.support.api import Api, eventually
-from tests.support.process import count_events, node, template, unique_code
+from tests.support.process import count_events, events_of, node, template, unique_code
 
 
 async def history_length(client: Client, workflow_id: str) -> int:
@@ -299,3 +299,36 @@ async def test_instances_are_findable_by_search_attributes(api: Api, temporal_cl
     await eventually(found)
     description = await temporal_client.get_workflow_handle(instance["workflow_id"]).describe()
     assert await description.static_summary() == "Home Services - Standard v1 for Searchable Ltd"
+
+
+async def test_a_cancelled_instance_ends_with_an_event_and_takes_no_transitions(api: Api, engine: AsyncEngine) -> None:
+    started = await api.start("HS_STD", name="Cancel Me")
+    instance_id = started["instance_id"]
+    moved = await api.transition(instance_id, 1)
+    assert moved.status_code == 200, moved.text
+
+    viewer = await api.request("POST", f"/api/v1/workflow-instance/{instance_id}/cancel", role="viewer", json={})
+    assert viewer.status_code == 403
+    cancelled = await api.request(
+        "POST", f"/api/v1/workflow-instance/{instance_id}/cancel", role="operator", json={"comment": "customer left"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["workflow_status"] == "cancelled" and cancelled.json()["allowed_next_states"] == []
+
+    refused = await api.transition(instance_id, 2)
+    assert refused.status_code == 409 and refused.json()["error"] == "instance_finished", refused.text
+    assert "cancelled" in refused.json()["detail"]
+    again = await api.request("POST", f"/api/v1/workflow-instance/{instance_id}/cancel", role="operator", json={})
+    assert again.status_code == 409
+
+    async def ended() -> dict[str, Any] | None:
+        found = await api.get(instance_id)
+        return found if found["source"] == "database" else None
+
+    final = await eventually(ended)
+    assert final["workflow_status"] == "cancelled" and final["success"] is False and final["completed_ts"]
+    events = await events_of(engine, instance_id)
+    cancels = [e for e in events if e["event_type"] == "instance_cancelled"]
+    assert len(cancels) == 1 and cancels[0]["comment"] == "customer left" and cancels[0]["from_state_id"] == 1
+    listed = await api.request("GET", "/api/v1/workflow-instance", role="viewer", params={"status": "cancelled"})
+    assert instance_id in {i["instance_id"] for i in listed.json()["items"]}

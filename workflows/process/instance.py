@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         AcknowledgeRequest,
         ApprovalDecision,
         ApprovalRecordInput,
+        CancelRequest,
         CreatedEntity,
         DecisionRequest,
         EnterStateInput,
@@ -197,7 +198,7 @@ class ProcessInstanceWorkflow:
     def _check_transition(self, to_state_id: int) -> None:
         if self._status != "active":
             raise ApplicationError(
-                f"instance is {self._status} (terminal state {self._current.id} '{self._current.name}'); "
+                f"instance is {self._status} (state {self._current.id} '{self._current.name}'); "
                 "it takes no more transitions",
                 {"current_state_id": self._current.id},
                 type=errors.INSTANCE_FINISHED.type,
@@ -471,6 +472,39 @@ class ProcessInstanceWorkflow:
             self._alert_state = state.id
 
     @workflow.update
+    async def cancel(self, request: CancelRequest) -> InstanceView:
+        """End the instance where it stands: an ``instance_cancelled`` event, no transitions after it."""
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check_cancel()
+            await self._record_approval(
+                "instance_cancelled",
+                None,
+                actor=request.actor,
+                comment=request.comment,
+                retry=_TRANSITION_RETRY,
+                workflow_status="cancelled",
+            )
+            self._status, self._success, self._completed_ts = "cancelled", False, workflow.now()
+            if self._input.search_attributes:
+                workflow.upsert_search_attributes([sa.INSTANCE_STATUS.value_set("cancelled")])
+            workflow.set_current_details(self._details())
+        return self.view()
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        self._check_cancel()
+
+    def _check_cancel(self) -> None:
+        if self._status != "active":
+            raise ApplicationError(
+                f"instance is {self._status} (state {self._current.id} '{self._current.name}'); "
+                "there is nothing to cancel",
+                type=errors.INSTANCE_FINISHED.type,
+                non_retryable=True,
+            )
+
+    @workflow.update
     async def acknowledge(self, request: AcknowledgeRequest) -> InstanceView:
         await workflow.wait_condition(lambda: self._ready)
         async with self._lock:
@@ -513,6 +547,7 @@ class ProcessInstanceWorkflow:
         comment: str | None,
         retry: RetryPolicy,
         notifications: list[NotificationSpec] | None = None,
+        workflow_status: str | None = None,
     ) -> None:
         self._busy = True
         try:
@@ -529,6 +564,7 @@ class ProcessInstanceWorkflow:
                     comment=comment,
                     pending_approval=approval_after,
                     notifications=notifications or [],
+                    workflow_status=workflow_status,
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=retry,

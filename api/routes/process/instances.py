@@ -23,6 +23,8 @@ from core.process import instances
 from core.process.contracts import (
     AcknowledgeCreate,
     AcknowledgeRequest,
+    CancelCreate,
+    CancelRequest,
     DecisionCreate,
     DecisionRequest,
     InstanceCreate,
@@ -80,7 +82,7 @@ async def list_instances(
     _: Reader,
     template_code: str | None = None,
     state_id: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-    status: Annotated[str | None, Query(pattern="^(active|completed)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(active|completed|cancelled)$")] = None,
     root_entity_id: uuid.UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -164,6 +166,21 @@ async def transition_instance(
         gateway,
         instance_id,
         lambda workflow_id: gateway.update(workflow_id, ProcessInstanceWorkflow.transition, request),
+    )
+
+
+@router.post("/{instance_id}/cancel", response_model=InstanceView)
+async def cancel_instance(
+    instance_id: uuid.UUID, body: CancelCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> InstanceView:
+    """End an active instance where it stands: it records an ``instance_cancelled`` event, its
+    workflow completes, and it takes no transitions afterwards (409). A finished instance is a 409."""
+    request = CancelRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
+    return await _update(
+        engine,
+        gateway,
+        instance_id,
+        lambda workflow_id: gateway.update(workflow_id, ProcessInstanceWorkflow.cancel, request),
     )
 
 
