@@ -6,12 +6,14 @@ from core.agents import tables as agents_tables
 from core.automation import tables as automation_tables
 from core.entities import tables as entities_tables
 from core.notifications import tables as notifications_tables
+from core.platform import breakers as platform_tables
 from core.platform.database import SCHEMA, Base
 from core.process import tables as process_tables
 from core.steps import tables as steps_tables
 from core.work import tables as work_tables
 
 DOMAIN_TABLES = (
+    platform_tables,
     entities_tables,
     notifications_tables,
     process_tables,

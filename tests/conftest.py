@@ -106,6 +106,17 @@ def webhook_server() -> Iterator[WebhookServer]:
 
 
 @pytest.fixture(scope="session")
+def breaker_receiver() -> Iterator[WebhookServer]:
+    """A second HTTP receiver whose origin has a strict circuit breaker (3 failures, 1 s cool-down);
+    every other target's breaker is lenient in the tests, so failures other tests provoke on purpose
+    never open one."""
+    server = WebhookServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def mcp_http_server() -> Iterator[McpHttpServer]:
     server = McpHttpServer()
     server.start()
@@ -124,6 +135,7 @@ async def worker(
     webhook_server: WebhookServer,
     llm_server: LlmServer,
     mcp_http_server: McpHttpServer,
+    breaker_receiver: WebhookServer,
 ) -> AsyncIterator[None]:
     SERVICE_SETTINGS.update(
         smtp_port=smtp_server.port,
@@ -141,6 +153,8 @@ async def worker(
             "testmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]},
             "httpmcp": {"url": mcp_http_server.url},
         },
+        breaker_failures=1000,
+        breaker_targets={f"http:http://127.0.0.1:{breaker_receiver.port}": {"failures": 3, "cooldown_seconds": 1.0}},
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from core.agents.registry import validation_error
 from core.agents.sessions import AgentCallInput, AgentCallResult
 from core.agents.tables import OrchestratorAgentLog
-from core.platform import errors
+from core.platform import breakers, errors
 from core.platform.retry_after import retry_after_delay
 from core.platform.settings import Settings
 
@@ -81,6 +81,24 @@ class LlmActivities:
         done = await self._start_row(data)
         if done is not None:
             return done
+        if not data.breaker:
+            return await self._converse(data)
+        target = f"agent:{data.agent.agent_name}"
+        return await breakers.call_through(
+            self._engine,
+            target,
+            breakers.policy_of(self._settings, target),
+            lambda: self._converse(data),
+            transient=lambda exc: (
+                exc.message if isinstance(exc, ApplicationError) and exc.type == errors.LLM_UNAVAILABLE.type else None
+            ),
+            refuse=lambda admission: errors.CIRCUIT_OPEN.error(
+                breakers.refusal_message(target, admission), retryable=False
+            ),
+        )
+
+    async def _converse(self, data: AgentCallInput) -> AgentCallResult:
+        """Ask the model, and once more if its reply is not valid against the agent's schema."""
         model = data.agent.model or self._settings.llm_model
         messages: list[Any] = [
             {"role": "system", "content": _instructions(data)},

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
@@ -37,7 +38,8 @@ from core.entities.contracts import limits_of
 from core.notifications.contracts import NotificationSpec
 from core.notifications.mail import send_mail
 from core.notifications.store import insert_notifications
-from core.platform import errors
+from core.platform import breakers, errors
+from core.platform.breakers import FailureKind
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
@@ -73,10 +75,19 @@ from core.steps.tools import (
 M = TypeVar("M", bound=BaseModel)
 
 
-def step_failed(message: str, *, retryable: bool) -> ApplicationError:
+def step_failed(message: str, *, retryable: bool, kind: FailureKind | None = None) -> ApplicationError:
     """A failed attempt: never retried by Temporal; ``retryable`` tells the interpreter whether the
-    step's retry settings may try again (a refused request or invalid data will not get better)."""
-    return errors.STEP_FAILED.error(message, {"retryable": retryable}, retryable=False)
+    step's retry settings may try again (a refused request or invalid data will not get better).
+    ``kind`` classifies it (seed 004): transient (retried, counted by the target's breaker), permanent,
+    or business (the target answered that it will not)."""
+    kind = kind or ("transient" if retryable else "permanent")
+    return errors.STEP_FAILED.error(message, {"retryable": retryable, "kind": kind}, retryable=False)
+
+
+def _failure_kind(exc: ApplicationError) -> FailureKind | None:
+    details = exc.details[0] if exc.details and isinstance(exc.details[0], dict) else {}
+    kind = details.get("kind")
+    return kind if kind in ("transient", "permanent", "business") else None
 
 
 def _params(call: ToolCall, model: type[M]) -> M:
@@ -136,6 +147,19 @@ class StepToolActivities:
             return await asyncio.wait_for(work, call.timeout_ms / 1000)
         except TimeoutError as exc:
             raise step_failed(f"{call.tool} did not finish within {call.timeout_ms} ms", retryable=True) from exc
+
+    async def _through_breaker(self, target: str, work: Callable[[], Awaitable[M]]) -> M:
+        """Call ``target`` only if its breaker lets the call through (core/platform/breakers.py)."""
+        return await breakers.call_through(
+            self._engine,
+            target,
+            breakers.policy_of(self._settings, target),
+            work,
+            transient=lambda exc: (
+                exc.message if isinstance(exc, ApplicationError) and _failure_kind(exc) == "transient" else None
+            ),
+            refuse=lambda admission: step_failed(breakers.refusal_message(target, admission), retryable=True),
+        )
 
     def _actor(self, call: ToolCall) -> str:
         return f"workflow:{call.workflow}:{call.execution_id}"
@@ -321,7 +345,9 @@ class StepToolActivities:
                 status=answer.status, body=content, truncated=answer.truncated, webhook_id=webhook_id
             )
 
-        return await self._outside(call, HttpRequestOutput, perform)
+        origin = urlsplit(params.url)
+        target = f"http:{origin.scheme}://{origin.hostname}:{origin.port or (443 if origin.scheme == 'https' else 80)}"
+        return await self._outside(call, HttpRequestOutput, lambda: self._through_breaker(target, perform))
 
     # ---------------------------------------------------------------- scripts
 
@@ -459,11 +485,13 @@ class StepToolActivities:
                 answer = await call_tool(server_name, server, self._settings, tool, call.params, call.timeout_ms / 1000)
             except McpUnavailable as exc:
                 raise step_failed(str(exc), retryable=True) from exc
-            if answer.is_error:
-                raise step_failed(f"{call.tool} answered with an error: {str(answer.result)[:2000]}", retryable=True)
+            if answer.is_error:  # the tool ran and said no: a business error, not the server's health
+                raise step_failed(
+                    f"{call.tool} answered with an error: {str(answer.result)[:2000]}", retryable=False, kind="business"
+                )
             return McpCallOutput(result=answer.result)
 
-        return await self._outside(call, McpCallOutput, perform)
+        return await self._outside(call, McpCallOutput, lambda: self._through_breaker(f"mcp:{server_name}", perform))
 
 
 def _already_done(recorded: Any, output: type[M]) -> M | None:

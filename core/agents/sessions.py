@@ -68,6 +68,7 @@ class AgentCallInput(BaseModel):
     input: dict[str, Any]
     call_key: str
     max_tokens: int | None = None
+    breaker: bool = False  # step workflows: the agent's circuit breaker guards the call
 
 
 class AgentCallResult(BaseModel):

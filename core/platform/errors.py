@@ -67,6 +67,8 @@ ACTION_INVALID = ErrorKind("ActionInvalid", 422, "action_invalid")
 # A step tool's attempt failed; details say whether the step's retry settings may try it again.
 STEP_FAILED = ErrorKind("StepToolFailed", 422, "step_failed")
 WEBHOOK_REJECTED = ErrorKind("WebhookRejected", 502, "webhook_rejected")
+# A call target's circuit breaker is open (core/platform/breakers.py): nothing was sent.
+CIRCUIT_OPEN = ErrorKind("CircuitOpen", 503, "circuit_open")
 WEBHOOK_BLOCKED = ErrorKind("WebhookBlocked", 422, "webhook_blocked")
 WEBHOOK_FAILED = ErrorKind("WebhookFailed", 502, "webhook_failed", retryable=True)
 
@@ -85,6 +87,7 @@ __all__ = [
     "AGENT_OUTPUT_INVALID",
     "APPROVAL_PENDING",
     "CATALOGUE",
+    "CIRCUIT_OPEN",
     "ENTITY_TOO_LARGE",
     "INSTANCE_FINISHED",
     "INVALID_DATA",

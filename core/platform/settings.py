@@ -46,6 +46,15 @@ def parse_api_keys(raw: str) -> list[ApiKey]:
     return keys
 
 
+class BreakerPolicy(BaseModel):
+    """A circuit breaker's thresholds for one call target (TRELLIS_BREAKER_TARGETS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failures: int = Field(ge=1, le=1000)
+    cooldown_seconds: float = Field(gt=0, le=86_400)
+
+
 class McpServer(BaseModel):
     """One MCP server: a command started over stdio, or a streamable-HTTP URL (exactly one of them)."""
 
@@ -197,6 +206,16 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(
         default=30.0, gt=0, le=86_400, description="How long an open breaker fails calls before it half-opens"
     )
+    breaker_targets: dict[str, BreakerPolicy] = Field(
+        default_factory=dict,
+        description='Thresholds of particular targets, as JSON: {"http:https://api.example.com:443": {"failures": 3, '
+        '"cooldown_seconds": 10}}',
+    )
+
+    def breaker_policy(self, target: str) -> tuple[int, float]:
+        """(failures, cool-down seconds) of a target's breaker: its own, or the defaults."""
+        own = self.breaker_targets.get(target)
+        return (own.failures, own.cooldown_seconds) if own else (self.breaker_failures, self.breaker_cooldown_seconds)
 
     def allow_list(self) -> list[str]:
         return [h for h in self.webhook_allow_hosts.split(",") if h.strip()]

@@ -555,6 +555,7 @@ class StepWorkflowRun:
                     input=call.input,
                     call_key=f"step:{data.execution_id}:{path}",
                     max_tokens=limit,
+                    breaker=True,
                 ),
                 start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
                 heartbeat_timeout=timedelta(seconds=20),
