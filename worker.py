@@ -19,6 +19,7 @@ from activities.automation.actions import ActionActivities
 from activities.automation.chains import AutomationActivities
 from activities.automation.registry import activities_of
 from activities.process.state_entry import ProcessActivities
+from activities.steps.events import EventDelivery
 from activities.steps.records import StepRunActivities
 from activities.steps.tools import StepToolActivities, tool_activities
 from activities.work.items import WorkActivities
@@ -33,7 +34,7 @@ from core.steps.mcp import McpCatalogue
 from core.work import store as work_store
 from workflows.agents.session import AgentSessionWorkflow
 from workflows.automation.chain import AutomationChainWorkflow
-from workflows.automation.dispatcher import OutboxDispatcher
+from workflows.automation.dispatcher import OutboxDispatcher, OutboxSubscriber
 from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
 from workflows.automation.redelivery import WebhookRedeliveryWorkflow
 from workflows.automation.schedules import reconcile_schedules
@@ -65,8 +66,10 @@ WORKFLOWS = (
 )
 
 
-# Readers of the entity outbox besides automation's rules, wired here so no domain imports another.
-OUTBOX_SUBSCRIBERS = (work_store.rescore_on_events,)
+def outbox_subscribers(client: Client) -> tuple[OutboxSubscriber, ...]:
+    """Readers of the entity outbox besides automation's rules, wired here so no domain imports
+    another: the work queue's rescoring, and external events delivered to waiting step executions."""
+    return (work_store.rescore_on_events, EventDelivery(client))
 
 
 def build_worker(
@@ -110,6 +113,10 @@ def build_worker(
             steps.record,
             steps.finish,
             steps.condition,
+            steps.wait_begin,
+            steps.wait_end,
+            steps.task_open,
+            steps.task_change,
             steps.agent,
             steps.definition,
             steps.start_workflow,
@@ -145,7 +152,7 @@ async def run_worker(settings: Settings) -> None:
         logger.info("reconciled %d rule schedules", reconciled)
         await ensure_daily_schedule(client, settings.task_queue)
         dispatcher = asyncio.create_task(
-            OutboxDispatcher(engine, client, settings, evaluator, OUTBOX_SUBSCRIBERS).run(stop)
+            OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(client)).run(stop)
         )
         async with build_worker(client, engine, settings.task_queue, settings, evaluator):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)

@@ -21,7 +21,7 @@ from api.errors import ERROR_RESPONSES, BodySizeLimit, StorableParameters, insta
 from api.gateway import Gateway
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
-from api.routes import breakers, codec, entities, inbox, notifications
+from api.routes import breakers, codec, entities, events, inbox, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbox,
         step_workflows,
         executions,
+        events,
         breakers,
         codec,
     ):

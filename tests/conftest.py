@@ -22,9 +22,10 @@ from temporalio.testing import WorkflowEnvironment
 from core.platform.database import make_engine
 from core.platform.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
 from core.platform.migrate import upgrade_database_async
+from tests.support import events
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
 from tests.support.servers import LlmServer, McpHttpServer, SmtpServer, WebhookServer
-from worker import OUTBOX_SUBSCRIBERS, build_worker, condition_evaluator
+from worker import build_worker, condition_evaluator, outbox_subscribers
 from workflows.automation.dispatcher import OutboxDispatcher
 
 
@@ -154,13 +155,14 @@ async def worker(
             "httpmcp": {"url": mcp_http_server.url},
         },
         breaker_failures=1000,
+        event_sources={events.SOURCE: events.SECRET},
         breaker_targets={f"http:http://127.0.0.1:{breaker_receiver.port}": {"failures": 3, "cooldown_seconds": 1.0}},
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     stop = asyncio.Event()
     evaluator = condition_evaluator(settings)
     dispatcher = asyncio.create_task(
-        OutboxDispatcher(engine, temporal_client, settings, evaluator, OUTBOX_SUBSCRIBERS).run(stop)
+        OutboxDispatcher(engine, temporal_client, settings, evaluator, outbox_subscribers(temporal_client)).run(stop)
     )
     async with build_worker(temporal_client, engine, task_queue, settings, evaluator):
         yield

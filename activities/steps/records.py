@@ -6,9 +6,10 @@ action, which belongs here because this domain sits above automation."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -20,6 +21,8 @@ from core.automation.actions import StartWorkflowAction, StartWorkflowOutput
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ActionInput
 from core.automation.templating import TemplateRenderError
+from core.notifications.contracts import NotificationSpec
+from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
@@ -33,6 +36,9 @@ from core.steps.contracts import (
     FinishInput,
     RunInput,
     StepRecordInput,
+    TaskChange,
+    TaskOpen,
+    WaitInput,
     execution_workflow_id,
 )
 from core.steps.starting import INTERPRETER, begin_input, execution_attributes, execution_id_for, run_input, summary
@@ -64,6 +70,52 @@ class StepRunActivities:
     async def finish(self, data: FinishInput) -> None:
         async with self._engine.begin() as conn:
             await store.finish(conn, data)
+
+    @activity.defn(name="steps.wait_begin")
+    async def wait_begin(self, data: WaitInput) -> None:
+        async with self._engine.begin() as conn:
+            await store.add_wait(conn, data)
+
+    @activity.defn(name="steps.wait_end")
+    async def wait_end(self, data: WaitInput) -> None:
+        async with self._engine.begin() as conn:
+            await store.remove_wait(conn, data)
+
+    @activity.defn(name="steps.task_open")
+    async def task_open(self, data: TaskOpen) -> None:
+        """The task's row and a notification to its assignee, in one transaction (once)."""
+        async with self._engine.begin() as conn:
+            if await store.open_task(conn, data):
+                what = "Decide" if data.kind == "task" else "A step failed: retry, skip or abort"
+                text = f"{data.description or data.title} (step workflow {data.workflow}; decide it in the inbox)"
+                await self._notify(
+                    conn, data.task_id, "opened", data.assignee, f"{what}: {data.title}", text, datetime.now(UTC)
+                )
+
+    @activity.defn(name="steps.task_change")
+    async def task_change(self, data: TaskChange) -> None:
+        """Remind the assignee, escalate to the escalation target (who may then decide too), or close."""
+        async with self._engine.begin() as conn:
+            task = await store.change_task(conn, data)
+            if task is None or data.change in ("decided", "cancelled"):
+                return
+            recipient = task.assignee if data.change == "reminded" else (task.escalate_to or task.assignee)
+            subject = ("Reminder: " if data.change == "reminded" else "Escalated to you: ") + task.title
+            text = f"{task.description or task.title} (step workflow {task.workflow_name}; decide it in the inbox)"
+            await self._notify(conn, data.task_id, data.change, recipient, subject, text, data.ts)
+
+    @staticmethod
+    async def _notify(
+        conn: AsyncConnection, task_id: str, change: str, recipient: str, subject: str, text: str, ts: datetime
+    ) -> None:
+        await insert_notifications(
+            conn,
+            [NotificationSpec(recipient=recipient, template=f"step_task_{change}", subject=subject, body=text)],
+            dedupe_prefix=f"step-task:{task_id}:{change}",
+            source=f"step-task:{task_id}",
+            entity_id=None,
+            ts=ts,
+        )
 
     @activity.defn(name="steps.condition")
     async def condition(self, data: ConditionInput) -> ConditionResult:

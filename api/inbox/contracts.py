@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 
 from core.platform.contracts import RequestModel
 
-Action = Literal["approve", "reject", "start", "complete", "snooze", "skip", "escalate", "acknowledge"]
+Action = Literal[
+    "approve", "reject", "start", "complete", "snooze", "skip", "escalate", "acknowledge", "retry", "abort"
+]
 
 
 class InboxItem(BaseModel):
@@ -29,10 +31,13 @@ class InboxItem(BaseModel):
 
 
 class Verdict(RequestModel):
-    """Approve or reject (approval gates, session approvals)."""
+    """Approve or reject (approval gates, session approvals, step workflows' tasks)."""
 
     action: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=2000)
+    fields: dict[str, Any] | None = Field(
+        default=None, description="A step task's form fields (checked against its form); other items ignore them"
+    )
 
 
 class Progress(RequestModel):
@@ -60,6 +65,20 @@ class Escalate(RequestModel):
     comment: str | None = Field(default=None, max_length=2000)
 
 
+class Retry(RequestModel):
+    """Run a failed step again (a step escalated to a person)."""
+
+    action: Literal["retry"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class Abort(RequestModel):
+    """Fail the execution at the escalated step."""
+
+    action: Literal["abort"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
 class Acknowledge(RequestModel):
     """Take note of a deadline alert."""
 
@@ -67,7 +86,9 @@ class Acknowledge(RequestModel):
     comment: str | None = Field(default=None, max_length=2000)
 
 
-Decision = Annotated[Verdict | Progress | Snooze | Skip | Escalate | Acknowledge, Field(discriminator="action")]
+Decision = Annotated[
+    Verdict | Progress | Snooze | Skip | Escalate | Acknowledge | Retry | Abort, Field(discriminator="action")
+]
 
 
 class DecisionOutcome(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import Principal
 from api.errors import ApiError
-from api.gateway import Gateway
+from api.gateway import Gateway, WorkflowNotFound
 from api.inbox.contracts import Action, Decision, InboxItem
 from api.routes.agents import sessions as session_routes
 from api.routes.process import instances as instance_routes
@@ -20,9 +20,12 @@ from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
 from core.process import instances
 from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView, PendingApproval
+from core.steps import store as steps_store
+from core.steps.contracts import TaskDecisionRequest
 from core.work import store as work_store
 from core.work.contracts import ItemChange, WorkItemPublic
 from core.work.priority import priority_label
+from workflows.steps.interpreter import StepWorkflowRun
 
 # A process waiting on an approval blocks its whole instance: it ranks with critical work, and an
 # escalated one (its time-out passed) above every snoozed item coming back.
@@ -267,6 +270,66 @@ class WorkItems:
         return item.model_dump(mode="json")
 
 
+class StepTasks:
+    """Human tasks of step workflows (human_task steps, and failed steps escalated to a person): for the
+    assignee, and for the escalation target once the task has escalated (or an admin)."""
+
+    name = "task"
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        async with engine.connect() as conn:
+            rows = await steps_store.open_tasks(conn)
+        items = []
+        for task in rows:
+            deciders = [task.assignee] + ([task.escalate_to] if task.escalated and task.escalate_to else [])
+            if not owes(viewer, deciders):
+                continue
+            score = ESCALATED_APPROVAL_SCORE if task.escalated or task.kind == "escalation" else APPROVAL_SCORE
+            items.append(
+                InboxItem(
+                    id=f"task:{task.id}",
+                    kind=self.name,
+                    title=task.title,
+                    entity_id=None,
+                    entity_name=None,
+                    assignee=deciders,
+                    priority_score=score,
+                    priority_label=priority_label(score),
+                    due_at=task.remind_ts,
+                    escalated=task.escalated,
+                    link=f"/api/v1/workflow-executions/{task.execution_id}",
+                    actions=[a for a in task.actions if a in ("approve", "reject", "retry", "skip", "abort")],
+                )
+            )
+        return items
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        async with engine.connect() as conn:
+            task = await steps_store.get_task(conn, uuid.UUID(reference))
+        if task is None:
+            raise ApiError(404, "not_found", f"no task {reference}")
+        if decision.action not in task.actions:
+            raise _refuse(self.name, decision.action, tuple(task.actions))
+        if task.status != "open":
+            raise ApiError(409, "task_not_open", f"the task is {task.status}")
+        request = TaskDecisionRequest(
+            path=task.path,
+            action=decision.action,
+            comment=getattr(decision, "comment", None) or getattr(decision, "reason", None),
+            fields=getattr(decision, "fields", None) or {},
+            actor=principal.name,
+            actor_role=principal.role,
+        )
+        # Who may decide, and what the form requires, is the workflow's rule (403 / 422 there).
+        try:
+            outcome = await gateway.update(task.temporal_workflow_id, StepWorkflowRun.decide_task, request)
+        except WorkflowNotFound as exc:
+            raise ApiError(409, "task_not_open", "the execution has ended; the task is closed") from exc
+        return outcome.model_dump(mode="json")
+
+
 async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None) -> list[InboxItem]:
     """Every pending item of every kind (or of one) the viewer owes, most urgent first, then soonest due:
     what the API's inbox and the console both show."""
@@ -278,5 +341,5 @@ async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None
 
 
 KINDS: dict[str, InboxKind] = {
-    kind.name: kind for kind in (ApprovalGates(), DeadlineAlerts(), SessionApprovals(), WorkItems())
+    kind.name: kind for kind in (ApprovalGates(), DeadlineAlerts(), SessionApprovals(), WorkItems(), StepTasks())
 }

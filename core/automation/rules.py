@@ -30,7 +30,9 @@ from core.automation.templating import TemplateRenderError, check_template, comp
 from core.entities.contracts import EntityEventData
 from core.platform.contracts import JsonUuid, RequestModel, RequestPart
 
-TriggerAction = Literal["create", "update", "delete", "status_change", "field_change", "scheduled"]
+# external_event: an event posted to POST /api/v1/events/{source}; the rule's trigger_entity_type names the
+# source, and conditions read the event as event.new_value ({key, payload}).
+TriggerAction = Literal["create", "update", "delete", "status_change", "field_change", "scheduled", "external_event"]
 
 
 class TriggerConditions(RequestPart):
@@ -84,6 +86,14 @@ class RuleCreate(RequestModel):
                     )
         elif self.schedule_cron is not None:
             raise ValueError("schedule_cron is only for trigger_action_type 'scheduled'")
+        if self.trigger_action_type == "external_event":
+            if self.trigger_scope != "all":
+                raise ValueError(
+                    "an external_event rule has trigger_scope 'all': its trigger_entity_type is the source"
+                )
+            for index, action in enumerate(self.actions):
+                if isinstance(action, UpdateFieldAction | RunScriptAction):
+                    raise ValueError(f"actions.{index}: an external_event rule has no trigger entity to change")
         if self.trigger_conditions.field is not None and self.trigger_action_type != "field_change":
             raise ValueError("trigger_conditions.field is only for trigger_action_type 'field_change'")
         for message in (a for a in self.actions if isinstance(a, SendNotificationAction | SendEmailAction)):

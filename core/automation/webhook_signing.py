@@ -29,3 +29,27 @@ def headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[s
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, webhook_id, timestamp, body),
     }
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, now: int, tolerance_seconds: int) -> str | None:
+    """Check a Standard Webhooks request (headers lower-cased): None when it is signed by ``secret``
+    within the tolerance, else what is wrong, for a 401."""
+    webhook_id = headers.get("webhook-id")
+    stamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not webhook_id or not stamp or not signatures:
+        return "unsigned: webhook-id, webhook-timestamp and webhook-signature headers are required (Standard Webhooks)"
+    if len(webhook_id) > 200:
+        return "webhook-id is longer than 200 characters"
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        return "webhook-timestamp is not a whole number of seconds"
+    if abs(now - timestamp) > tolerance_seconds:
+        return f"webhook-timestamp is more than {tolerance_seconds} s away from now: stale or from the future"
+    expected = sign(secret, webhook_id, timestamp, body).split(",", 1)[1]
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return None
+    return "the webhook-signature does not match the body (wrong secret, or the body was changed)"

@@ -64,7 +64,7 @@ class Cause(BaseModel):
     entity_id: str | None = None
 
 
-EventKind = Literal["create", "update", "delete", "status_change", "field_change", "scheduled"]
+EventKind = Literal["create", "update", "delete", "status_change", "field_change", "scheduled", "external_event"]
 
 
 class EntityEventData(BaseModel):

@@ -310,3 +310,31 @@ async def entities_page(
         offset=offset,
         item=lambda row: EntityPublic.model_validate(snapshot(row)),
     )
+
+
+async def record_external_event(
+    conn: AsyncConnection, source: str, webhook_id: str, key: str | None, payload: dict[str, Any], ts: datetime
+) -> uuid.UUID | None:
+    """An event posted to POST /api/v1/events/{source}, as an outbox row (entity_type: the source,
+    event_kind: external_event, new_value: {key, payload}) for automation rules and waiting step
+    executions. Its id derives from (source, webhook-id): a replayed request records nothing and
+    answers None."""
+    event_id = derived_id("external-event", source, webhook_id)
+    inserted = await conn.execute(
+        insert(EntityEvent)
+        .values(
+            id=event_id,
+            entity_id=None,
+            entity_type=source,
+            event_kind="external_event",
+            new_value={"key": key, "payload": payload, "webhook_id": webhook_id},
+            actor=f"source:{source}",
+            created_ts=ts,
+        )
+        .on_conflict_do_nothing(index_elements=[EntityEvent.id])
+        .returning(EntityEvent.id)
+    )
+    if inserted.first() is None:
+        return None
+    await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": source})
+    return event_id

@@ -62,6 +62,10 @@ INVALID_DATA = ErrorKind("InvalidData", 422, "invalid_value")
 # The entity store's caps (raised as core.entities.contracts.EntityTooLarge, whose class name is the type).
 ENTITY_TOO_LARGE = ErrorKind("EntityTooLarge", 413, "entity_too_large")
 
+# Human tasks of step workflows.
+NO_TASK_OPEN = ErrorKind("NoTaskOpen", 409, "task_not_open")
+INVALID_DECISION = ErrorKind("InvalidDecision", 422, "invalid_decision")
+
 # Actions (automation chains, later step tools).
 ACTION_INVALID = ErrorKind("ActionInvalid", 422, "action_invalid")
 # A step tool's attempt failed; details say whether the step's retry settings may try it again.
@@ -91,6 +95,7 @@ __all__ = [
     "ENTITY_TOO_LARGE",
     "INSTANCE_FINISHED",
     "INVALID_DATA",
+    "INVALID_DECISION",
     "INVALID_TRANSITION",
     "LLM_REJECTED",
     "LLM_UNAVAILABLE",
@@ -98,6 +103,7 @@ __all__ = [
     "NOT_PERMITTED",
     "NO_ALERT_OPEN",
     "NO_APPROVAL_PENDING",
+    "NO_TASK_OPEN",
     "TRANSITION_IN_PROGRESS",
     "WEBHOOK_BLOCKED",
     "WEBHOOK_FAILED",

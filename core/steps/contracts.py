@@ -225,3 +225,102 @@ class DefinitionFound(BaseModel):
     version: int = 0
     definition: dict[str, Any] = Field(default_factory=dict)
     problem: str | None = None
+
+
+class WaitInput(BaseModel):
+    """A wait_event step's registration (and removal) in workflow_event_waits."""
+
+    execution_id: str
+    path: str
+    temporal_workflow_id: str
+    source: str
+    key: str
+
+
+class ExternalEvent(BaseModel):
+    """An event delivered to a waiting execution (the signal ``external_event``)."""
+
+    event_id: str
+    source: str
+    key: str | None
+    payload: dict[str, Any]
+    received_ts: datetime
+
+
+EXTERNAL_EVENT_SIGNAL = "external_event"
+
+
+TaskKind = Literal["task", "escalation"]
+TaskAction = Literal["approve", "reject", "retry", "skip", "abort"]
+TASK_ACTIONS: dict[str, list[TaskAction]] = {"task": ["approve", "reject"], "escalation": ["retry", "skip", "abort"]}
+
+
+class TaskOpen(BaseModel):
+    """A human task the interpreter opens (local activity): its row, and a notification to the assignee."""
+
+    task_id: str
+    execution_id: str
+    path: str
+    workflow: str
+    temporal_workflow_id: str
+    kind: TaskKind
+    title: str
+    description: str | None = None
+    assignee: str
+    escalate_to: str | None = None
+    form: dict[str, Any] | None = None
+    remind_at: datetime | None = None
+    escalate_at: datetime | None = None
+
+
+class TaskChange(BaseModel):
+    """A task reminded, escalated, decided or cancelled (local activity), with its notification."""
+
+    task_id: str
+    change: Literal["reminded", "escalated", "decided", "cancelled"]
+    ts: datetime
+    decision: dict[str, Any] | None = None
+    actor: str | None = None
+
+
+class TaskDecisionRequest(BaseModel):
+    """A person's decision on an open task (the update ``decide_task``)."""
+
+    path: str
+    action: TaskAction
+    comment: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    actor: str
+    actor_role: str
+
+
+class TaskOutcome(BaseModel):
+    task_id: str
+    path: str
+    action: TaskAction
+    actor: str
+    comment: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    decided_ts: datetime
+
+
+class TaskRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    execution_id: uuid.UUID
+    path: str
+    workflow_name: str
+    temporal_workflow_id: str
+    kind: str
+    title: str
+    description: str | None
+    assignee: str
+    escalate_to: str | None
+    form: dict[str, Any] | None
+    actions: list[str]
+    status: str
+    remind_ts: datetime | None
+    escalated: bool
+    decision: dict[str, Any] | None
+    created_ts: datetime

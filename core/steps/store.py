@@ -12,23 +12,28 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.platform.contracts import Page
 from core.platform.pages import fetch_page
 from core.steps.contracts import (
+    TASK_ACTIONS,
     BeginInput,
     ExecutionPublic,
     FinishInput,
     StepPublic,
     StepRecordInput,
+    TaskChange,
+    TaskOpen,
+    TaskRow,
+    WaitInput,
     WorkflowPublic,
     WorkflowVersionPublic,
 )
 from core.steps.definition import WorkflowDefinition
-from core.steps.tables import StepExecution, StepRecord, StepWorkflow
+from core.steps.tables import EventWait, StepExecution, StepRecord, StepTask, StepWorkflow
 
 # ------------------------------------------------------------------ definitions
 
@@ -232,3 +237,95 @@ async def steps_of(conn: AsyncConnection, execution_id: uuid.UUID) -> list[StepP
         .order_by(StepRecord.finished_ts, StepRecord.position)
     )
     return [StepPublic.model_validate(r) for r in rows]
+
+
+async def add_wait(conn: AsyncConnection, wait: WaitInput) -> None:
+    await conn.execute(
+        insert(EventWait)
+        .values(
+            execution_id=uuid.UUID(wait.execution_id),
+            path=wait.path,
+            temporal_workflow_id=wait.temporal_workflow_id,
+            source=wait.source,
+            key=wait.key,
+        )
+        .on_conflict_do_nothing(index_elements=[EventWait.execution_id, EventWait.path])
+    )
+
+
+async def remove_wait(conn: AsyncConnection, wait: WaitInput) -> None:
+    await conn.execute(
+        delete(EventWait).where(EventWait.execution_id == uuid.UUID(wait.execution_id), EventWait.path == wait.path)
+    )
+
+
+async def waiting_on(conn: AsyncConnection, pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(source, key, temporal workflow id) of the executions waiting on any of these (source, key)."""
+    if not pairs:
+        return []
+    rows = await conn.execute(
+        select(EventWait.source, EventWait.key, EventWait.temporal_workflow_id)
+        .where(tuple_(EventWait.source, EventWait.key).in_(sorted(set(pairs))))
+        .distinct()
+    )
+    return [(row.source, row.key, row.temporal_workflow_id) for row in rows]
+
+
+async def open_task(conn: AsyncConnection, task: TaskOpen) -> bool:
+    """Insert the task once (a repeated attempt inserts nothing); True when it was new."""
+    inserted = await conn.execute(
+        insert(StepTask)
+        .values(
+            id=uuid.UUID(task.task_id),
+            execution_id=uuid.UUID(task.execution_id),
+            path=task.path,
+            workflow_name=task.workflow,
+            temporal_workflow_id=task.temporal_workflow_id,
+            kind=task.kind,
+            title=task.title,
+            description=task.description,
+            assignee=task.assignee,
+            escalate_to=task.escalate_to,
+            form=task.form,
+            actions=list(TASK_ACTIONS[task.kind]),
+            remind_ts=task.remind_at,
+            escalate_ts=task.escalate_at,
+        )
+        .on_conflict_do_nothing(index_elements=[StepTask.id])
+        .returning(StepTask.id)
+    )
+    return inserted.first() is not None
+
+
+async def change_task(conn: AsyncConnection, change: TaskChange) -> TaskRow | None:
+    """Apply a change to an open task; None when it is no longer open (a repeated attempt)."""
+    values: dict[str, Any] = {}
+    if change.change == "reminded":
+        values = {"reminded": True}
+    elif change.change == "escalated":
+        values = {"escalated": True}
+    elif change.change == "decided":
+        values = {"status": "decided", "decision": change.decision, "decided_by": change.actor, "decided_ts": change.ts}
+    else:
+        values = {"status": "cancelled", "decided_ts": change.ts}
+    row = (
+        await conn.execute(
+            update(StepTask)
+            .where(StepTask.id == uuid.UUID(change.task_id), StepTask.status == "open")
+            .values(**values)
+            .returning(*StepTask.__table__.c)
+        )
+    ).first()
+    return TaskRow.model_validate(row) if row else None
+
+
+async def get_task(conn: AsyncConnection, task_id: uuid.UUID) -> TaskRow | None:
+    row = (await conn.execute(select(StepTask.__table__).where(StepTask.id == task_id))).first()
+    return TaskRow.model_validate(row) if row else None
+
+
+async def open_tasks(conn: AsyncConnection) -> list[TaskRow]:
+    rows = await conn.execute(
+        select(StepTask.__table__).where(StepTask.status == "open").order_by(StepTask.created_ts).limit(1000)
+    )
+    return [TaskRow.model_validate(row) for row in rows]

@@ -82,3 +82,54 @@ class StepRecord(Base):
     retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     started_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_ts: Mapped[datetime] = created_now()
+
+
+class EventWait(Base):
+    """A step execution waiting on an external event (a ``wait_event`` step): the outbox's delivery
+    finds the executions to signal by (source, key). The step removes its row when it stops waiting."""
+
+    __tablename__ = "workflow_event_waits"
+    __table_args__ = (Index("idx_workflow_event_waits_source_key", "source", "key"),)
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(StepExecution.id), primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    temporal_workflow_id: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(Text)
+    created_ts: Mapped[datetime] = created_now()
+
+
+TASK_STATUSES = ("open", "decided", "cancelled")
+
+
+class StepTask(Base):
+    """A human task of a step execution (a ``human_task`` step, or a failed step's ``escalate``): shown in
+    the inbox of its assignee (and of its escalation target once escalated) until decided."""
+
+    __tablename__ = "workflow_tasks"
+    __table_args__ = (
+        CheckConstraint(f"status IN {TASK_STATUSES}", name="ck_workflow_tasks_status"),
+        Index("idx_workflow_tasks_open", "created_ts", postgresql_where=text("status = 'open'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(StepExecution.id))
+    path: Mapped[str] = mapped_column(Text)
+    workflow_name: Mapped[str] = mapped_column(Text)
+    temporal_workflow_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)  # task | escalation
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    assignee: Mapped[str] = mapped_column(Text)
+    escalate_to: Mapped[str | None] = mapped_column(Text)
+    form: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    actions: Mapped[list[Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default=text("'open'"))
+    remind_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalate_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reminded: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    escalated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    decided_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_ts: Mapped[datetime] = created_now()

@@ -148,8 +148,6 @@ class _Checker:
         if step.retry is not None and step.on_error is not None and step.on_error.strategy == "retry":
             self.problem(f"{at}.onError", "give retries either as retry or as onError's retry strategy, not both")
         if step.on_error is not None:
-            if step.on_error.strategy == "escalate":
-                self.problem(f"{at}.onError.strategy", "the escalate strategy is not available yet")
             if step.on_error.strategy == "escalate" and step.on_error.escalation_target is None:
                 self.problem(f"{at}.onError.escalationTarget", "the escalate strategy needs an escalationTarget")
             if step.on_error.strategy == "compensate" and step.on_error.compensation_step is None:
@@ -180,10 +178,6 @@ class _Checker:
             if loop.as_ in visible or loop.as_ in ROOTS:
                 self.problem(f"{at}.foreach.as", f"'{loop.as_}' is already a variable here")
             await self.steps(loop.steps, f"{at}.foreach.steps", visible | {loop.as_, f"{loop.as_}_index"})
-        elif step.wait_event is not None or step.human_task is not None:
-            # Accepted by the format, not yet run by the interpreter (issue 11, in progress): refused here
-            # rather than failing at run time.
-            self.problem(f"{at}.{step.kind}", f"'{step.kind}' steps are not available yet")
         if step.wait_event is not None:
             wait = step.wait_event
             if self.event_sources is not None and wait.source not in self.event_sources:

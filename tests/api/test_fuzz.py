@@ -24,7 +24,7 @@ from core.platform.codec import AesGcmCodec, new_key, parse_keys
 from core.platform.database import make_engine
 from tests.support.api import TOKENS, make_settings
 from tests.support.served import serve
-from worker import OUTBOX_SUBSCRIBERS, build_worker, condition_evaluator
+from worker import build_worker, condition_evaluator, outbox_subscribers
 from workflows.automation.dispatcher import OutboxDispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ async def served_api(
     evaluator = condition_evaluator(settings)
     stop = asyncio.Event()
     dispatcher = asyncio.create_task(
-        OutboxDispatcher(engine, temporal_client, settings, evaluator, OUTBOX_SUBSCRIBERS).run(stop)
+        OutboxDispatcher(engine, temporal_client, settings, evaluator, outbox_subscribers(temporal_client)).run(stop)
     )
     app = create_app(settings)
     # The codec endpoint answers (the session's worker has no key, so Temporal payloads stay as they are).

@@ -17,6 +17,7 @@ begin and end. ``live`` (a query) says where a running execution is.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -28,15 +29,18 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.steps.records import AgentFound, StepRunActivities
-    from core.agents.registry import AgentSpec
+    from core.agents.registry import AgentSpec, validation_error
     from core.agents.sessions import AgentCallInput
     from core.platform import errors
     from core.platform import search_attributes as sa
     from core.steps.contracts import (
+        EXTERNAL_EVENT_SIGNAL,
+        TASK_ACTIONS,
         Compensable,
         ConditionInput,
         DefinitionRef,
         ExecutionStatus,
+        ExternalEvent,
         FinishInput,
         LiveState,
         ResumeState,
@@ -44,7 +48,13 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         StepError,
         StepRecordInput,
+        TaskChange,
+        TaskDecisionRequest,
+        TaskKind,
+        TaskOpen,
+        TaskOutcome,
         ToolCall,
+        WaitInput,
         execution_workflow_id,
     )
     from core.steps.definition import Step, StepRetry, WorkflowDefinition
@@ -74,11 +84,12 @@ class AttemptFailed(Exception):
 
 
 class StepFailed(Exception):
-    def __init__(self, message: str, retry_count: int = 0, params: Any = None) -> None:
+    def __init__(self, message: str, retry_count: int = 0, params: Any = None, *, skipped: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.retry_count = retry_count
         self.params = params
+        self.skipped = skipped  # an escalation's decision: record the error and go on
 
 
 class Compensate(Exception):
@@ -87,6 +98,12 @@ class Compensate(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+@dataclass
+class OpenTask:
+    opened: TaskOpen
+    escalated: bool = False
 
 
 @dataclass
@@ -133,6 +150,68 @@ class StepWorkflowRun:
         self._live = LiveState()
         self._agents: dict[str, AgentSpec] = {}
         self._names: dict[str, str] = {}  # step name -> its variable, for steps whose outputs are run-wide
+        self._events: list[ExternalEvent] = []  # external events delivered to this run (wait_event steps)
+        self._tasks: dict[str, OpenTask] = {}  # open human tasks by path
+        self._decisions: dict[str, TaskOutcome] = {}
+        self._event_ids: set[str] = set()
+
+    @workflow.update
+    async def decide_task(self, request: TaskDecisionRequest) -> TaskOutcome:
+        """A person decides an open task (from the inbox): its assignee, its escalation target once it
+        has escalated, or an admin (403 for anyone else); the decision is the step's output."""
+        task = self._check_task(request)
+        del self._tasks[request.path]  # taken at once: a concurrent second decision finds it gone
+        now = workflow.now()
+        outcome = TaskOutcome(
+            task_id=task.opened.task_id,
+            path=request.path,
+            action=request.action,
+            actor=request.actor,
+            comment=request.comment,
+            fields=request.fields,
+            decided_ts=now,
+        )
+        await self._local(
+            StepRunActivities.task_change,
+            TaskChange(
+                task_id=task.opened.task_id,
+                change="decided",
+                ts=now,
+                decision=outcome.model_dump(mode="json"),
+                actor=request.actor,
+            ),
+        )
+        self._decisions[request.path] = outcome
+        return outcome
+
+    @decide_task.validator
+    def _validate_task(self, request: TaskDecisionRequest) -> None:
+        self._check_task(request)
+
+    def _check_task(self, request: TaskDecisionRequest) -> OpenTask:
+        task = self._tasks.get(request.path)
+        if task is None:
+            raise errors.NO_TASK_OPEN.error(f"no task is open at '{request.path}' (decided, or the run moved on)")
+        later = task.opened.escalate_to
+        deciders = [task.opened.assignee] + ([later] if task.escalated and later else [])
+        if request.actor_role != "admin" and request.actor not in deciders and request.actor_role not in deciders:
+            waiting = f" ({later} once it escalates)" if later and not task.escalated else ""
+            raise errors.NOT_PERMITTED.error(f"this task is for {' or '.join(deciders)}{waiting}")
+        allowed = TASK_ACTIONS[task.opened.kind]
+        if request.action not in allowed:
+            raise errors.INVALID_DECISION.error(f"this task takes {' or '.join(allowed)}, not '{request.action}'")
+        if task.opened.form is not None and request.action == "approve":
+            problem = validation_error(task.opened.form, request.fields)
+            if problem is not None:
+                raise errors.INVALID_DECISION.error(f"the fields do not match the task's form {problem}")
+        return task
+
+    @workflow.signal(name=EXTERNAL_EVENT_SIGNAL)
+    def external_event(self, event: ExternalEvent) -> None:
+        """An event for a wait_event step (activities/steps/events.py); a redelivered one is ignored."""
+        if event.event_id not in self._event_ids:
+            self._event_ids.add(event.event_id)
+            self._events.append(event)
 
     @workflow.query
     def live(self) -> LiveState:
@@ -229,7 +308,7 @@ class StepWorkflowRun:
                 await self._record(data, step, position, "skipped", started=started, path=path)
                 state.steps_done += 1
                 return
-            output = await self._scheduled(data, definition, state, step, position, scope, frame, path)
+            output = await self._escalating(data, definition, state, step, position, scope, frame, path)
         except StepFailed as failed:
             await self._record(
                 data,
@@ -244,7 +323,7 @@ class StepWorkflowRun:
             )
             state.steps_done += 1
             strategy = step.on_error.strategy if step.on_error else None
-            if strategy == "skip" or (strategy is None and definition.config.continue_on_error):
+            if strategy == "skip" or failed.skipped or (strategy is None and definition.config.continue_on_error):
                 state.step_errors.append(StepError(step=path, tool=step.kind, error=failed.message))
                 return
             message = f"step '{path}' ({step.kind}) failed: {failed.message}"
@@ -258,6 +337,51 @@ class StepWorkflowRun:
             state.compensable.append(
                 Compensable(path=path, step=step.name, compensation=step.on_error.compensation_step, output=output)
             )
+
+    async def _escalating(
+        self,
+        data: RunInput,
+        definition: WorkflowDefinition,
+        state: ResumeState,
+        step: Step,
+        position: int,
+        scope: dict[str, Any],
+        frame: Frame,
+        path: str,
+    ) -> Any:
+        """The step; with the ``escalate`` strategy, a failure for good opens a task for the escalation
+        target offering retry (the step runs again), skip (recorded, the run goes on) or abort."""
+        rounds = 0
+        while True:
+            try:
+                return await self._scheduled(data, definition, state, step, position, scope, frame, path)
+            except StepFailed as failed:
+                policy = step.on_error
+                if policy is None or policy.strategy != "escalate" or policy.escalation_target is None:
+                    raise
+                rounds += 1
+                decision = await self._ask(
+                    data,
+                    f"{path}#escalation{rounds}",
+                    "escalation",
+                    f"{data.workflow}: step '{path}' failed",
+                    failed.message,
+                    policy.escalation_target,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+                if decision.action == "retry":
+                    scope = self._scope(data, state, frame)
+                    continue
+                verdict = f"{decision.action} by {decision.actor} after an escalation"
+                raise StepFailed(
+                    f"{failed.message} ({verdict})",
+                    failed.retry_count,
+                    failed.params,
+                    skipped=decision.action == "skip",
+                ) from failed
 
     async def _scheduled(
         self,
@@ -321,6 +445,10 @@ class StepWorkflowRun:
             output = {"taken": "then" if taken else "else", **self._collect(arm, state, frame)}
         elif step.foreach is not None:
             output = await self._foreach(data, definition, state, step, scope, frame, path)
+        elif step.wait_event is not None:
+            output = await self._wait_event(data, step, scope, path)
+        elif step.human_task is not None:
+            output = await self._human_task(data, step, scope, path)
         else:
             raise StepFailed(f"'{step.kind}' steps are not supported by this worker")
         await self._record(data, step, position, "completed", started=started, output=output, path=path)
@@ -360,6 +488,156 @@ class StepWorkflowRun:
 
         await _join([asyncio.create_task(iteration(inner)) for inner in frames])
         return [self._collect(loop.steps, state, inner) for inner in frames]
+
+    async def _wait_event(self, data: RunInput, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
+        """Wait for an event of the source with the key (and, with a condition, one it holds for; the
+        condition sees the event's body as ``event``). Registered in workflow_event_waits while waiting,
+        so the outbox's delivery knows where to signal."""
+        wait = step.wait_event
+        assert wait is not None
+        try:
+            key = resolve(wait.key, scope)
+        except MissingReference as exc:
+            raise StepFailed(f"{exc}") from exc
+        key = key if isinstance(key, str) else json.dumps(key, default=str)
+        registration = WaitInput(
+            execution_id=data.execution_id,
+            path=path,
+            temporal_workflow_id=workflow.info().workflow_id,
+            source=wait.source,
+            key=key,
+        )
+        seen: set[str] = set()
+
+        def fresh() -> list[ExternalEvent]:
+            return [e for e in self._events if e.event_id not in seen and e.source == wait.source and e.key == key]
+
+        deadline = workflow.now() + timedelta(milliseconds=wait.timeout_ms)
+        await self._local(StepRunActivities.wait_begin, registration)
+        try:
+            while True:
+                for event in fresh():
+                    seen.add(event.event_id)
+                    if wait.condition is None or await self._holds(wait.condition, {**scope, "event": event.payload}):
+                        return event.model_dump(mode="json")
+                remaining = deadline - workflow.now()
+                self._live.waiting_until = deadline
+                try:
+                    if remaining.total_seconds() <= 0:
+                        raise TimeoutError
+                    await workflow.wait_condition(lambda: bool(fresh()), timeout=remaining)
+                except TimeoutError as exc:
+                    raise StepFailed(
+                        f"no '{wait.source}' event with key '{key}'"
+                        + (" that its condition holds for" if wait.condition else "")
+                        + f" arrived within {wait.timeout_ms} ms"
+                    ) from exc
+                finally:
+                    self._live.waiting_until = None
+        finally:
+            await self._local(StepRunActivities.wait_end, registration)
+
+    async def _human_task(self, data: RunInput, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
+        """A task in the assignee's inbox; after ``timeoutMs`` a reminder, after the escalation's
+        ``timeoutMs`` (from the start) the escalation target is told and may decide too."""
+        task = step.human_task
+        assert task is not None
+        try:
+            title = resolve(task.title, scope) if task.title else f"{data.workflow}: {step.name}"
+            description = resolve(task.description, scope) if task.description else None
+        except MissingReference as exc:
+            raise StepFailed(f"{exc}") from exc
+        start = workflow.now()
+        remind_at = start + timedelta(milliseconds=task.timeout_ms)
+        escalation = task.escalation
+        escalate_at = start + timedelta(milliseconds=escalation.timeout_ms) if escalation else None
+        decision = await self._ask(
+            data,
+            path,
+            "task",
+            str(title),
+            str(description) if description is not None else None,
+            task.assignee,
+            escalation.escalate_to if escalation else None,
+            task.form,
+            remind_at,
+            escalate_at,
+        )
+        return {
+            "approved": decision.action == "approve",
+            "decision": decision.action,
+            "comment": decision.comment,
+            "actor": decision.actor,
+            "fields": decision.fields,
+            "decided_ts": decision.decided_ts.isoformat(),
+        }
+
+    async def _ask(
+        self,
+        data: RunInput,
+        path: str,
+        kind: TaskKind,
+        title: str,
+        description: str | None,
+        assignee: str,
+        escalate_to: str | None,
+        form: dict[str, Any] | None,
+        remind_at: Any,
+        escalate_at: Any,
+    ) -> TaskOutcome:
+        """Open a task, remind and escalate on workflow timers, and wait for its decision."""
+        opened = TaskOpen(
+            task_id=str(execution_id_for("task", data.execution_id, path)),
+            execution_id=data.execution_id,
+            path=path,
+            workflow=data.workflow,
+            temporal_workflow_id=workflow.info().workflow_id,
+            kind=kind,
+            title=title,
+            description=description,
+            assignee=assignee,
+            escalate_to=escalate_to,
+            form=form,
+            remind_at=remind_at,
+            escalate_at=escalate_at,
+        )
+        await self._local(StepRunActivities.task_open, opened)
+        self._tasks[path] = OpenTask(opened=opened)
+        decided = lambda: path in self._decisions  # noqa: E731
+        try:
+            for when, change in ((remind_at, "reminded"), (escalate_at, "escalated")):
+                if when is None:
+                    continue
+                self._live.waiting_until = when
+                if await self._until(decided, when):
+                    break
+                if path in self._tasks and change == "escalated":
+                    self._tasks[path].escalated = True
+                await self._local(
+                    StepRunActivities.task_change,
+                    TaskChange(task_id=opened.task_id, change=change, ts=workflow.now()),
+                )
+            self._live.waiting_until = None
+            await workflow.wait_condition(decided)
+        finally:
+            if path in self._tasks:  # the run was cancelled or timed out while the task was open
+                del self._tasks[path]
+                await self._local(
+                    StepRunActivities.task_change,
+                    TaskChange(task_id=opened.task_id, change="cancelled", ts=workflow.now()),
+                )
+        return self._decisions.pop(path)
+
+    @staticmethod
+    async def _until(condition: Any, when: Any) -> bool:
+        """Wait for the condition until ``when``; whether it held."""
+        remaining = when - workflow.now()
+        if remaining.total_seconds() > 0:
+            try:
+                await workflow.wait_condition(condition, timeout=remaining)
+            except TimeoutError:
+                pass
+        return bool(condition())
 
     # ---------------------------------------------------------------- variables
 
