@@ -22,6 +22,14 @@ def execution_workflow_id(execution_id: str) -> str:
 # ------------------------------------------------------------------ API
 
 
+class RetryRequest(RequestModel):
+    from_step: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=100,
+        description="A top-level step: it and the steps after it run again, the ones before it are reused",
+    )
+
+
 class ExecuteRequest(RequestModel):
     input: dict[str, Any] = Field(default_factory=dict, description="What ${input.x} reads")
     context: dict[str, Any] = Field(default_factory=dict, description="What ${context.x} reads (e.g. a repository)")
@@ -125,6 +133,7 @@ class ResumeState(BaseModel):
     tokens_used: int = 0
     started_at: datetime
     steps_done: int = 0
+    begun: bool = True  # False: a retry from a step, whose execution row the run still has to begin
 
 
 class RunInput(BaseModel):

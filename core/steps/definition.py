@@ -268,3 +268,15 @@ class WorkflowDefinition(RequestModel):
     def wire(self) -> dict[str, Any]:
         """The definition as JSON, in the seed's spelling (what is stored and returned)."""
         return self.model_dump(mode="json", by_alias=True, exclude={"enabled"}, exclude_none=True)
+
+
+def visible(steps: list[Step]) -> list[Step]:
+    """The steps whose outputs are seen after their list: all of them, nested ones too, except those
+    inside a foreach (whose results are the foreach's own output, a list)."""
+    found: list[Step] = []
+    for step in steps:
+        found.append(step)
+        if step.foreach is None:
+            for inner in step.children():
+                found += visible(inner)
+    return found

@@ -329,3 +329,25 @@ async def open_tasks(conn: AsyncConnection) -> list[TaskRow]:
         select(StepTask.__table__).where(StepTask.status == "open").order_by(StepTask.created_ts).limit(1000)
     )
     return [TaskRow.model_validate(row) for row in rows]
+
+
+async def copy_steps(conn: AsyncConnection, source: uuid.UUID, target: uuid.UUID, paths: list[str]) -> None:
+    """Reused steps of a retry: the source execution's completed records at ``paths``, under the target."""
+    if not paths:
+        return
+    rows = (
+        await conn.execute(
+            select(StepRecord.__table__).where(
+                StepRecord.execution_id == source, StepRecord.path.in_(paths), StepRecord.status == "completed"
+            )
+        )
+    ).mappings()
+    values = [
+        {**{k: v for k, v in row.items() if k != "id"}, "id": uuid.uuid4(), "execution_id": target} for row in rows
+    ]
+    if values:
+        await conn.execute(
+            insert(StepRecord)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[StepRecord.execution_id, StepRecord.path])
+        )

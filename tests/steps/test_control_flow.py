@@ -1,6 +1,7 @@
 """Step workflows, part two (seed 004) on the real servers: parallel branches that overlap and join,
 conditions both ways, foreach in order, a DAG of dependencies, a scheduled step, and the onError
-strategies retry, skip and compensate (a saga unwinding in reverse order, each compensation once)."""
+strategies retry, skip and compensate (a saga unwinding in reverse order, each compensation once), and
+a retry from a step reusing the outputs before it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.entities.tables import Entity
+from core.steps.tables import StepExecution, StepRecord
 from tests.support.api import Api
 from tests.support.servers import WebhookServer
 from tests.support.steps import create, execute, finished, run, steps_by_name, unique_name, workflow
@@ -281,3 +286,115 @@ async def test_control_flow_definitions_are_validated(api: Api) -> None:
         assert response.status_code == 422, (path, response.text)
         problems = {p["field"]: p["message"] for p in response.json()["problems"]}
         assert path in problems and message in problems[path], (path, problems)
+
+
+async def test_retry_from_a_step_reuses_the_outputs_before_it(
+    api: Api, webhook_server: WebhookServer, engine: AsyncEngine
+) -> None:
+    kind = unique_name("retried")
+    path = f"/sync/{uuid.uuid4().hex[:8]}"
+    webhook_server.respond(path, {"synced": True}, [500, 200])
+    name = unique_name("retry")
+    await create(
+        api,
+        workflow(
+            name,
+            [
+                {"name": "made", "tool": "entity.create", "params": {"entity_type": kind, "name": "${input.label}"}},
+                call("sync", webhook_server.url(path)),
+                {"name": "done", "tool": "entity.update", "params": {"id": "${made.id}", "status": "synced"}},
+            ],
+        ),
+    )
+    failed = await finished(api, (await execute(api, name, {"label": "once"}))["id"])
+    assert failed["status"] == "failed" and "sync" in failed["error"]
+
+    completed_retry = await api.request(
+        "POST", f"/api/v1/workflow-executions/{failed['id']}/retry", role="operator", json={"from_step": "nosuch"}
+    )
+    assert completed_retry.status_code == 422 and "made, sync, done" in completed_retry.json()["detail"]
+    retried = await api.request(
+        "POST", f"/api/v1/workflow-executions/{failed['id']}/retry", role="operator", json={"from_step": "sync"}
+    )
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["trigger"] == {
+        "kind": "retry",
+        "execution_id": failed["id"],
+        "from_step": "sync",
+        "actor": "operator-user",
+    }
+    done = await finished(api, retried.json()["id"])
+    assert done["status"] == "completed", done["error"]
+    assert done["output"]["made"] == failed["output"]["made"]  # reused, not created again
+    assert done["output"]["done"]["status"] == "synced"
+    assert [s["name"] for s in done["steps"]] == ["made", "sync", "done"]
+    async with engine.connect() as conn:
+        made = (
+            await conn.execute(select(func.count()).select_from(Entity).where(Entity.entity_type == kind))
+        ).scalar_one()
+    assert made == 1
+    again = await api.request(
+        "POST", f"/api/v1/workflow-executions/{done['id']}/retry", role="operator", json={"from_step": "sync"}
+    )
+    assert again.status_code == 409
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+async def test_metrics_match_an_independent_count(api: Api, webhook_server: WebhookServer, engine: AsyncEngine) -> None:
+    name = unique_name("measured")
+    tag = uuid.uuid4().hex[:8]
+    await create(
+        api,
+        workflow(
+            name,
+            [
+                make("record", "measured"),
+                call("check", webhook_server.url(f"/${{input.kind}}/{tag}")),
+            ],
+        ),
+    )
+    for kind in ("ok", "ok", "slow", "gone"):
+        await finished(api, (await execute(api, name, {"kind": kind}))["id"])
+    response = await api.request("GET", f"/api/v1/workflows/{name}/metrics", role="viewer", params={"period": "day"})
+    assert response.status_code == 200, response.text
+    figures = response.json()
+
+    async with engine.connect() as conn:
+        executions = (
+            await conn.execute(
+                select(StepExecution.status, StepExecution.started_ts, StepExecution.finished_ts).where(
+                    StepExecution.workflow_name == name
+                )
+            )
+        ).all()
+        steps = (
+            await conn.execute(
+                select(StepRecord.name, StepRecord.started_ts, StepRecord.finished_ts)
+                .join(StepExecution, StepExecution.id == StepRecord.execution_id)
+                .where(StepExecution.workflow_name == name, StepRecord.status.in_(("completed", "failed")))
+            )
+        ).all()
+    assert figures["totalExecutions"] == len(executions) == 4
+    completed = [e for e in executions if e.status == "completed"]
+    assert figures["successRate"] == round(100 * len(completed) / 4, 2) == 75.0
+    assert figures["errorRate"] == 25.0
+    durations = [(e.finished_ts - e.started_ts).total_seconds() * 1000 for e in executions]
+    assert figures["averageExecutionTime"] == pytest.approx(sum(durations) / 4, abs=0.051)
+    by_step: dict[str, list[float]] = {}
+    for row in steps:
+        by_step.setdefault(row.name, []).append((row.finished_ts - row.started_ts).total_seconds() * 1000)
+    expected = sorted(((n, percentile_cont(d, 0.95), len(d)) for n, d in by_step.items()), key=lambda x: -x[1])
+    got = figures["bottlenecks"]
+    assert [(b["step"], b["runs"]) for b in got] == [(n, runs) for n, _, runs in expected]
+    assert [b["p95DurationMs"] for b in got] == pytest.approx([p95 for _, p95, _ in expected], abs=0.051)
+    assert figures["bottlenecks"][0]["step"] == "check"  # the slow answer makes it the bottleneck
+    assert sum(t["totalExecutions"] for t in figures["trends"]) == 4
+    missing = await api.request("GET", "/api/v1/workflows/nosuch_workflow/metrics", role="viewer")
+    assert missing.status_code == 404

@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         WaitInput,
         execution_workflow_id,
     )
-    from core.steps.definition import Step, StepRetry, WorkflowDefinition
+    from core.steps.definition import Step, StepRetry, WorkflowDefinition, visible
     from core.steps.references import REFERENCE, MissingReference, encode_url_value, lookup, resolve, truthy
     from core.steps.starting import begin_input, execution_attributes, execution_id_for
     from core.steps.tools import (
@@ -220,13 +220,15 @@ class StepWorkflowRun:
     @workflow.run
     async def run(self, data: RunInput) -> RunResult:
         definition = WorkflowDefinition.model_validate(data.definition)
-        if data.resume is None:
+        if data.resume is None or not data.resume.begun:
             await self._local(StepRunActivities.begin, begin_input(data))
+            if data.resume is not None:
+                data.resume.begun = True
         state = data.resume or ResumeState(position=0, variables={}, started_at=workflow.now())
         self._live.steps_done, self._live.tokens_used = state.steps_done, state.tokens_used
         deadline = state.started_at + timedelta(milliseconds=definition.config.timeout_ms)
         remaining = max((deadline - workflow.now()).total_seconds(), 0.001)
-        self._names = {step.name: step.variable for step in _visible_steps(definition.steps)}
+        self._names = {step.name: step.variable for step in visible(definition.steps)}
         try:
             await asyncio.wait_for(self._walk(data, definition, state), timeout=remaining)
         except Compensate as saga:
@@ -665,7 +667,7 @@ class StepWorkflowRun:
     def _collect(steps: list[Step], state: ResumeState, frame: Frame) -> dict[str, Any]:
         """The outputs of a list's steps (nested ones too, but not a foreach's insides), by variable."""
         found: dict[str, Any] = {}
-        for step in _visible_steps(steps):
+        for step in visible(steps):
             if frame.local is not None and step.name in frame.local:
                 found[step.variable] = frame.local[step.name]
             elif frame.local is None and step.name in state.variables:
@@ -992,22 +994,8 @@ class StepWorkflowRun:
 
 def _outputs(definition: WorkflowDefinition, state: ResumeState) -> dict[str, Any]:
     return {
-        step.variable: state.variables[step.name]
-        for step in _visible_steps(definition.steps)
-        if step.name in state.variables
+        step.variable: state.variables[step.name] for step in visible(definition.steps) if step.name in state.variables
     }
-
-
-def _visible_steps(steps: list[Step]) -> list[Step]:
-    """The steps whose outputs are seen after their list: all, nested ones too, except inside a foreach
-    (whose results are its own output, a list)."""
-    found: list[Step] = []
-    for step in steps:
-        found.append(step)
-        if step.foreach is None:
-            for inner in step.children():
-                found += _visible_steps(inner)
-    return found
 
 
 def _is_graph(steps: list[Step]) -> bool:

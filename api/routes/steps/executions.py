@@ -1,19 +1,31 @@
-"""Executions of step workflows under /api/v1/workflow-executions: list, one with its steps, cancel."""
+"""Executions of step workflows under /api/v1/workflow-executions: list, one with its steps, cancel,
+retry from a step."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 
-from api.deps import EngineDep, GatewayDep, Operator, Reader
+from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
-from api.gateway import WorkflowNotFound
+from api.gateway import AlreadyFinished, WorkflowNotFound
 from api.pagination import Limit, Offset
 from core.platform.contracts import Page
 from core.steps import store
-from core.steps.contracts import ExecutionDetail, ExecutionPublic, ExecutionStatus
-from core.steps.definition import WORKFLOW_NAME
+from core.steps.contracts import (
+    Compensable,
+    ExecutionDetail,
+    ExecutionPublic,
+    ExecutionStatus,
+    ResumeState,
+    RetryRequest,
+    execution_workflow_id,
+)
+from core.steps.definition import WORKFLOW_NAME, WorkflowDefinition, visible
+from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
 from workflows.steps.interpreter import StepWorkflowRun
 
 router = APIRouter(prefix="/api/v1/workflow-executions", tags=["step workflows"])
@@ -65,3 +77,104 @@ async def cancel_execution(
     except WorkflowNotFound as exc:
         raise ApiError(409, "execution_finished", f"execution {execution_id} has already ended") from exc
     return found
+
+
+@router.post("/{execution_id}/retry", response_model=ExecutionPublic, status_code=202)
+async def retry_execution(
+    execution_id: uuid.UUID,
+    body: RetryRequest,
+    engine: EngineDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: Operator,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9._:-]+$",
+            description="Retrying with the same key answers the same new execution and starts nothing",
+        ),
+    ] = None,
+) -> ExecutionPublic:
+    """A new execution of the same version, input and context that reuses the recorded outputs of the
+    steps before ``from_step`` (their effects are not repeated; their records are copied) and runs
+    ``from_step`` and everything after it. For a failed, cancelled or compensated execution."""
+    async with engine.connect() as conn:
+        found = await store.get_execution(conn, execution_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+        stored = await store.get_workflow(conn, found.workflow_name, found.workflow_version)
+        records = await store.steps_of(conn, execution_id)
+    if found.status not in ("failed", "cancelled", "compensated"):
+        raise ApiError(
+            409,
+            "execution_not_retryable",
+            f"only a failed, cancelled or compensated execution is retried; this one is {found.status}",
+        )
+    assert stored is not None  # versions are never deleted
+    definition = WorkflowDefinition.model_validate(stored.definition)
+    names = [step.name for step in definition.steps]
+    if body.from_step not in names:
+        raise ApiError(
+            422,
+            "unknown_step",
+            f"'{body.from_step}' is not a top-level step of {stored.name} v{stored.version}; "
+            f"its steps: {', '.join(names)}",
+            problems=[{"field": "from_step", "message": "not a top-level step of the execution's version"}],
+        )
+    if any(step.dependencies is not None for step in definition.steps):
+        raise ApiError(
+            422,
+            "not_retryable_from_step",
+            "this version's steps form a DAG (dependencies): run it again as a whole "
+            "(POST /api/v1/workflows/{name}/execute)",
+            problems=[{"field": "from_step", "message": "the definition is a DAG"}],
+        )
+    position = names.index(body.from_step)
+    completed = {r.name: r.output for r in records if r.status == "completed" and r.path == r.name}
+    before = [step for step in visible(definition.steps[:position]) if step.name in completed]
+    variables = {step.name: completed[step.name] for step in before}
+    compensable = [
+        Compensable(
+            path=step.name, step=step.name, compensation=step.on_error.compensation_step, output=variables[step.name]
+        )
+        for step in before
+        if step.on_error is not None and step.on_error.compensation_step is not None
+    ]
+    key = ("retry", principal.name, str(execution_id), body.from_step, idempotency_key) if idempotency_key else ()
+    run = run_input(
+        stored,
+        execution_id_for(*key),
+        settings,
+        input=found.input,
+        context=found.context,
+        trigger={
+            "kind": "retry",
+            "execution_id": str(execution_id),
+            "from_step": body.from_step,
+            "actor": principal.name,
+        },
+        created_by=principal.name,
+    )
+    run.resume = ResumeState(
+        position=position, variables=variables, compensable=compensable, started_at=datetime.now(UTC), begun=False
+    )
+    # The row and the reused records first, so the new execution never shows without them.
+    async with engine.begin() as conn:
+        await store.add_pending(conn, begin_input(run))
+        await store.copy_steps(conn, execution_id, uuid.UUID(run.execution_id), [step.name for step in before])
+    try:
+        await gateway.start(
+            StepWorkflowRun.run,
+            run,
+            workflow_id=execution_workflow_id(run.execution_id),
+            search_attributes=execution_attributes([run.workflow]),
+            summary=summary(run) + f" (retry from {body.from_step})",
+        )
+    except AlreadyFinished:
+        pass  # a retry (same key) of a retry that has finished: answer it
+    async with engine.connect() as conn:
+        created = await store.get_execution(conn, uuid.UUID(run.execution_id))
+    assert created is not None
+    return created

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -14,7 +15,7 @@ from api.gateway import AlreadyFinished
 from api.pagination import Limit, Offset
 from core.platform.contracts import Page
 from core.platform.settings import Settings
-from core.steps import store
+from core.steps import metrics, store
 from core.steps.catalogue import Catalogue, rule_actions
 from core.steps.contracts import (
     ExecuteRequest,
@@ -24,6 +25,7 @@ from core.steps.contracts import (
     execution_workflow_id,
 )
 from core.steps.definition import RESERVED_NAMES, WORKFLOW_NAME, WorkflowDefinition
+from core.steps.metrics import Period, WorkflowMetrics
 from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
 from core.steps.validation import Problem, check
 from workflows.steps.interpreter import StepWorkflowRun
@@ -228,3 +230,20 @@ async def execute_workflow(
         found = await store.get_execution(conn, uuid.UUID(run.execution_id))
     assert found is not None
     return found
+
+
+@router.get("/{name:workflow_name}/metrics", response_model=WorkflowMetrics)
+async def workflow_metrics(
+    name: WorkflowName,
+    engine: EngineDep,
+    _: Reader,
+    period: Annotated[Period, Query(description="The trends' bucket")] = "day",
+    days: Annotated[int, Query(ge=1, le=3660, description="The window: executions created in the last N days")] = 30,
+) -> WorkflowMetrics:
+    """Seed 004's execution metrics over the window: totals, average execution time (ms), success and
+    error rates (percent of finished executions), bottlenecks (steps by p95 duration) and trends per
+    period."""
+    async with engine.connect() as conn:
+        if await store.get_workflow(conn, name) is None:
+            raise _not_found(name)
+        return await metrics.workflow_metrics(conn, name, period, datetime.now(UTC) - timedelta(days=days))
