@@ -394,6 +394,92 @@ async def step_execution(stage: Stage) -> Ref:
     return finished["temporal_workflow_id"], None
 
 
+async def step_control_flow(stage: Stage) -> Ref:
+    """Seed 004's constructs in one run: parallel branches, a CEL branch, a foreach at concurrency 2, a
+    scheduled step, then a failure whose compensate strategy unwinds the saga (status compensated)."""
+    name = unique_type("replay_flow")
+    ok = f"{stage.webhook_base}/ok/{name}"
+    undo = {"strategy": "compensate", "compensationStep": "undo_make"}
+    definition = {
+        "name": name,
+        "steps": [
+            {
+                "name": "make",
+                "tool": "entity.create",
+                "params": {"entity_type": "replay_flow", "name": "${input.label}"},
+                "onError": undo,
+            },
+            {
+                "name": "fanout",
+                "parallel": {
+                    "branches": [
+                        {
+                            "name": "left",
+                            "steps": [{"name": "call_left", "tool": "http.request", "params": {"url": f"{ok}-l"}}],
+                        },
+                        {
+                            "name": "right",
+                            "steps": [{"name": "call_right", "tool": "http.request", "params": {"url": f"{ok}-r"}}],
+                        },
+                    ]
+                },
+            },
+            {
+                "name": "route",
+                "branch": {
+                    "condition": "input.total > 10",
+                    "then": [{"name": "big", "tool": "entity.update", "params": {"id": "${make.id}", "status": "Big"}}],
+                    "else": [
+                        {"name": "small", "tool": "entity.update", "params": {"id": "${make.id}", "status": "Small"}}
+                    ],
+                },
+            },
+            {
+                "name": "each",
+                "foreach": {
+                    "items": "${input.lines}",
+                    "as": "line",
+                    "concurrency": 2,
+                    "steps": [{"name": "line_call", "tool": "http.request", "params": {"url": f"{ok}-${{line}}"}}],
+                },
+            },
+            {
+                "name": "poll",
+                "tool": "http.request",
+                "params": {"url": f"{ok}-poll"},
+                "schedule": {"everyMs": 50, "maxRuns": 2},
+            },
+            {
+                "name": "fail",
+                "tool": "http.request",
+                "params": {"url": f"{stage.webhook_base}/gone/{name}"},
+                "onError": {"strategy": "compensate", "compensationStep": "undo_make"},
+            },
+        ],
+        "compensations": [
+            {"name": "undo_make", "tool": "entity.update", "params": {"id": "${make.id}", "status": "Undone"}}
+        ],
+        "config": {"timeoutMs": 120000},
+    }
+    created = await stage.api.request("POST", "/api/v1/workflows", json=definition)
+    assert created.status_code == 201, created.text
+    started = await stage.api.request(
+        "POST",
+        f"/api/v1/workflows/{name}/execute",
+        role="operator",
+        json={"input": {"label": "flow", "total": 12, "lines": ["a", "b", "c"]}},
+    )
+    assert started.status_code == 202, started.text
+
+    async def done() -> dict[str, Any] | None:
+        found = (await stage.api.request("GET", f"/api/v1/workflow-executions/{started.json()['id']}")).json()
+        return found if found["status"] in ("completed", "failed", "compensated") else None
+
+    finished = await eventually(done, attempts=300)
+    assert finished["status"] == "compensated", finished
+    return finished["temporal_workflow_id"], None
+
+
 async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
     """Every scenario, concurrently; their histories by scenario name."""
     scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
@@ -419,6 +505,7 @@ async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
         "work_item_lifecycle": lambda: work_item_lifecycle(stage),
         "work_signals": lambda: work_signals(stage),
         "step_execution": lambda: step_execution(stage),
+        "step_control_flow": lambda: step_control_flow(stage),
     }
     refs = await asyncio.gather(*(run() for run in scenarios.values()))
     histories: dict[str, WorkflowHistory] = {}

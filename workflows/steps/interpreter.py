@@ -84,12 +84,15 @@ class AttemptFailed(Exception):
 
 
 class StepFailed(Exception):
-    def __init__(self, message: str, retry_count: int = 0, params: Any = None, *, skipped: bool = False) -> None:
+    def __init__(
+        self, message: str, retry_count: int = 0, params: Any = None, *, skipped: bool = False, aborted: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_count = retry_count
         self.params = params
         self.skipped = skipped  # an escalation's decision: record the error and go on
+        self.aborted = aborted  # an escalation's decision: fail, unwinding the saga if there is one
 
 
 class Compensate(Exception):
@@ -329,7 +332,7 @@ class StepWorkflowRun:
                 state.step_errors.append(StepError(step=path, tool=step.kind, error=failed.message))
                 return
             message = f"step '{path}' ({step.kind}) failed: {failed.message}"
-            if strategy == "compensate":
+            if strategy == "compensate" or (failed.aborted and state.compensable):
                 raise Compensate(message) from failed
             raise StepFailed(message) from failed
         self._store(state, frame, step, output)
@@ -383,6 +386,7 @@ class StepWorkflowRun:
                     failed.retry_count,
                     failed.params,
                     skipped=decision.action == "skip",
+                    aborted=decision.action == "abort",
                 ) from failed
 
     async def _scheduled(
