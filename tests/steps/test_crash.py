@@ -141,3 +141,109 @@ async def test_a_worker_killed_mid_execution_repeats_no_effect(
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
         await engine.dispose()
+
+
+SAGAS = 8
+
+
+async def test_a_worker_killed_while_compensating_runs_each_compensation_once(
+    fresh_database: str, temporal_address: str, webhook_server: WebhookServer, tmp_path: Path
+) -> None:
+    engine: AsyncEngine = make_engine(fresh_database, pool_size=2)
+    queue = f"trellis-saga-crash-{uuid.uuid4()}"
+    env = worker_env(fresh_database, temporal_address, queue, webhook_allow_hosts="127.0.0.1")
+    log = tmp_path / "worker.log"
+    worker = await spawn_worker(env, log)
+    lifespan, client = await open_api(make_settings(fresh_database, temporal_address, queue))
+    api = Api(client)
+    try:
+        kind = unique_name("saga")
+        name = unique_name("saga_wf")
+        undo = {"strategy": "compensate"}
+        definition = workflow(
+            name,
+            [
+                {
+                    "name": "reserve",
+                    "tool": "entity.create",
+                    "params": {"entity_type": kind, "name": "r ${input.label}"},
+                    "onError": {**undo, "compensationStep": "release"},
+                    **LIMIT,
+                },
+                {
+                    "name": "charge",
+                    "tool": "entity.create",
+                    "params": {"entity_type": kind, "name": "c ${input.label}"},
+                    "onError": {**undo, "compensationStep": "refund"},
+                    **LIMIT,
+                },
+                {
+                    "name": "ship",
+                    "tool": "http.request",
+                    "params": {"url": webhook_server.url(f"/gone/{name}")},
+                    "onError": undo | {"compensationStep": "refund"},
+                    **LIMIT,
+                },
+            ],
+        )
+        definition["compensations"] = [
+            # runs first (reverse order): a database effect, then a slow call so the kill lands between
+            {"name": "refund", "tool": "entity.update", "params": {"id": "${charge.id}", "status": "refunded"}},
+            {"name": "release", "tool": "http.request", "params": {"url": webhook_server.url(f"/slow/{name}")}},
+        ]
+        await create(api, definition)
+        labels = [f"saga-{i}" for i in range(SAGAS)]
+        started = [await execute(api, name, {"label": label}) for label in labels]
+
+        async def compensations() -> int:
+            async with engine.connect() as conn:
+                return int(
+                    (
+                        await conn.execute(
+                            select(func.count()).select_from(StepRecord).where(StepRecord.path.like("compensate.%"))
+                        )
+                    ).scalar_one()
+                )
+
+        for _ in range(2000):
+            if await compensations() >= 2:
+                break
+            await asyncio.sleep(0.01)
+        at_kill = await compensations()
+        worker.send_signal(signal.SIGKILL)
+        assert await worker.wait() == -signal.SIGKILL
+        assert 0 < at_kill < 2 * SAGAS, "the kill must land while compensating"
+        await asyncio.sleep(0.5)
+        worker = await spawn_worker(env, log)
+        done = await asyncio.gather(*(finished(api, s["id"], attempts=1200) for s in started))
+        assert [d["status"] for d in done] == ["compensated"] * SAGAS, [d["error"] for d in done]
+        for execution in done:
+            paths = [s["path"] for s in sorted(execution["steps"], key=lambda s: s["finished_ts"])]
+            assert [p for p in paths if p.startswith("compensate.")] == ["compensate.charge", "compensate.reserve"]
+
+        async with engine.connect() as conn:
+            updates = Counter(
+                (
+                    await conn.execute(
+                        select(EntityEvent.entity_id).where(
+                            EntityEvent.entity_type == kind, EntityEvent.event_kind == "update"
+                        )
+                    )
+                ).scalars()
+            )
+            refunded = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(Entity)
+                    .where(Entity.entity_type == kind, Entity.status == "refunded")
+                )
+            ).scalar_one()
+        assert refunded == SAGAS and sorted(updates.values()) == [1] * SAGAS  # each refund applied once
+        release_ids = {h.headers["webhook-id"] for h in webhook_server.at(f"/slow/{name}")}
+        assert len(release_ids) == SAGAS  # a repeated release after the kill carries the same webhook-id
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await engine.dispose()
