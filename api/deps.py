@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,6 +42,17 @@ def get_gateway(request: Request) -> Gateway:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+# A client's key for a request it may retry: the same key answers the same result and starts nothing new.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Retrying with the same key answers the same execution and starts nothing",
+    ),
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from TRELLIS_API_KEYS")
 

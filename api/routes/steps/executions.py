@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
-from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, WorkflowNotFound
 from api.pagination import Limit, Offset
@@ -87,15 +86,7 @@ async def retry_execution(
     gateway: GatewayDep,
     settings: SettingsDep,
     principal: Operator,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            pattern=r"^[A-Za-z0-9._:-]+$",
-            description="Retrying with the same key answers the same new execution and starts nothing",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """A new execution of the same version, input and context that reuses the recorded outputs of the
     steps before ``from_step`` (their effects are not repeated; their records are copied) and runs

@@ -6,10 +6,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 
-from api.deps import Admin, EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished
 from api.pagination import Limit, Offset
@@ -181,15 +181,7 @@ async def execute_workflow(
     gateway: GatewayDep,
     settings: SettingsDep,
     principal: Operator,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            pattern=r"^[A-Za-z0-9._:-]+$",
-            description="Retrying with the same key answers the same execution and starts nothing",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Start an execution of the latest (or the given) version; answers at once with the execution,
     whose steps run durably. GET /api/v1/workflow-executions/{id} follows it."""
