@@ -43,14 +43,15 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
-# A client's key for a request it may retry: the same key answers the same result and starts nothing new.
+# A client's key for a request it may retry (step executions, work-item changes): the same key answers
+# the first result and applies nothing twice.
 IdempotencyKey = Annotated[
     str | None,
     Header(
         min_length=1,
         max_length=200,
         pattern=r"^[A-Za-z0-9._:-]+$",
-        description="Retrying with the same key answers the same execution and starts nothing",
+        description="Retrying with the same key answers the first result and applies nothing twice",
     ),
 ]
 

@@ -22,7 +22,6 @@ from api.errors import ApiError
 from core.automation.webhook_signing import verify
 from core.entities.store import record_external_event
 from core.platform.contracts import check_storable
-from core.platform.ids import derived_id
 from core.steps.definition import SOURCE_NAME
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -89,8 +88,7 @@ async def post_event(
         raise ApiError(422, "invalid_event", str(exc)) from exc
     webhook_id = headers["webhook-id"]
     async with engine.begin() as conn:
-        recorded = await record_external_event(conn, source, webhook_id, key, payload, datetime.now(UTC))
-    if recorded is None:
+        event_id, new = await record_external_event(conn, source, webhook_id, key, payload, datetime.now(UTC))
+    if not new:
         response.status_code = 200
-    event_id = recorded or derived_id("external-event", source, webhook_id)
-    return EventAccepted(id=str(event_id), source=source, key=key, duplicate=recorded is None)
+    return EventAccepted(id=str(event_id), source=source, key=key, duplicate=not new)

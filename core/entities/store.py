@@ -80,8 +80,12 @@ async def _emit(
         status = ("status_change", "status", old["status"], new["status"])
         rows.append(_event(*status, None, new, ts, actor, causation, primary["id"]))
     await conn.execute(insert(EntityEvent).values(rows).on_conflict_do_nothing(index_elements=[EntityEvent.id]))
-    # Delivered on commit only: wakes the dispatcher without polling delay.
-    await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": entity_id})
+    await _wake_dispatcher(conn, entity_id)
+
+
+async def _wake_dispatcher(conn: AsyncConnection, payload: str) -> None:
+    """Delivered on commit only: wakes the outbox dispatcher without polling delay."""
+    await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": payload})
 
 
 def _event(
@@ -314,11 +318,11 @@ async def entities_page(
 
 async def record_external_event(
     conn: AsyncConnection, source: str, webhook_id: str, key: str | None, payload: dict[str, Any], ts: datetime
-) -> uuid.UUID | None:
+) -> tuple[uuid.UUID, bool]:
     """An event posted to POST /api/v1/events/{source}, as an outbox row (entity_type: the source,
     event_kind: external_event, new_value: {key, payload}) for automation rules and waiting step
-    executions. Its id derives from (source, webhook-id): a replayed request records nothing and
-    answers None."""
+    executions. Its id derives from (source, webhook-id): a replayed request records nothing. The id,
+    and whether this call recorded it."""
     event_id = derived_id("external-event", source, webhook_id)
     inserted = await conn.execute(
         insert(EntityEvent)
@@ -335,6 +339,6 @@ async def record_external_event(
         .returning(EntityEvent.id)
     )
     if inserted.first() is None:
-        return None
-    await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": source})
-    return event_id
+        return event_id, False
+    await _wake_dispatcher(conn, source)
+    return event_id, True

@@ -5,9 +5,12 @@ one process instance started and moved on once, one record per step)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -26,6 +29,44 @@ from tests.support.steps import create, execute, finished, unique_name, workflow
 EXECUTIONS = 12
 LIMIT = {"timeoutMs": 1000}  # a lost attempt is retried 11 s after it started
 STEPS = 8
+
+
+@dataclass
+class CrashStage:
+    """A worker process of its own (on a fresh database and task queue) and an API in this process."""
+
+    api: Api
+    engine: AsyncEngine
+    env: dict[str, str]
+    log: Path
+    worker: asyncio.subprocess.Process
+
+    async def kill(self) -> None:
+        self.worker.send_signal(signal.SIGKILL)
+        assert await self.worker.wait() == -signal.SIGKILL
+
+    async def restart(self) -> None:
+        await asyncio.sleep(0.5)
+        self.worker = await spawn_worker(self.env, self.log)
+
+
+@contextlib.asynccontextmanager
+async def crash_stage(database: str, temporal_address: str, tmp_path: Path, name: str) -> AsyncIterator[CrashStage]:
+    engine: AsyncEngine = make_engine(database, pool_size=2)
+    queue = f"trellis-{name}-{uuid.uuid4()}"
+    env = worker_env(database, temporal_address, queue, webhook_allow_hosts="127.0.0.1")
+    log = tmp_path / "worker.log"
+    worker = await spawn_worker(env, log)
+    lifespan, client = await open_api(make_settings(database, temporal_address, queue))
+    stage = CrashStage(Api(client), engine, env, log, worker)
+    try:
+        yield stage
+    finally:
+        stage.worker.send_signal(signal.SIGTERM)
+        await stage.worker.wait()
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await engine.dispose()
 
 
 def steps(kind: str, slow_url: str) -> list[dict[str, object]]:
@@ -59,14 +100,8 @@ def steps(kind: str, slow_url: str) -> list[dict[str, object]]:
 async def test_a_worker_killed_mid_execution_repeats_no_effect(
     fresh_database: str, temporal_address: str, webhook_server: WebhookServer, tmp_path: Path
 ) -> None:
-    engine: AsyncEngine = make_engine(fresh_database, pool_size=2)
-    queue = f"trellis-steps-crash-{uuid.uuid4()}"
-    env = worker_env(fresh_database, temporal_address, queue, webhook_allow_hosts="127.0.0.1")
-    log = tmp_path / "worker.log"
-    worker = await spawn_worker(env, log)
-    lifespan, client = await open_api(make_settings(fresh_database, temporal_address, queue))
-    api = Api(client)
-    try:
+    async with crash_stage(fresh_database, temporal_address, tmp_path, "steps-crash") as stage:
+        api, engine = stage.api, stage.engine
         kind = unique_name("crash")
         name = unique_name("crash_wf")
         await create(api, workflow(name, steps(kind, webhook_server.url(f"/slow/{name}"))))
@@ -83,11 +118,9 @@ async def test_a_worker_killed_mid_execution_repeats_no_effect(
                 break
             await asyncio.sleep(0.01)
         at_kill = await recorded()
-        worker.send_signal(signal.SIGKILL)
-        assert await worker.wait() == -signal.SIGKILL
+        await stage.kill()
         assert 0 < at_kill < total, "the kill must land mid-run"
-        await asyncio.sleep(0.5)
-        worker = await spawn_worker(env, log)
+        await stage.restart()
         done = await asyncio.gather(*(finished(api, s["id"], attempts=1200) for s in started))
         assert [d["status"] for d in done] == ["completed"] * EXECUTIONS, [d["error"] for d in done]
 
@@ -135,12 +168,6 @@ async def test_a_worker_killed_mid_execution_repeats_no_effect(
             (None, 0): EXECUTIONS,
             (0, 1): EXECUTIONS,
         }
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        await worker.wait()
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await engine.dispose()
 
 
 SAGAS = 8
@@ -149,14 +176,8 @@ SAGAS = 8
 async def test_a_worker_killed_while_compensating_runs_each_compensation_once(
     fresh_database: str, temporal_address: str, webhook_server: WebhookServer, tmp_path: Path
 ) -> None:
-    engine: AsyncEngine = make_engine(fresh_database, pool_size=2)
-    queue = f"trellis-saga-crash-{uuid.uuid4()}"
-    env = worker_env(fresh_database, temporal_address, queue, webhook_allow_hosts="127.0.0.1")
-    log = tmp_path / "worker.log"
-    worker = await spawn_worker(env, log)
-    lifespan, client = await open_api(make_settings(fresh_database, temporal_address, queue))
-    api = Api(client)
-    try:
+    async with crash_stage(fresh_database, temporal_address, tmp_path, "saga-crash") as stage:
+        api, engine = stage.api, stage.engine
         kind = unique_name("saga")
         name = unique_name("saga_wf")
         undo = {"strategy": "compensate"}
@@ -210,11 +231,9 @@ async def test_a_worker_killed_while_compensating_runs_each_compensation_once(
                 break
             await asyncio.sleep(0.01)
         at_kill = await compensations()
-        worker.send_signal(signal.SIGKILL)
-        assert await worker.wait() == -signal.SIGKILL
+        await stage.kill()
         assert 0 < at_kill < 2 * SAGAS, "the kill must land while compensating"
-        await asyncio.sleep(0.5)
-        worker = await spawn_worker(env, log)
+        await stage.restart()
         done = await asyncio.gather(*(finished(api, s["id"], attempts=1200) for s in started))
         assert [d["status"] for d in done] == ["compensated"] * SAGAS, [d["error"] for d in done]
         for execution in done:
@@ -241,9 +260,3 @@ async def test_a_worker_killed_while_compensating_runs_each_compensation_once(
         assert refunded == SAGAS and sorted(updates.values()) == [1] * SAGAS  # each refund applied once
         release_ids = {h.headers["webhook-id"] for h in webhook_server.at(f"/slow/{name}")}
         assert len(release_ids) == SAGAS  # a repeated release after the kill carries the same webhook-id
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        await worker.wait()
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await engine.dispose()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
@@ -228,57 +228,55 @@ class StepWorkflowRun:
             if data.resume is not None:
                 data.resume.begun = True
         state = data.resume or ResumeState(position=0, variables={}, started_at=workflow.now())
+        # One run per instance: its input, definition and state, read by every method of the walk.
+        self._data, self._definition, self._state = data, definition, state
         self._live.steps_done, self._live.tokens_used = state.steps_done, state.tokens_used
         deadline = state.started_at + timedelta(milliseconds=definition.config.timeout_ms)
         remaining = max((deadline - workflow.now()).total_seconds(), 0.001)
         self._names = {step.name: step.variable for step in visible(definition.steps)}
         try:
-            await asyncio.wait_for(self._walk(data, definition, state), timeout=remaining)
+            await asyncio.wait_for(self._walk(), timeout=remaining)
         except Compensate as saga:
-            problem = await self._compensate(data, definition, state)
+            problem = await self._compensate()
             if problem is not None:
-                return await self._end(data, definition, state, "failed", f"{saga.message}; {problem}")
-            return await self._end(data, definition, state, "compensated", saga.message)
+                return await self._end("failed", f"{saga.message}; {problem}")
+            return await self._end("compensated", saga.message)
         except TimeoutError:
             where = f" (in step '{self._live.current_step}')" if self._live.current_step else ""
             message = f"the run exceeded its timeoutMs of {definition.config.timeout_ms} ms{where}"
-            return await self._end(data, definition, state, "failed", message)
+            return await self._end("failed", message)
         except StepFailed as failed:
-            return await self._end(data, definition, state, "failed", failed.message)
+            return await self._end("failed", failed.message)
         except asyncio.CancelledError:
-            await self._end(data, definition, state, "cancelled", "cancelled on request")
+            await self._end("cancelled", "cancelled on request")
             raise
-        return await self._end(data, definition, state, "completed", None)
+        return await self._end("completed", None)
 
     # ---------------------------------------------------------------- the walk
 
-    async def _walk(self, data: RunInput, definition: WorkflowDefinition, state: ResumeState) -> None:
-        steps = definition.steps
+    async def _walk(self) -> None:
+        steps = self._definition.steps
         if _is_graph(steps):  # a DAG runs in one go: no continue-as-new between its steps
-            await self._graph(data, definition, state, steps, Frame())
+            await self._graph(steps, Frame())
         else:
-            first = state.position
+            first = self._state.position
             for position in range(first, len(steps)):
-                state.position = position
-                if position > first and self._history_full(data):
-                    workflow.continue_as_new(data.model_copy(update={"resume": state}))
-                await self._step(data, definition, state, steps[position], position, Frame())
-        state.position = len(steps)
+                self._state.position = position
+                if position > first and self._history_full():
+                    workflow.continue_as_new(self._data.model_copy(update={"resume": self._state}))
+                await self._step(steps[position], position, Frame())
+        self._state.position = len(steps)
         self._live.current_step = None
 
-    async def _steps(
-        self, data: RunInput, definition: WorkflowDefinition, state: ResumeState, steps: list[Step], frame: Frame
-    ) -> None:
+    async def _steps(self, steps: list[Step], frame: Frame) -> None:
         """A nested list: one after the other, or as the DAG its dependencies draw."""
         if _is_graph(steps):
-            await self._graph(data, definition, state, steps, frame)
+            await self._graph(steps, frame)
             return
         for position, step in enumerate(steps):
-            await self._step(data, definition, state, step, position, frame)
+            await self._step(step, position, frame)
 
-    async def _graph(
-        self, data: RunInput, definition: WorkflowDefinition, state: ResumeState, steps: list[Step], frame: Frame
-    ) -> None:
+    async def _graph(self, steps: list[Step], frame: Frame) -> None:
         """Each step starts when the steps it depends on have finished (without ``dependencies``: the one
         before it). Every task exists before any runs, so a step may wait for one written after it."""
         tasks: dict[str, asyncio.Task[None]] = {}
@@ -287,7 +285,7 @@ class StepWorkflowRun:
             waits = step.dependencies if step.dependencies is not None else [steps[position - 1].name][:position]
             for name in waits:
                 await tasks[name]
-            await self._step(data, definition, state, step, position, frame)
+            await self._step(step, position, frame)
 
         for position, step in enumerate(steps):
             tasks[step.name] = asyncio.create_task(run_one(position, step))
@@ -295,59 +293,43 @@ class StepWorkflowRun:
 
     async def _step(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         frame: Frame,
     ) -> None:
         path = frame.prefix + step.name
         self._live.current_step, self._live.attempt = path, 0
-        if frame.top and data.search_attributes:
+        if frame.top and self._data.search_attributes:
             workflow.upsert_search_attributes([sa.CURRENT_STEP.value_set(step.name)])
-        scope = self._scope(data, state, frame)
+        scope = self._scope(frame)
         started = workflow.now()
         try:
             if step.if_ is not None and not await self._holds(step.if_, scope):
-                await self._record(data, step, position, "skipped", started=started, path=path)
-                state.steps_done += 1
+                await self._record(step, position, "skipped", started=started, path=path)
+                self._state.steps_done += 1
                 return
-            output = await self._escalating(data, definition, state, step, position, scope, frame, path)
+            output = await self._escalating(step, position, scope, frame, path)
         except StepFailed as failed:
-            await self._record(
-                data,
-                step,
-                position,
-                "failed",
-                started=started,
-                params=failed.params,
-                error=failed.message,
-                retry_count=failed.retry_count,
-                path=path,
-            )
-            state.steps_done += 1
+            await self._record_failure(step, position, failed, started, path)
+            self._state.steps_done += 1
             strategy = step.on_error.strategy if step.on_error else None
-            if strategy == "skip" or failed.skipped or (strategy is None and definition.config.continue_on_error):
-                state.step_errors.append(StepError(step=path, tool=step.kind, error=failed.message))
+            if strategy == "skip" or failed.skipped or (strategy is None and self._definition.config.continue_on_error):
+                self._state.step_errors.append(StepError(step=path, tool=step.kind, error=failed.message))
                 return
             message = f"step '{path}' ({step.kind}) failed: {failed.message}"
-            if strategy == "compensate" or (failed.aborted and state.compensable):
+            if strategy == "compensate" or (failed.aborted and self._state.compensable):
                 raise Compensate(message) from failed
             raise StepFailed(message) from failed
-        self._store(state, frame, step, output)
-        state.steps_done += 1
-        self._live.steps_done = state.steps_done
+        self._store(frame, step, output)
+        self._state.steps_done += 1
+        self._live.steps_done = self._state.steps_done
         if step.on_error is not None and step.on_error.compensation_step is not None:
-            state.compensable.append(
+            self._state.compensable.append(
                 Compensable(path=path, step=step.name, compensation=step.on_error.compensation_step, output=output)
             )
 
     async def _escalating(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         scope: dict[str, Any],
@@ -359,26 +341,21 @@ class StepWorkflowRun:
         rounds = 0
         while True:
             try:
-                return await self._scheduled(data, definition, state, step, position, scope, frame, path)
+                return await self._scheduled(step, position, scope, frame, path)
             except StepFailed as failed:
                 policy = step.on_error
                 if policy is None or policy.strategy != "escalate" or policy.escalation_target is None:
                     raise
                 rounds += 1
                 decision = await self._ask(
-                    data,
                     f"{path}#escalation{rounds}",
                     "escalation",
-                    f"{data.workflow}: step '{path}' failed",
+                    f"{self._data.workflow}: step '{path}' failed",
                     failed.message,
                     policy.escalation_target,
-                    None,
-                    None,
-                    None,
-                    None,
                 )
                 if decision.action == "retry":
-                    scope = self._scope(data, state, frame)
+                    scope = self._scope(frame)
                     continue
                 verdict = f"{decision.action} by {decision.actor} after an escalation"
                 raise StepFailed(
@@ -391,9 +368,6 @@ class StepWorkflowRun:
 
     async def _scheduled(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         scope: dict[str, Any],
@@ -404,12 +378,12 @@ class StepWorkflowRun:
         holds or ``maxRuns`` is reached; each run is recorded as ``<path>@<n>``."""
         schedule = step.schedule
         if schedule is None:
-            return await self._once(data, definition, state, step, position, scope, frame, path)
+            return await self._once(step, position, scope, frame, path)
         started = workflow.now()
         last: Any = None
         runs = 0
         for run in range(1, schedule.max_runs + 1):
-            last = await self._once(data, definition, state, step, position, scope, frame, f"{path}@{run}")
+            last = await self._once(step, position, scope, frame, f"{path}@{run}")
             runs = run
             if schedule.until is not None and await self._holds(schedule.until, {**scope, "last": last}):
                 break
@@ -418,16 +392,13 @@ class StepWorkflowRun:
                 self._live.waiting_until = workflow.now() + wait
                 await workflow.sleep(wait)
                 self._live.waiting_until = None
-            scope = self._scope(data, state, frame)
+            scope = self._scope(frame)
         output = {"runs": runs, "last": last}
-        await self._record(data, step, position, "completed", started=started, output=output, path=path)
+        await self._record(step, position, "completed", started=started, output=output, path=path)
         return output
 
     async def _once(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         scope: dict[str, Any],
@@ -435,36 +406,31 @@ class StepWorkflowRun:
         path: str,
     ) -> Any:
         if step.tool is not None:
-            return await self._attempts(data, definition, state, step, position, scope, path)
+            return await self._attempts(step, position, scope, path)
         started = workflow.now()
         output: Any
         if step.parallel is not None:
             branches = step.parallel.branches
-            await _join(
-                [asyncio.create_task(self._steps(data, definition, state, b.steps, frame.inner())) for b in branches]
-            )
-            output = {b.name: self._collect(b.steps, state, frame) for b in branches}
+            await _join([asyncio.create_task(self._steps(b.steps, frame.inner())) for b in branches])
+            output = {b.name: self._collect(b.steps, frame) for b in branches}
         elif step.branch is not None:
             taken = await self._holds(step.branch.condition, scope)
             arm = step.branch.then if taken else step.branch.else_
-            await self._steps(data, definition, state, arm, frame.inner())
-            output = {"taken": "then" if taken else "else", **self._collect(arm, state, frame)}
+            await self._steps(arm, frame.inner())
+            output = {"taken": "then" if taken else "else", **self._collect(arm, frame)}
         elif step.foreach is not None:
-            output = await self._foreach(data, definition, state, step, scope, frame, path)
+            output = await self._foreach(step, scope, frame, path)
         elif step.wait_event is not None:
-            output = await self._wait_event(data, step, scope, path)
+            output = await self._wait_event(step, scope, path)
         elif step.human_task is not None:
-            output = await self._human_task(data, step, scope, path)
+            output = await self._human_task(step, scope, path)
         else:
             raise StepFailed(f"'{step.kind}' steps are not supported by this worker")
-        await self._record(data, step, position, "completed", started=started, output=output, path=path)
+        await self._record(step, position, "completed", started=started, output=output, path=path)
         return output
 
     async def _foreach(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         scope: dict[str, Any],
         frame: Frame,
@@ -490,12 +456,12 @@ class StepWorkflowRun:
 
         async def iteration(inner: Frame) -> None:
             async with slots:
-                await self._steps(data, definition, state, loop.steps, inner)
+                await self._steps(loop.steps, inner)
 
         await _join([asyncio.create_task(iteration(inner)) for inner in frames])
-        return [self._collect(loop.steps, state, inner) for inner in frames]
+        return [self._collect(loop.steps, inner) for inner in frames]
 
-    async def _wait_event(self, data: RunInput, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
+    async def _wait_event(self, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
         """Wait for an event of the source with the key (and, with a condition, one it holds for; the
         condition sees the event's body as ``event``). Registered in workflow_event_waits while waiting,
         so the outbox's delivery knows where to signal."""
@@ -507,7 +473,7 @@ class StepWorkflowRun:
             raise StepFailed(f"{exc}") from exc
         key = key if isinstance(key, str) else json.dumps(key, default=str)
         registration = WaitInput(
-            execution_id=data.execution_id,
+            execution_id=self._data.execution_id,
             path=path,
             temporal_workflow_id=workflow.info().workflow_id,
             source=wait.source,
@@ -543,13 +509,13 @@ class StepWorkflowRun:
         finally:
             await self._local(StepRunActivities.wait_end, registration)
 
-    async def _human_task(self, data: RunInput, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
+    async def _human_task(self, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
         """A task in the assignee's inbox; after ``timeoutMs`` a reminder, after the escalation's
         ``timeoutMs`` (from the start) the escalation target is told and may decide too."""
         task = step.human_task
         assert task is not None
         try:
-            title = resolve(task.title, scope) if task.title else f"{data.workflow}: {step.name}"
+            title = resolve(task.title, scope) if task.title else f"{self._data.workflow}: {step.name}"
             description = resolve(task.description, scope) if task.description else None
         except MissingReference as exc:
             raise StepFailed(f"{exc}") from exc
@@ -558,16 +524,15 @@ class StepWorkflowRun:
         escalation = task.escalation
         escalate_at = start + timedelta(milliseconds=escalation.timeout_ms) if escalation else None
         decision = await self._ask(
-            data,
             path,
             "task",
             str(title),
             str(description) if description is not None else None,
             task.assignee,
-            escalation.escalate_to if escalation else None,
-            task.form,
-            remind_at,
-            escalate_at,
+            escalate_to=escalation.escalate_to if escalation else None,
+            form=task.form,
+            remind_at=remind_at,
+            escalate_at=escalate_at,
         )
         return {
             "approved": decision.action == "approve",
@@ -580,23 +545,24 @@ class StepWorkflowRun:
 
     async def _ask(
         self,
-        data: RunInput,
         path: str,
         kind: TaskKind,
         title: str,
         description: str | None,
         assignee: str,
-        escalate_to: str | None,
-        form: dict[str, Any] | None,
-        remind_at: Any,
-        escalate_at: Any,
+        *,
+        escalate_to: str | None = None,
+        form: dict[str, Any] | None = None,
+        remind_at: datetime | None = None,
+        escalate_at: datetime | None = None,
     ) -> TaskOutcome:
-        """Open a task, remind and escalate on workflow timers, and wait for its decision."""
+        """Open a task, remind and escalate on workflow timers (none without their times), and wait for
+        its decision."""
         opened = TaskOpen(
-            task_id=str(execution_id_for("task", data.execution_id, path)),
-            execution_id=data.execution_id,
+            task_id=str(execution_id_for("task", self._data.execution_id, path)),
+            execution_id=self._data.execution_id,
             path=path,
-            workflow=data.workflow,
+            workflow=self._data.workflow,
             temporal_workflow_id=workflow.info().workflow_id,
             kind=kind,
             title=title,
@@ -647,73 +613,60 @@ class StepWorkflowRun:
 
     # ---------------------------------------------------------------- variables
 
-    def _scope(self, data: RunInput, state: ResumeState, frame: Frame) -> dict[str, Any]:
+    def _scope(self, frame: Frame) -> dict[str, Any]:
         """What references and conditions see: input, context, each finished step's output under its name
         and its ``assign``, and inside a foreach iteration its item and its own steps' outputs."""
-        scope: dict[str, Any] = {"input": data.input, "context": data.context}
+        scope: dict[str, Any] = {"input": self._data.input, "context": self._data.context}
         for name, variable in self._names.items():
-            if name in state.variables:
-                scope[name] = state.variables[name]
-                scope[variable] = state.variables[name]
+            if name in self._state.variables:
+                scope[name] = self._state.variables[name]
+                scope[variable] = self._state.variables[name]
         if frame.local:
             scope.update(frame.local)
         return scope
 
-    @staticmethod
-    def _store(state: ResumeState, frame: Frame, step: Step, output: Any) -> None:
+    def _store(self, frame: Frame, step: Step, output: Any) -> None:
         if frame.local is None:
-            state.variables[step.name] = output
+            self._state.variables[step.name] = output
         else:
             frame.local[step.name] = output
             frame.local[step.variable] = output
 
-    @staticmethod
-    def _collect(steps: list[Step], state: ResumeState, frame: Frame) -> dict[str, Any]:
+    def _collect(self, steps: list[Step], frame: Frame) -> dict[str, Any]:
         """The outputs of a list's steps (nested ones too, but not a foreach's insides), by variable."""
         found: dict[str, Any] = {}
         for step in visible(steps):
             if frame.local is not None and step.name in frame.local:
                 found[step.variable] = frame.local[step.name]
-            elif frame.local is None and step.name in state.variables:
-                found[step.variable] = state.variables[step.name]
+            elif frame.local is None and step.name in self._state.variables:
+                found[step.variable] = self._state.variables[step.name]
         return found
 
     # ---------------------------------------------------------------- sagas
 
-    async def _compensate(self, data: RunInput, definition: WorkflowDefinition, state: ResumeState) -> str | None:
+    async def _compensate(self) -> str | None:
         """Run the compensations of the completed steps, last completed first, each once (its record's
         path is ``compensate.<step path>``, so a repeated attempt finds it done). A compensation that
         fails is recorded and the others still run; the answer names the failures."""
-        by_name = {step.name: step for step in definition.compensations}
+        by_name = {step.name: step for step in self._definition.compensations}
         failures: list[str] = []
-        for position, done in enumerate(reversed(state.compensable)):
+        for position, done in enumerate(reversed(self._state.compensable)):
             compensation = by_name[done.compensation]
             path = f"compensate.{done.path}"
             self._live.current_step = path
-            scope = {**self._scope(data, state, Frame()), done.step: done.output, "compensated": done.output}
+            scope = {**self._scope(Frame()), done.step: done.output, "compensated": done.output}
             started = workflow.now()
             try:
-                await self._attempts(data, definition, state, compensation, position, scope, path)
+                await self._attempts(compensation, position, scope, path)
             except StepFailed as failed:
-                await self._record(
-                    data,
-                    compensation,
-                    position,
-                    "failed",
-                    started=started,
-                    params=failed.params,
-                    error=failed.message,
-                    retry_count=failed.retry_count,
-                    path=path,
-                )
+                await self._record_failure(compensation, position, failed, started, path)
                 failures.append(f"compensation '{compensation.name}' of '{done.path}' failed: {failed.message}")
         self._live.current_step = None
         return "; ".join(failures) if failures else None
 
-    @staticmethod
-    def _history_full(data: RunInput) -> bool:
+    def _history_full(self) -> bool:
         info = workflow.info()
-        return info.get_current_history_length() >= data.history_limit or info.is_continue_as_new_suggested()
+        return info.get_current_history_length() >= self._data.history_limit or info.is_continue_as_new_suggested()
 
     async def _holds(self, condition: str, scope: dict[str, Any]) -> bool:
         whole = REFERENCE.fullmatch(condition.strip())
@@ -729,9 +682,6 @@ class StepWorkflowRun:
 
     async def _attempts(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         scope: dict[str, Any],
@@ -741,11 +691,11 @@ class StepWorkflowRun:
             params = _resolve(step, scope)
         except MissingReference as exc:
             raise StepFailed(f"{exc}") from exc
-        retry = _retry_of(step, definition)
+        retry = _retry_of(step, self._definition)
         for attempt in range(1, retry.max_attempts + 1):
             self._live.attempt = attempt
             try:
-                return await self._call(data, definition, state, step, position, params, attempt, path)
+                return await self._call(step, position, params, attempt, path)
             except AttemptFailed as failed:
                 if not failed.retryable or attempt == retry.max_attempts:
                     tried = f" (after {attempt} attempts)" if attempt > 1 else ""
@@ -758,9 +708,6 @@ class StepWorkflowRun:
 
     async def _call(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         params: dict[str, Any],
@@ -772,12 +719,12 @@ class StepWorkflowRun:
         default_ms = int(spec.time_limit(None).total_seconds() * 1000) if spec else DEFAULT_STEP_TIMEOUT_MS
         timeout_ms = step.timeout_ms or default_ms
         if tool == "agent.call":
-            return await self._agent_call(data, definition, state, step, position, params, timeout_ms, attempt, path)
+            return await self._agent_call(step, position, params, timeout_ms, attempt, path)
         if tool == "workflow.run":
-            return await self._workflow_run(data, step, position, params, attempt, path)
+            return await self._workflow_run(step, position, params, attempt, path)
         call = ToolCall(
-            execution_id=data.execution_id,
-            workflow=data.workflow,
+            execution_id=self._data.execution_id,
+            workflow=self._data.workflow,
             path=path,
             position=position,
             name=step.name,
@@ -803,9 +750,6 @@ class StepWorkflowRun:
 
     async def _agent_call(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         step: Step,
         position: int,
         params: dict[str, Any],
@@ -817,8 +761,8 @@ class StepWorkflowRun:
             call = AgentCallParams.model_validate(params)
         except ValueError as exc:
             raise AttemptFailed(f"agent.call: the resolved params are invalid: {exc}", retryable=False) from exc
-        budget = definition.config.token_budget
-        if budget is not None and state.tokens_used >= budget:
+        budget = self._definition.config.token_budget
+        if budget is not None and self._state.tokens_used >= budget:
             raise AttemptFailed(f"the run's tokenBudget of {budget} tokens is used up", retryable=False)
         agent = self._agents.get(call.agent)
         if agent is None:
@@ -826,18 +770,20 @@ class StepWorkflowRun:
             if found.problem is not None:
                 raise AttemptFailed(found.problem, retryable=False)
             agent = self._agents[call.agent] = AgentSpec.model_validate(found.model_dump(exclude={"problem"}))
-        caps = [cap for cap in (call.max_tokens, budget - state.tokens_used if budget else None) if cap is not None]
+        caps = [
+            cap for cap in (call.max_tokens, budget - self._state.tokens_used if budget else None) if cap is not None
+        ]
         limit = min(caps) if caps else None
         started = workflow.now()
         try:
             result = await workflow.execute_activity_method(
                 LlmActivities.call_agent,
                 AgentCallInput(
-                    session_id=f"workflow:{data.execution_id}",
+                    session_id=f"workflow:{self._data.execution_id}",
                     agent=agent,
                     action_type=step.name,
                     input=call.input,
-                    call_key=f"step:{data.execution_id}:{path}",
+                    call_key=f"step:{self._data.execution_id}:{path}",
                     max_tokens=limit,
                     breaker=True,
                 ),
@@ -849,13 +795,12 @@ class StepWorkflowRun:
         except ActivityError as err:
             raise _failure(err) from err
         tokens = result.prompt_tokens + result.completion_tokens
-        state.tokens_used += tokens
-        self._live.tokens_used = state.tokens_used
+        self._state.tokens_used += tokens
+        self._live.tokens_used = self._state.tokens_used
         output = AgentCallOutput(
             output=result.output, agent=call.agent, model=result.model, tokens=tokens, cost_usd=result.cost_usd
         ).model_dump(mode="json", exclude={"already_done"})
         await self._record(
-            data,
             step,
             position,
             "completed",
@@ -867,22 +812,20 @@ class StepWorkflowRun:
         )
         return output
 
-    async def _workflow_run(
-        self, data: RunInput, step: Step, position: int, params: dict[str, Any], attempt: int, path: str
-    ) -> Any:
+    async def _workflow_run(self, step: Step, position: int, params: dict[str, Any], attempt: int, path: str) -> Any:
         try:
             call = WorkflowRunParams.model_validate(params)
         except ValueError as exc:
             raise AttemptFailed(f"workflow.run: the resolved params are invalid: {exc}", retryable=False) from exc
-        if data.depth + 1 > data.max_depth:
-            raise AttemptFailed(f"workflow.run: nested deeper than {data.max_depth} workflows", retryable=False)
+        if self._data.depth + 1 > self._data.max_depth:
+            raise AttemptFailed(f"workflow.run: nested deeper than {self._data.max_depth} workflows", retryable=False)
         found = await self._local(StepRunActivities.definition, DefinitionRef(workflow=call.workflow))
         if found.problem is not None:
             raise AttemptFailed(f"workflow.run: {found.problem}", retryable=False)
         started = workflow.now()
-        child_id = execution_id_for("child", data.execution_id, path, attempt)
+        child_id = execution_id_for("child", self._data.execution_id, path, attempt)
         # The parent's own settings (depth limit, history limit, search attributes, who started it) carry over.
-        child = data.model_copy(
+        child = self._data.model_copy(
             update={
                 "execution_id": child_id,
                 "workflow": call.workflow,
@@ -890,9 +833,9 @@ class StepWorkflowRun:
                 "definition": found.definition,
                 "input": call.input,
                 "context": call.context,
-                "trigger": {"kind": "workflow.run", "execution_id": data.execution_id, "step": path},
-                "parent_execution_id": data.execution_id,
-                "depth": data.depth + 1,
+                "trigger": {"kind": "workflow.run", "execution_id": self._data.execution_id, "step": path},
+                "parent_execution_id": self._data.execution_id,
+                "depth": self._data.depth + 1,
                 "resume": None,
             }
         )
@@ -903,9 +846,9 @@ class StepWorkflowRun:
                 child,
                 id=execution_workflow_id(child_id),
                 search_attributes=TypedSearchAttributes(
-                    execution_attributes(lineage) if data.search_attributes else []
+                    execution_attributes(lineage) if self._data.search_attributes else []
                 ),
-                static_summary=f"{call.workflow} v{found.version} (from {data.workflow})",
+                static_summary=f"{call.workflow} v{found.version} (from {self._data.workflow})",
             )
         except ChildWorkflowError as err:
             raise _failure(err) from err
@@ -918,7 +861,6 @@ class StepWorkflowRun:
             mode="json", exclude={"already_done"}
         )
         await self._record(
-            data,
             step,
             position,
             "completed",
@@ -932,9 +874,20 @@ class StepWorkflowRun:
 
     # ---------------------------------------------------------------- records
 
+    async def _record_failure(self, step: Step, position: int, failed: StepFailed, started: Any, path: str) -> None:
+        await self._record(
+            step,
+            position,
+            "failed",
+            started=started,
+            params=failed.params,
+            error=failed.message,
+            retry_count=failed.retry_count,
+            path=path,
+        )
+
     async def _record(
         self,
-        data: RunInput,
         step: Step,
         position: int,
         status: Literal["completed", "failed", "skipped"],
@@ -949,7 +902,7 @@ class StepWorkflowRun:
         await self._local(
             StepRunActivities.record,
             StepRecordInput(
-                execution_id=data.execution_id,
+                execution_id=self._data.execution_id,
                 path=path or step.name,
                 position=position,
                 name=step.name,
@@ -965,24 +918,29 @@ class StepWorkflowRun:
 
     async def _end(
         self,
-        data: RunInput,
-        definition: WorkflowDefinition,
-        state: ResumeState,
         status: ExecutionStatus,
         error: str | None,
     ) -> RunResult:
-        output = _outputs(definition, state)
+        output = _outputs(self._definition, self._state)
         await self._local(
             StepRunActivities.finish,
             FinishInput(
-                execution_id=data.execution_id, status=status, output=output, error=error, step_errors=state.step_errors
+                execution_id=self._data.execution_id,
+                status=status,
+                output=output,
+                error=error,
+                step_errors=self._state.step_errors,
             ),
         )
-        if data.search_attributes:
+        if self._data.search_attributes:
             workflow.upsert_search_attributes([sa.EXECUTION_STATUS.value_set(status)])
         self._live.current_step = None
         return RunResult(
-            execution_id=data.execution_id, status=status, output=output, error=error, step_errors=state.step_errors
+            execution_id=self._data.execution_id,
+            status=status,
+            output=output,
+            error=error,
+            step_errors=self._state.step_errors,
         )
 
     @staticmethod

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
-from api.gateway import AlreadyFinished, WorkflowNotFound
+from api.gateway import WorkflowNotFound
 from api.pagination import Limit, Offset
+from api.routes.steps.step_workflows import start_run
 from core.platform.contracts import Page
 from core.steps import store
 from core.steps.contracts import (
@@ -21,10 +22,9 @@ from core.steps.contracts import (
     ExecutionStatus,
     ResumeState,
     RetryRequest,
-    execution_workflow_id,
 )
 from core.steps.definition import WORKFLOW_NAME, WorkflowDefinition, visible
-from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
+from core.steps.starting import begin_input, execution_id_for, run_input, summary
 from workflows.steps.interpreter import StepWorkflowRun
 
 router = APIRouter(prefix="/api/v1/workflow-executions", tags=["step workflows"])
@@ -155,16 +155,7 @@ async def retry_execution(
     async with engine.begin() as conn:
         await store.add_pending(conn, begin_input(run))
         await store.copy_steps(conn, execution_id, uuid.UUID(run.execution_id), [step.name for step in before])
-    try:
-        await gateway.start(
-            StepWorkflowRun.run,
-            run,
-            workflow_id=execution_workflow_id(run.execution_id),
-            search_attributes=execution_attributes([run.workflow]),
-            summary=summary(run) + f" (retry from {body.from_step})",
-        )
-    except AlreadyFinished:
-        pass  # a retry (same key) of a retry that has finished: answer it
+    await start_run(gateway, run, summary(run) + f" (retry from {body.from_step})")
     async with engine.connect() as conn:
         created = await store.get_execution(conn, uuid.UUID(run.execution_id))
     assert created is not None

@@ -11,7 +11,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
-from api.gateway import AlreadyFinished
+from api.gateway import AlreadyFinished, Gateway
 from api.pagination import Limit, Offset
 from core.platform.contracts import Page
 from core.platform.settings import Settings
@@ -20,6 +20,7 @@ from core.steps.catalogue import Catalogue, rule_actions
 from core.steps.contracts import (
     ExecuteRequest,
     ExecutionPublic,
+    RunInput,
     WorkflowPublic,
     WorkflowVersionPublic,
     execution_workflow_id,
@@ -79,6 +80,21 @@ def _not_found(name: str) -> ApiError:
 
 def _no_version(name: str, version: int) -> ApiError:
     return ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
+
+
+async def start_run(gateway: Gateway, run: RunInput, title: str) -> None:
+    """Start the interpreter for ``run``; a retried request (same key) of one that has finished
+    starts nothing, and the caller answers the execution as recorded."""
+    try:
+        await gateway.start(
+            StepWorkflowRun.run,
+            run,
+            workflow_id=execution_workflow_id(run.execution_id),
+            search_attributes=execution_attributes([run.workflow]),
+            summary=title,
+        )
+    except AlreadyFinished:
+        pass
 
 
 @router.get("/schema")
@@ -207,16 +223,7 @@ async def execute_workflow(
         trigger={"kind": "api", "actor": principal.name},
         created_by=principal.name,
     )
-    try:
-        await gateway.start(
-            StepWorkflowRun.run,
-            run,
-            workflow_id=execution_workflow_id(run.execution_id),
-            search_attributes=execution_attributes([run.workflow]),
-            summary=summary(run),
-        )
-    except AlreadyFinished:
-        pass  # a retry (same key) of an execution that has finished: answer it
+    await start_run(gateway, run, summary(run))
     async with engine.begin() as conn:
         await store.add_pending(conn, begin_input(run))
         found = await store.get_execution(conn, uuid.UUID(run.execution_id))

@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
-from api.deps import EngineDep, GatewayDep, Operator, Principal, Reader
+from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Principal, Reader
 from api.errors import ApiError
 from api.gateway import AlreadyFinished
 from core.work import store
@@ -57,17 +57,6 @@ def _may_work(item: WorkItemPublic, principal: Principal) -> None:
         + (f" and escalated to '{item.escalation_user_id}'" if item.escalation_user_id else "")
         + "; only they or an admin may change it",
     )
-
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9._:-]+$",
-        description="Retrying a change with the same key applies it once and answers its result",
-    ),
-]
 
 
 async def apply_change(
