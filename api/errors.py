@@ -22,6 +22,7 @@ from core.entities.contracts import EntityTooLarge
 from core.platform import errors
 from core.platform.contracts import field_path
 from core.platform.database import is_data_error, is_too_large, is_unavailable
+from core.platform.pages import CursorInvalid
 
 logger = logging.getLogger("trellis.api")
 
@@ -103,6 +104,12 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = describe_validation(exc.errors())
         detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return JSONResponse(error_body("validation_error", detail, problems=problems), status_code=422)
+
+    @app.exception_handler(CursorInvalid)
+    async def _cursor(_: Request, exc: CursorInvalid) -> JSONResponse:
+        return JSONResponse(
+            error_body("invalid_cursor", str(exc), problems=[{"field": "cursor", "message": str(exc)}]), 422
+        )
 
     @app.exception_handler(EntityTooLarge)
     async def _too_large(_: Request, exc: EntityTooLarge) -> JSONResponse:

@@ -21,7 +21,7 @@ from api.errors import ERROR_RESPONSES, BodySizeLimit, StorableParameters, insta
 from api.gateway import Gateway
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
-from api.routes import breakers, codec, entities, events, inbox, notifications
+from api.routes import analytics, breakers, codec, entities, events, inbox, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events,
         breakers,
         codec,
+        analytics,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)

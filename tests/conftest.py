@@ -147,7 +147,7 @@ async def worker(
         dispatcher_poll_seconds=0.5,
         llm_base_url=llm_server.base_url,
         llm_api_key="test-key",
-        llm_cost_per_1k_tokens=0.002,
+        llm_prices={"gpt-4o-mini": {"input_per_1k": 0.001, "output_per_1k": 0.004}},
         webhook_secrets={"crm_token": "Bearer s3cr3t-from-settings"},
         condition_timeout_seconds=1.0,
         mcp_servers={

@@ -81,6 +81,14 @@ class LlmActivities:
         done = await self._start_row(data)
         if done is not None:
             return done
+        try:
+            return await self._call_through_breaker(data)
+        except ApplicationError as exc:
+            if exc.type != errors.AGENT_OUTPUT_INVALID.type:  # that one has recorded itself
+                await self._record_error(data.call_key, exc)
+            raise
+
+    async def _call_through_breaker(self, data: AgentCallInput) -> AgentCallResult:
         if not data.breaker:
             return await self._converse(data)
         target = f"agent:{data.agent.agent_name}"
@@ -115,7 +123,7 @@ class LlmActivities:
             output, problem = self._parse(reply, data.agent.output_schema)
             if output is not None:
                 latency = int((time.perf_counter() - started) * 1000)
-                cost = (prompt_tokens + completion_tokens) / 1000 * self._settings.llm_cost_per_1k_tokens
+                cost = self._settings.cost_of(model, prompt_tokens, completion_tokens)
                 result = AgentCallResult(
                     output=output,
                     prompt_tokens=prompt_tokens,
@@ -144,7 +152,7 @@ class LlmActivities:
             latency_ms=int((time.perf_counter() - started) * 1000),
             model=model,
         )
-        await self._finish_row(data.call_key, "failed", failed, message)
+        await self._finish_row(data.call_key, "invalid_output", failed, message)
         raise ApplicationError(
             message,
             {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
@@ -243,6 +251,23 @@ class LlmActivities:
             latency_ms=row.latency_ms or 0,
             model=row.model or "",
         )
+
+    async def _record_error(self, call_key: str, exc: ApplicationError) -> None:
+        """Keep the attempt's error on the call's row; the call ends ``error`` when no attempt follows
+        (the error is final, or this was the last attempt the retry policy allows)."""
+        last = exc.non_retryable or (
+            LLM_RETRY.maximum_attempts > 0 and activity.info().attempt >= LLM_RETRY.maximum_attempts
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(OrchestratorAgentLog)
+                .where(OrchestratorAgentLog.call_key == call_key, OrchestratorAgentLog.execution_status == "running")
+                .values(
+                    execution_status="error" if last else "running",
+                    error=str(exc)[:2000],
+                    finished_ts=datetime.now(UTC) if last else None,
+                )
+            )
 
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
         async with self._engine.begin() as conn:

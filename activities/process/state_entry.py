@@ -22,6 +22,7 @@ from core.entities.store import DEFAULT_LIMITS
 from core.notifications.store import insert_notifications
 from core.platform import errors
 from core.platform.database import is_data_error
+from core.process import templates
 from core.process.contracts import ApprovalRecordInput, EnterStateInput, EnterStateResult
 from core.process.ids import event_id
 from core.process.tables import GraphData, WorkflowEvent
@@ -68,6 +69,14 @@ class ProcessActivities:
             if not await self._project(conn, data):
                 # An earlier attempt committed this step already: nothing more to write.
                 return EnterStateResult(entity_id=data.entity_id)
+            if state.terminal_flag:
+                await templates.count_finish(
+                    conn,
+                    uuid.UUID(data.template.head_id),
+                    started=data.started_ts,
+                    finished=data.ts,
+                    success=bool(state.success),
+                )
             if entity is not None and state.entity_name and state.entity_status:
                 if data.entity_action == "created":
                     under_root = root is not None and data.root_entity_type is not None and root != entity
@@ -140,10 +149,15 @@ class ProcessActivities:
                         else {}
                     ),
                 )
-                .returning(GraphData.id)
+                .returning(GraphData.workflow_head_id, GraphData.started_ts)
             )
-            if result.first() is None:
-                return
+            recorded = result.first()
+            if recorded is None:
+                return  # an earlier attempt recorded this step
+            if data.workflow_status is not None:
+                await templates.count_finish(
+                    conn, recorded.workflow_head_id, started=recorded.started_ts, finished=data.ts, success=False
+                )
             await conn.execute(
                 insert(WorkflowEvent)
                 .values(

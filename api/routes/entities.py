@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import EngineDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.entities import store as entities
 from core.entities.contracts import EntityCreate, EntityPublic, EntityUpdate, limits_of
 from core.platform.contracts import Page
@@ -79,6 +79,7 @@ async def list_entities(
     include_deleted: bool = False,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[EntityPublic]:
     async with engine.connect() as conn:
         return await entities.entities_page(
@@ -89,6 +90,7 @@ async def list_entities(
             include_deleted=include_deleted,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep, Principal, Reader
 from api.errors import ApiError
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.notifications import store
 from core.notifications.contracts import NotificationPublic
 from core.platform.contracts import Page
@@ -28,11 +28,14 @@ async def inbox(
     unread: bool = False,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[NotificationPublic]:
     """One recipient's inbox, newest first."""
     _owner(principal, recipient)
     async with engine.connect() as conn:
-        return await store.inbox_page(conn, recipient=recipient, unread=unread, limit=limit, offset=offset)
+        return await store.inbox_page(
+            conn, recipient=recipient, unread=unread, limit=limit, offset=offset, cursor=cursor
+        )
 
 
 @router.post("/{notification_id}/read", response_model=NotificationPublic)

@@ -12,17 +12,25 @@ from core.agents.registry import AgentCreate, AgentPublic, AgentSpec
 from core.agents.sessions import AgentLogPublic, SessionCreate, SessionPublic
 from core.agents.tables import OrchestratorAgent, OrchestratorAgentLog, OrchestratorSession, OrchestratorState
 from core.platform.contracts import Page
-from core.platform.pages import fetch_page
+from core.platform.pages import Order, fetch_page
 
 ORCHESTRATOR_PROMPT = "You are an expert project orchestrator."
 
 
-async def agents_page(conn: AsyncConnection, *, active: bool | None, limit: int, offset: int) -> Page[AgentPublic]:
+async def agents_page(
+    conn: AsyncConnection, *, active: bool | None, limit: int, offset: int, cursor: str | None = None
+) -> Page[AgentPublic]:
     stmt = select(OrchestratorAgent.__table__)
     if active is not None:
         stmt = stmt.where(OrchestratorAgent.active_flag.is_(active))
     return await fetch_page(
-        conn, stmt, order_by=[OrchestratorAgent.agent_name], limit=limit, offset=offset, item=AgentPublic.model_validate
+        conn,
+        stmt,
+        order=Order(OrchestratorAgent.agent_name),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        item=AgentPublic.model_validate,
     )
 
 
@@ -118,14 +126,17 @@ async def get_session(conn: AsyncConnection, session_id: str) -> SessionPublic |
     return SessionPublic.model_validate(row) if row else None
 
 
-async def logs_page(conn: AsyncConnection, session_id: str, *, limit: int, offset: int) -> Page[AgentLogPublic]:
+async def logs_page(
+    conn: AsyncConnection, session_id: str, *, limit: int, offset: int, cursor: str | None = None
+) -> Page[AgentLogPublic]:
     stmt = select(OrchestratorAgentLog.__table__).where(OrchestratorAgentLog.session_id == session_id)
     return await fetch_page(
         conn,
         stmt,
-        order_by=[OrchestratorAgentLog.execution_ts, OrchestratorAgentLog.agent_name],
+        order=Order(OrchestratorAgentLog.execution_ts, OrchestratorAgentLog.id),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=AgentLogPublic.model_validate,
     )
 

@@ -75,7 +75,10 @@ class OrchestratorAgent(Base):
 
 class OrchestratorAgentLog(Base):
     __tablename__ = "orchestrator_agent_log"
-    __table_args__ = (Index("idx_orchestrator_agent_log_session", "session_id"),)
+    __table_args__ = (
+        Index("idx_orchestrator_agent_log_session", "session_id", "execution_ts"),
+        Index("idx_orchestrator_agent_log_ts", "execution_ts"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     session_id: Mapped[str] = mapped_column(String(100))
@@ -83,6 +86,8 @@ class OrchestratorAgentLog(Base):
     action_type: Mapped[str | None] = mapped_column(String(50))
     input_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     output_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # running | completed | invalid_output (the model's reply failed its schema twice) | error (the
+    # endpoint refused, or stayed unavailable through the last attempt)
     execution_status: Mapped[str] = mapped_column(Text, server_default="pending")
     execution_ts: Mapped[datetime] = created_now()
     # Trellis additions: one row per agent call, keyed so a retried call finds its own row

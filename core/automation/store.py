@@ -13,7 +13,7 @@ from core.automation.rules import DeadLetterPublic, ExecutionPublic, RuleCreate
 from core.automation.tables import RuleExecution, WebhookDeadLetter, WorkflowAutomation
 from core.automation.webhook_signing import new_secret
 from core.platform.contracts import Page
-from core.platform.pages import fetch_page
+from core.platform.pages import Order, fetch_page
 
 
 def _columns(body: RuleCreate) -> dict[str, Any]:
@@ -84,6 +84,7 @@ async def rules_page(
     active: bool | None,
     limit: int,
     offset: int,
+    cursor: str | None = None,
 ) -> Page[Any]:
     """Rule rows (the caller decides what each reader may see of them)."""
     stmt = select(WorkflowAutomation.__table__)
@@ -96,15 +97,22 @@ async def rules_page(
     return await fetch_page(
         conn,
         stmt,
-        order_by=[WorkflowAutomation.execution_order, WorkflowAutomation.created_ts],
+        order=Order(WorkflowAutomation.execution_order, WorkflowAutomation.created_ts, WorkflowAutomation.id),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=lambda row: row,
     )
 
 
 async def executions_page(
-    conn: AsyncConnection, rule_id: uuid.UUID, *, status: str | None, limit: int, offset: int
+    conn: AsyncConnection,
+    rule_id: uuid.UUID,
+    *,
+    status: str | None,
+    limit: int,
+    offset: int,
+    cursor: str | None = None,
 ) -> Page[ExecutionPublic]:
     stmt = select(RuleExecution.__table__).where(RuleExecution.rule_id == rule_id)
     if status is not None:
@@ -112,15 +120,16 @@ async def executions_page(
     return await fetch_page(
         conn,
         stmt,
-        order_by=[RuleExecution.started_ts.desc()],
+        order=Order(RuleExecution.started_ts, RuleExecution.event_id, descending=True),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=ExecutionPublic.model_validate,
     )
 
 
 async def dead_letters_page(
-    conn: AsyncConnection, *, rule_id: uuid.UUID | None, limit: int, offset: int
+    conn: AsyncConnection, *, rule_id: uuid.UUID | None, limit: int, offset: int, cursor: str | None = None
 ) -> Page[DeadLetterPublic]:
     stmt = select(WebhookDeadLetter.__table__)
     if rule_id is not None:
@@ -128,9 +137,10 @@ async def dead_letters_page(
     return await fetch_page(
         conn,
         stmt,
-        order_by=[WebhookDeadLetter.created_ts.desc()],
+        order=Order(WebhookDeadLetter.created_ts, WebhookDeadLetter.id, descending=True),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=DeadLetterPublic.model_validate,
     )
 

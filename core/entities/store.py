@@ -20,7 +20,7 @@ from core.entities.contracts import EntityLimits, EntityPublic, check_entity
 from core.entities.tables import Entity, EntityEvent, EntityLink
 from core.platform.contracts import Page
 from core.platform.ids import derived_id
-from core.platform.pages import fetch_page
+from core.platform.pages import Order, fetch_page
 
 OUTBOX_CHANNEL = "trellis_outbox"
 DEFAULT_LIMITS = EntityLimits()
@@ -297,6 +297,7 @@ async def entities_page(
     include_deleted: bool,
     limit: int,
     offset: int,
+    cursor: str | None = None,
 ) -> Page[EntityPublic]:
     stmt = select(*COLUMNS).where(Entity.entity_type == entity_type)
     if status is not None:
@@ -309,9 +310,10 @@ async def entities_page(
     return await fetch_page(
         conn,
         stmt,
-        order_by=[Entity.created_ts.desc(), Entity.id],
+        order=Order(Entity.created_ts, Entity.id, descending=True),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=lambda row: EntityPublic.model_validate(snapshot(row)),
     )
 

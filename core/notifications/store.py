@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.notifications.contracts import NotificationPublic, NotificationSpec
 from core.notifications.tables import Notification
 from core.platform.contracts import Page
-from core.platform.pages import fetch_page
+from core.platform.pages import Order, fetch_page
 
 
 async def insert_notifications(
@@ -48,7 +48,7 @@ async def insert_notifications(
 
 
 async def inbox_page(
-    conn: AsyncConnection, *, recipient: str, unread: bool, limit: int, offset: int
+    conn: AsyncConnection, *, recipient: str, unread: bool, limit: int, offset: int, cursor: str | None = None
 ) -> Page[NotificationPublic]:
     """One recipient's notifications, newest first."""
     stmt = select(Notification.__table__).where(Notification.recipient == recipient)
@@ -57,9 +57,10 @@ async def inbox_page(
     return await fetch_page(
         conn,
         stmt,
-        order_by=[Notification.created_ts.desc(), Notification.id],
+        order=Order(Notification.created_ts, Notification.id, descending=True),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=NotificationPublic.model_validate,
     )
 

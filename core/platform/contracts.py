@@ -11,7 +11,7 @@ import uuid
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 T = TypeVar("T")
 
@@ -133,3 +133,6 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        default=None, description="Pass as ?cursor= for the next page (fast at any depth); null on the last page"
+    )

@@ -55,6 +55,18 @@ class BreakerPolicy(BaseModel):
     cooldown_seconds: float = Field(gt=0, le=86_400)
 
 
+class ModelPrice(BaseModel):
+    """What one model costs, in USD per 1,000 tokens (TRELLIS_LLM_PRICES)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_1k: float = Field(ge=0, le=1000)
+    output_per_1k: float = Field(ge=0, le=1000)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens / 1000 * self.input_per_1k + completion_tokens / 1000 * self.output_per_1k
+
+
 class McpServer(BaseModel):
     """One MCP server: a command started over stdio, or a streamable-HTTP URL (exactly one of them)."""
 
@@ -172,7 +184,11 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str = Field(default="gpt-4o-mini", description="Default model for agents without their own")
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
-    llm_cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="For the estimated cost per call")
+    llm_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='Prices per model for the cost of each call, as JSON: {"gpt-4o-mini": {"input_per_1k": 0.00015, '
+        '"output_per_1k": 0.0006}}. A model not listed costs 0 and is reported as unpriced.',
+    )
     llm_max_output_tokens: int = Field(default=4096, ge=16, description="max_tokens of one agent call, at most")
     session_history_limit: int = Field(
         default=2000, ge=20, description="Workflow history events after which a session continues as new"
@@ -211,6 +227,25 @@ class Settings(BaseSettings):
         description='Thresholds of particular targets, as JSON: {"http:https://api.example.com:443": {"failures": 3, '
         '"cooldown_seconds": 10}}',
     )
+
+    # Observability
+    metrics_bind: str | None = Field(
+        default="127.0.0.1:0",
+        description="Where the worker serves Prometheus /metrics (host:port; port 0 picks a free one, logged); "
+        "empty turns it off. The API serves its own at /metrics.",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry tracing: one trace from the HTTP request through the workflow to its activities",
+    )
+    tracing_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint spans are exported to (e.g. http://127.0.0.1:4318/v1/traces)"
+    )
+
+    def cost_of(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """A call's cost from the price table; 0 for a model it does not list."""
+        price = self.llm_prices.get(model)
+        return price.cost(prompt_tokens, completion_tokens) if price else 0.0
 
     def breaker_policy(self, target: str) -> tuple[int, float]:
         """(failures, cool-down seconds) of a target's breaker: its own, or the defaults."""

@@ -221,6 +221,24 @@ class InstanceView(BaseModel):
     source: Literal["workflow", "database"]
 
 
+class InstanceEvent(BaseModel):
+    """One row of an instance's audit trail (GET /workflow-instance/{id}/events)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    seq: int = Field(description="The step that wrote it; the events of one step share it")
+    event_type: str
+    from_state_id: int | None
+    to_state_id: int | None
+    trigger_entity_id: uuid.UUID | None
+    created_entity_id: uuid.UUID | None
+    event_ts: datetime
+    actor: str | None
+    comment: str | None
+    payload: dict[str, Any]
+
+
 class ProcessOutcome(BaseModel):
     instance_id: str
     final_state_id: int

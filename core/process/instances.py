@@ -11,7 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities.tables import Entity
 from core.platform.contracts import Page
-from core.process.contracts import CreatedEntity, HistoryEntry, InstanceView, PendingApproval, StateRef, WorkflowGraph
+from core.platform.pages import Order, fetch_page
+from core.process.contracts import (
+    CreatedEntity,
+    HistoryEntry,
+    InstanceEvent,
+    InstanceView,
+    PendingApproval,
+    StateRef,
+    WorkflowGraph,
+)
 from core.process.tables import GraphData, GraphHead, WorkflowEvent
 
 _COLUMNS = [*GraphData.__table__.columns, GraphHead.workflow_graph]
@@ -65,6 +74,7 @@ async def instances_page(
     root_entity_id: uuid.UUID | None,
     limit: int,
     offset: int,
+    cursor: str | None = None,
 ) -> Page[InstanceView]:
     stmt = select(*_COLUMNS).join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
     if template_code is not None:
@@ -75,11 +85,21 @@ async def instances_page(
         stmt = stmt.where(GraphData.workflow_status == status)
     if root_entity_id is not None:
         stmt = stmt.where(GraphData.root_entity_id == root_entity_id)
-    total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (
-        await conn.execute(stmt.order_by(GraphData.started_ts.desc(), GraphData.id).limit(limit).offset(offset))
-    ).mappings()
-    return Page(items=[view_from_row(r) for r in rows], total=int(total), limit=limit, offset=offset)
+    order = Order(GraphData.started_ts, GraphData.id, descending=True)
+    return await fetch_page(
+        conn, stmt, order=order, limit=limit, offset=offset, cursor=cursor, item=lambda r: view_from_row(r._mapping)
+    )
+
+
+async def events_page(
+    conn: AsyncConnection, instance_id: uuid.UUID, *, limit: int, offset: int, cursor: str | None = None
+) -> Page[InstanceEvent]:
+    """An instance's event log in the order it happened (by sequence; events of one step share it)."""
+    stmt = select(WorkflowEvent.__table__).where(WorkflowEvent.workflow_data_id == instance_id)
+    order = Order(WorkflowEvent.seq, WorkflowEvent.id)
+    return await fetch_page(
+        conn, stmt, order=order, limit=limit, offset=offset, cursor=cursor, item=InstanceEvent.model_validate
+    )
 
 
 async def running_instance_managing(conn: AsyncConnection, entity_id: uuid.UUID) -> Mapping[Any, Any] | None:

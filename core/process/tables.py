@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -41,10 +42,17 @@ class GraphHead(Base):
     workflow_graph: Mapped[dict[str, Any]] = mapped_column()
     active_workflow_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     default_workflow_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    avg_duration_days: Mapped[int | None] = mapped_column(Integer)
+    # The author's estimate until an instance finishes; from then on the measured mean (Trellis makes
+    # it numeric: an integer rounds a half-day process to 0).
+    avg_duration_days: Mapped[Decimal | None] = mapped_column(Numeric(10, 3))
     success_rate_pct: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     created_by: Mapped[str | None] = mapped_column(Text)
     created_ts: Mapped[datetime] = created_now()
+    # Trellis additions: the counters the two figures above are computed from, moved by the
+    # transaction that records an instance's finish (core/process/templates.count_finish).
+    finished_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    succeeded_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    duration_seconds_total: Mapped[float] = mapped_column(Double, server_default="0")
 
 
 class GraphData(Base):
@@ -54,6 +62,9 @@ class GraphData(Base):
     __table_args__ = (
         Index("idx_workflow_data_head", "workflow_head_id"),
         Index("idx_workflow_data_code_status", "template_code", "workflow_status"),
+        # Lists (newest first, keyset) and analytics over a template's instances started in a window.
+        Index("idx_workflow_data_started", text("started_ts DESC"), text("id DESC")),
+        Index("idx_workflow_data_code_started", "template_code", "started_ts"),
         Index("idx_workflow_data_state", "current_state_id"),
         # Which running instance manages an entity: created_entities @> '[{"id": …}]'.
         Index(
@@ -90,7 +101,7 @@ class WorkflowEvent(Base):
 
     __tablename__ = "f_industry_workflow_events"
     __table_args__ = (
-        Index("idx_workflow_events_data", "workflow_data_id"),
+        Index("idx_workflow_events_data_seq", "workflow_data_id", "seq"),
         Index("idx_workflow_events_type_ts", "event_type", "event_ts"),
     )
 

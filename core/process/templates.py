@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Numeric, cast, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.platform.contracts import Page
@@ -81,6 +82,30 @@ async def create_version(
         .returning(*GraphHead.__table__.columns)
     )
     return TemplatePublic.model_validate(result.one()), True
+
+
+async def count_finish(
+    conn: AsyncConnection, head_id: uuid.UUID, *, started: datetime, finished: datetime, success: bool
+) -> None:
+    """Fold one finished instance into its template version's success rate and mean duration. The
+    caller runs it in the transaction that records the finish, and only when that transaction is the
+    one that wrote it (a retried write finds the finish recorded and does not call it again): each
+    finish is counted exactly once. The right-hand sides read the row before this update."""
+    seconds = max((finished - started).total_seconds(), 0.0)
+    finished_count = GraphHead.finished_count + 1
+    succeeded_count = GraphHead.succeeded_count + (1 if success else 0)
+    total = GraphHead.duration_seconds_total + seconds
+    await conn.execute(
+        update(GraphHead)
+        .where(GraphHead.id == head_id)
+        .values(
+            finished_count=finished_count,
+            succeeded_count=succeeded_count,
+            duration_seconds_total=total,
+            success_rate_pct=func.round(cast(succeeded_count, Numeric) * 100 / finished_count, 2),
+            avg_duration_days=func.round(cast(total / finished_count / 86400.0, Numeric), 3),
+        )
+    )
 
 
 async def latest_version(conn: AsyncConnection, code: str) -> TemplatePublic | None:

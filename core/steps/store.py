@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.platform.contracts import Page
-from core.platform.pages import fetch_page
+from core.platform.pages import Order, fetch_page
 from core.steps.contracts import (
     TASK_ACTIONS,
     BeginInput,
@@ -96,7 +96,7 @@ async def get_workflow(conn: AsyncConnection, name: str, version: int | None = N
 
 
 async def workflows_page(
-    conn: AsyncConnection, *, enabled: bool | None, limit: int, offset: int
+    conn: AsyncConnection, *, enabled: bool | None, limit: int, offset: int, cursor: str | None = None
 ) -> Page[WorkflowPublic]:
     latest = (
         select(StepWorkflow.name, func.max(StepWorkflow.version).label("version"))
@@ -108,7 +108,9 @@ async def workflows_page(
     )
     if enabled is not None:
         stmt = stmt.where(StepWorkflow.enabled.is_(enabled))
-    return await fetch_page(conn, stmt, order_by=[StepWorkflow.name], limit=limit, offset=offset, item=_public)
+    return await fetch_page(
+        conn, stmt, order=Order(StepWorkflow.name), limit=limit, offset=offset, cursor=cursor, item=_public
+    )
 
 
 async def versions(conn: AsyncConnection, name: str) -> list[WorkflowVersionPublic]:
@@ -208,7 +210,13 @@ async def record_step(conn: AsyncConnection, data: StepRecordInput) -> None:
 
 
 async def executions_page(
-    conn: AsyncConnection, *, workflow: str | None, status: str | None, limit: int, offset: int
+    conn: AsyncConnection,
+    *,
+    workflow: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    cursor: str | None = None,
 ) -> Page[ExecutionPublic]:
     stmt = select(StepExecution.__table__)
     if workflow is not None:
@@ -218,9 +226,10 @@ async def executions_page(
     return await fetch_page(
         conn,
         stmt,
-        order_by=[StepExecution.created_ts.desc(), StepExecution.id],
+        order=Order(StepExecution.created_ts, StepExecution.id, descending=True),
         limit=limit,
         offset=offset,
+        cursor=cursor,
         item=ExecutionPublic.model_validate,
     )
 

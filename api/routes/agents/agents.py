@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import Admin, EngineDep, Reader
 from api.errors import ApiError
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.agents import store
 from core.agents.registry import AGENT_NAME_PATTERN, AgentCreate, AgentDefinition, AgentPublic
 from core.platform.contracts import Page
@@ -27,10 +27,15 @@ def _found(agent: AgentPublic | None, name: str) -> AgentPublic:
 
 @router.get("", response_model=Page[AgentPublic])
 async def list_agents(
-    engine: EngineDep, _: Reader, active: bool | None = None, limit: Limit = 50, offset: Offset = 0
+    engine: EngineDep,
+    _: Reader,
+    active: bool | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[AgentPublic]:
     async with engine.connect() as conn:
-        return await store.agents_page(conn, active=active, limit=limit, offset=offset)
+        return await store.agents_page(conn, active=active, limit=limit, offset=offset, cursor=cursor)
 
 
 @router.get("/{name}", response_model=AgentPublic)

@@ -12,7 +12,7 @@ from temporalio.common import SearchAttributePair
 from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import WorkflowNotFound
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from api.ratelimits import RateLimits
 from core.agents import store
 from core.agents.sessions import (
@@ -125,11 +125,11 @@ async def get_session(session_id: str, engine: EngineDep, gateway: GatewayDep, _
 
 @router.get("/{session_id}/logs", response_model=Page[AgentLogPublic])
 async def session_logs(
-    session_id: str, engine: EngineDep, _: Reader, limit: Limit = 100, offset: Offset = 0
+    session_id: str, engine: EngineDep, _: Reader, limit: Limit = 100, offset: Offset = 0, cursor: Cursor = None
 ) -> Page[AgentLogPublic]:
     await _session(engine, session_id)
     async with engine.connect() as conn:
-        return await store.logs_page(conn, session_id, limit=limit, offset=offset)
+        return await store.logs_page(conn, session_id, limit=limit, offset=offset, cursor=cursor)
 
 
 @router.post("/{session_id}/approval", response_model=SessionPublic)

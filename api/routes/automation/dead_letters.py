@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import EngineDep, GatewayDep, Operator, Reader
 from api.errors import ApiError
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.automation import store
 from core.automation.rules import DeadLetterPublic, RedeliveryInput, RedeliveryResult
 from core.platform.contracts import Page
@@ -24,9 +24,10 @@ async def list_dead_letters(
     rule_id: uuid.UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[DeadLetterPublic]:
     async with engine.connect() as conn:
-        return await store.dead_letters_page(conn, rule_id=rule_id, limit=limit, offset=offset)
+        return await store.dead_letters_page(conn, rule_id=rule_id, limit=limit, offset=offset, cursor=cursor)
 
 
 @router.post("/{dead_letter_id}/redeliver", response_model=RedeliveryResult)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Admin, EngineDep, GatewayDep, Principal, Reader
 from api.errors import ApiError
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.automation import store
 from core.automation.rules import ExecutionPublic, RuleCreate, RulePublic, compile_templates, redacted_actions
 from core.automation.templating import TemplateRenderError
@@ -71,6 +71,7 @@ async def list_rules(
     active: bool | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[RulePublic]:
     async with engine.connect() as conn:
         page = await store.rules_page(
@@ -80,8 +81,15 @@ async def list_rules(
             active=active,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
-    return Page(items=[_public(r, principal) for r in page.items], total=page.total, limit=limit, offset=offset)
+    return Page(
+        items=[_public(r, principal) for r in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.post("", response_model=RulePublic, status_code=201)
@@ -147,6 +155,7 @@ async def list_executions(
     status: str | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[ExecutionPublic]:
     async with engine.connect() as conn:
-        return await store.executions_page(conn, rule_id, status=status, limit=limit, offset=offset)
+        return await store.executions_page(conn, rule_id, status=status, limit=limit, offset=offset, cursor=cursor)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query
 from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, WorkflowNotFound
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
 from core.platform.ids import derived_id
 from core.process import instances
@@ -28,6 +28,7 @@ from core.process.contracts import (
     DecisionCreate,
     DecisionRequest,
     InstanceCreate,
+    InstanceEvent,
     InstanceView,
     TransitionCreate,
     TransitionRequest,
@@ -86,8 +87,10 @@ async def list_instances(
     root_entity_id: uuid.UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[InstanceView]:
-    """Lists from the database projection (written by the workflow's activities as it moves)."""
+    """Lists from the database projection (written by the workflow's activities as it moves), newest
+    first."""
     async with engine.connect() as conn:
         return await instances.instances_page(
             conn,
@@ -97,6 +100,7 @@ async def list_instances(
             root_entity_id=root_entity_id,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
 
 
@@ -120,6 +124,17 @@ async def get_instance(instance_id: uuid.UUID, engine: EngineDep, gateway: Gatew
         if live is not None:
             return live
     return await _from_database(engine, instance_id)
+
+
+@router.get("/{instance_id}/events", response_model=Page[InstanceEvent])
+async def list_instance_events(
+    instance_id: uuid.UUID, engine: EngineDep, _: Reader, limit: Limit = 100, offset: Offset = 0, cursor: Cursor = None
+) -> Page[InstanceEvent]:
+    """The instance's event log (transitions, entity changes, approvals, alerts), oldest first."""
+    async with engine.connect() as conn:
+        if await instances.get_handle_info(conn, instance_id) is None:
+            raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+        return await instances.events_page(conn, instance_id, limit=limit, offset=offset, cursor=cursor)
 
 
 async def _update(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import WorkflowNotFound
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from api.routes.steps.step_workflows import start_run
 from core.platform.contracts import Page
 from core.steps import store
@@ -40,10 +40,13 @@ async def list_executions(
     status: ExecutionStatus | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[ExecutionPublic]:
     """Newest first; ``status=failed`` lists failed executions with their error."""
     async with engine.connect() as conn:
-        return await store.executions_page(conn, workflow=workflow, status=status, limit=limit, offset=offset)
+        return await store.executions_page(
+            conn, workflow=workflow, status=status, limit=limit, offset=offset, cursor=cursor
+        )
 
 
 @router.get("/{execution_id}", response_model=ExecutionDetail)

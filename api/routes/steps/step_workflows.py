@@ -12,7 +12,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, Gateway
-from api.pagination import Limit, Offset
+from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
 from core.platform.settings import Settings
 from core.steps import metrics, store
@@ -123,11 +123,16 @@ async def workflow_schema(catalogue: CatalogueDep, _: Reader) -> dict[str, Any]:
 
 @router.get("", response_model=Page[WorkflowPublic])
 async def list_workflows(
-    engine: EngineDep, _: Reader, enabled: bool | None = None, limit: Limit = 50, offset: Offset = 0
+    engine: EngineDep,
+    _: Reader,
+    enabled: bool | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> Page[WorkflowPublic]:
     """Each workflow's latest version."""
     async with engine.connect() as conn:
-        return await store.workflows_page(conn, enabled=enabled, limit=limit, offset=offset)
+        return await store.workflows_page(conn, enabled=enabled, limit=limit, offset=offset, cursor=cursor)
 
 
 @router.post("", response_model=WorkflowPublic, status_code=201)
