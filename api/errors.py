@@ -90,6 +90,8 @@ def describe_validation(errors: list[dict[str, Any]] | Any) -> list[dict[str, st
             message = "unknown field (not part of this request)"
         elif err.get("type") == "json_invalid":
             message = f"request body is not valid JSON: {err.get('ctx', {}).get('error', message)}"
+        elif where == "query.offset" and err.get("type") == "less_than_equal":
+            message += "; for deeper pages pass the previous page's next_cursor as cursor"
         problems.append({"field": where, "message": message})
     return problems
 

@@ -76,8 +76,12 @@ class TemplatePublic(BaseModel):
     workflow_graph: WorkflowGraph
     active_workflow_flag: bool
     default_workflow_flag: bool
-    avg_duration_days: int | None
-    success_rate_pct: float | None
+    avg_duration_days: float | None = Field(
+        description="The author's estimate until an instance finishes; then the mean duration of finished ones"
+    )
+    success_rate_pct: float | None = Field(description="Percent of finished instances that succeeded")
+    finished_count: int = Field(description="Finished instances the two figures above are over")
+    succeeded_count: int
     created_ts: datetime
 
 
