@@ -104,7 +104,7 @@ async def agent_figures(
 
 @router.get("/queue", response_model=QueueAnalytics)
 async def queue_figures(engine: EngineDep, _: Reader, from_ts: From = None, to_ts: To = None) -> QueueAnalytics:
-    """Work items created in the window (demo items aside): by status, priority label and definition;
+    """Work items created in the window: by status, priority label and definition;
     time to complete; snooze and skip rates."""
     window = _window(from_ts, to_ts)
     async with engine.connect() as conn:

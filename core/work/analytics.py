@@ -15,8 +15,7 @@ from core.work.priority import priority_label
 
 _CHOSEN = """
     SELECT i.*, d.name AS definition_name FROM app.work_item i JOIN app.work_definition d ON d.id = i.definition_id
-    WHERE NOT i.is_demo
-      AND (CAST(:from_ts AS timestamptz) IS NULL OR i.created_ts >= :from_ts)
+    WHERE (CAST(:from_ts AS timestamptz) IS NULL OR i.created_ts >= :from_ts)
       AND (CAST(:to_ts AS timestamptz) IS NULL OR i.created_ts < :to_ts)
 """
 

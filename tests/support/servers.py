@@ -224,6 +224,8 @@ class LlmServer:
                     status, headers = 429, {"Retry-After": "1"}
                 elif behaviour == "500":
                     status = 500
+                elif behaviour == "400":
+                    status = 400
                 elif behaviour == "malformed":
                     content = '{"phases": [ this is not json'
                 elif behaviour == "schema-miss":
