@@ -8,16 +8,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import key_table
-from api.errors import ERROR_RESPONSES, BodySizeLimit, StorableParameters, install_error_handlers
+from api.deps import Reader, key_table
+from api.errors import ERROR_RESPONSES, ApiError, BodySizeLimit, ErrorBody, StorableParameters, install_error_handlers
 from api.gateway import Gateway
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
@@ -29,6 +32,7 @@ from api.routes.steps import executions, step_workflows
 from api.routes.work import definitions, queue
 from api.ui.routes import install_console
 from core.agents.registry import seed_agents
+from core.platform import telemetry
 from core.platform.codec import AesGcmCodec, parse_keys
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
@@ -102,6 +106,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     install_console(app)
 
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse, responses={404: {"model": ErrorBody}})
+    async def metrics(_: Reader) -> Response:
+        """Prometheus metrics of the API process: the Temporal SDK's client metrics and Trellis's counters
+        (inbox items decided here). Needs an API key (Prometheus sends it as a bearer token). The worker
+        serves its own, without a key, on TRELLIS_METRICS_BIND (loopback by default)."""
+        address = telemetry.metrics_address()
+        if address is None:
+            raise ApiError(404, "metrics_off", "metrics are off: set TRELLIS_METRICS_BIND (e.g. 127.0.0.1:0)")
+        async with httpx.AsyncClient(timeout=5) as http:
+            scraped = await http.get(f"http://{address}/metrics")
+        return Response(scraped.content, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:
         """The process answers (for a supervisor's liveness probe); says nothing of what it depends on."""
@@ -117,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Ready to take traffic: the same checks (a load balancer routes only to a 200)."""
         return await _health(request)
 
+    if settings.tracing:
+        app.add_middleware(RequestSpans)
     # Our own limiter (not Starlette's) so that a 413 carries the same JSON error shape as every answer.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StorableParameters)
@@ -129,6 +147,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
     )
     return app
+
+
+class RequestSpans:
+    """One OpenTelemetry span per HTTP request (TRELLIS_TRACING): the workflow a request starts or
+    updates, and that workflow's activities, join its trace through the client's tracing interceptor."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._tracer = trace.get_tracer("trellis.api")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        name = f"{scope['method']} {scope['path']}"
+        with self._tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+            span.set_attribute("http.request.method", scope["method"])
+            span.set_attribute("url.path", scope["path"])
+
+            async def sending(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self._app(scope, receive, sending)
 
 
 class Health(BaseModel):

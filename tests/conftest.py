@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.platform.database import make_engine
 from core.platform.embedded import start_postgres, start_temporal_dev_server, temporal_test_server_path
 from core.platform.migrate import upgrade_database_async
+from core.platform.temporal import connect_client
 from tests.support import events
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
 from tests.support.servers import LlmServer, McpHttpServer, SmtpServer, WebhookServer
@@ -159,12 +160,15 @@ async def worker(
         breaker_targets={f"http:http://127.0.0.1:{breaker_receiver.port}": {"failures": 3, "cooldown_seconds": 1.0}},
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
+    # The worker's own client, as worker.py connects it: on the process's runtime, whose Prometheus
+    # exporter the metrics test scrapes.
+    client = await connect_client(settings)
     stop = asyncio.Event()
     evaluator = condition_evaluator(settings)
     dispatcher = asyncio.create_task(
-        OutboxDispatcher(engine, temporal_client, settings, evaluator, outbox_subscribers(temporal_client)).run(stop)
+        OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(client)).run(stop)
     )
-    async with build_worker(temporal_client, engine, task_queue, settings, evaluator):
+    async with build_worker(client, engine, task_queue, settings, evaluator):
         yield
     stop.set()
     await dispatcher

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from core.agents.registry import validation_error
 from core.agents.sessions import AgentCallInput, AgentCallResult
 from core.agents.tables import OrchestratorAgentLog
-from core.platform import breakers, errors
+from core.platform import breakers, errors, telemetry
 from core.platform.retry_after import retry_after_delay
 from core.platform.settings import Settings
 
@@ -85,7 +85,7 @@ class LlmActivities:
             return await self._call_through_breaker(data)
         except ApplicationError as exc:
             if exc.type != errors.AGENT_OUTPUT_INVALID.type:  # that one has recorded itself
-                await self._record_error(data.call_key, exc)
+                await self._record_error(data, exc)
             raise
 
     async def _call_through_breaker(self, data: AgentCallInput) -> AgentCallResult:
@@ -133,6 +133,7 @@ class LlmActivities:
                     model=model,
                 )
                 await self._finish_row(data.call_key, "completed", result, None)
+                self._count(data, model, "completed", result)
                 return result
             if round_ == 0:
                 messages += [
@@ -153,6 +154,7 @@ class LlmActivities:
             model=model,
         )
         await self._finish_row(data.call_key, "invalid_output", failed, message)
+        self._count(data, model, "invalid_output", failed)
         raise ApplicationError(
             message,
             {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
@@ -252,22 +254,38 @@ class LlmActivities:
             model=row.model or "",
         )
 
-    async def _record_error(self, call_key: str, exc: ApplicationError) -> None:
+    @staticmethod
+    def _count(data: AgentCallInput, model: str, outcome: str, result: AgentCallResult | None) -> None:
+        """Count a call that ended (once: a retry of an ended call returns its row without calling)."""
+        meter = activity.metric_meter()
+        labels = {"agent": data.agent.agent_name, "model": model}
+        telemetry.count(meter, telemetry.LLM_CALLS, labels | {"outcome": outcome})
+        if result is not None:
+            telemetry.count(meter, telemetry.LLM_TOKENS, labels | {"kind": "prompt"}, result.prompt_tokens)
+            telemetry.count(meter, telemetry.LLM_TOKENS, labels | {"kind": "completion"}, result.completion_tokens)
+            if outcome == "completed":
+                telemetry.observe_cost(meter, labels, result.cost_usd)
+
+    async def _record_error(self, data: AgentCallInput, exc: ApplicationError) -> None:
         """Keep the attempt's error on the call's row; the call ends ``error`` when no attempt follows
         (the error is final, or this was the last attempt the retry policy allows)."""
         last = exc.non_retryable or (
             LLM_RETRY.maximum_attempts > 0 and activity.info().attempt >= LLM_RETRY.maximum_attempts
         )
         async with self._engine.begin() as conn:
-            await conn.execute(
+            recorded = await conn.execute(
                 update(OrchestratorAgentLog)
-                .where(OrchestratorAgentLog.call_key == call_key, OrchestratorAgentLog.execution_status == "running")
+                .where(
+                    OrchestratorAgentLog.call_key == data.call_key, OrchestratorAgentLog.execution_status == "running"
+                )
                 .values(
                     execution_status="error" if last else "running",
                     error=str(exc)[:2000],
                     finished_ts=datetime.now(UTC) if last else None,
                 )
             )
+        if last and recorded.rowcount:
+            self._count(data, data.agent.model or self._settings.llm_model, "error", None)
 
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
         async with self._engine.begin() as conn:

@@ -57,7 +57,7 @@ from core.entities.contracts import Cause, EntityEventData, limits_of
 from core.notifications.contracts import NotificationSpec
 from core.notifications.mail import send_mail
 from core.notifications.store import insert_notifications
-from core.platform import errors
+from core.platform import errors, telemetry
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 
@@ -175,7 +175,7 @@ class ActionActivities:
         return output.model_validate({**row[0], "already_done": True})
 
     async def _log(self, conn: AsyncConnection, data: ActionInput, output: Out) -> Out:
-        await conn.execute(
+        logged = await conn.execute(
             insert(ActionLog)
             .values(
                 **self._key(data),
@@ -186,6 +186,9 @@ class ActionActivities:
             )
             .on_conflict_do_nothing()
         )
+        if logged.rowcount and data.action.type == "call_webhook":
+            labels = {"entity_type": data.event.entity_type, "outcome": "delivered"}
+            telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
         return output
 
     # ---------------------------------------------------------------- database actions

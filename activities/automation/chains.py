@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -30,6 +31,7 @@ from core.automation.tables import RuleExecution, WebhookDeadLetter, WorkflowAut
 from core.entities import store as entities
 from core.entities.contracts import EntityEventData, EntitySnapshot
 from core.entities.tables import EntityEvent
+from core.platform import telemetry
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 from core.platform.tools import RetrySpec
@@ -101,18 +103,27 @@ class AutomationActivities:
     async def claim(self, data: ClaimInput) -> ClaimResult:
         """Count this run against max_executions exactly once (see core/automation/matching.claim)."""
         async with self._engine.begin() as conn:
-            return await matching.claim(conn, data.rule_id, data.event_id, data.workflow_id)
+            result = await matching.claim(conn, data.rule_id, data.event_id, data.workflow_id)
+        if not result.claimed and not result.repeated:
+            labels = {"entity_type": data.entity_type, "outcome": "skipped"}
+            telemetry.count(activity.metric_meter(), telemetry.RULE_EXECUTIONS, labels)
+        return result
 
     @activity.defn(name="automation.finish")
     async def finish(self, data: FinishInput) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(
+            finished = await conn.execute(
                 update(RuleExecution)
                 .where(
-                    RuleExecution.rule_id == uuid.UUID(data.rule_id), RuleExecution.event_id == uuid.UUID(data.event_id)
+                    RuleExecution.rule_id == uuid.UUID(data.rule_id),
+                    RuleExecution.event_id == uuid.UUID(data.event_id),
+                    RuleExecution.finished_ts.is_(None),  # a retry after the commit changes nothing
                 )
                 .values(status=data.status, reason=data.reason, finished_ts=datetime.now(UTC))
             )
+        if finished.rowcount:
+            labels = {"entity_type": data.entity_type, "outcome": data.status}
+            telemetry.count(activity.metric_meter(), telemetry.RULE_EXECUTIONS, labels)
 
     @activity.defn(name="automation.dead_letter")
     async def dead_letter(self, data: DeadLetterInput) -> str:
@@ -127,7 +138,7 @@ class AutomationActivities:
                 )
             except ApplicationError:
                 return ""
-            row = (
+            row: Any = (
                 await conn.execute(
                     insert(WebhookDeadLetter)
                     .values(
@@ -151,7 +162,10 @@ class AutomationActivities:
                             "attempts": data.attempts,
                         },
                     )
-                    .returning(WebhookDeadLetter.id)
+                    .returning(WebhookDeadLetter.id, literal_column("xmax = 0").label("inserted"))
                 )
             ).one()
+        if row.inserted:  # a retried write updates the row it inserted
+            labels = {"entity_type": data.event.entity_type, "outcome": "dead_lettered"}
+            telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
         return str(row[0])

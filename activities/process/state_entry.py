@@ -20,7 +20,7 @@ from core.entities import store as entities
 from core.entities.contracts import EntityLimits, EntityTooLarge
 from core.entities.store import DEFAULT_LIMITS
 from core.notifications.store import insert_notifications
-from core.platform import errors
+from core.platform import errors, telemetry
 from core.platform.database import is_data_error
 from core.process import templates
 from core.process.contracts import ApprovalRecordInput, EnterStateInput, EnterStateResult
@@ -125,6 +125,15 @@ class ProcessActivities:
             await conn.execute(
                 insert(WorkflowEvent).values(events).on_conflict_do_nothing(index_elements=[WorkflowEvent.id])
             )
+        # Committed by this attempt (an attempt that found the step recorded returned above).
+        meter = activity.metric_meter()
+        template = {"template": data.template.code}
+        telemetry.count(meter, telemetry.TRANSITIONS, template)
+        if state.terminal_flag:
+            outcome = "succeeded" if state.success else "failed"
+            telemetry.count(meter, telemetry.INSTANCES_FINISHED, template | {"outcome": outcome})
+        if state.approval is not None:
+            telemetry.count(meter, telemetry.INBOX_OPENED, {"kind": "approval"})
         return EnterStateResult(entity_id=data.entity_id)
 
     @activity.defn(name="process.record_approval")
@@ -149,7 +158,7 @@ class ProcessActivities:
                         else {}
                     ),
                 )
-                .returning(GraphData.workflow_head_id, GraphData.started_ts)
+                .returning(GraphData.workflow_head_id, GraphData.started_ts, GraphData.template_code)
             )
             recorded = result.first()
             if recorded is None:
@@ -158,6 +167,8 @@ class ProcessActivities:
                 await templates.count_finish(
                     conn, recorded.workflow_head_id, started=recorded.started_ts, finished=data.ts, success=False
                 )
+                finished = {"template": recorded.template_code, "outcome": data.workflow_status}
+                telemetry.count(activity.metric_meter(), telemetry.INSTANCES_FINISHED, finished)
             await conn.execute(
                 insert(WorkflowEvent)
                 .values(

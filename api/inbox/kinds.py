@@ -18,6 +18,7 @@ from api.routes.process import instances as instance_routes
 from api.routes.work import queue as work_routes
 from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
+from core.platform import telemetry
 from core.process import instances
 from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView, PendingApproval
 from core.steps import store as steps_store
@@ -343,3 +344,13 @@ async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None
 KINDS: dict[str, InboxKind] = {
     kind.name: kind for kind in (ApprovalGates(), DeadlineAlerts(), SessionApprovals(), WorkItems(), StepTasks())
 }
+
+
+async def decide(
+    kind: str, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> Any:
+    """Decide an item through its kind (the API's inbox and the console's both come here), and count
+    the decision once it is applied."""
+    result = await KINDS[kind].decide(reference, decision, principal, engine, gateway)
+    telemetry.count(telemetry.process_meter(), telemetry.INBOX_DECIDED, {"kind": kind, "action": decision.action})
+    return result

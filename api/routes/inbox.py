@@ -10,7 +10,8 @@ from fastapi import APIRouter, Path, Query
 from api.deps import EngineDep, GatewayDep, Principal, Reader
 from api.errors import ApiError
 from api.inbox.contracts import Decision, DecisionOutcome, InboxItem
-from api.inbox.kinds import KINDS, gather
+from api.inbox.kinds import decide as decide_item
+from api.inbox.kinds import gather
 from core.platform.contracts import Role
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
@@ -55,7 +56,7 @@ async def decide(
     items). An action the caller may not take is a 403; one no longer possible is a 409."""
     kind, _, reference = item_id.partition(":")
     try:
-        result = await KINDS[kind].decide(reference, body, principal, engine, gateway)
+        result = await decide_item(kind, reference, body, principal, engine, gateway)
     except ValueError as exc:  # a malformed reference (not a UUID)
         raise ApiError(404, "not_found", f"no inbox item {item_id}") from exc
     return DecisionOutcome(id=item_id, kind=kind, action=body.action, result=result)

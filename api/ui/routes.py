@@ -19,6 +19,7 @@ from api.deps import Principal, principal_of
 from api.errors import ApiError
 from api.inbox.contracts import Decision
 from api.inbox.kinds import KINDS, gather
+from api.inbox.kinds import decide as decide_item
 from api.routes.process import instances as instance_routes
 from api.routes.work import queue as work_routes
 from api.ui.dag import BOX_H, BOX_W, draw
@@ -148,7 +149,7 @@ async def decide(request: Request, item_id: str) -> Response:
         return _back("/ui/inbox", error=f"No inbox item {item_id}.")
     try:
         decision = DECISIONS.validate_python({k: v for k, v in form.items() if v != ""} | _numbers(form))
-        await KINDS[kind].decide(reference, decision, principal, _engine(request), _gateway(request))
+        await decide_item(kind, reference, decision, principal, _engine(request), _gateway(request))
     except ValidationError as exc:
         return _back(_after(kind, reference), error=_problem(exc))
     except ApiError as exc:

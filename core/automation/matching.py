@@ -137,11 +137,12 @@ async def match(
     return runs, skipped
 
 
-async def record_skips(conn: AsyncConnection, event_id: str, skipped: list[SkippedRule], workflow_id: str) -> None:
+async def record_skips(conn: AsyncConnection, event_id: str, skipped: list[SkippedRule], workflow_id: str) -> int:
+    """Record the skipped rules of an event; how many were not recorded before (a retry records none)."""
     if not skipped:
-        return
+        return 0
     now = datetime.now(UTC)
-    await conn.execute(
+    result = await conn.execute(
         insert(RuleExecution)
         .values(
             [
@@ -159,6 +160,7 @@ async def record_skips(conn: AsyncConnection, event_id: str, skipped: list[Skipp
         )
         .on_conflict_do_nothing()
     )
+    return int(result.rowcount or 0)
 
 
 async def claim(conn: AsyncConnection, rule_id: str, event_id: str, workflow_id: str) -> ClaimResult:
@@ -183,7 +185,9 @@ async def claim(conn: AsyncConnection, rule_id: str, event_id: str, workflow_id:
             )
         ).one()
         claimed = existing.status in ("running", "completed", "failed")
-        return ClaimResult(claimed=claimed, execution_number=existing.execution_number, reason=existing.reason)
+        return ClaimResult(
+            claimed=claimed, execution_number=existing.execution_number, reason=existing.reason, repeated=True
+        )
     table = WorkflowAutomation
     counted = (
         await conn.execute(

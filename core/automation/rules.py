@@ -212,12 +212,14 @@ class ClaimInput(BaseModel):
     rule_id: str
     event_id: str
     workflow_id: str
+    entity_type: str = ""  # the rule's trigger type: a metrics label
 
 
 class ClaimResult(BaseModel):
     claimed: bool
     execution_number: int | None = None
     reason: str | None = None
+    repeated: bool = False  # an earlier attempt made this claim (its outcome is counted already)
 
 
 class ActionInput(BaseModel):
@@ -244,6 +246,7 @@ class FinishInput(BaseModel):
     event_id: str
     status: Literal["completed", "failed"]
     reason: str | None = None
+    entity_type: str = ""  # the rule's trigger type: a metrics label
 
 
 class DeadLetterInput(BaseModel):

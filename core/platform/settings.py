@@ -231,6 +231,7 @@ class Settings(BaseSettings):
     # Observability
     metrics_bind: str | None = Field(
         default="127.0.0.1:0",
+        pattern=r"^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):[0-9]{1,5}$|^$",
         description="Where the worker serves Prometheus /metrics (host:port; port 0 picks a free one, logged); "
         "empty turns it off. The API serves its own at /metrics.",
     )

@@ -15,6 +15,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
+from core.platform import telemetry
 from core.platform.codec import data_converter
 from core.platform.settings import Settings
 
@@ -28,6 +29,10 @@ async def connect_client(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.payload_keys),
+        runtime=telemetry.runtime(settings),
+        # A client interceptor that is also a worker interceptor applies to the workers built on the
+        # client too: the trace goes from the caller's span into the workflow and its activities.
+        interceptors=telemetry.interceptors(settings),
     )
 
 

@@ -80,7 +80,12 @@ class AutomationChainWorkflow:
         if not data.claimed:
             claim = await workflow.execute_local_activity_method(
                 AutomationActivities.claim,
-                ClaimInput(rule_id=rule.id, event_id=event.id, workflow_id=workflow.info().workflow_id),
+                ClaimInput(
+                    rule_id=rule.id,
+                    event_id=event.id,
+                    workflow_id=workflow.info().workflow_id,
+                    entity_type=event.entity_type,
+                ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_BOOKKEEPING_RETRY,
             )
@@ -144,7 +149,13 @@ class AutomationChainWorkflow:
     async def _finish(data: ChainInput, status: Literal["completed", "failed"], reason: str | None) -> None:
         await workflow.execute_local_activity_method(
             AutomationActivities.finish,
-            FinishInput(rule_id=data.rule.id, event_id=data.event.id, status=status, reason=reason),
+            FinishInput(
+                rule_id=data.rule.id,
+                event_id=data.event.id,
+                status=status,
+                reason=reason,
+                entity_type=data.event.entity_type,
+            ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_BOOKKEEPING_RETRY,
         )

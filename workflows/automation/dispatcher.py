@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from core.automation.tables import RuleExecution
 from core.entities.contracts import EntityEventData
 from core.entities.store import OUTBOX_CHANNEL
 from core.entities.tables import EntityEvent
+from core.platform import telemetry
 from core.platform.database import libpq_url
 from core.platform.settings import Settings
 from workflows.automation.chain import AutomationChainWorkflow, chain_attributes, chain_summary, chain_workflow_id
@@ -156,6 +158,7 @@ class OutboxDispatcher:
         ``with_claims``: events with runs claimed by an earlier pass that may not have started."""
         retry = webhook_retry(self._settings)
         starts: list[_Start] = []
+        skips: Counter[str] = Counter()  # counted once the transaction commits
         async with self._engine.begin() as conn:
             rules = await matching.candidate_rules(conn, [(e.entity_type, e.event_kind) for e in events])
             if not rules and not with_claims:
@@ -166,7 +169,9 @@ class OutboxDispatcher:
                 matched, skipped = await matching.match(
                     event, candidates, self._settings.automation_max_depth, self._evaluator
                 )
-                await matching.record_skips(conn, event.id, skipped, event_workflow_id(event.id))
+                skips[event.entity_type] += await matching.record_skips(
+                    conn, event.id, skipped, event_workflow_id(event.id)
+                )
                 seen = {rule.id for rule in matched}
                 matched += [rule for rule in claimed_before.get(event.id, []) if rule.id not in seen]
                 if len(matched) == 1:
@@ -176,11 +181,17 @@ class OutboxDispatcher:
                     if claim.claimed:
                         run = ChainInput(rule=rule, event=event, webhook_retry=retry, claimed=True)
                         starts.append(_Start(chain_workflow_id(rule.id, event.id), [run]))
+                    elif not claim.repeated:
+                        skips[event.entity_type] += 1
                 elif matched:
                     # Several rules run one after the other: each chain claims when its turn comes, so a
                     # rule's execution starts (and counts) after the rules before it have finished.
                     runs = [ChainInput(rule=rule, event=event, webhook_retry=retry) for rule in matched]
                     starts.append(_Start(event_workflow_id(event.id), runs))
+        meter = telemetry.process_meter()
+        for entity_type, n in skips.items():
+            if n:
+                telemetry.count(meter, telemetry.RULE_EXECUTIONS, {"entity_type": entity_type, "outcome": "skipped"}, n)
         return starts
 
     async def _start(self, start: _Start) -> None:
