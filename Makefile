@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-scale seed-scale lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# A database at the seed's scale (100,000 instances, ~1,000,000 events) in .trellis/scale, or in
+# TRELLIS_DATABASE_URL when set; then the list and analytics endpoints timed against it.
+seed-scale: $(STAMP)
+	$(PY) -m scripts.seed_scale
+
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy core api workflows activities worker.py scripts bench migrations && $(VENV)/bin/lint-imports

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import Reader, key_table
-from api.errors import ERROR_RESPONSES, ApiError, BodySizeLimit, ErrorBody, StorableParameters, install_error_handlers
+from api.errors import ERROR_RESPONSES, ApiError, BodySizeLimit, StorableParameters, install_error_handlers
 from api.gateway import Gateway
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
@@ -106,7 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     install_console(app)
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse, responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={status: ERROR_RESPONSES[status] for status in (401, 403, 404)},
+    )
     async def metrics(_: Reader) -> Response:
         """Prometheus metrics of the API process: the Temporal SDK's client metrics and Trellis's counters
         (inbox items decided here). Needs an API key (Prometheus sends it as a bearer token). The worker

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime, BeforeValidator
 
 from api.deps import EngineDep, Reader, SettingsDep
 from api.errors import ApiError
@@ -20,14 +21,23 @@ from core.work.analytics import QueueAnalytics, queue_analytics
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
-From = Annotated[datetime | None, Query(alias="from", description="Rows from this time on (ISO 8601, with zone)")]
-To = Annotated[datetime | None, Query(alias="to", description="Rows before this time")]
+
+def _iso(value: object) -> object:
+    """A time in ISO 8601 only (pydantic would also read a bare number as seconds since 1970)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("give a time in ISO 8601 with its zone, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+From = Annotated[
+    AwareDatetime | None,
+    BeforeValidator(_iso),
+    Query(alias="from", description="Rows from this time on (ISO 8601 with a zone, e.g. 2026-01-31T00:00:00Z)"),
+]
+To = Annotated[AwareDatetime | None, BeforeValidator(_iso), Query(alias="to", description="Rows before this time")]
 
 
 def _window(from_ts: datetime | None, to_ts: datetime | None) -> tuple[datetime | None, datetime | None]:
-    for name, value in (("from", from_ts), ("to", to_ts)):
-        if value is not None and value.tzinfo is None:
-            raise ApiError(422, "validation_error", f"{name}: give a time zone, e.g. 2026-01-31T00:00:00Z")
     if from_ts is not None and to_ts is not None and from_ts >= to_ts:
         raise ApiError(422, "validation_error", "from must be before to")
     return from_ts, to_ts

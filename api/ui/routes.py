@@ -1,4 +1,5 @@
-"""Console pages: sign-in, the inbox, an instance (its DAG, history and next states), a work item."""
+"""Console pages: sign-in, the inbox, an instance (its DAG, history and next states), a work item, and
+the analytics of a template and of the agents."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -22,8 +24,11 @@ from api.inbox.kinds import KINDS, gather
 from api.inbox.kinds import decide as decide_item
 from api.routes.process import instances as instance_routes
 from api.routes.work import queue as work_routes
+from api.ui import charts
 from api.ui.dag import BOX_H, BOX_W, draw
+from core.agents.analytics import agents_analytics
 from core.process import templates
+from core.process.analytics import template_analytics
 from core.process.contracts import TransitionCreate
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -248,3 +253,71 @@ async def work_page(request: Request, item_id: uuid.UUID) -> HTMLResponse:
         open_item=open_item,
         **_flash(request),
     )
+
+
+@router.get("/analytics")
+async def analytics_index(request: Request) -> HTMLResponse:
+    principal, csrf = _viewer(request)
+    async with _engine(request).connect() as conn:
+        codes = await templates.active_codes(conn)
+    return _page("analytics_index.html", principal=principal, csrf=csrf, codes=codes)
+
+
+@router.get("/analytics/templates/{code}")
+async def template_analytics_page(request: Request, code: str) -> HTMLResponse:
+    """A template's figures: its graph coloured by time spent against each state's expectation, the
+    success rate per day, the duration histogram and the top bottlenecks (the figures of
+    GET /api/v1/analytics/templates/{code})."""
+    principal, csrf = _viewer(request)
+    async with _engine(request).connect() as conn:
+        template = await templates.get_by_code(conn, code[:50], None)
+        if template is None:
+            return _page("message.html", status=404, principal=principal, csrf=csrf, message=f"No template {code}.")
+        figures = await template_analytics(
+            conn, code, template.workflow_graph, version=None, from_ts=None, to_ts=None, now=datetime.now(UTC)
+        )
+    drawing, boxes = charts.heat_map(template.workflow_graph.states, figures.states)
+    trend = charts.line(
+        [
+            (d.day.strftime("%d %b"), d.success_rate_pct or 0.0, f"{d.success_rate_pct or 0:g}% of {d.finished}")
+            for d in figures.success_by_day[-60:]
+        ]
+    )
+    histogram = charts.bars(
+        [
+            (f"{b.to_seconds / 86400:.1f} d", float(b.instances), f"{b.instances} up to {b.to_seconds / 86400:.1f} d")
+            for b in figures.duration_histogram
+        ]
+    )
+    return _page(
+        "analytics_template.html",
+        principal=principal,
+        csrf=csrf,
+        template=template,
+        figures=figures,
+        drawing=drawing,
+        boxes=boxes,
+        box_w=BOX_W,
+        box_h=BOX_H,
+        trend=trend,
+        histogram=histogram,
+    )
+
+
+@router.get("/analytics/agents")
+async def agents_analytics_page(request: Request) -> HTMLResponse:
+    """What the agents cost per day (last 30 days), and their calls by agent and model."""
+    principal, csrf = _viewer(request)
+    settings = request.app.state.settings
+    async with _engine(request).connect() as conn:
+        figures = await agents_analytics(
+            conn,
+            priced_models=set(settings.llm_prices),
+            from_ts=datetime.now(UTC) - timedelta(days=30),
+            to_ts=None,
+            top=20,
+        )
+    cost = charts.bars(
+        [(d.day.strftime("%d %b"), d.cost_usd, f"${d.cost_usd:,.4f} on {d.day:%d %b}") for d in figures.by_day]
+    )
+    return _page("analytics_agents.html", principal=principal, csrf=csrf, figures=figures, cost=cost)

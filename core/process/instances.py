@@ -40,8 +40,22 @@ async def get_handle_info(conn: AsyncConnection, instance_id: uuid.UUID) -> Mapp
     return (await conn.execute(stmt)).mappings().first()
 
 
+# A template version never changes: its parsed graph is kept by head id (a page of instances of one
+# template parses it once, not once per row).
+_GRAPHS: dict[Any, WorkflowGraph] = {}
+
+
+def _graph(head_id: Any, raw: Any) -> WorkflowGraph:
+    graph = _GRAPHS.get(head_id)
+    if graph is None:
+        if len(_GRAPHS) > 1000:
+            _GRAPHS.clear()
+        graph = _GRAPHS[head_id] = WorkflowGraph.model_validate(raw)
+    return graph
+
+
 def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
-    graph = WorkflowGraph.model_validate(row["workflow_graph"])
+    graph = _graph(row["workflow_head_id"], row["workflow_graph"])
     states = {s.id: s for s in graph.states}
     current = states[row["current_state_id"]]
     active = row["workflow_status"] == "active"

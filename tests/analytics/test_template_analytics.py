@@ -15,16 +15,11 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.testing import ActivityEnvironment
 
-from activities.process.state_entry import ProcessActivities
 from core.process.contracts import (
-    ApprovalRecordInput,
-    EnterStateInput,
-    HistoryEntry,
     StateNode,
-    TemplateRef,
 )
+from tests.support.analytics import write_instances
 from tests.support.api import Api, eventually
 from tests.support.process import node, template, unique_code
 
@@ -65,60 +60,6 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def close(a: float | None, b: float | None, tolerance: float = 0.01) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= tolerance)
-
-
-async def write_data_set(engine: AsyncEngine, code: str, head_id: str, graph: list[StateNode]) -> None:
-    states = {s.id: s for s in graph}
-    activities = ProcessActivities(engine)
-    env = ActivityEnvironment()
-    ref = TemplateRef(head_id=head_id, code=code, version=1)
-    for start_hour, steps, cancel_hour in SCRIPTS:
-        instance = str(uuid.uuid4())
-        started = T0 + timedelta(hours=start_hour)
-        previous: int | None = None
-        for seq, (state_id, hour) in enumerate(steps, start=1):
-            state = states[state_id]
-            ts = started + timedelta(hours=hour)
-            data = EnterStateInput(
-                instance_id=instance,
-                workflow_id=f"analytics-{instance}",
-                template=ref,
-                seq=seq,
-                ts=ts,
-                actor="analyst",
-                comment=None,
-                from_state_id=previous,
-                to_state=state,
-                entity_id=None,
-                entity_action=None,
-                entity_name=None,
-                entity_fields={},
-                root_entity_id=None,
-                root_entity_type=None,
-                history_entry=HistoryEntry(from_=previous, to=state_id, ts=ts, actor="analyst"),
-                created_entity=None,
-                workflow_status="completed" if state.terminal_flag else "active",
-                success=state.success if state.terminal_flag else None,
-                pending_approval=None,
-                started_ts=started,
-            )
-            for _ in range(2 if seq % 2 == 0 or state.terminal_flag else 1):  # retried after the commit
-                await env.run(activities.enter_state, data)
-            previous = state_id
-        if cancel_hour is not None:
-            cancel = ApprovalRecordInput(
-                instance_id=instance,
-                seq=len(steps) + 1,
-                event_type="instance_cancelled",
-                state_id=previous or 0,
-                ts=started + timedelta(hours=cancel_hour),
-                actor="analyst",
-                comment="no longer needed",
-                pending_approval=None,
-                workflow_status="cancelled",
-            )
-            for _ in range(2):
-                await env.run(activities.record_approval, cancel)
 
 
 async def raw_rows(engine: AsyncEngine, code: str) -> tuple[list[Any], list[Any]]:
@@ -196,7 +137,7 @@ async def test_template_figures_match_an_independent_count(api: Api, engine: Asy
     assert created.status_code == 201, created.text
     head = created.json()
     graph = [StateNode.model_validate(s) for s in head["workflow_graph"]["states"]]
-    await write_data_set(engine, code, head["id"], graph)
+    await write_instances(engine, code, head["id"], graph, SCRIPTS, T0)
 
     # One more instance through the real worker: started, reviewed and done now (in no window below but "all").
     live = await api.start(code)
@@ -282,7 +223,9 @@ async def test_template_analytics_refuses_bad_requests(api: Api) -> None:
     )
     assert backwards.status_code == 422 and "before" in backwards.json()["detail"]
     naive = await api.request("GET", "/api/v1/analytics/templates/HS_STD", params={"from": "2026-02-01T00:00:00"})
-    assert naive.status_code == 422 and "time zone" in naive.json()["detail"]
+    assert naive.status_code == 422 and "timezone" in naive.json()["detail"]
+    number = await api.request("GET", "/api/v1/analytics/templates/HS_STD", params={"to": "0.5"})
+    assert number.status_code == 422 and "ISO 8601" in number.json()["detail"]
     assert (await api.request("GET", "/api/v1/analytics/templates/HS_STD", role=None)).status_code == 401
 
 
