@@ -110,7 +110,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/metrics",
         tags=["health"],
         response_class=PlainTextResponse,
-        responses={status: ERROR_RESPONSES[status] for status in (401, 403, 404)},
+        # The errors are JSON (ErrorBody) although the answer is text: say so, or FastAPI files them
+        # under the route's text/plain.
+        responses={
+            status: {
+                "description": ERROR_RESPONSES[status]["description"],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+            }
+            for status in (401, 403, 404)
+        },
     )
     async def metrics(_: Reader) -> Response:
         """Prometheus metrics of the API process: the Temporal SDK's client metrics and Trellis's counters
