@@ -171,7 +171,7 @@ class Seeder:
                         )
                     )
                 previous = state_id
-                # A visit longer than the state's expected time raised a deadline alert (half acknowledged).
+                # A visit longer than the state's expected time raised a deadline alert (60% acknowledged).
                 left = path[seq][1] if seq < len(path) else (finished or self.now)
                 expected = timedelta(days=state.avg_duration_days) if state.avg_duration_days else None
                 if expected is not None and not state.terminal_flag and left - ts > expected:
@@ -190,7 +190,7 @@ class Seeder:
                             "{}",
                         )
                     )
-                    if self.rng.random() < 0.5:
+                    if self.rng.random() < 0.6:
                         acknowledged = ts + expected + timedelta(hours=1)
                         event_rows.append(
                             (

@@ -284,7 +284,7 @@ class LlmActivities:
                     finished_ts=datetime.now(UTC) if last else None,
                 )
             )
-        if last and recorded.rowcount:
+        if last and recorded.rowcount == 1:
             self._count(data, data.agent.model or self._settings.llm_model, "error", None)
 
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:

@@ -186,7 +186,7 @@ class ActionActivities:
             )
             .on_conflict_do_nothing()
         )
-        if logged.rowcount and data.action.type == "call_webhook":
+        if logged.rowcount == 1 and data.action.type == "call_webhook":
             labels = {"entity_type": data.event.entity_type, "outcome": "delivered"}
             telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
         return output

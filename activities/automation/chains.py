@@ -121,7 +121,7 @@ class AutomationActivities:
                 )
                 .values(status=data.status, reason=data.reason, finished_ts=datetime.now(UTC))
             )
-        if finished.rowcount:
+        if finished.rowcount == 1:
             labels = {"entity_type": data.entity_type, "outcome": data.status}
             telemetry.count(activity.metric_meter(), telemetry.RULE_EXECUTIONS, labels)
 

@@ -159,8 +159,9 @@ async def record_skips(conn: AsyncConnection, event_id: str, skipped: list[Skipp
             ]
         )
         .on_conflict_do_nothing()
+        .returning(RuleExecution.rule_id)
     )
-    return int(result.rowcount or 0)
+    return len(result.all())
 
 
 async def claim(conn: AsyncConnection, rule_id: str, event_id: str, workflow_id: str) -> ClaimResult:

@@ -45,7 +45,8 @@ LLM_COST = Counter("trellis_llm_cost_usd", "Cost of each completed agent call, U
 
 
 def count(meter: MetricMeter, counter: Counter, attributes: Mapping[str, str], value: int = 1) -> None:
-    meter.create_counter(counter.name, counter.description).add(value, attributes)
+    if value > 0:  # a counter only goes up; nothing to add is not an error worth failing the caller
+        meter.create_counter(counter.name, counter.description).add(value, attributes)
 
 
 def observe_cost(meter: MetricMeter, attributes: Mapping[str, str], usd: float) -> None:
