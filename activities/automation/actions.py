@@ -185,8 +185,9 @@ class ActionActivities:
                 finished_ts=datetime.now(UTC),
             )
             .on_conflict_do_nothing()
+            .returning(ActionLog.action_index)
         )
-        if logged.rowcount == 1 and data.action.type == "call_webhook":
+        if logged.first() is not None and data.action.type == "call_webhook":  # not a retry's second write
             labels = {"entity_type": data.event.entity_type, "outcome": "delivered"}
             telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
         return output

@@ -4,7 +4,6 @@ call answered 500 before its valid reply. A retried activity must count once."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,23 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.agents import case, start, until
+from tests.support.analytics import close, percentile
 from tests.support.api import Api
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
 from tests.support.servers import LlmServer, WebhookServer
 from tests.support.work import act, customer, demo
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def close(a: float | None, b: float | None, tolerance: float) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= tolerance)
 
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:

@@ -7,7 +7,6 @@ the real worker and API."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.process.contracts import (
     StateNode,
 )
-from tests.support.analytics import write_instances
+from tests.support.analytics import close, percentile, write_instances
 from tests.support.api import Api, eventually
 from tests.support.process import node, template, unique_code
 
@@ -46,20 +45,6 @@ SCRIPTS: list[tuple[float, list[tuple[int, float]], float | None]] = [
     (72, [(0, 0), (1, 24), (2, 48)], None),
     (400, [(0, 0), (1, 1), (2, 3)], None),  # outside the [T0, T0 + 10 days) window asked below
 ]
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Postgres percentile_cont: linear interpolation between the closest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def close(a: float | None, b: float | None, tolerance: float = 0.01) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= tolerance)
 
 
 async def raw_rows(engine: AsyncEngine, code: str) -> tuple[list[Any], list[Any]]:

@@ -1,7 +1,9 @@
-"""Process instances written at fixed times through the real state-entry activity, for analytics tests."""
+"""For analytics tests: process instances written at fixed times through the real state-entry activity,
+and the independent recomputation's percentile."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta
 
@@ -74,3 +76,17 @@ async def write_instances(
             )
             for _ in range(2):
                 await env.run(activities.record_approval, cancel)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Postgres percentile_cont: linear interpolation between the closest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def close(a: float | None, b: float | None, tolerance: float = 0.01) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= tolerance)
