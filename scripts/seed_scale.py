@@ -34,6 +34,7 @@ from core.platform.embedded import start_postgres
 from core.platform.migrate import upgrade_database
 from core.platform.paths import PROJECT_ROOT
 from core.platform.settings import ModelPrice
+from core.process import templates
 from core.process.contracts import WorkflowGraph
 from core.process.templates import load_packs
 from core.steps.packs import seed_workflows
@@ -117,12 +118,12 @@ class Seeder:
         return path, "completed", ts
 
     def seed_instances(self) -> None:
-        templates = self.templates()
+        heads = self.templates()
         graph_rows: list[tuple[Any, ...]] = []
         entity_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
         for n in range(self.instances):
-            head_id, code, version, graph = templates[n % len(templates)]
+            head_id, code, version, graph = heads[n % len(heads)]
             states = {s.id: s for s in graph.states}
             instance, entity = uuid.uuid4(), uuid.uuid4()
             started = self.now - timedelta(days=self.rng.uniform(0, 180))
@@ -309,21 +310,7 @@ class Seeder:
             ],
             iter(event_rows),
         )
-        # Each finish folded into its template version, as core/process/templates.count_finish does.
-        self.conn.execute(
-            """
-            UPDATE app.d_industry_workflow_graph_head AS h
-            SET finished_count = s.n, succeeded_count = s.ok, duration_seconds_total = s.seconds,
-                success_rate_pct = round(100.0 * s.ok / s.n, 2),
-                avg_duration_days = round((s.seconds / s.n / 86400)::numeric, 3)
-            FROM (
-                SELECT workflow_head_id, count(*) AS n, count(*) FILTER (WHERE success_flag) AS ok,
-                       sum(extract(epoch FROM completed_ts - started_ts)) AS seconds
-                FROM app.d_industry_workflow_graph_data
-                WHERE workflow_status <> 'active' GROUP BY workflow_head_id
-            ) AS s WHERE h.id = s.workflow_head_id
-            """
-        )
+        self.conn.execute(templates.RECOUNT_FINISHES)  # the finishes folded in, as count_finish would
 
     # Automation ----------------------------------------------------------------------------------------
 

@@ -105,9 +105,12 @@ class LlmActivities:
             ),
         )
 
+    def _model(self, data: AgentCallInput) -> str:
+        return data.agent.model or self._settings.llm_model
+
     async def _converse(self, data: AgentCallInput) -> AgentCallResult:
         """Ask the model, and once more if its reply is not valid against the agent's schema."""
-        model = data.agent.model or self._settings.llm_model
+        model = self._model(data)
         messages: list[Any] = [
             {"role": "system", "content": _instructions(data)},
             {"role": "user", "content": json.dumps({"action": data.action_type, **data.input}, default=str)},
@@ -285,7 +288,7 @@ class LlmActivities:
                 )
             )
         if last and recorded.rowcount == 1:
-            self._count(data, data.agent.model or self._settings.llm_model, "error", None)
+            self._count(data, self._model(data), "error", None)
 
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
         async with self._engine.begin() as conn:

@@ -167,8 +167,6 @@ class ProcessActivities:
                 await templates.count_finish(
                     conn, recorded.workflow_head_id, started=recorded.started_ts, finished=data.ts, success=False
                 )
-                finished = {"template": recorded.template_code, "outcome": data.workflow_status}
-                telemetry.count(activity.metric_meter(), telemetry.INSTANCES_FINISHED, finished)
             await conn.execute(
                 insert(WorkflowEvent)
                 .values(
@@ -193,6 +191,9 @@ class ProcessActivities:
                 entity_id=None,
                 ts=data.ts,
             )
+        if data.workflow_status is not None:  # counted once committed
+            finished = {"template": recorded.template_code, "outcome": data.workflow_status}
+            telemetry.count(activity.metric_meter(), telemetry.INSTANCES_FINISHED, finished)
 
     @staticmethod
     def _event(

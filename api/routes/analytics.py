@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BeforeValidator
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import EngineDep, Reader, SettingsDep
 from api.errors import ApiError
@@ -17,6 +18,7 @@ from core.agents.analytics import AgentsAnalytics, agents_analytics
 from core.automation.analytics import AutomationAnalytics, automation_analytics
 from core.process import templates
 from core.process.analytics import TemplateAnalytics, template_analytics
+from core.process.contracts import TemplatePublic
 from core.work.analytics import QueueAnalytics, queue_analytics
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -37,10 +39,9 @@ From = Annotated[
 To = Annotated[AwareDatetime | None, BeforeValidator(_iso), Query(alias="to", description="Rows before this time")]
 
 
-def _window(from_ts: datetime | None, to_ts: datetime | None) -> tuple[datetime | None, datetime | None]:
+def _check_window(from_ts: datetime | None, to_ts: datetime | None) -> None:
     if from_ts is not None and to_ts is not None and from_ts >= to_ts:
         raise ApiError(422, "validation_error", "from must be before to")
-    return from_ts, to_ts
 
 
 @router.get("/templates/{code}", response_model=TemplateAnalytics)
@@ -57,22 +58,38 @@ async def template_figures(
     rate; duration (average, p50, p95 seconds); per state entries and time spent against the state's
     expected avg_duration_days; bottlenecks; stuck instances; the most frequent paths; success per day
     and a duration histogram. State names and expectations are the version's (default: the latest)."""
-    window = _window(from_ts, to_ts)
+    _check_window(from_ts, to_ts)
     async with engine.connect() as conn:
-        template = await templates.get_by_code(conn, code, version)
-        if template is None:
-            what = f"version {version} of template {code}" if version else f"template {code}"
-            raise ApiError(404, "not_found", f"no {what}")
-        return await template_analytics(
-            conn,
-            code,
-            template.workflow_graph,
-            version=version,
-            from_ts=window[0],
-            to_ts=window[1],
-            now=datetime.now(UTC),
-            top=top,
-        )
+        found = await template_figures_of(conn, code, version=version, from_ts=from_ts, to_ts=to_ts, top=top)
+    return found[1]
+
+
+async def template_figures_of(
+    conn: AsyncConnection,
+    code: str,
+    *,
+    version: int | None = None,
+    from_ts: datetime | None = None,
+    to_ts: datetime | None = None,
+    top: int = 10,
+) -> tuple[TemplatePublic, TemplateAnalytics]:
+    """The template version (404 when there is none) and its figures: for this route and the console's
+    page, which also draws the version's graph."""
+    template = await templates.get_by_code(conn, code, version)
+    if template is None:
+        what = f"version {version} of template {code}" if version else f"template {code}"
+        raise ApiError(404, "not_found", f"no {what}")
+    figures = await template_analytics(
+        conn,
+        code,
+        template.workflow_graph,
+        version=version,
+        from_ts=from_ts,
+        to_ts=to_ts,
+        now=datetime.now(UTC),
+        top=top,
+    )
+    return template, figures
 
 
 @router.get("/automation", response_model=AutomationAnalytics)
@@ -81,9 +98,9 @@ async def automation_figures(
 ) -> AutomationAnalytics:
     """Per rule: executions by outcome, failures and skips by reason, p50/p95 from the event to the
     chain's end; webhook deliveries, dead letters and redeliveries. Executions started in the window."""
-    window = _window(from_ts, to_ts)
+    _check_window(from_ts, to_ts)
     async with engine.connect() as conn:
-        return await automation_analytics(conn, rule_id=rule_id, from_ts=window[0], to_ts=window[1])
+        return await automation_analytics(conn, rule_id=rule_id, from_ts=from_ts, to_ts=to_ts)
 
 
 @router.get("/agents", response_model=AgentsAnalytics)
@@ -99,13 +116,13 @@ async def agent_figures(
 ) -> AgentsAnalytics:
     """Agent calls made in the window: per agent and model (calls, invalid outputs, errors, latency
     p50/p95, tokens, cost), per day and per session."""
-    window = _window(from_ts, to_ts)
+    _check_window(from_ts, to_ts)
     async with engine.connect() as conn:
         return await agents_analytics(
             conn,
             priced_models=set(settings.llm_prices),
-            from_ts=window[0],
-            to_ts=window[1],
+            from_ts=from_ts,
+            to_ts=to_ts,
             session_id=session_id,
             agent=agent,
             top=top,
@@ -116,6 +133,6 @@ async def agent_figures(
 async def queue_figures(engine: EngineDep, _: Reader, from_ts: From = None, to_ts: To = None) -> QueueAnalytics:
     """Work items created in the window: by status, priority label and definition;
     time to complete; snooze and skip rates."""
-    window = _window(from_ts, to_ts)
+    _check_window(from_ts, to_ts)
     async with engine.connect() as conn:
-        return await queue_analytics(conn, from_ts=window[0], to_ts=window[1])
+        return await queue_analytics(conn, from_ts=from_ts, to_ts=to_ts)

@@ -22,13 +22,12 @@ from api.errors import ApiError
 from api.inbox.contracts import Decision
 from api.inbox.kinds import KINDS, gather
 from api.inbox.kinds import decide as decide_item
+from api.routes import analytics as analytics_routes
 from api.routes.process import instances as instance_routes
 from api.routes.work import queue as work_routes
 from api.ui import charts
 from api.ui.dag import BOX_H, BOX_W, draw
-from core.agents.analytics import agents_analytics
 from core.process import templates
-from core.process.analytics import template_analytics
 from core.process.contracts import TransitionCreate
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -269,13 +268,11 @@ async def template_analytics_page(request: Request, code: str) -> HTMLResponse:
     success rate per day, the duration histogram and the top bottlenecks (the figures of
     GET /api/v1/analytics/templates/{code})."""
     principal, csrf = _viewer(request)
-    async with _engine(request).connect() as conn:
-        template = await templates.get_by_code(conn, code[:50], None)
-        if template is None:
-            return _page("message.html", status=404, principal=principal, csrf=csrf, message=f"No template {code}.")
-        figures = await template_analytics(
-            conn, code, template.workflow_graph, version=None, from_ts=None, to_ts=None, now=datetime.now(UTC)
-        )
+    try:
+        async with _engine(request).connect() as conn:
+            template, figures = await analytics_routes.template_figures_of(conn, code[:50])
+    except ApiError as exc:
+        return _page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
     drawing, boxes = charts.heat_map(template.workflow_graph.states, figures.states)
     trend = charts.line(
         [
@@ -308,15 +305,9 @@ async def template_analytics_page(request: Request, code: str) -> HTMLResponse:
 async def agents_analytics_page(request: Request) -> HTMLResponse:
     """What the agents cost per day (last 30 days), and their calls by agent and model."""
     principal, csrf = _viewer(request)
-    settings = request.app.state.settings
-    async with _engine(request).connect() as conn:
-        figures = await agents_analytics(
-            conn,
-            priced_models=set(settings.llm_prices),
-            from_ts=datetime.now(UTC) - timedelta(days=30),
-            to_ts=None,
-            top=20,
-        )
+    figures = await analytics_routes.agent_figures(
+        _engine(request), request.app.state.settings, principal, from_ts=datetime.now(UTC) - timedelta(days=30), top=20
+    )
     cost = charts.bars(
         [(d.day.strftime("%d %b"), d.cost_usd, f"${d.cost_usd:,.4f} on {d.day:%d %b}") for d in figures.by_day]
     )

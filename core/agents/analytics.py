@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.platform.figures import rounded
+
 _CHOSEN = """
     SELECT * FROM app.orchestrator_agent_log
     WHERE (CAST(:from_ts AS timestamptz) IS NULL OR execution_ts >= :from_ts)
@@ -140,8 +142,8 @@ async def agents_analytics(
                 agent_name=r.agent_name,
                 model=r.model,
                 priced=r.model in priced_models,
-                latency_p50_ms=None if r.p50 is None else round(float(r.p50), 1),
-                latency_p95_ms=None if r.p95 is None else round(float(r.p95), 1),
+                latency_p50_ms=rounded(r.p50, 1),
+                latency_p95_ms=rounded(r.p95, 1),
                 **_figures(r),
             )
             for r in by_agent

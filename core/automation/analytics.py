@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.platform.figures import rounded
+
 # A reason's class: which action failed ("action 2 (call_webhook) failed"), or the reason up to its
 # first colon ("skipped", "stopped", a condition's error); the full text stays on each execution.
 _REASON = r"""
@@ -111,8 +113,8 @@ async def automation_analytics(
             running=r.running,
             failures=grouped.get((r.rule_id, "failed"), []),
             skips=grouped.get((r.rule_id, "skipped"), []),
-            event_to_completion_p50_ms=None if r.p50 is None else round(float(r.p50), 1),
-            event_to_completion_p95_ms=None if r.p95 is None else round(float(r.p95), 1),
+            event_to_completion_p50_ms=rounded(r.p50, 1),
+            event_to_completion_p95_ms=rounded(r.p95, 1),
         )
         for r in per_rule
     ]

@@ -24,27 +24,29 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Counter:
+class Metric:
+    """A Trellis metric's name and help text (the exporter adds _total to a counter's name)."""
+
     name: str
     description: str
 
 
-TRANSITIONS = Counter("trellis_transitions", "Process state transitions recorded (label: template)")
-INSTANCES_FINISHED = Counter("trellis_instances_finished", "Process instances finished (labels: template, outcome)")
-RULE_EXECUTIONS = Counter(
+TRANSITIONS = Metric("trellis_transitions", "Process state transitions recorded (label: template)")
+INSTANCES_FINISHED = Metric("trellis_instances_finished", "Process instances finished (labels: template, outcome)")
+RULE_EXECUTIONS = Metric(
     "trellis_rule_executions", "Automation rule executions by outcome (labels: entity_type, outcome)"
 )
-WEBHOOK_DELIVERIES = Counter(
+WEBHOOK_DELIVERIES = Metric(
     "trellis_webhook_deliveries", "Webhook actions delivered or dead-lettered (labels: entity_type, outcome)"
 )
-LLM_TOKENS = Counter("trellis_llm_tokens", "LLM tokens of completed agent calls (labels: agent, model, kind)")
-LLM_CALLS = Counter("trellis_llm_calls", "Agent calls by outcome (labels: agent, model, outcome)")
-INBOX_OPENED = Counter("trellis_inbox_items_opened", "Inbox items opened for someone to act on (label: kind)")
-INBOX_DECIDED = Counter("trellis_inbox_items_decided", "Inbox items decided (labels: kind, action)")
-LLM_COST = Counter("trellis_llm_cost_usd", "Cost of each completed agent call, USD (histogram; labels: agent, model)")
+LLM_TOKENS = Metric("trellis_llm_tokens", "LLM tokens of agent calls that ended (labels: agent, model, kind)")
+LLM_CALLS = Metric("trellis_llm_calls", "Agent calls by outcome (labels: agent, model, outcome)")
+INBOX_OPENED = Metric("trellis_inbox_items_opened", "Inbox items opened for someone to act on (label: kind)")
+INBOX_DECIDED = Metric("trellis_inbox_items_decided", "Inbox items decided (labels: kind, action)")
+LLM_COST = Metric("trellis_llm_cost_usd", "Cost of each completed agent call, USD (histogram; labels: agent, model)")
 
 
-def count(meter: MetricMeter, counter: Counter, attributes: Mapping[str, str], value: int = 1) -> None:
+def count(meter: MetricMeter, counter: Metric, attributes: Mapping[str, str], value: int = 1) -> None:
     if value > 0:  # a counter only goes up; nothing to add is not an error worth failing the caller
         meter.create_counter(counter.name, counter.description).add(value, attributes)
 

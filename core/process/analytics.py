@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.platform.figures import percent, rounded
 from core.process.contracts import WorkflowGraph
 
 DAY = 86_400.0
@@ -118,13 +119,12 @@ _SPREAD = """
     percentile_cont(0.5) WITHIN GROUP (ORDER BY {x}) AS p50,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY {x}) AS p95
 """
+# The instances that finished (the durations' rows; an active instance's is NULL and not counted).
+_FINISHED_SECONDS = "CASE WHEN workflow_status <> 'active' THEN extract(epoch FROM completed_ts - started_ts) END"
 
 
 def _spread(row: Any) -> Spread:
-    def rounded(value: Any) -> float | None:
-        return None if value is None else round(float(value), 3)
-
-    return Spread(average=rounded(row.average), p50=rounded(row.p50), p95=rounded(row.p95))
+    return Spread(average=rounded(row.average, 3), p50=rounded(row.p50, 3), p95=rounded(row.p95, 3))
 
 
 async def template_analytics(
@@ -140,6 +140,7 @@ async def template_analytics(
 ) -> TemplateAnalytics:
     params: dict[str, Any] = {"code": code, "version": version, "from_ts": from_ts, "to_ts": to_ts, "top": top}
     states = {s.id: s for s in graph.states}
+    # One pass over the chosen instances for the counts and the durations of the finished ones.
     totals = (
         await conn.execute(
             text(
@@ -151,19 +152,10 @@ async def template_analytics(
                        count(*) FILTER (WHERE workflow_status = 'cancelled') AS cancelled,
                        count(*) FILTER (WHERE workflow_status <> 'active' AND success_flag) AS succeeded,
                        count(*) FILTER (WHERE workflow_status <> 'active' AND NOT coalesce(success_flag, false))
-                           AS failed
+                           AS failed,
+                       {_SPREAD.format(x=_FINISHED_SECONDS)}
                 FROM chosen
                 """
-            ),
-            params,
-        )
-    ).one()
-    durations = (
-        await conn.execute(
-            text(
-                f"WITH chosen AS ({_CHOSEN}) SELECT "
-                + _SPREAD.format(x="extract(epoch FROM completed_ts - started_ts)")
-                + " FROM chosen WHERE workflow_status <> 'active' AND completed_ts IS NOT NULL"
             ),
             params,
         )
@@ -210,8 +202,8 @@ async def template_analytics(
         cancelled=totals.cancelled,
         succeeded=totals.succeeded,
         failed=totals.failed,
-        success_rate_pct=_rate(totals.succeeded, totals.succeeded + totals.failed),
-        duration_seconds=_spread(durations),
+        success_rate_pct=percent(totals.succeeded, totals.succeeded + totals.failed),
+        duration_seconds=_spread(totals),
         states=figures,
         bottlenecks=bottlenecks[:top],
         stuck=stuck,
@@ -220,10 +212,6 @@ async def template_analytics(
         success_by_day=await _by_day(conn, params),
         duration_histogram=await _histogram(conn, params),
     )
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
 
 
 async def _stuck(
@@ -310,7 +298,7 @@ async def _by_day(conn: AsyncConnection, params: dict[str, Any]) -> list[DayFigu
     )
     return [
         DayFigures(
-            day=r.day, finished=r.finished, succeeded=r.succeeded, success_rate_pct=_rate(r.succeeded, r.finished)
+            day=r.day, finished=r.finished, succeeded=r.succeeded, success_rate_pct=percent(r.succeeded, r.finished)
         )
         for r in rows
     ]

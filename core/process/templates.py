@@ -84,6 +84,25 @@ async def create_version(
     return TemplatePublic.model_validate(result.one()), True
 
 
+# Every finished instance folded into its template version at once, with the figures count_finish
+# keeps one finish at a time: for rows written in bulk (make seed-scale). Migration 0013 back-filled
+# the instances finished before the counters existed with the same statement, frozen in the migration.
+RECOUNT_FINISHES = """
+    UPDATE app.d_industry_workflow_graph_head AS h
+    SET finished_count = s.n, succeeded_count = s.ok, duration_seconds_total = s.seconds,
+        success_rate_pct = round(100.0 * s.ok / s.n, 2),
+        avg_duration_days = round((s.seconds / s.n / 86400)::numeric, 3)
+    FROM (
+        SELECT workflow_head_id, count(*) AS n, count(*) FILTER (WHERE success_flag) AS ok,
+               coalesce(sum(greatest(extract(epoch FROM completed_ts - started_ts), 0)), 0) AS seconds
+        FROM app.d_industry_workflow_graph_data
+        WHERE workflow_status <> 'active' AND completed_ts IS NOT NULL
+        GROUP BY workflow_head_id
+    ) AS s
+    WHERE h.id = s.workflow_head_id
+"""
+
+
 async def count_finish(
     conn: AsyncConnection, head_id: uuid.UUID, *, started: datetime, finished: datetime, success: bool
 ) -> None:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.platform.figures import percent, rounded
+
 Period = Literal["hour", "day", "week", "month"]
 FINISHED = "('completed', 'failed', 'cancelled', 'compensated')"
 ERRORED = "('failed', 'compensated')"
@@ -48,10 +50,6 @@ class WorkflowMetrics(_Camel):
     error_rate: float | None = Field(alias="errorRate", description="Percent of finished ones failed or compensated")
     bottlenecks: list[Bottleneck]
     trends: list[Trend]
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
 
 
 _FIGURES = f"""
@@ -102,15 +100,15 @@ async def workflow_metrics(
         since=since,
         total_executions=totals.total,
         finished_executions=totals.finished,
-        average_execution_time=_ms(totals.average_ms),
-        success_rate=_rate(totals.completed, totals.finished),
-        error_rate=_rate(totals.errored, totals.finished),
+        average_execution_time=rounded(totals.average_ms, 1),
+        success_rate=percent(totals.completed, totals.finished),
+        error_rate=percent(totals.errored, totals.finished),
         bottlenecks=[
             Bottleneck(
                 step=row.name,
                 runs=row.runs,
-                p95_duration_ms=_ms(row.p95) or 0.0,
-                average_duration_ms=_ms(row.average) or 0.0,
+                p95_duration_ms=rounded(row.p95, 1) or 0.0,
+                average_duration_ms=rounded(row.average, 1) or 0.0,
             )
             for row in slow
         ],
@@ -118,14 +116,10 @@ async def workflow_metrics(
             Trend(
                 period_start=row.bucket,
                 total_executions=row.total,
-                average_execution_time=_ms(row.average_ms),
-                success_rate=_rate(row.completed, row.finished),
-                error_rate=_rate(row.errored, row.finished),
+                average_execution_time=rounded(row.average_ms, 1),
+                success_rate=percent(row.completed, row.finished),
+                error_rate=percent(row.errored, row.finished),
             )
             for row in trends
         ],
     )
-
-
-def _ms(value: Any) -> float | None:
-    return None if value is None else round(float(value), 1)

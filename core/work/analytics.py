@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.platform.figures import percent, rounded
 from core.work.priority import priority_label
 
 _CHOSEN = """
@@ -39,14 +40,6 @@ class QueueAnalytics(BaseModel):
     time_to_complete_average_hours: float | None
     snooze_rate_pct: float | None = Field(description="Items snoozed at least once, over all items")
     skip_rate_pct: float | None = Field(description="Skipped over finished (completed or skipped) items")
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
-
-
-def _hours(value: Any) -> float | None:
-    return None if value is None else round(float(value) / 3600, 3)
 
 
 async def queue_analytics(conn: AsyncConnection, *, from_ts: datetime | None, to_ts: datetime | None) -> QueueAnalytics:
@@ -102,9 +95,9 @@ async def queue_analytics(conn: AsyncConnection, *, from_ts: datetime | None, to
         by_definition=[Count(key=r.definition_name, count=r.n) for r in by_definition],
         completed=totals.completed,
         skipped=totals.skipped,
-        time_to_complete_p50_hours=_hours(totals.p50_s),
-        time_to_complete_p95_hours=_hours(totals.p95_s),
-        time_to_complete_average_hours=_hours(totals.avg_s),
-        snooze_rate_pct=_rate(totals.snoozed, totals.items),
-        skip_rate_pct=_rate(totals.skipped, totals.completed + totals.skipped),
+        time_to_complete_p50_hours=rounded(totals.p50_s, 3, per=3600),
+        time_to_complete_p95_hours=rounded(totals.p95_s, 3, per=3600),
+        time_to_complete_average_hours=rounded(totals.avg_s, 3, per=3600),
+        snooze_rate_pct=percent(totals.snoozed, totals.items),
+        skip_rate_pct=percent(totals.skipped, totals.completed + totals.skipped),
     )

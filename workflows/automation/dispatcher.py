@@ -190,8 +190,7 @@ class OutboxDispatcher:
                     starts.append(_Start(event_workflow_id(event.id), runs))
         meter = telemetry.process_meter()
         for entity_type, n in skips.items():
-            if n:
-                telemetry.count(meter, telemetry.RULE_EXECUTIONS, {"entity_type": entity_type, "outcome": "skipped"}, n)
+            telemetry.count(meter, telemetry.RULE_EXECUTIONS, {"entity_type": entity_type, "outcome": "skipped"}, n)
         return starts
 
     async def _start(self, start: _Start) -> None:
