@@ -26,7 +26,11 @@ router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
 def _iso(value: object) -> object:
     """A time in ISO 8601 only (pydantic would also read a bare number as seconds since 1970)."""
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+    if isinstance(value, str):
+        try:
+            float(value)  # 1700000000, 0.5, 8.9e-277, inf: a number, not a time
+        except ValueError:
+            return value
         raise ValueError("give a time in ISO 8601 with its zone, e.g. 2026-01-31T00:00:00Z")
     return value
 
