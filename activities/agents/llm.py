@@ -22,11 +22,11 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from core.agents.registry import validation_error
 from core.agents.sessions import AgentCallInput, AgentCallResult
 from core.agents.tables import OrchestratorAgentLog
 from core.platform import breakers, errors, telemetry
 from core.platform.retry_after import retry_after_delay
+from core.platform.schemas import validation_error
 from core.platform.settings import Settings
 
 # How every caller (sessions, agent.call steps) retries an LLM call: 429/5xx and lost attempts with

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.automation.webhooks import Delivery, deliver
+from activities.automation.webhooks import Delivery, deliver, split_stored_headers
 from core.automation.actions import (
     SPECS,
     ActionOutput,
@@ -38,6 +38,7 @@ from core.automation.actions import (
     SendNotificationOutput,
     UpdateFieldAction,
     UpdateFieldOutput,
+    authored_secrets,
 )
 from core.automation.messages import MESSAGE_TEMPLATES
 from core.automation.rules import ActionInput, RedeliveryInput, RedeliveryResult, RuleSnapshot
@@ -126,14 +127,19 @@ async def build_webhook(
         render_template(action.body, context, max_chars) if action.body is not None else event.model_dump(mode="json")
     )
     body = json.dumps(rendered, separators=(",", ":"), default=str).encode()
+    # A header the admin wrote as secret:<name> names a secret; every other header is a template whose
+    # output is sent as it is, even when an entity's value makes it read "secret:<name>".
+    secret_headers = authored_secrets(action.headers)
+    plain = {k: v for k, v in action.headers.items() if k not in secret_headers}
     return Delivery(
         url=_render_url(action.url, context),
         method=action.method,
-        headers={k: str(v) for k, v in render_template(action.headers, context, max_chars).items()},
+        headers={k: str(v) for k, v in render_template(plain, context, max_chars).items()},
         body=body,
         webhook_id=f"msg_{derived_id('webhook', rule.id, event.id, index).hex}",
         secret=secret,
         timeout_seconds=action.timeout_seconds,
+        secret_headers=secret_headers,
     )
 
 
@@ -356,14 +362,16 @@ class ActionActivities:
                     select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == letter.rule_id)
                 )
             ).scalar_one()
+        plain, secret_headers = split_stored_headers(letter.headers)
         delivery = Delivery(
             url=letter.url,
             method=letter.method,
-            headers=dict(letter.headers),
+            headers=plain,
             body=letter.body.encode(),
             webhook_id=letter.webhook_id,
             secret=secret,
             timeout_seconds=10.0,
+            secret_headers=secret_headers,
         )
         status: int | None = None
         error: str | None = None

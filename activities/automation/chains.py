@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.automation.actions import build_webhook
+from activities.automation.webhooks import stored_headers
 from core.automation import matching
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import (
@@ -148,7 +149,7 @@ class AutomationActivities:
                         action_index=data.action_index,
                         url=request.url,
                         method=request.method,
-                        headers=request.headers,
+                        headers=stored_headers(request),
                         body=request.body.decode(),
                         last_status=data.last_status,
                         last_error=data.last_error[:2000],

@@ -10,14 +10,14 @@ import asyncio
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
 from core.automation import webhook_signing
-from core.automation.actions import SECRET_PREFIX
 from core.automation.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
 from core.platform import errors
 from core.platform.retry_after import retry_after_delay
@@ -29,11 +29,14 @@ MAX_REDIRECTS = 5
 class Delivery:
     url: str
     method: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # sent as they are: a value a template or reference brought in is never a secret
     body: bytes
     webhook_id: str
     secret: str | None  # None: sent unsigned (a step's http.request without signing)
     timeout_seconds: float
+    # Header name -> secret name, only for values an admin wrote literally as ``secret:<name>`` in the rule or
+    # definition; resolved from TRELLIS_WEBHOOK_SECRETS at the last moment.
+    secret_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,19 +59,32 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
-def resolve_secrets(headers: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
-    """Header values ``secret:<name>`` become the named secret from the settings, at the last moment."""
-    resolved: dict[str, str] = {}
-    for name, value in headers.items():
-        if value.startswith(SECRET_PREFIX):
-            key = value[len(SECRET_PREFIX) :]
-            if key not in secrets:
-                raise errors.ACTION_INVALID.error(
-                    f"header '{name}' names the secret '{key}', which TRELLIS_WEBHOOK_SECRETS does not define"
-                )
-            value = secrets[key]
-        resolved[name] = value
+def resolve_secrets(delivery: Delivery, secrets: dict[str, str]) -> dict[str, str]:
+    """The delivery's headers with its authored secret references resolved from the settings, at the last
+    moment (so a secret never enters a rule, an answer or a workflow history)."""
+    resolved = {name: value for name, value in delivery.headers.items() if name not in delivery.secret_headers}
+    for name, key in delivery.secret_headers.items():
+        if key not in secrets:
+            raise errors.ACTION_INVALID.error(
+                f"header '{name}' names the secret '{key}', which TRELLIS_WEBHOOK_SECRETS does not define"
+            )
+        resolved[name] = secrets[key]
     return resolved
+
+
+def stored_headers(delivery: Delivery) -> dict[str, Any]:
+    """A delivery's headers as a dead letter keeps them: plain values as text, secret references as
+    ``{"secret": name}`` (never the secret itself), so a redelivery resolves exactly what the admin wrote."""
+    return {**delivery.headers, **{name: {"secret": key} for name, key in delivery.secret_headers.items()}}
+
+
+def split_stored_headers(stored: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The inverse of ``stored_headers``: (plain headers, header name -> secret name)."""
+    plain = {name: value for name, value in stored.items() if isinstance(value, str)}
+    secret_headers = {
+        name: str(value["secret"]) for name, value in stored.items() if isinstance(value, dict) and "secret" in value
+    }
+    return plain, secret_headers
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -95,7 +111,7 @@ async def exchange(
     url = delivery.url
     method = delivery.method
     body = delivery.body
-    custom = resolve_secrets(delivery.headers, secrets or {})
+    custom = resolve_secrets(delivery, secrets or {})
     origin = _origin(url)
     async with httpx.AsyncClient(follow_redirects=False, timeout=delivery.timeout_seconds, trust_env=False) as http:
         for _ in range(MAX_REDIRECTS + 1):

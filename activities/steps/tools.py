@@ -316,11 +316,12 @@ class StepToolActivities:
             delivery = Delivery(
                 url=params.url,
                 method=params.method,
-                headers=params.headers,
+                headers={k: v for k, v in params.headers.items() if k not in call.secret_headers},
                 body=body,
                 webhook_id=webhook_id,
                 secret=secret,
                 timeout_seconds=call.timeout_ms / 1000,
+                secret_headers=call.secret_headers,
             )
             try:
                 answer = await exchange(

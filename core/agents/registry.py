@@ -7,8 +7,6 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -17,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.agents.tables import OrchestratorAgent
 from core.platform.contracts import RequestModel
 from core.platform.paths import PACKS_DIR
+from core.platform.schemas import check_bounded_schema
 
 AGENTS_FILE = PACKS_DIR / "agents" / "standard.json"
 # The delegation order of seed 000 / UC-3: planner, then these in parallel, then validator, reporter last.
@@ -35,30 +34,10 @@ class AgentSpec(BaseModel):
 
 
 def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ValueError(f"output_schema is not a valid JSON schema: {exc.message}") from exc
+    check_bounded_schema(schema, "output_schema", "agent output schemas")
     if schema.get("type") != "object":
         raise ValueError('output_schema must describe a JSON object ({"type": "object", ...})')
-    _check_schema_keywords(schema, "output_schema")
     return schema
-
-
-def _check_schema_keywords(value: Any, path: str) -> None:
-    """LLM output is data: a schema must not make validating it costly or reach out. ``pattern`` (and
-    ``patternProperties``) run backtracking regular expressions over the model's text; a ``$ref`` outside
-    the schema itself would be fetched."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("pattern", "patternProperties"):
-                raise ValueError(f"{path}.{key}: regular expressions are not allowed in agent output schemas")
-            if key in ("$ref", "$dynamicRef") and not (isinstance(item, str) and item.startswith("#")):
-                raise ValueError(f"{path}.{key}: only references inside the schema ('#/...') are allowed")
-            _check_schema_keywords(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_schema_keywords(item, f"{path}[{index}]")
 
 
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_\-]*$"
@@ -98,15 +77,6 @@ class AgentPublic(BaseModel):
     model: str | None
     output_schema: dict[str, Any]
     active_flag: bool
-
-
-def validation_error(schema: dict[str, Any], value: Any) -> str | None:
-    """The first way ``value`` breaks ``schema``, as a sentence; None when it conforms."""
-    error = next(iter(sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))), None)
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.path) or "the top level"
-    return f"at {where}: {error.message}"
 
 
 def read_agent_pack() -> list[AgentCreate]:

@@ -115,6 +115,20 @@ SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 
 
+def authored_secrets(headers: dict[str, Any]) -> dict[str, str]:
+    """The headers an admin wrote literally as ``secret:<name>`` (header name -> secret name).
+
+    Only the authored text counts: a value that a template or a reference produces is data, sent as it is,
+    even when it reads ``secret:<name>`` (data never names a secret)."""
+    return {
+        name: value[len(SECRET_PREFIX) :]
+        for name, value in headers.items()
+        if isinstance(value, str)
+        and value.startswith(SECRET_PREFIX)
+        and SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :])
+    }
+
+
 def check_http_url(url: str) -> str:
     """An outbound request's url (a webhook's, a step's http.request): absolute http(s), a valid port,
     no fragment."""

@@ -211,6 +211,9 @@ class ToolCall(BaseModel):
     attempt: int = 1
     timeout_ms: int
     started_ts: datetime
+    # http.request: header name -> secret name, for the values the definition itself wrote as
+    # ``secret:<name>`` (taken from the definition, never from resolved params: data never names a secret).
+    secret_headers: dict[str, str] = Field(default_factory=dict)
 
 
 class ConditionInput(BaseModel):

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from temporalio.common import RetryPolicy
 
-from core.automation.actions import SECRET_NAME, STEP_WORKFLOW_NAME, EntityType, check_headers, check_http_url
+from core.automation.actions import (
+    SECRET_NAME,
+    STEP_WORKFLOW_NAME,
+    EntityType,
+    authored_secrets,
+    check_headers,
+    check_http_url,
+)
 from core.automation.scripts import SCRIPTS
 from core.platform.contracts import JsonUuid, RequestPart
 from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
@@ -129,6 +136,13 @@ class HttpRequestParams(RequestPart):
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
         return check_headers(headers)
+
+
+def authored_secret_headers(tool: str, params: dict[str, Any]) -> dict[str, str]:
+    """An http.request step's headers that its definition wrote as ``secret:<name>`` (name -> secret);
+    computed from the definition's own params, before any reference is resolved."""
+    headers = params.get("headers") if tool == "http.request" else None
+    return authored_secrets(headers) if isinstance(headers, dict) else {}
 
 
 class HttpRequestOutput(ToolOutput):

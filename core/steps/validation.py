@@ -4,7 +4,8 @@
 * each tool known (a Trellis tool, or ``<server>.<tool>`` of a declared MCP server);
 * params valid against the tool's input model or schema where their types are known (a value that is
   or holds a reference is only known when resolved, so it is checked then);
-* ``http.request`` urls with a literal scheme, host and port (data never chooses where a request goes);
+* ``http.request`` urls with a literal scheme, host and port (data never chooses where a request goes), and
+  ``sign`` a literal secret name (data never chooses a secret; header secrets are taken from the definition);
 * references only to input, context or an earlier step's variable;
 * a CEL ``if`` that compiles within the cost bounds rule conditions have.
 
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from core.automation.conditions import ConditionError, compile_condition
 from core.platform.contracts import field_path
+from core.platform.schemas import check_bounded_schema
 from core.steps.catalogue import ToolEntry
 from core.steps.definition import Step, WorkflowDefinition, walk
 from core.steps.mcp import McpUnavailable
@@ -101,6 +103,15 @@ def _http_url(step: Step, prefix: str) -> list[Problem]:
         ]
     if not urlsplit(url).hostname:
         return [Problem(f"{prefix}.url", "url must be an absolute http:// or https:// URL")]
+    return []
+
+
+def _http_sign(step: Step, prefix: str) -> list[Problem]:
+    """``sign`` names a secret, so it is written in the definition: a reference would let the execution's
+    input choose which secret signs the request."""
+    sign = step.params.get("sign")
+    if isinstance(sign, str) and "${" in sign:
+        return [Problem(f"{prefix}.sign", "sign names a secret and is written in the definition, never a reference")]
     return []
 
 
@@ -199,9 +210,9 @@ class _Checker:
                 )
             if task.form is not None:
                 try:
-                    Draft202012Validator.check_schema(task.form)
-                except SchemaError as exc:
-                    self.problem(f"{at}.human_task.form", f"not a valid JSON Schema: {exc.message}")
+                    check_bounded_schema(task.form, "form", "forms")
+                except ValueError as exc:
+                    self.problem(f"{at}.human_task.form", str(exc))
         return produced
 
     async def tool(self, step: Step, at: str) -> None:
@@ -220,7 +231,7 @@ class _Checker:
             return
         self.problems += _params(step, entry, f"{at}.params")
         if entry.name == "http.request":
-            self.problems += _http_url(step, f"{at}.params")
+            self.problems += _http_url(step, f"{at}.params") + _http_sign(step, f"{at}.params")
 
 
 def _ancestors(steps: list[Step], index: int) -> set[int]:

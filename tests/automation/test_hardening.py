@@ -292,6 +292,54 @@ async def test_header_secrets_are_named_not_stored(api: Api, webhook_server: Web
     assert failed["status"] == "failed" and "TRELLIS_WEBHOOK_SECRETS does not define" in failed["reason"]
 
 
+async def test_an_entity_value_rendered_into_a_header_never_names_a_secret(
+    api: Api, webhook_server: WebhookServer
+) -> None:
+    """Attack run three: an entity field "secret:crm_token" rendered into a header template sent the real
+    secret, and a dead letter kept it as a reference that redelivery resolved."""
+    kind = unique_type("secretfield")
+    rule = await create_rule(
+        api,
+        kind,
+        [
+            {
+                "type": "call_webhook",
+                "url": f"{_base(webhook_server)}/ok/{kind}",
+                "headers": {"x-token": "{{ entity.token }}", "authorization": "secret:crm_token"},
+            }
+        ],
+    )
+    await create_entity(api, kind, "Injected", fields={"token": "secret:crm_token"})
+    [run] = await finished_executions(api, rule["id"], 1)
+    assert run["status"] == "completed", run
+    [hit] = webhook_server.at(f"/ok/{kind}")
+    assert hit.headers["x-token"] == "secret:crm_token"
+    assert hit.headers["authorization"] == "Bearer s3cr3t-from-settings"
+    # The same through a dead letter and its redelivery.
+    dead = unique_type("secretdead")
+    letter_rule = await create_rule(
+        api,
+        dead,
+        [
+            {
+                "type": "call_webhook",
+                "url": f"{_base(webhook_server)}/fail/{dead}",
+                "headers": {"x-token": "{{ entity.token }}", "authorization": "secret:crm_token"},
+            }
+        ],
+    )
+    await create_entity(api, dead, "Injected again", fields={"token": "secret:crm_token"})
+    await finished_executions(api, letter_rule["id"], 1)
+    letters = (await api.request("GET", "/api/v1/webhook-dead-letters", params={"limit": 200})).json()["items"]
+    [letter] = [item for item in letters if item["rule_id"] == letter_rule["id"]]
+    response = await api.request("POST", f"/api/v1/webhook-dead-letters/{letter['id']}/redeliver", role="operator")
+    assert response.status_code == 200, response.text
+    hits = webhook_server.at(f"/fail/{dead}")
+    assert len(hits) == 4  # three attempts and the redelivery
+    assert {h.headers["x-token"] for h in hits} == {"secret:crm_token"}
+    assert {h.headers["authorization"] for h in hits} == {"Bearer s3cr3t-from-settings"}
+
+
 def _base(server: WebhookServer) -> str:
     return f"http://127.0.0.1:{server.port}"
 

@@ -29,10 +29,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.steps.records import AgentFound, StepRunActivities
-    from core.agents.registry import AgentSpec, validation_error
+    from core.agents.registry import AgentSpec
     from core.agents.sessions import AgentCallInput
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.schemas import validation_error
     from core.steps.contracts import (
         EXTERNAL_EVENT_SIGNAL,
         TASK_ACTIONS,
@@ -67,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         McpCallOutput,
         WorkflowRunOutput,
         WorkflowRunParams,
+        authored_secret_headers,
         infrastructure_retry,
     )
 
@@ -733,6 +735,7 @@ class StepWorkflowRun:
             attempt=attempt,
             timeout_ms=timeout_ms,
             started_ts=workflow.now(),
+            secret_headers=authored_secret_headers(tool, step.params),
         )
         activity_name, output_type = (spec.activity_name, spec.output) if spec else (MCP_ACTIVITY, McpCallOutput)
         try:

@@ -1,0 +1,147 @@
+"""What the third outside attack run found in step workflows, each now refused at save or bounded at run
+time: a secret named by an execution's input, a form whose regular expression could stall the worker or
+whose ``$ref`` reached the network, outputs past Temporal's payload limit, disabled workflows still
+started, unbounded ``workflow.run`` fan-out, costly validation, sub-second schedules, and operators
+acting on each other's executions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.api import Api
+from tests.support.servers import WebhookServer
+from tests.support.steps import execute, finished, run, unique_name, workflow
+
+# --------------------------------------------------------------------------- 1. secrets named by data
+
+
+async def test_a_header_value_from_input_never_names_a_secret(api: Api, webhook_server: WebhookServer) -> None:
+    tag = unique_name("secretdata")
+    done = await run(
+        api,
+        [
+            {
+                "name": "call",
+                "tool": "http.request",
+                "params": {
+                    "url": webhook_server.url(f"/ok/{tag}"),
+                    "method": "POST",
+                    "headers": {"x-from-input": "${input.token}", "x-authored": "secret:crm_token"},
+                    "body": {"echo": "${input.token}"},
+                },
+            }
+        ],
+        {"token": "secret:crm_token"},
+    )
+    assert done["status"] == "completed", done
+    [hit] = webhook_server.at(f"/ok/{tag}")
+    # The input's value is sent as the text it is; only what the definition wrote names the secret.
+    assert hit.headers["x-from-input"] == "secret:crm_token"
+    assert hit.headers["x-authored"] == "Bearer s3cr3t-from-settings"
+    assert b"s3cr3t" not in hit.body
+
+
+async def test_sign_must_be_written_in_the_definition(api: Api, webhook_server: WebhookServer) -> None:
+    response = await api.request(
+        "POST",
+        "/api/v1/workflows",
+        json=workflow(
+            unique_name("signref"),
+            [
+                {
+                    "name": "call",
+                    "tool": "http.request",
+                    "params": {"url": webhook_server.url("/ok/x"), "sign": "${input.s}"},
+                }
+            ],
+        ),
+    )
+    assert response.status_code == 422, response.text
+    assert [p["field"] for p in response.json()["problems"]] == ["steps[0].params.sign"]
+    response = await api.request(
+        "POST",
+        "/api/v1/workflows",
+        json=workflow(
+            unique_name("secretref"),
+            [
+                {
+                    "name": "call",
+                    "tool": "http.request",
+                    "params": {"url": webhook_server.url("/ok/x"), "headers": {"x": "secret:${input.s}"}},
+                }
+            ],
+        ),
+    )
+    assert response.status_code == 422, response.text
+    assert "secret reference" in response.text
+
+
+# --------------------------------------------------------------------------- 2. forms are bounded schemas
+
+
+def _task_workflow(name: str, form: dict[str, Any]) -> dict[str, Any]:
+    return workflow(
+        name, [{"name": "review", "human_task": {"assignee": "approver", "title": f"Review {name}", "form": form}}]
+    )
+
+
+async def test_a_form_with_a_regular_expression_or_a_remote_ref_is_refused_at_save(api: Api) -> None:
+    hostile = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a|a)+$"}}}
+    remote = {"type": "object", "properties": {"x": {"$ref": "https://example.com/schema.json"}}}
+    nested: dict[str, Any] = {"type": "object"}
+    for _ in range(11):  # 22 levels: over the schema bound (20), under the body bound (32)
+        nested = {"type": "object", "properties": {"n": nested}}
+    for form, words in ((hostile, "regular expressions"), (remote, "inside the schema"), (nested, "levels deep")):
+        response = await api.request("POST", "/api/v1/workflows", json=_task_workflow(unique_name("form"), form))
+        assert response.status_code == 422, response.text
+        [problem] = response.json()["problems"]
+        assert problem["field"] == "steps[0].human_task.form" and words in problem["message"], problem
+
+
+async def test_a_stored_form_with_a_pattern_is_never_run_and_the_worker_stays_responsive(api: Api, engine: Any) -> None:
+    """A definition saved before the bound (written straight to the table here) is refused when a decision
+    comes, with a message saying what to do, instead of running a backtracking expression in the worker."""
+    from sqlalchemy import insert
+
+    from core.steps.definition import WorkflowDefinition
+    from core.steps.tables import StepWorkflow
+
+    name = unique_name("legacyform")
+    wire = WorkflowDefinition.model_validate(_task_workflow(name, {"type": "object"})).wire()
+    wire["steps"][0]["human_task"]["form"] = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^(a|a)+$"}},
+    }
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(StepWorkflow).values(
+                name=name, version=1, description="legacy", definition=wire, enabled=True, created_by="admin-user"
+            )
+        )
+    started = await execute(api, name)
+
+    async def item() -> dict[str, Any] | None:
+        listed = (await api.request("GET", "/api/v1/inbox", role="approver", params={"kind": "task"})).json()
+        return next((i for i in listed if i["title"] == f"Review {name}"), None)
+
+    from tests.support.api import eventually
+
+    task = await eventually(item)
+    refused = await api.request(
+        "POST",
+        f"/api/v1/inbox/{task['id']}/decision",
+        role="approver",
+        json={"action": "approve", "fields": {"code": "a" * 40 + "!"}},
+    )
+    assert refused.status_code == 422, refused.text
+    assert "regular expressions" in refused.json()["detail"] and "admin must correct" in refused.json()["detail"]
+    # The worker is free: an unrelated run completes, and the task can still be rejected.
+    other = await run(
+        api, [{"name": "n", "tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}]
+    )
+    assert other["status"] == "completed", other
+    rejected = await api.request(
+        "POST", f"/api/v1/inbox/{task['id']}/decision", role="approver", json={"action": "reject"}
+    )
+    assert rejected.status_code == 200, rejected.text
+    assert (await finished(api, started["id"]))["status"] == "completed"
