@@ -87,7 +87,7 @@ def build_worker(
     actions = ActionActivities(engine, settings)
     llm = LlmActivities(engine, settings)
     sessions = SessionActivities(engine)
-    work = WorkActivities(engine)
+    work = WorkActivities(engine, settings.entity_max_bytes)
     steps = StepRunActivities(engine, settings, evaluator)
     tools = StepToolActivities(engine, settings, McpCatalogue(settings))
     return Worker(

@@ -24,7 +24,7 @@ from temporalio.client import (
 from temporalio.common import (
     SearchAttributePair,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -184,6 +184,8 @@ class Gateway:
     @staticmethod
     def _refusal(exc: WorkflowUpdateFailedError) -> ApiError:
         cause = exc.cause
+        if isinstance(cause, ActivityError) and kind_of(cause.cause) is not None:
+            cause = cause.cause  # a refusal the update's activity raised (e.g. data over a cap): nothing changed
         kind = kind_of(cause)
         if kind is not None and 400 <= kind.status < 500:
             details = getattr(cause, "details", ())

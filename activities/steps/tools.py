@@ -48,7 +48,7 @@ from core.process.contracts import InstanceView, TransitionRequest
 from core.process.ids import PROCESS_WORKFLOW, TRANSITION, WAIT_READY, process_workflow_id
 from core.process.starting import StartRefused, prepare_start
 from core.steps import store
-from core.steps.contracts import StepRecordInput, ToolCall
+from core.steps.contracts import MAX_STEP_OUTPUT_BYTES, StepRecordInput, ToolCall, json_size
 from core.steps.mcp import McpCatalogue, McpUnavailable, call_tool
 from core.steps.tools import (
     STEP_TOOLS,
@@ -143,10 +143,20 @@ class StepToolActivities:
 
     @staticmethod
     async def _bounded(call: ToolCall, work: Awaitable[M]) -> M:
+        """The tool's result within the step's time and its output within MAX_STEP_OUTPUT_BYTES (checked
+        before anything is recorded, so the database and Temporal never disagree about the step)."""
         try:
-            return await asyncio.wait_for(work, call.timeout_ms / 1000)
+            result = await asyncio.wait_for(work, call.timeout_ms / 1000)
         except TimeoutError as exc:
             raise step_failed(f"{call.tool} did not finish within {call.timeout_ms} ms", retryable=True) from exc
+        size = json_size(result.model_dump(mode="json"))
+        if size > MAX_STEP_OUTPUT_BYTES:
+            raise step_failed(
+                f"the output of step '{call.path}' ({call.tool}) is {size} bytes; a step's output may be at most "
+                f"{MAX_STEP_OUTPUT_BYTES} bytes. Nothing was recorded for the step: ask the tool for less",
+                retryable=False,
+            )
+        return result
 
     async def _through_breaker(self, target: str, work: Callable[[], Awaitable[M]]) -> M:
         """Call ``target`` only if its breaker lets the call through (core/platform/breakers.py)."""

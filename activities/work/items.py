@@ -36,13 +36,14 @@ class StartedInput(BaseModel):
 
 
 class WorkActivities:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, max_data_bytes: int) -> None:
         self._engine = engine
+        self._max_data_bytes = max_data_bytes  # TRELLIS_ENTITY_MAX_BYTES: an item's execution_data, like an entity
 
     @activity.defn(name="work.record")
     async def record(self, write: ItemWrite) -> ItemState:
         async with self._engine.begin() as conn:
-            return await store.record(conn, write)
+            return await store.record(conn, write, max_data_bytes=self._max_data_bytes)
 
     @activity.defn(name="work.interpret")
     async def interpret(self, data: InterpretInput) -> InterpretOutput:

@@ -61,6 +61,8 @@ LLM_UNAVAILABLE = ErrorKind("LlmUnavailable", 503, "llm_unavailable", retryable=
 INVALID_DATA = ErrorKind("InvalidData", 422, "invalid_value")
 # The entity store's caps (raised as core.entities.contracts.EntityTooLarge, whose class name is the type).
 ENTITY_TOO_LARGE = ErrorKind("EntityTooLarge", 413, "entity_too_large")
+# Data a workflow would carry past a cap (a work item's execution_data): refused, nothing changed.
+PAYLOAD_TOO_LARGE = ErrorKind("PayloadTooLarge", 413, "too_large")
 
 # Human tasks of step workflows.
 NO_TASK_OPEN = ErrorKind("NoTaskOpen", 409, "task_not_open")
@@ -104,6 +106,7 @@ __all__ = [
     "NO_ALERT_OPEN",
     "NO_APPROVAL_PENDING",
     "NO_TASK_OPEN",
+    "PAYLOAD_TOO_LARGE",
     "TRANSITION_IN_PROGRESS",
     "WEBHOOK_BLOCKED",
     "WEBHOOK_FAILED",

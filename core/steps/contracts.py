@@ -3,6 +3,7 @@ exchange (one model in, one out, so fields can be added without breaking replays
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -121,6 +122,19 @@ class Compensable(BaseModel):
     step: str
     compensation: str
     output: Any = None
+
+
+# What one run may carry, so that nothing it sends to Temporal nears the 2 MB payload limit (a request body,
+# so the input, context and definition, is at most TRELLIS_MAX_BODY_BYTES, 256 KiB by default). A step whose
+# output is larger fails naming its size before it is recorded; a run whose steps' outputs together pass the
+# second bound fails at the step that passed it. Both are fixed, not settings: they protect Temporal's limit.
+MAX_STEP_OUTPUT_BYTES = 256 * 1024
+MAX_RUN_OUTPUT_BYTES = 1024 * 1024
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON (what a payload of it costs, before encryption)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False).encode())
 
 
 class ResumeState(BaseModel):

@@ -16,6 +16,7 @@ from core.entities.contracts import EntityEventData
 from core.entities.tables import Entity
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
+from core.platform import errors
 from core.platform.paths import PACKS_DIR
 from core.work.contracts import (
     DefinitionCreate,
@@ -255,7 +256,7 @@ async def mark_started(conn: AsyncConnection, ids: list[uuid.UUID]) -> None:
         await conn.execute(update(WorkItem).where(WorkItem.id.in_(ids)).values(workflow_started=True))
 
 
-async def record(conn: AsyncConnection, write: ItemWrite) -> ItemState:
+async def record(conn: AsyncConnection, write: ItemWrite, *, max_data_bytes: int) -> ItemState:
     """Apply one step of an item's workflow: a change, or (without one) a rescore. Step ``version``
     is recorded once: a retried step finds the row at that version and changes nothing."""
     row = (
@@ -311,7 +312,15 @@ async def record(conn: AsyncConnection, write: ItemWrite) -> ItemState:
             snooze_until = None
             values["snooze_until"] = None
         if change.execution_data:
-            values["execution_data"] = {**row.execution_data, **change.execution_data}
+            merged = {**row.execution_data, **change.execution_data}
+            size = len(json.dumps(merged, separators=(",", ":"), default=str).encode())
+            if size > max_data_bytes:
+                raise errors.PAYLOAD_TOO_LARGE.error(
+                    f"the item's execution_data would be {size} bytes after this change; it may hold at most "
+                    f"{max_data_bytes} (TRELLIS_ENTITY_MAX_BYTES). Nothing was changed: send less, or replace keys "
+                    "instead of adding new ones"
+                )
+            values["execution_data"] = merged
     values["priority_score"] = priority_score(
         row.workflow_type,
         snooze_until=snooze_until,

@@ -145,3 +145,31 @@ async def test_a_stored_form_with_a_pattern_is_never_run_and_the_worker_stays_re
     )
     assert rejected.status_code == 200, rejected.text
     assert (await finished(api, started["id"]))["status"] == "completed"
+
+
+# --------------------------------------------------------------------------- 3. outputs within Temporal's limits
+
+
+async def test_a_step_output_past_its_cap_fails_the_step_before_it_is_recorded(api: Api, temporal_client: Any) -> None:
+    done = await run(api, [{"name": "big", "tool": "testmcp.repeat", "params": {"text": "x", "times": 300_000}}])
+    assert done["status"] == "failed", done
+    assert "is 3000" in done["error"] and "at most 262144 bytes" in done["error"], done["error"]
+    [big] = done["steps"]
+    assert big["status"] == "failed" and big["output"] is None
+    # Temporal agrees: the run is closed, not retrying a workflow task it cannot complete.
+    handle = temporal_client.get_workflow_handle(f"step-execution-{done['id']}")
+    description = await handle.describe()
+    assert description.status is not None and description.status.name == "COMPLETED"
+
+
+async def test_a_run_whose_outputs_together_pass_the_cap_fails_naming_the_step(api: Api, temporal_client: Any) -> None:
+    steps = [
+        {"name": f"part{n}", "tool": "testmcp.repeat", "params": {"text": "y", "times": 250_000}} for n in range(5)
+    ]
+    done = await run(api, steps)
+    assert done["status"] == "failed", done
+    assert "step 'part4'" in done["error"] and "a run may carry at most 1048576" in done["error"], done["error"]
+    assert sorted(done["output"]) == ["part0", "part1", "part2", "part3"]
+    handle = temporal_client.get_workflow_handle(f"step-execution-{done['id']}")
+    description = await handle.describe()
+    assert description.status is not None and description.status.name == "COMPLETED"

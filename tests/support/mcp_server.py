@@ -1,7 +1,7 @@
 """A small MCP server for the tests, written with the ``mcp`` package: over stdio
 (``python -m tests.support.mcp_server``) or over streamable HTTP on loopback
 (``python -m tests.support.mcp_server http <port>``, at ``/mcp``). Its tools: ``add`` (structured
-output), ``echo`` (text), and ``fail`` (answers with an error)."""
+output), ``echo`` (text), ``repeat`` (as large an answer as asked for), and ``fail`` (answers with an error)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def add(a: float, b: float) -> dict[str, float]:
 def echo(text: str) -> str:
     """Answer the text as it is."""
     return text
+
+
+@server.tool()
+def repeat(text: str, times: int) -> str:
+    """The text ``times`` times over (a server whose answer can be as large as it likes)."""
+    return text * times
 
 
 @server.tool()

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from core.platform.schemas import validation_error
     from core.steps.contracts import (
         EXTERNAL_EVENT_SIGNAL,
+        MAX_RUN_OUTPUT_BYTES,
         TASK_ACTIONS,
         Compensable,
         ConditionInput,
@@ -57,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCall,
         WaitInput,
         execution_workflow_id,
+        json_size,
     )
     from core.steps.definition import Step, StepRetry, WorkflowDefinition, visible
     from core.steps.references import REFERENCE, MissingReference, encode_url_value, lookup, resolve, truthy
@@ -155,6 +157,7 @@ class StepWorkflowRun:
         self._live = LiveState()
         self._agents: dict[str, AgentSpec] = {}
         self._names: dict[str, str] = {}  # step name -> its variable, for steps whose outputs are run-wide
+        self._carried_bytes: int | None = None  # JSON bytes of the run-wide outputs, counted from the first
         self._events: list[ExternalEvent] = []  # external events delivered to this run (wait_event steps)
         self._tasks: dict[str, OpenTask] = {}  # open human tasks by path
         self._decisions: dict[str, TaskOutcome] = {}
@@ -311,6 +314,8 @@ class StepWorkflowRun:
                 self._state.steps_done += 1
                 return
             output = await self._escalating(step, position, scope, frame, path)
+            if frame.local is None:
+                self._carry(path, output)
         except StepFailed as failed:
             await self._record_failure(step, position, failed, started, path)
             self._state.steps_done += 1
@@ -626,6 +631,20 @@ class StepWorkflowRun:
         if frame.local:
             scope.update(frame.local)
         return scope
+
+    def _carry(self, path: str, output: Any) -> None:
+        """Count a run-wide output against MAX_RUN_OUTPUT_BYTES: the run carries its outputs (its result,
+        its continue-as-new input), and Temporal refuses a payload past 2 MB."""
+        if self._carried_bytes is None:
+            self._carried_bytes = json_size(self._state.variables)
+        size = json_size(output)
+        if self._carried_bytes + size > MAX_RUN_OUTPUT_BYTES:
+            raise StepFailed(
+                f"its output ({size} bytes) would bring the outputs this run carries to "
+                f"{self._carried_bytes + size} bytes; a run may carry at most {MAX_RUN_OUTPUT_BYTES}. Keep large "
+                "data in entities and pass their ids"
+            )
+        self._carried_bytes += size
 
     def _store(self, frame: Frame, step: Step, output: Any) -> None:
         if frame.local is None:
