@@ -149,11 +149,9 @@ class StepRunActivities:
     @activity.defn(name="steps.definition")
     async def definition(self, ref: DefinitionRef) -> DefinitionFound:
         async with self._engine.connect() as conn:
-            stored = await store.get_workflow(conn, ref.workflow, ref.version)
-        if stored is None:
-            return DefinitionFound(problem=f"no step workflow '{ref.workflow}'")
-        if not stored.enabled:
-            return DefinitionFound(problem=f"step workflow '{ref.workflow}' is disabled")
+            stored, refused = await store.runnable(conn, ref.workflow, ref.version)
+        if stored is None or refused is not None:
+            return DefinitionFound(problem=refused)
         return DefinitionFound(version=stored.version, definition=stored.definition)
 
     # ---------------------------------------------------------------- the rule action
@@ -165,15 +163,10 @@ class StepRunActivities:
         action = data.action
         assert isinstance(action, StartWorkflowAction)
         async with self._engine.connect() as conn:
-            stored = await store.get_workflow(conn, action.workflow)
+            stored, refused = await store.runnable(conn, action.workflow)
             context = await event_context(conn, data.rule, data.event)
-        if stored is None or not stored.enabled:
-            why = "does not exist" if stored is None else "is disabled"
-            raise ApplicationError(
-                f"start_workflow: step workflow '{action.workflow}' {why}",
-                type=errors.ACTION_INVALID.type,
-                non_retryable=True,
-            )
+        if stored is None or refused is not None:
+            raise ApplicationError(f"start_workflow: {refused}", type=errors.ACTION_INVALID.type, non_retryable=True)
         limit = self._settings.template_max_output_chars
         try:
             rendered_input = _render_typed(action.input, context, limit)

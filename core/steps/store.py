@@ -95,6 +95,23 @@ async def get_workflow(conn: AsyncConnection, name: str, version: int | None = N
     return _public(row) if row is not None else None
 
 
+async def runnable(
+    conn: AsyncConnection, name: str, version: int | None = None
+) -> tuple[WorkflowPublic | None, str | None]:
+    """The version a new run would use, and why no new run may start (None when one may). Whether a
+    workflow is enabled is its latest version's flag, for every version and every way in (execute, retry
+    from a step, a rule's start_workflow, workflow.run): disabled means no new runs until enabled again."""
+    stored = await get_workflow(conn, name, version)
+    if stored is None:
+        return None, (
+            f"step workflow '{name}' does not exist" if version is None else f"'{name}' has no version {version}"
+        )
+    latest = stored if version is None else await get_workflow(conn, name)
+    if latest is not None and not latest.enabled:
+        return stored, f"step workflow '{name}' is disabled; PUT it with enabled true to run it"
+    return stored, None
+
+
 async def workflows_page(
     conn: AsyncConnection, *, enabled: bool | None, limit: int, offset: int, cursor: str | None = None
 ) -> Page[WorkflowPublic]:

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.api import Api
+from sqlalchemy import insert
+
+from core.steps.definition import WorkflowDefinition
+from core.steps.tables import StepWorkflow
+from tests.support.api import Api, eventually
+from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
 from tests.support.servers import WebhookServer
-from tests.support.steps import execute, finished, run, unique_name, workflow
+from tests.support.steps import create, execute, finished, run, unique_name, workflow
 
 # --------------------------------------------------------------------------- 1. secrets named by data
 
@@ -101,11 +106,6 @@ async def test_a_form_with_a_regular_expression_or_a_remote_ref_is_refused_at_sa
 async def test_a_stored_form_with_a_pattern_is_never_run_and_the_worker_stays_responsive(api: Api, engine: Any) -> None:
     """A definition saved before the bound (written straight to the table here) is refused when a decision
     comes, with a message saying what to do, instead of running a backtracking expression in the worker."""
-    from sqlalchemy import insert
-
-    from core.steps.definition import WorkflowDefinition
-    from core.steps.tables import StepWorkflow
-
     name = unique_name("legacyform")
     wire = WorkflowDefinition.model_validate(_task_workflow(name, {"type": "object"})).wire()
     wire["steps"][0]["human_task"]["form"] = {
@@ -123,8 +123,6 @@ async def test_a_stored_form_with_a_pattern_is_never_run_and_the_worker_stays_re
     async def item() -> dict[str, Any] | None:
         listed = (await api.request("GET", "/api/v1/inbox", role="approver", params={"kind": "task"})).json()
         return next((i for i in listed if i["title"] == f"Review {name}"), None)
-
-    from tests.support.api import eventually
 
     task = await eventually(item)
     refused = await api.request(
@@ -173,3 +171,42 @@ async def test_a_run_whose_outputs_together_pass_the_cap_fails_naming_the_step(a
     handle = temporal_client.get_workflow_handle(f"step-execution-{done['id']}")
     description = await handle.describe()
     assert description.status is not None and description.status.name == "COMPLETED"
+
+
+# --------------------------------------------------------------------------- 4. disabled means no new runs
+
+
+async def test_a_disabled_workflow_starts_no_run_of_any_version_by_any_path(api: Api) -> None:
+    name = unique_name("off")
+    note = {"name": "n", "tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}
+    await create(api, workflow(name, [note]))
+    earlier = await finished(api, (await execute(api, name))["id"])
+    assert earlier["status"] == "completed"
+    disabled = {**workflow(name, [note]), "enabled": False}
+    assert (await api.request("PUT", f"/api/v1/workflows/{name}", json=disabled)).status_code == 200
+
+    pinned = await api.request("POST", f"/api/v1/workflows/{name}/execute", role="operator", json={"version": 1})
+    assert pinned.status_code == 409 and pinned.json()["error"] == "workflow_disabled", pinned.text
+    parent = await run(api, [{"name": "sub", "tool": "workflow.run", "params": {"workflow": name}}])
+    assert parent["status"] == "failed" and "is disabled" in parent["error"], parent
+    kind = unique_type("offrule")
+    rule = await create_rule(api, kind, [{"type": "start_workflow", "workflow": name}])
+    await create_entity(api, kind, "Starts nothing")
+    [execution] = await finished_executions(api, rule["id"], 1)
+    assert execution["status"] == "failed" and "is disabled" in execution["reason"], execution
+
+
+async def test_retrying_an_execution_of_a_disabled_workflow_is_refused(api: Api) -> None:
+    name = unique_name("offretry")
+    await create(api, workflow(name, [{"name": "boom", "tool": "testmcp.fail", "params": {"reason": "no"}}]))
+    done = await finished(api, (await execute(api, name))["id"])
+    assert done["status"] == "failed"
+    disabled = {
+        **workflow(name, [{"name": "boom", "tool": "testmcp.fail", "params": {"reason": "no"}}]),
+        "enabled": False,
+    }
+    assert (await api.request("PUT", f"/api/v1/workflows/{name}", json=disabled)).status_code == 200
+    retried = await api.request(
+        "POST", f"/api/v1/workflow-executions/{done['id']}/retry", role="operator", json={"from_step": "boom"}
+    )
+    assert retried.status_code == 409 and retried.json()["error"] == "workflow_disabled", retried.text

@@ -98,7 +98,7 @@ async def retry_execution(
         found = await store.get_execution(conn, execution_id)
         if found is None:
             raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
-        stored = await store.get_workflow(conn, found.workflow_name, found.workflow_version)
+        stored, refused = await store.runnable(conn, found.workflow_name, found.workflow_version)
         records = await store.steps_of(conn, execution_id)
     if found.status not in ("failed", "cancelled", "compensated"):
         raise ApiError(
@@ -107,6 +107,8 @@ async def retry_execution(
             f"only a failed, cancelled or compensated execution is retried; this one is {found.status}",
         )
     assert stored is not None  # versions are never deleted
+    if refused is not None:
+        raise ApiError(409, "workflow_disabled", refused)
     definition = WorkflowDefinition.model_validate(stored.definition)
     names = [step.name for step in definition.steps]
     if body.from_step not in names:

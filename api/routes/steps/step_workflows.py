@@ -207,17 +207,11 @@ async def execute_workflow(
     """Start an execution of the latest (or the given) version; answers at once with the execution,
     whose steps run durably. GET /api/v1/workflow-executions/{id} follows it."""
     async with engine.connect() as conn:
-        stored = await store.get_workflow(conn, name, body.version)
+        stored, refused = await store.runnable(conn, name, body.version)
     if stored is None:
-        raise (
-            _not_found(name)
-            if body.version is None
-            else ApiError(404, "not_found", f"'{name}' has no version {body.version}")
-        )
-    if not stored.enabled:
-        raise ApiError(
-            409, "workflow_disabled", f"step workflow '{name}' is disabled; PUT it with enabled true to run it"
-        )
+        raise _not_found(name) if body.version is None else ApiError(404, "not_found", str(refused))
+    if refused is not None:
+        raise ApiError(409, "workflow_disabled", refused)
     key = ("api", principal.name, name, idempotency_key) if idempotency_key else ()
     run = run_input(
         stored,
