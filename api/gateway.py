@@ -9,6 +9,7 @@ workflow as ``WorkflowNotFound`` for the caller to explain. No Temporal exceptio
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +33,8 @@ from api.errors import ApiError
 from core.platform.errors import kind_of
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
+
+logger = logging.getLogger("trellis.api")
 
 T = TypeVar("T")
 
@@ -174,10 +177,10 @@ class Gateway:
             return None
         except TimeoutError:
             return "no answer within 2s"
-        except RPCError as exc:
-            return exc.message
-        except RuntimeError as exc:  # the client could not (re)connect at all
-            return str(exc).splitlines()[0][:200]
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the client could not (re)connect at all
+            # Anonymous callers read this: the address and the client's text go to the log only.
+            logger.warning("health: Temporal is unavailable: %s", str(exc).splitlines()[0][:500])
+            return "unavailable (the API's log says why)"
 
     # ------------------------------------------------------------------ error answers
 

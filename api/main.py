@@ -151,15 +151,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Our own limiter (not Starlette's) so that a 413 carries the same JSON error shape as every answer.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StorableParameters)
-    # The Temporal UI calls the codec endpoint from the browser, on its own origin.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=[o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()],
-        allow_methods=["POST"],
-        allow_headers=["authorization", "content-type", "x-namespace"],
-        allow_credentials=True,
-    )
+    # The Temporal UI calls the codec endpoint from the browser, on its own origin; no other path answers
+    # another origin (the console's cookie pages least of all).
+    app.add_middleware(CodecCors, origins=settings.codec_origins())
     return app
+
+
+class CodecCors:
+    """CORS for ``/codec/*`` only: a page on the Temporal UI's origin may call the codec, and nothing else
+    (a cross-origin read of ``/ui`` would carry the signed-in person's cookie and CSRF token)."""
+
+    PREFIX = "/codec/"
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self._app = app
+        self._cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST"],
+            allow_headers=["authorization", "content-type", "x-namespace"],
+            allow_credentials=True,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.PREFIX):
+            await self._cors(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
 
 
 class RequestSpans:
@@ -205,6 +223,8 @@ async def _health(request: Request) -> JSONResponse:
 
 
 async def _database_problem(engine: AsyncEngine) -> str | None:
+    """What an anonymous caller may know: whether the database answers. The driver's text (a socket path,
+    a host, a port, a user) goes to the API's log only."""
     try:
         async with asyncio.timeout(2), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -212,4 +232,7 @@ async def _database_problem(engine: AsyncEngine) -> str | None:
     except TimeoutError:
         return "no answer within 2s"
     except (DBAPIError, OSError) as exc:
-        return str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        logger.warning(
+            "health: the database is unavailable: %s", str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        )
+        return "unavailable (the API's log says why)"

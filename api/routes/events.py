@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from api.deps import EngineDep, SettingsDep
 from api.errors import ApiError
-from core.automation.webhook_signing import verify
+from core.automation.webhook_signing import new_secret, verify
 from core.entities.store import record_external_event
 from core.platform.contracts import check_storable
 from core.steps.definition import SOURCE_NAME
@@ -27,6 +27,7 @@ from core.steps.definition import SOURCE_NAME
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 MAX_KEY = 500
+_NOBODYS_SECRET = new_secret()
 
 
 class EventAccepted(BaseModel):
@@ -65,16 +66,18 @@ async def post_event(
 ) -> EventAccepted:
     """Record one event, signed per Standard Webhooks with the source's secret (no API key: the
     signature is the credential)."""
-    secret = settings.event_sources.get(source)
-    if secret is None:
-        raise ApiError(404, "not_found", f"no event source '{source}' is declared (TRELLIS_EVENT_SOURCES)")
+    # An undeclared source is checked against a secret nobody has, so it answers exactly as a declared
+    # source does to a request not signed with its secret: a prober learns nothing of which sources exist.
+    secret = settings.event_sources.get(source, _NOBODYS_SECRET)
     body = await request.body()
     headers = {name.lower(): value for name, value in request.headers.items()}
     problem = verify(secret, headers, body, int(time.time()), settings.event_tolerance_seconds)
-    if problem is not None:
-        raise ApiError(401, "unverified_event", problem)
+    if problem is not None or source not in settings.event_sources:
+        raise ApiError(401, "unverified_event", problem or "the signature does not match")
     try:
         payload: Any = json.loads(body)
+    except RecursionError as exc:
+        raise ApiError(400, "invalid_body", "the body nests deeper than JSON bodies may") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_event", f"the body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES: tuple[str, ...] = ("admin", "operator", "approver", "viewer")
@@ -42,6 +42,13 @@ def parse_api_keys(raw: str) -> list[ApiKey]:
         if len(token) < 16:
             raise ValueError(f"TRELLIS_API_KEYS entry {index + 1}: tokens must be at least 16 characters")
         name = pieces[2] if len(pieces) == 3 and pieces[2] else f"{role}-{index + 1}"
+        if name in ROLES:
+            # Assignees, approvers and escalation targets may name a principal or a role: a key named like a
+            # role would get that role's work and decisions.
+            raise ValueError(
+                f"TRELLIS_API_KEYS entry {index + 1} is named '{name}', which is a role; name keys after people "
+                f"or services (e.g. '{name}-user'): the names {', '.join(ROLES)} are reserved for roles"
+            )
         keys.append(ApiKey(token=token, role=role, name=name))
     return keys
 
@@ -135,9 +142,10 @@ class Settings(BaseSettings):
         description="Put customer names and session goals in search attributes and run summaries (which no "
         "codec can encrypt); false keeps them out",
     )
-    codec_cors_origins: str = Field(
-        default="http://127.0.0.1:8233,http://localhost:8233",
-        description="Origins (the Temporal UI) allowed to call the codec endpoint from a browser",
+    codec_cors_origins: str | None = Field(
+        default=None,
+        description="Origins (the Temporal UI) allowed to call /codec/* from a browser, comma-separated; unset: "
+        "the embedded UI's, http://127.0.0.1:<TRELLIS_TEMPORAL_UI_PORT> and http://localhost:<port>",
     )
     temporal_answer_seconds: float = Field(
         default=60.0, gt=0, le=600, description="How long the API waits for a start or an update to be answered"
@@ -242,6 +250,18 @@ class Settings(BaseSettings):
     tracing_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint spans are exported to (e.g. http://127.0.0.1:4318/v1/traces)"
     )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, raw: str) -> str:
+        parse_api_keys(raw)  # refused when the settings load, not at the first request
+        return raw
+
+    def codec_origins(self) -> list[str]:
+        """The browser origins allowed to call /codec/*: the setting's, or the embedded Temporal UI's."""
+        if self.codec_cors_origins is not None:
+            return [o.strip() for o in self.codec_cors_origins.split(",") if o.strip()]
+        return [f"http://127.0.0.1:{self.temporal_ui_port}", f"http://localhost:{self.temporal_ui_port}"]
 
     def cost_of(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         """A call's cost from the price table; 0 for a model it does not list."""

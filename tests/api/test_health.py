@@ -39,6 +39,8 @@ async def test_health_reports_database_and_temporal(app_and_api: Any) -> None:
         down = await api.request("GET", "/healthz", role=None)
         assert down.status_code == 503 and down.json()["status"] == "unavailable"
         assert down.json()["database"] != "ok" and down.json()["temporal"] == "ok"
+        # Anonymous callers learn what is unavailable, never the driver's text (socket path, host, user).
+        assert "nonexistent" not in down.text and "socket" not in down.text and "postgres" not in down.text
         assert (await api.request("GET", "/readyz", role=None)).status_code == 503
         assert (await api.request("GET", "/livez", role=None)).status_code == 200
         # Requests that need the database say it is unavailable, with the documented message.
@@ -55,5 +57,6 @@ async def test_health_reports_database_and_temporal(app_and_api: Any) -> None:
     try:
         down = await api.request("GET", "/healthz", role=None)
         assert down.status_code == 503 and down.json()["temporal"] != "ok" and down.json()["database"] == "ok"
+        assert "127.0.0.1:1" not in down.text and ":1" not in down.json()["temporal"]
     finally:
         app.state.gateway = working_gateway

@@ -1,0 +1,86 @@
+"""What the third attack run found on the API's surface, now closed: CORS answering every path (so a page
+on the Temporal UI's origin could read the console), a key named like a role taking that role's work,
+signed events that crashed the route or told a prober which sources exist, health answers telling the
+driver's error text, and security headers missing from pages and JSON."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+from standardwebhooks.webhooks import Webhook
+
+from core.platform.settings import Settings, parse_api_keys
+from tests.support import events
+from tests.support.api import Api, make_settings, open_api
+
+UI = "http://127.0.0.1:8233"
+
+
+async def test_cors_answers_the_codec_only(api: Api) -> None:
+    preflight = {
+        "Origin": UI,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    codec = await api.request("OPTIONS", "/codec/decode", role=None, headers=preflight)
+    assert codec.status_code == 200 and codec.headers["access-control-allow-origin"] == UI
+    for path in ("/ui/inbox", "/ui/login", "/api/v1/inbox", "/api/v1/workflow-instance"):
+        answer = await api.request("GET", path, role="viewer", headers={"Origin": UI})
+        assert "access-control-allow-origin" not in answer.headers, path
+        assert "access-control-allow-credentials" not in answer.headers, path
+        refused = await api.request("OPTIONS", path, role=None, headers=preflight)
+        assert "access-control-allow-origin" not in refused.headers, path
+
+
+async def test_the_codec_origin_follows_the_temporal_ui_port(postgres_url: str, temporal_address: str) -> None:
+    settings = make_settings(postgres_url, temporal_address, "unused", temporal_ui_port=18233)
+    assert settings.codec_origins() == ["http://127.0.0.1:18233", "http://localhost:18233"]
+    lifespan, client = await open_api(settings)
+    try:
+        preflight = {"Origin": "http://127.0.0.1:18233", "Access-Control-Request-Method": "POST"}
+        moved = await client.options("/codec/decode", headers=preflight)
+        assert moved.headers.get("access-control-allow-origin") == "http://127.0.0.1:18233"
+        old = await client.options("/codec/decode", headers={**preflight, "Origin": UI})
+        assert "access-control-allow-origin" not in old.headers
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("name", ["admin", "operator", "approver", "viewer"])
+def test_a_key_named_like_a_role_is_refused_when_the_settings_load(name: str) -> None:
+    with pytest.raises(ValueError, match="reserved for roles"):
+        parse_api_keys(f"some-long-token-0000001:viewer:{name}")
+    with pytest.raises(ValidationError, match="reserved for roles"):
+        Settings(api_keys=f"some-long-token-0000001:viewer:{name}")
+    assert parse_api_keys(f"some-long-token-0000001:viewer:{name}-user")[0].name == f"{name}-user"
+
+
+async def test_a_deeply_nested_signed_event_is_a_400_with_the_error_body(api: Api) -> None:
+    text = "[" * 5000 + "]" * 5000
+    webhook_id, when = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(events.SECRET).sign(webhook_id, when, text),
+        "content-type": "application/json",
+    }
+    answer = await api.request("POST", f"/api/v1/events/{events.SOURCE}", role=None, content=text, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_body", answer.text
+
+
+async def test_unsigned_posts_answer_alike_for_known_and_unknown_sources(api: Api) -> None:
+    body = json.dumps({"key": "k"}).encode()
+    known = await api.request("POST", f"/api/v1/events/{events.SOURCE}", role=None, content=body)
+    unknown = await api.request("POST", "/api/v1/events/nosuchsource", role=None, content=body)
+    assert known.status_code == unknown.status_code == 401
+    assert known.json() == unknown.json()
+    forged = {"webhook-id": "msg_1", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"}
+    known = await api.request("POST", f"/api/v1/events/{events.SOURCE}", role=None, content=body, headers=forged)
+    unknown = await api.request("POST", "/api/v1/events/nosuchsource", role=None, content=body, headers=forged)
+    assert known.status_code == unknown.status_code == 401 and known.json() == unknown.json()
