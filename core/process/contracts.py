@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.notifications.contracts import NotificationSpec
 from core.platform.contracts import JsonUuid, RequestModel, RequestPart, Role
+
+
+# Every number a template carries is bounded when it is saved: instances compute timers and deadlines from
+# them, and one out of range (1e15 days) would fail every instance's workflow task.
+StateId = Annotated[int, Field(ge=0, le=100_000)]
+MAX_DURATION_DAYS = 3650
 
 
 class ApprovalGate(RequestPart):
@@ -25,24 +31,29 @@ class ApprovalGate(RequestPart):
     roles: list[Role] = Field(default_factory=lambda: list[Role](["approver"]), min_length=1)
     timeout_seconds: int | None = Field(default=None, gt=0, le=365 * 24 * 3600)
     on_timeout: Literal["escalate", "default_path"] = "escalate"
-    default_to_state_id: int | None = None
-    reject_to_state_id: int | None = None
+    default_to_state_id: StateId | None = None
+    reject_to_state_id: StateId | None = None
     escalate_to: list[str] = Field(default_factory=list, max_length=50)
 
 
 class StateNode(RequestPart):
     """One state of an industry DAG, in the seed's JSON shape (plus an optional approval gate)."""
 
-    id: int = Field(ge=0, le=100_000)
+    id: StateId
     name: str = Field(min_length=1, max_length=100)
     descr: str = Field(default="", max_length=2000)
-    parent_ids: list[int] = Field(default_factory=list, max_length=200)
-    child_ids: list[int] = Field(default_factory=list, max_length=200)
+    parent_ids: list[StateId] = Field(default_factory=list, max_length=200)
+    child_ids: list[StateId] = Field(default_factory=list, max_length=200)
     entity_name: str | None = Field(default=None, min_length=1, max_length=100)
     entity_status: str | None = Field(default=None, min_length=1, max_length=100)
     terminal_flag: bool = False
     success: bool | None = None
-    avg_duration_days: float | None = Field(default=None, ge=0)
+    avg_duration_days: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DURATION_DAYS,
+        description="How long an instance is expected to stay (deadline alerts, analytics); at most 10 years",
+    )
     approval: ApprovalGate | None = None
 
 
@@ -62,7 +73,7 @@ class TemplateCreate(RequestModel):
     industry_sector: str = Field(min_length=1, max_length=100)
     workflow_graph: WorkflowGraph
     default_workflow_flag: bool = False
-    avg_duration_days: int | None = Field(default=None, ge=0, le=100_000)
+    avg_duration_days: int | None = Field(default=None, ge=0, le=MAX_DURATION_DAYS)
 
 
 class TemplatePublic(BaseModel):

@@ -90,6 +90,31 @@ async def test_template_schema_errors_name_the_field(api: Api) -> None:
     assert fields == {"industry_sector", "workflow_graph.states[0].colour"}
 
 
+async def test_every_number_a_template_carries_is_bounded_at_save(api: Api) -> None:
+    """Attack run three: avg_duration_days 1e15 was accepted, and every instance then failed its workflow
+    task with an OverflowError."""
+    cases = {
+        "workflow_graph.states[0].avg_duration_days": {"avg_duration_days": 1e15},
+        "workflow_graph.states[0].parent_ids[0]": {"parent_ids": [10**12]},
+        "workflow_graph.states[0].approval.reject_to_state_id": {"approval": {"reject_to_state_id": -1}},
+        "workflow_graph.states[0].approval.timeout_seconds": {"approval": {"timeout_seconds": 10**10}},
+    }
+    for field, extra in cases.items():
+        bad = template(unique_code("BIG"), [{**node(0, [], [1]), **extra}, node(1, [0], [])])
+        response = await api.request("POST", "/api/v1/workflow-template", json=bad)
+        assert response.status_code == 422, (field, response.text)
+        assert field in {p["field"] for p in response.json()["problems"]}, (field, response.json())
+    big = template(unique_code("BIG"), [node(0, [], [1]), node(1, [0], [])])
+    big["avg_duration_days"] = 10**6
+    response = await api.request("POST", "/api/v1/workflow-template", json=big)
+    assert response.status_code == 422 and response.json()["problems"][0]["field"] == "avg_duration_days"
+    # The largest accepted value still runs: an instance starts and its deadline is computed.
+    fine = template(unique_code("LONG"), [node(0, [], [1], avg_duration_days=3650), node(1, [0], [])])
+    assert (await api.request("POST", "/api/v1/workflow-template", json=fine)).status_code == 201
+    started = await api.start(fine["code"])
+    assert (await api.transition(started["instance_id"], 1)).status_code == 200
+
+
 async def test_templates_are_versioned_and_instances_keep_their_version(api: Api) -> None:
     code = unique_code("VER")
     v1 = [node(0, [], [1, 2]), node(1, [0], []), node(2, [0], [], success=False)]
