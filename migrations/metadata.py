@@ -7,6 +7,8 @@ from core.automation import tables as automation_tables
 from core.entities import tables as entities_tables
 from core.notifications import tables as notifications_tables
 from core.platform import breakers as platform_tables
+from core.platform import console_sessions as console_tables
+from core.platform import idempotency as idempotency_tables
 from core.platform.database import SCHEMA, Base
 from core.process import tables as process_tables
 from core.steps import tables as steps_tables
@@ -14,6 +16,8 @@ from core.work import tables as work_tables
 
 DOMAIN_TABLES = (
     platform_tables,
+    console_tables,
+    idempotency_tables,
     entities_tables,
     notifications_tables,
     process_tables,

@@ -6,6 +6,7 @@ action, which belongs here because this domain sits above automation."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,8 +149,15 @@ class StepRunActivities:
 
     @activity.defn(name="steps.definition")
     async def definition(self, ref: DefinitionRef) -> DefinitionFound:
-        async with self._engine.connect() as conn:
+        async with self._engine.begin() as conn:
             stored, refused = await store.runnable(conn, ref.workflow, ref.version)
+            if stored is not None and refused is None and ref.root_execution_id and ref.child_execution_id:
+                refused = await store.reserve_spawn(
+                    conn,
+                    uuid.UUID(ref.root_execution_id),
+                    uuid.UUID(ref.child_execution_id),
+                    ref.spawn_limit,
+                )
         if stored is None or refused is not None:
             return DefinitionFound(problem=refused)
         return DefinitionFound(version=stored.version, definition=stored.definition)

@@ -216,6 +216,12 @@ class Settings(BaseSettings):
         default=5000, ge=50, description="Workflow history events after which a step execution continues as new"
     )
     steps_max_depth: int = Field(default=5, ge=1, le=20, description="How deeply workflow.run steps may nest")
+    steps_max_spawned: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Executions one top-level run and its descendants may start through workflow.run, in total",
+    )
     event_sources: dict[str, str] = Field(
         default_factory=dict,
         description="Sources of external events (POST /api/v1/events/{source}) and their Standard Webhooks "

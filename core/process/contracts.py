@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.notifications.contracts import NotificationSpec
 from core.platform.contracts import JsonUuid, RequestModel, RequestPart, Role
 
-
 # Every number a template carries is bounded when it is saved: instances compute timers and deadlines from
 # them, and one out of range (1e15 days) would fail every instance's workflow task.
 StateId = Annotated[int, Field(ge=0, le=100_000)]

@@ -160,8 +160,10 @@ class RunInput(BaseModel):
     trigger: dict[str, Any] = Field(default_factory=dict)
     created_by: str | None = None
     parent_execution_id: str | None = None
+    root_execution_id: str | None = None  # the top-level execution of a workflow.run tree (None: this one)
     depth: int = 0
     max_depth: int = 5
+    max_spawned: int = 100  # executions this run's tree may start through workflow.run, in total
     history_limit: int = 5000
     search_attributes: bool = True
     resume: ResumeState | None = None
@@ -243,6 +245,10 @@ class ConditionResult(BaseModel):
 class DefinitionRef(BaseModel):
     workflow: str
     version: int | None = None
+    # A workflow.run step's child: reserved against the spawn budget of the tree's top-level execution.
+    root_execution_id: str | None = None
+    child_execution_id: str | None = None
+    spawn_limit: int = 100
 
 
 class DefinitionFound(BaseModel):

@@ -48,6 +48,7 @@ def run_input(
         parent_execution_id=parent_execution_id,
         depth=depth,
         max_depth=settings.steps_max_depth,
+        max_spawned=settings.steps_max_spawned,
         history_limit=settings.steps_history_limit,
         search_attributes=settings.search_attributes,
     )

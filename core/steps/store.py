@@ -33,7 +33,7 @@ from core.steps.contracts import (
     WorkflowVersionPublic,
 )
 from core.steps.definition import WorkflowDefinition
-from core.steps.tables import EventWait, StepExecution, StepRecord, StepTask, StepWorkflow
+from core.steps.tables import EventWait, StepExecution, StepRecord, StepSpawn, StepTask, StepWorkflow
 
 # ------------------------------------------------------------------ definitions
 
@@ -110,6 +110,22 @@ async def runnable(
     if latest is not None and not latest.enabled:
         return stored, f"step workflow '{name}' is disabled; PUT it with enabled true to run it"
     return stored, None
+
+
+async def reserve_spawn(conn: AsyncConnection, root: uuid.UUID, child: uuid.UUID, limit: int) -> str | None:
+    """Count ``child`` against the executions ``root``'s tree may spawn; why not, when the tree has spawned
+    ``limit`` already. Serialised per tree; a repeated reservation of the same child is free."""
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"spawn:{root}", 0))))
+    if (await conn.execute(select(StepSpawn.child_execution_id).where(StepSpawn.child_execution_id == child))).first():
+        return None
+    spawned = (await conn.execute(select(func.count()).where(StepSpawn.root_execution_id == root))).scalar_one()
+    if spawned >= limit:
+        return (
+            f"execution {root} and the executions it started have started {spawned} executions through "
+            f"workflow.run, the most one run may (TRELLIS_STEPS_MAX_SPAWNED)"
+        )
+    await conn.execute(insert(StepSpawn).values(child_execution_id=child, root_execution_id=root))
+    return None
 
 
 async def workflows_page(

@@ -12,8 +12,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.platform.database import Base, created_now, uuid_pk
@@ -132,4 +142,16 @@ class StepTask(Base):
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     decided_by: Mapped[str | None] = mapped_column(Text)
     decided_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_ts: Mapped[datetime] = created_now()
+
+
+class StepSpawn(Base):
+    """One execution a ``workflow.run`` step started, under the top-level execution whose tree it belongs
+    to: the executions one run may spawn in total (TRELLIS_STEPS_MAX_SPAWNED) are counted here, once each
+    (a retried reservation finds its row)."""
+
+    __tablename__ = "workflow_spawns"
+
+    child_execution_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    root_execution_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
     created_ts: Mapped[datetime] = created_now()

@@ -311,6 +311,7 @@ async def check(
             checker.problem(_path_of(definition, step, "assign"), f"variable '{step.assign}' is already used")
         variables[step.variable] = step.name
 
+    _fan_out(definition, checker)
     produced = await checker.steps(definition.steps, "steps", set(ROOTS))
     compensation_names = {c.name for c in definition.compensations}
     for index, compensation in enumerate(definition.compensations):
@@ -328,6 +329,52 @@ async def check(
                 f"'{wanted}' is not in the definition's compensations list",
             )
     return checker.problems
+
+
+MAX_TOTAL_STEPS = 500  # written steps in one definition, nested ones included
+MAX_WIDTH = 200  # steps that may run at once: parallel branches, foreach concurrency, DAG siblings
+
+
+def _width(steps: list[Step]) -> int:
+    """The most steps of a list that may run at the same time (a DAG's siblings may all run at once)."""
+    widths = [_step_width(step) for step in steps]
+    if not widths:
+        return 0
+    return sum(widths) if any(step.dependencies is not None for step in steps) else max(widths)
+
+
+def _step_width(step: Step) -> int:
+    if step.parallel is not None:
+        return sum(_width(branch.steps) for branch in step.parallel.branches)
+    if step.branch is not None:
+        return max(_width(step.branch.then), _width(step.branch.else_))
+    if step.foreach is not None:
+        return step.foreach.concurrency * _width(step.foreach.steps)
+    return 1
+
+
+def _fan_out(definition: WorkflowDefinition, checker: _Checker) -> None:
+    """Fan-out is bounded when a definition is saved: its size, how much of it may run at once, and whether
+    it starts itself (workflow.run of its own name would spawn executions without end)."""
+    every = walk(definition.steps) + list(definition.compensations)
+    if len(every) > MAX_TOTAL_STEPS:
+        checker.problem(
+            "steps",
+            f"a definition has at most {MAX_TOTAL_STEPS} steps, nested ones included; this one has {len(every)}",
+        )
+    width = _width(definition.steps)
+    if width > MAX_WIDTH:
+        checker.problem(
+            "steps",
+            f"up to {width} steps of this definition may run at once (parallel branches, foreach concurrency, "
+            f"DAG siblings); at most {MAX_WIDTH} may",
+        )
+    for step in every:
+        if step.tool == "workflow.run" and step.params.get("workflow") == definition.name:
+            checker.problem(
+                _path_of(definition, step, "params.workflow"),
+                "a workflow cannot run itself through workflow.run (it would start executions without end)",
+            )
 
 
 def _path_of(definition: WorkflowDefinition, target: Step, field: str = "name") -> str:

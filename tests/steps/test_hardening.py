@@ -6,6 +6,7 @@ acting on each other's executions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import insert
@@ -210,3 +211,75 @@ async def test_retrying_an_execution_of_a_disabled_workflow_is_refused(api: Api)
         "POST", f"/api/v1/workflow-executions/{done['id']}/retry", role="operator", json={"from_step": "boom"}
     )
     assert retried.status_code == 409 and retried.json()["error"] == "workflow_disabled", retried.text
+
+
+# --------------------------------------------------------------------------- 8. fan-out bounded
+
+
+async def test_a_definition_that_runs_itself_or_fans_out_too_wide_is_refused_at_save(api: Api) -> None:
+    name = unique_name("selfrun")
+    response = await api.request(
+        "POST",
+        "/api/v1/workflows",
+        json=workflow(name, [{"name": "again", "tool": "workflow.run", "params": {"workflow": name}}]),
+    )
+    assert response.status_code == 422, response.text
+    assert [p["field"] for p in response.json()["problems"]] == ["steps[0].params.workflow"]
+    note = {"tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}
+    wide = {
+        "name": "outer",
+        "foreach": {
+            "items": "${input.items}",
+            "concurrency": 50,
+            "steps": [
+                {
+                    "name": "inner",
+                    "parallel": {
+                        "branches": [{"name": f"b{n}", "steps": [{"name": f"leaf{n}", **note}]} for n in range(5)]
+                    },
+                }
+            ],
+        },
+    }
+    response = await api.request("POST", "/api/v1/workflows", json=workflow(unique_name("wide"), [wide]))
+    assert response.status_code == 422, response.text
+    assert "250 steps" in response.text and "at most 200" in response.text
+
+
+async def test_executions_one_run_spawns_through_workflow_run_are_bounded_in_total(
+    postgres_url: str, temporal_address: str, task_queue: str, worker: None
+) -> None:
+    """Two workflows that run each other (neither runs itself) fan out 2 children per level: only depth
+    bounded them before (63 executions from one run). With TRELLIS_STEPS_MAX_SPAWNED the whole tree stops
+    at the budget, and the run fails saying so."""
+    from tests.support.api import make_settings, open_api
+
+    settings = make_settings(postgres_url, temporal_address, task_queue, steps_max_spawned=6, steps_max_depth=10)
+    lifespan, client = await open_api(settings)
+    try:
+        api = Api(client)
+        ping, pong = unique_name("ping"), unique_name("pong")
+
+        def calling(other: str) -> list[dict[str, Any]]:
+            return [
+                {"name": "left", "tool": "workflow.run", "params": {"workflow": other}},
+                {"name": "right", "tool": "workflow.run", "params": {"workflow": other}, "dependencies": []},
+            ]
+
+        note = [{"name": "n", "tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}]
+        await create(api, workflow(ping, note))
+        await create(api, workflow(pong, calling(ping)))
+        assert (
+            await api.request("PUT", f"/api/v1/workflows/{ping}", json=workflow(ping, calling(pong)))
+        ).status_code == 200
+        started = await execute(api, ping)
+        done = await finished(api, started["id"])
+        assert done["status"] == "failed", done
+        assert "TRELLIS_STEPS_MAX_SPAWNED" in json.dumps(done), done
+        listed = await api.request("GET", "/api/v1/workflow-executions", params={"limit": 200})
+        names = {ping, pong}
+        spawned = [e for e in listed.json()["items"] if e["workflow_name"] in names and e["id"] != started["id"]]
+        assert len(spawned) <= 6, len(spawned)
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)

@@ -841,11 +841,20 @@ class StepWorkflowRun:
             raise AttemptFailed(f"workflow.run: the resolved params are invalid: {exc}", retryable=False) from exc
         if self._data.depth + 1 > self._data.max_depth:
             raise AttemptFailed(f"workflow.run: nested deeper than {self._data.max_depth} workflows", retryable=False)
-        found = await self._local(StepRunActivities.definition, DefinitionRef(workflow=call.workflow))
+        child_id = execution_id_for("child", self._data.execution_id, path, attempt)
+        root_id = self._data.root_execution_id or self._data.execution_id
+        found = await self._local(
+            StepRunActivities.definition,
+            DefinitionRef(
+                workflow=call.workflow,
+                root_execution_id=root_id,
+                child_execution_id=child_id,
+                spawn_limit=self._data.max_spawned,
+            ),
+        )
         if found.problem is not None:
             raise AttemptFailed(f"workflow.run: {found.problem}", retryable=False)
         started = workflow.now()
-        child_id = execution_id_for("child", self._data.execution_id, path, attempt)
         # The parent's own settings (depth limit, history limit, search attributes, who started it) carry over.
         child = self._data.model_copy(
             update={
@@ -857,6 +866,7 @@ class StepWorkflowRun:
                 "context": call.context,
                 "trigger": {"kind": "workflow.run", "execution_id": self._data.execution_id, "step": path},
                 "parent_execution_id": self._data.execution_id,
+                "root_execution_id": root_id,
                 "depth": self._data.depth + 1,
                 "resume": None,
             }
