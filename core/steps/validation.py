@@ -14,8 +14,10 @@ Each problem names its path as ``steps[1].tool``.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +34,7 @@ from core.steps.mcp import McpUnavailable
 from core.steps.references import REFERENCE, is_reference, references, root_of
 
 ROOTS = ("input", "context")
+CEL_BUDGET_SECONDS = 3.0  # compiling one definition's conditions; past it, the rest are not compiled
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ class _Checker:
     lookup: Callable[[str], Awaitable[ToolEntry | None]]
     event_sources: set[str] | None
     problems: list[Problem]
+    started: float = field(default_factory=time.monotonic)
+    out_of_time: bool = False
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -133,12 +138,24 @@ class _Checker:
                     "step (one this step waits for)",
                 )
 
-    def cel(self, where: str, expression: str | None) -> None:
-        if expression is not None and not condition_is_reference(expression):
-            try:
-                compile_condition(expression)
-            except ConditionError as exc:
-                self.problem(where, str(exc))
+    async def cel(self, where: str, expression: str | None) -> None:
+        """Compile in a thread (the API's event loop keeps serving) within the definition's time budget."""
+        if expression is None or condition_is_reference(expression):
+            return
+        if self.out_of_time:
+            return
+        if time.monotonic() - self.started > CEL_BUDGET_SECONDS:
+            self.out_of_time = True
+            self.problem(
+                where,
+                f"the definition's conditions take longer than {CEL_BUDGET_SECONDS:.0f}s to compile; this and the "
+                "conditions after it were not checked: write fewer or shorter conditions",
+            )
+            return
+        try:
+            await asyncio.to_thread(compile_condition, expression)
+        except ConditionError as exc:
+            self.problem(where, str(exc))
 
     async def steps(self, steps: list[Step], at: str, visible: set[str]) -> set[str]:
         """Check one list; the variables it leaves for what follows it."""
@@ -155,7 +172,7 @@ class _Checker:
     async def step(self, step: Step, at: str, visible: set[str]) -> set[str]:
         self.refs(f"{at}.params", step.params, visible)
         self.refs(f"{at}.if", step.if_, visible)
-        self.cel(f"{at}.if", step.if_)
+        await self.cel(f"{at}.if", step.if_)
         if step.retry is not None and step.on_error is not None and step.on_error.strategy == "retry":
             self.problem(f"{at}.onError", "give retries either as retry or as onError's retry strategy, not both")
         if step.on_error is not None:
@@ -166,7 +183,7 @@ class _Checker:
                     f"{at}.onError.compensationStep", "the compensate strategy needs this step's compensationStep"
                 )
         if step.schedule is not None:
-            self.cel(f"{at}.schedule.until", step.schedule.until)
+            await self.cel(f"{at}.schedule.until", step.schedule.until)
         produced = {step.name, step.variable}
         if step.tool is not None:
             await self.tool(step, at)
@@ -177,7 +194,7 @@ class _Checker:
             if len(set(names)) != len(names):
                 self.problem(f"{at}.parallel.branches", "branch names must be unique")
         elif step.branch is not None:
-            self.cel(f"{at}.branch.condition", step.branch.condition)
+            await self.cel(f"{at}.branch.condition", step.branch.condition)
             self.refs(f"{at}.branch.condition", step.branch.condition, visible)
             produced |= await self.steps(step.branch.then, f"{at}.branch.then", set(visible))
             produced |= await self.steps(step.branch.else_, f"{at}.branch.else", set(visible))
@@ -198,7 +215,7 @@ class _Checker:
                     f"no event source '{wait.source}' is declared (TRELLIS_EVENT_SOURCES); declared: {known}",
                 )
             self.refs(f"{at}.wait_event.key", wait.key, visible)
-            self.cel(f"{at}.wait_event.condition", wait.condition)
+            await self.cel(f"{at}.wait_event.condition", wait.condition)
         elif step.human_task is not None:
             task = step.human_task
             self.refs(f"{at}.human_task.title", task.title, visible)

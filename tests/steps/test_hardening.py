@@ -6,6 +6,7 @@ acting on each other's executions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import insert
 
 from core.steps.definition import WorkflowDefinition
 from core.steps.tables import StepWorkflow
-from tests.support.api import Api, eventually
+from tests.support.api import Api, eventually, make_settings, open_api
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
 from tests.support.servers import WebhookServer
 from tests.support.steps import create, execute, finished, run, unique_name, workflow
@@ -252,8 +253,6 @@ async def test_executions_one_run_spawns_through_workflow_run_are_bounded_in_tot
     """Two workflows that run each other (neither runs itself) fan out 2 children per level: only depth
     bounded them before (63 executions from one run). With TRELLIS_STEPS_MAX_SPAWNED the whole tree stops
     at the budget, and the run fails saying so."""
-    from tests.support.api import make_settings, open_api
-
     settings = make_settings(postgres_url, temporal_address, task_queue, steps_max_spawned=6, steps_max_depth=10)
     lifespan, client = await open_api(settings)
     try:
@@ -283,3 +282,39 @@ async def test_executions_one_run_spawns_through_workflow_run_are_bounded_in_tot
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+# --------------------------------------------------------------------------- 9. validation keeps the API serving
+
+
+async def test_validating_costly_conditions_keeps_the_api_answering_and_stops_at_a_budget(
+    postgres_url: str, temporal_address: str, task_queue: str, worker: None
+) -> None:
+    # The production body cap (256 KiB), not the suite's smaller one: 150 conditions of ~1,800 characters.
+    settings = make_settings(postgres_url, temporal_address, task_queue, max_body_bytes=512 * 1024)
+    lifespan, client = await open_api(settings)
+    try:
+        await _costly_validation(Api(client))
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def _costly_validation(api: Api) -> None:
+    def costly(n: int) -> str:  # under 2,000 characters, tens of ms to compile; each one different
+        return f"[{n}," + ",".join(["1"] * 890) + "].size() > 0"
+
+    note = {"tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}
+    steps = [{"name": f"s{n}", "if": costly(n), **note} for n in range(150)]
+    saving = asyncio.create_task(api.request("POST", "/api/v1/workflows", json=workflow(unique_name("costly"), steps)))
+    answered = 0
+    while not saving.done():
+        assert (await api.request("GET", "/livez", role=None)).status_code == 200
+        answered += 1
+        await asyncio.sleep(0.05)
+    response = await saving
+    # The loop kept serving while the definition was checked (before, nothing answered until it was done) ...
+    assert answered >= 3, answered
+    # ... and the check stopped at its budget with a problem that says so.
+    assert response.status_code == 422, response.text
+    assert "longer than 3s to compile" in response.text, response.text

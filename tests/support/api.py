@@ -35,9 +35,14 @@ def make_settings(postgres_url: str, temporal_address: str, task_queue: str, **e
         temporal_address=temporal_address,
         task_queue=task_queue,
         api_keys=API_KEYS,
-        max_body_bytes=64 * 1024,
         # The suite drives one key hard; the limits have tests of their own (tests/api/test_rate_limits.py).
-        **{"rate_limit": "1000000/minute", "rate_limit_session_starts": "100000/minute", **SERVICE_SETTINGS, **extra},
+        **{
+            "max_body_bytes": 64 * 1024,
+            "rate_limit": "1000000/minute",
+            "rate_limit_session_starts": "100000/minute",
+            **SERVICE_SETTINGS,
+            **extra,
+        },
     )
 
 
