@@ -34,6 +34,7 @@ from core.steps.mcp import McpUnavailable
 from core.steps.references import REFERENCE, is_reference, references, root_of
 
 ROOTS = ("input", "context")
+MIN_SCHEDULE_MS = 1000
 CEL_BUDGET_SECONDS = 3.0  # compiling one definition's conditions; past it, the rest are not compiled
 
 
@@ -183,6 +184,12 @@ class _Checker:
                     f"{at}.onError.compensationStep", "the compensate strategy needs this step's compensationStep"
                 )
         if step.schedule is not None:
+            if step.schedule.every_ms < MIN_SCHEDULE_MS:
+                # Checked at save, not in the format: runs recorded with a shorter period still replay.
+                self.problem(
+                    f"{at}.schedule.everyMs",
+                    f"a step repeats at most once a second: everyMs is at least {MIN_SCHEDULE_MS}",
+                )
             await self.cel(f"{at}.schedule.until", step.schedule.until)
         produced = {step.name, step.variable}
         if step.tool is not None:

@@ -157,7 +157,7 @@ async def test_a_scheduled_step_repeats_until_its_condition(api: Api, webhook_se
     webhook_server.respond(path, {"state": "syncing"}, [202, 202, 200])
     done = await run(
         api,
-        [call("sync_status", webhook_server.url(path), schedule={"everyMs": 50, "until": "last.status == 200"})],
+        [call("sync_status", webhook_server.url(path), schedule={"everyMs": 1000, "until": "last.status == 200"})],
     )
     assert done["status"] == "completed", done["error"]
     assert done["output"]["sync_status"]["runs"] == 3
@@ -165,7 +165,7 @@ async def test_a_scheduled_step_repeats_until_its_condition(api: Api, webhook_se
     assert len(webhook_server.at(path)) == 3
     assert {"sync_status@1", "sync_status@2", "sync_status@3", "sync_status"} <= {s["path"] for s in done["steps"]}
 
-    capped = await run(api, [make("tick", "tick", schedule={"everyMs": 10, "maxRuns": 2})])
+    capped = await run(api, [make("tick", "tick", schedule={"everyMs": 1000, "maxRuns": 2})])
     assert capped["output"]["tick"]["runs"] == 2
 
 

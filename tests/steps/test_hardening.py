@@ -318,3 +318,17 @@ async def _costly_validation(api: Api) -> None:
     # ... and the check stopped at its budget with a problem that says so.
     assert response.status_code == 422, response.text
     assert "longer than 3s to compile" in response.text, response.text
+
+
+# --------------------------------------------------------------------------- 10. a schedule's floor
+
+
+async def test_a_schedule_repeats_at_most_once_a_second(api: Api) -> None:
+    note = {"tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}
+    response = await api.request(
+        "POST",
+        "/api/v1/workflows",
+        json=workflow(unique_name("tick"), [{"name": "tick", **note, "schedule": {"everyMs": 1, "maxRuns": 5}}]),
+    )
+    assert response.status_code == 422, response.text
+    assert [p["field"] for p in response.json()["problems"]] == ["steps[0].schedule.everyMs"]

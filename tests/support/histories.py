@@ -447,7 +447,7 @@ async def step_control_flow(stage: Stage) -> Ref:
                 "name": "poll",
                 "tool": "http.request",
                 "params": {"url": f"{ok}-poll"},
-                "schedule": {"everyMs": 50, "maxRuns": 2},
+                "schedule": {"everyMs": 1000, "maxRuns": 2},
             },
             {
                 "name": "fail",
