@@ -186,7 +186,7 @@ class Gateway:
 
     @staticmethod
     def _refusal(exc: WorkflowUpdateFailedError) -> ApiError:
-        cause = exc.cause
+        cause: BaseException | None = exc.cause
         if isinstance(cause, ActivityError) and kind_of(cause.cause) is not None:
             cause = cause.cause  # a refusal the update's activity raised (e.g. data over a cap): nothing changed
         kind = kind_of(cause)

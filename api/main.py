@@ -19,9 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import docs
 from api.deps import Reader, key_table
 from api.errors import ERROR_RESPONSES, ApiError, BodySizeLimit, StorableParameters, install_error_handlers
 from api.gateway import Gateway
+from api.headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
 from api.routes import analytics, breakers, codec, entities, events, inbox, notifications
@@ -30,7 +32,7 @@ from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
 from api.routes.steps import executions, step_workflows
 from api.routes.work import definitions, queue
-from api.ui.routes import install_console
+from api.ui.routes import console_secret, install_console
 from core.agents.registry import seed_agents
 from core.platform import telemetry
 from core.platform.codec import AesGcmCodec, parse_keys
@@ -76,9 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Durable business processes on Temporal. Authenticate with `Authorization: Bearer <API key>`.",
         lifespan=lifespan,
+        # Swagger UI is served from a package (api/docs.py), never from a CDN; ReDoc is not served.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = keys
+    app.state.console_secret = console_secret(settings)
     app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_session_starts)
     app.state.catalogue = Catalogue(McpCatalogue(settings))
     app.state.codec = AesGcmCodec(parse_keys(settings.payload_keys)) if settings.payload_keys.strip() else None
@@ -105,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)
     install_console(app)
+    app.include_router(docs.router)
 
     @app.get(
         "/metrics",
@@ -154,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The Temporal UI calls the codec endpoint from the browser, on its own origin; no other path answers
     # another origin (the console's cookie pages least of all).
     app.add_middleware(CodecCors, origins=settings.codec_origins())
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -20,7 +20,7 @@ REGULAR_EXPRESSIONS = ("pattern", "patternProperties")
 
 
 def _no_retrieval(uri: str) -> Any:
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
 # A registry that knows no remote resource and refuses to retrieve one.

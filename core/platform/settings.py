@@ -142,6 +142,9 @@ class Settings(BaseSettings):
         description="Put customer names and session goals in search attributes and run summaries (which no "
         "codec can encrypt); false keeps them out",
     )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a console sign-in lasts (sign-out ends it at once)"
+    )
     codec_cors_origins: str | None = Field(
         default=None,
         description="Origins (the Temporal UI) allowed to call /codec/* from a browser, comma-separated; unset: "
