@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.errors import ApiError
 from api.gateway import Gateway
 from api.ratelimits import RateLimits
+from core.platform import idempotency
 from core.platform.contracts import Role
 from core.platform.settings import Settings
 
@@ -43,17 +44,43 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
+
 # A client's key for a request it may retry (step executions, work-item changes): the same key answers
 # the first result and applies nothing twice.
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9._:-]+$",
-        description="Retrying with the same key answers the first result and applies nothing twice",
-    ),
-]
+async def checked_idempotency_key(
+    request: Request,
+    principal: Annotated[Principal, Depends(get_principal)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9._:-]+$",
+            description="Retrying with the same key answers the first result and applies nothing twice; the "
+            "same key with another request (method, path or body) is refused with 422",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's Idempotency-Key, once it is known to name this request: a key is the caller's, and
+    reusing it for a different request is refused instead of silently answering the first one."""
+    if idempotency_key is None:
+        return None
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.begin() as conn:
+        first = await idempotency.first_use(
+            conn, principal.name, idempotency_key, request.method, request.url.path, await request.body()
+        )
+    if first is not None:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            f"this Idempotency-Key was first used for another request ({first}, or the same with another body); "
+            "nothing was done: send a new key for a new request, or repeat the first request exactly",
+        )
+    return idempotency_key
+
+
+IdempotencyKey = Annotated[str | None, Depends(checked_idempotency_key)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from TRELLIS_API_KEYS")
 

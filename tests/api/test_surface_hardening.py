@@ -84,3 +84,38 @@ async def test_unsigned_posts_answer_alike_for_known_and_unknown_sources(api: Ap
     known = await api.request("POST", f"/api/v1/events/{events.SOURCE}", role=None, content=body, headers=forged)
     unknown = await api.request("POST", "/api/v1/events/nosuchsource", role=None, content=body, headers=forged)
     assert known.status_code == unknown.status_code == 401 and known.json() == unknown.json()
+
+
+async def test_an_idempotency_key_reused_with_another_request_is_refused(api: Api) -> None:
+    """Before, the second request silently got the first result and its own action was dropped."""
+    key = f"reuse-{uuid.uuid4()}"
+    body = {"template_code": "HS_STD", "entity": {"name": "Key Co"}}
+    headers = {"Idempotency-Key": key}
+    first = await api.request("POST", "/api/v1/workflow-instance", role="operator", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    # The same request again, spelled differently (JSON compared by value): the first answer.
+    spaced = json.dumps(body, indent=2).encode()
+    again = await api.request(
+        "POST",
+        "/api/v1/workflow-instance",
+        role="operator",
+        content=spaced,
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert again.status_code == 201 and again.json()["instance_id"] == first.json()["instance_id"]
+    other = {"template_code": "HS_STD", "entity": {"name": "Another Co"}}
+    refused = await api.request("POST", "/api/v1/workflow-instance", role="operator", json=other, headers=headers)
+    assert refused.status_code == 422 and refused.json()["error"] == "idempotency_key_reused", refused.text
+    assert "POST /api/v1/workflow-instance" in refused.json()["detail"]
+    # The same key on another door (a work item's change) is another request too.
+    elsewhere = await api.request(
+        "POST",
+        f"/api/v1/orchestrator/executions/{uuid.uuid4()}/skip",
+        role="operator",
+        json={"reason": "x"},
+        headers=headers,
+    )
+    assert elsewhere.status_code == 422 and elsewhere.json()["error"] == "idempotency_key_reused"
+    # Keys are the caller's own: another principal may use the same key for its own request.
+    theirs = await api.request("POST", "/api/v1/workflow-instance", role="admin", json=other, headers=headers)
+    assert theirs.status_code == 201 and theirs.json()["instance_id"] != first.json()["instance_id"]

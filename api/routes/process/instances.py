@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
-from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, WorkflowNotFound
 from api.pagination import Cursor, Limit, Offset
@@ -47,10 +47,7 @@ async def start_instance(
     gateway: GatewayDep,
     settings: SettingsDep,
     principal: Operator,
-    idempotency_key: Annotated[
-        str | None,
-        Header(max_length=200, description="Retrying with the same key returns the same instance"),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> InstanceView:
     """Start an instance; answers once its start state is recorded (one update-with-start round trip)."""
     instance_id = (
