@@ -142,3 +142,14 @@ Admin = Annotated[Principal, require()]
 
 def key_table(settings: Settings) -> dict[bytes, Principal]:
     return {_digest(k.token): Principal(name=k.name, role=k.role) for k in settings.parsed_api_keys()}  # type: ignore[arg-type]
+
+
+def ensure_starter(principal: Principal, started_by: str | None, what: str, action: str) -> None:
+    """One ownership rule for runs people start (agent sessions, step executions): only the principal who
+    started one, or an admin, may cancel it or run it again."""
+    if principal.role != "admin" and started_by != principal.name:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{what} was started by '{started_by or 'Trellis'}'; only its starter or an admin may {action} it",
+        )

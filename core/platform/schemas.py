@@ -32,7 +32,7 @@ def check_bounded_schema(schema: dict[str, Any], path: str, what: str) -> dict[s
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        raise ValueError(f"{path} is not a valid JSON Schema: {exc.message}") from exc
+        raise ValueError(f"{path} is not a valid JSON schema: {exc.message}") from exc
     size = len(json.dumps(schema, separators=(",", ":")))
     if size > MAX_SCHEMA_BYTES:
         raise ValueError(f"{path} is {size} bytes as JSON; {what} may have at most {MAX_SCHEMA_BYTES}")

@@ -119,3 +119,36 @@ async def test_an_idempotency_key_reused_with_another_request_is_refused(api: Ap
     # Keys are the caller's own: another principal may use the same key for its own request.
     theirs = await api.request("POST", "/api/v1/workflow-instance", role="admin", json=other, headers=headers)
     assert theirs.status_code == 201 and theirs.json()["instance_id"] != first.json()["instance_id"]
+
+
+async def test_one_ownership_rule_for_reading_queues_and_acting_on_runs(api: Api) -> None:
+    # The demo sequence's status is read by assignee like the queue: one's own, another's for admins.
+    mine = await api.request("GET", "/api/v1/orchestrator/demo/status", role="viewer")
+    assert mine.status_code == 200
+    theirs = await api.request(
+        "GET", "/api/v1/orchestrator/demo/status", role="viewer", params={"assignee": "operator-user"}
+    )
+    queue = await api.request("GET", "/api/v1/orchestrator/queue", role="viewer", params={"assignee": "operator-user"})
+    assert theirs.status_code == queue.status_code == 403
+    assert (
+        await api.request("GET", "/api/v1/orchestrator/demo/status", role="admin", params={"assignee": "operator-user"})
+    ).status_code == 200
+
+
+async def test_only_its_starter_or_an_admin_cancels_or_retries_a_step_execution(api: Api) -> None:
+    from tests.support.steps import create, finished, unique_name, workflow
+
+    name = unique_name("owned")
+    await create(api, workflow(name, [{"name": "wait", "human_task": {"assignee": "nobody-in-particular"}}]))
+    started = await api.request("POST", f"/api/v1/workflows/{name}/execute", role="admin", json={})
+    assert started.status_code == 202, started.text
+    execution = started.json()["id"]
+    refused = await api.request("POST", f"/api/v1/workflow-executions/{execution}/cancel", role="operator")
+    assert refused.status_code == 403 and "only its starter or an admin" in refused.json()["detail"], refused.text
+    cancelled = await api.request("POST", f"/api/v1/workflow-executions/{execution}/cancel", role="admin")
+    assert cancelled.status_code == 202, cancelled.text
+    assert (await finished(api, execution))["status"] == "cancelled"
+    retry = await api.request(
+        "POST", f"/api/v1/workflow-executions/{execution}/retry", role="operator", json={"from_step": "wait"}
+    )
+    assert retry.status_code == 403 and "only its starter or an admin" in retry.json()["detail"]

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from temporalio.common import SearchAttributePair
 
-from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
+from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep, ensure_starter
 from api.errors import ApiError
 from api.gateway import WorkflowNotFound
 from api.pagination import Cursor, Limit, Offset
@@ -158,12 +158,7 @@ async def decide_session(
 async def cancel_session(session_id: str, engine: EngineDep, gateway: GatewayDep, principal: Operator) -> SessionPublic:
     """Cancel a running session: its starter's or an admin's to do."""
     stored = await _session(engine, session_id)
-    if principal.role != "admin" and stored.created_by != principal.name:
-        raise ApiError(
-            403,
-            "forbidden",
-            f"session {session_id} was started by '{stored.created_by}'; only its starter or an admin may cancel it",
-        )
+    ensure_starter(principal, stored.created_by, f"session {session_id}", "cancel")
     if stored.completed_ts is not None:
         raise ApiError(409, "session_finished", f"session is {stored.session_status}; nothing to cancel")
     try:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query
 
-from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
+from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep, ensure_starter
 from api.errors import ApiError
 from api.gateway import WorkflowNotFound
 from api.pagination import Cursor, Limit, Offset
@@ -64,7 +64,7 @@ async def get_execution(execution_id: uuid.UUID, engine: EngineDep, gateway: Gat
 
 @router.post("/{execution_id}/cancel", response_model=ExecutionPublic, status_code=202)
 async def cancel_execution(
-    execution_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, _: Operator
+    execution_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, principal: Operator
 ) -> ExecutionPublic:
     """Ask a running execution to stop: the step under way is cancelled, the execution ends
     ``cancelled``. A finished execution is a 409."""
@@ -72,6 +72,7 @@ async def cancel_execution(
         found = await store.get_execution(conn, execution_id)
     if found is None:
         raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+    ensure_starter(principal, found.created_by, f"execution {execution_id}", "cancel")
     if found.status not in OPEN:
         raise ApiError(409, "execution_finished", f"execution {execution_id} has already ended ({found.status})")
     try:
@@ -98,6 +99,7 @@ async def retry_execution(
         found = await store.get_execution(conn, execution_id)
         if found is None:
             raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+        ensure_starter(principal, found.created_by, f"execution {execution_id}", "retry")
         stored, refused = await store.runnable(conn, found.workflow_name, found.workflow_version)
         records = await store.steps_of(conn, execution_id)
     if found.status not in ("failed", "cancelled", "compensated"):
