@@ -194,10 +194,14 @@ class Gateway:
             details = getattr(cause, "details", ())
             extra = details[0] if details and isinstance(details[0], dict) else {}
             return ApiError(kind.status, kind.code, getattr(cause, "message", str(cause)), **extra)
+        # Say what failed: "the database may be unavailable" for every cause sent people retrying what a
+        # retry cannot fix.
+        reason = str(getattr(cause, "message", None) or cause or "no reason given").splitlines()[0][:300]
         return ApiError(
             503,
             "not_recorded",
-            "the change could not be recorded (the database may be unavailable); nothing was changed, retry later",
+            f"the change could not be recorded ({reason}); nothing was changed. Retry later if that is a passing "
+            "fault, else tell the admins",
         )
 
     def _queued(self, workflow_id: str) -> ApiError:
