@@ -152,3 +152,28 @@ async def test_only_its_starter_or_an_admin_cancels_or_retries_a_step_execution(
         "POST", f"/api/v1/workflow-executions/{execution}/retry", role="operator", json={"from_step": "wait"}
     )
     assert retry.status_code == 403 and "only its starter or an admin" in retry.json()["detail"]
+
+
+async def test_after_a_delete_the_answers_are_the_documented_ones(api: Api) -> None:
+    """A soft DELETE keeps a rule readable (documented on its GET); a purge removes it and its executions'
+    listing answers 404, where it used to answer an empty page for a rule that no longer exists."""
+    body = {
+        "workflow_name": "deleted later",
+        "trigger_entity_type": "deleted_kind",
+        "trigger_action_type": "create",
+        "action_entity_type": "deleted_kind",
+        "actions": [{"type": "send_notification", "template": "task_completed", "recipients": ["x"]}],
+    }
+    created = await api.request("POST", "/api/v1/workflow-automation", json=body)
+    assert created.status_code == 201, created.text
+    rule = created.json()
+    assert (await api.request("DELETE", f"/api/v1/workflow-automation/{rule['id']}")).status_code == 200
+    kept = await api.request("GET", f"/api/v1/workflow-automation/{rule['id']}", role="viewer")
+    assert kept.status_code == 200 and kept.json()["active_flag"] is False
+    assert (await api.request("GET", f"/api/v1/workflow-automation/{rule['id']}/executions")).status_code == 200
+    purged = await api.request("DELETE", f"/api/v1/workflow-automation/{rule['id']}", params={"purge": "true"})
+    assert purged.status_code == 200
+    assert (await api.request("GET", f"/api/v1/workflow-automation/{rule['id']}")).status_code == 404
+    assert (await api.request("GET", f"/api/v1/workflow-automation/{rule['id']}/executions")).status_code == 404
+    spec = (await api.request("GET", "/openapi.json", role=None)).json()
+    assert "still returned" in spec["paths"]["/api/v1/workflow-automation/{rule_id}"]["get"]["description"]

@@ -40,6 +40,7 @@ async def list_agents(
 
 @router.get("/{name}", response_model=AgentPublic)
 async def get_agent(name: PathName, engine: EngineDep, _: Reader) -> AgentPublic:
+    """One agent. After its DELETE (a soft delete) it is still returned, with ``active_flag`` false."""
     async with engine.connect() as conn:
         return _found(await store.get_agent(conn, name), name)
 

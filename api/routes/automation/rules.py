@@ -104,6 +104,8 @@ async def create_rule(body: RuleCreate, engine: EngineDep, gateway: GatewayDep, 
 
 @router.get("/{rule_id}", response_model=RulePublic)
 async def get_rule(rule_id: uuid.UUID, engine: EngineDep, principal: Reader) -> RulePublic:
+    """One rule. After its DELETE (a soft delete) it is still returned, with ``active_flag`` false; after
+    ``DELETE …?purge=true`` it is 404."""
     return _public(await _load(engine, rule_id), principal)
 
 
@@ -157,5 +159,8 @@ async def list_executions(
     offset: Offset = 0,
     cursor: Cursor = None,
 ) -> Page[ExecutionPublic]:
+    """The rule's executions, newest first. A rule that was deactivated (DELETE) keeps them; one that was
+    purged (``DELETE …?purge=true``) or never existed is 404."""
+    await _load(engine, rule_id)
     async with engine.connect() as conn:
         return await store.executions_page(conn, rule_id, status=status, limit=limit, offset=offset, cursor=cursor)

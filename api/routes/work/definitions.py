@@ -39,6 +39,7 @@ async def create_definition(body: DefinitionCreate, engine: EngineDep, _: Admin)
 
 @router.get("/{definition_id}", response_model=DefinitionPublic)
 async def get_definition(definition_id: uuid.UUID, engine: EngineDep, _: Reader) -> DefinitionPublic:
+    """One kind of work. After its DELETE (a soft delete) it is still returned, deactivated."""
     async with engine.connect() as conn:
         return _found(await store.get_definition(conn, definition_id), definition_id)
 
