@@ -326,7 +326,7 @@ class StepToolActivities:
             delivery = Delivery(
                 url=params.url,
                 method=params.method,
-                headers={k: v for k, v in params.headers.items() if k not in call.secret_headers},
+                headers=params.headers,  # the authored secret references replace theirs when sending
                 body=body,
                 webhook_id=webhook_id,
                 secret=secret,
