@@ -114,7 +114,9 @@ async def test_the_document_states_the_rules_every_request_shares(spec: dict[str
     budget = next(part for part in session["token_budget"]["anyOf"] if part.get("type") == "integer")
     assert budget["maximum"] == 100_000_000
     gate = spec["components"]["schemas"]["ApprovalGate"]["properties"]["reject_to_state_id"]
-    assert next(part for part in gate["anyOf"] if part.get("type") == "integer")["maximum"] == 2**63 - 1
+    assert next(part for part in gate["anyOf"] if part.get("type") == "integer")["maximum"] == 100_000  # its own
+    budget = spec["components"]["schemas"]["WorkflowConfig"]["properties"]["tokenBudget"]
+    assert next(part for part in budget["anyOf"] if part.get("type") == "integer")["maximum"] == 2**63 - 1
     listing = spec["paths"]["/api/v1/workflow-instance"]["get"]["parameters"]
     template_code = next(p for p in listing if p["name"] == "template_code")
     assert template_code["schema"]["anyOf"][0]["pattern"] == "^[^\\u0000]*$"
