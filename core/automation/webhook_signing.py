@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 
-PREFIX = "whsec_"
+from core.platform.standard_webhooks import PREFIX, decode_secret
 
 
 def new_secret() -> str:
@@ -18,7 +18,7 @@ def new_secret() -> str:
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    key = base64.b64decode(secret.removeprefix(PREFIX))
+    key = decode_secret(secret)
     digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 

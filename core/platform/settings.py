@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.platform.standard_webhooks import decode_secret
+
 ROLES: tuple[str, ...] = ("admin", "operator", "approver", "viewer")
 
 
@@ -259,6 +261,16 @@ class Settings(BaseSettings):
     tracing_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint spans are exported to (e.g. http://127.0.0.1:4318/v1/traces)"
     )
+
+    @field_validator("event_sources")
+    @classmethod
+    def _event_sources(cls, sources: dict[str, str]) -> dict[str, str]:
+        for source, secret in sources.items():
+            try:
+                decode_secret(secret)
+            except ValueError as exc:
+                raise ValueError(f"TRELLIS_EVENT_SOURCES: the secret of '{source}' cannot be used: {exc}") from exc
+        return sources
 
     @field_validator("api_keys")
     @classmethod

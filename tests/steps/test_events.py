@@ -5,16 +5,22 @@ times out; and an automation rule with the external_event trigger starts a workf
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks.webhooks import Webhook
 
 from core.entities.tables import EntityEvent
+from core.platform.settings import Settings
 from core.steps.tables import EventWait
-from tests.support.api import Api, eventually
+from tests.support.api import Api, eventually, make_settings, open_api
 from tests.support.automation import create_rule
 from tests.support.events import SOURCE, post_event, signed
 from tests.support.steps import create, execute, execution, finished, run, unique_name, workflow
@@ -145,3 +151,30 @@ async def test_an_external_event_rule_starts_a_workflow(api: Api) -> None:
     assert len(executions) == 1
     assert executions[0]["output"]["made"]["name"] == ticket
     assert executions[0]["trigger"]["event_kind"] == "external_event"
+
+
+async def test_a_source_secret_without_padding_verifies_as_the_library_signs(
+    postgres_url: str, temporal_address: str, task_queue: str, worker: None
+) -> None:
+    """Issue 20: an unpadded base64 secret, which the standardwebhooks library accepts, made the route
+    answer 500. Secrets are decoded as the library decodes them, and checked when the settings load."""
+    unpadded = "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("=")
+    settings = make_settings(postgres_url, temporal_address, task_queue, event_sources={"unpadded": unpadded})
+    lifespan, client = await open_api(settings)
+    try:
+        text = json.dumps({"key": f"k-{uuid.uuid4().hex[:6]}"})
+        webhook_id, when = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": Webhook(unpadded).sign(webhook_id, when, text),
+            "content-type": "application/json",
+        }
+        accepted = await client.post("/api/v1/events/unpadded", content=text, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+    for bad in ("whsec_", "whsec_%%%%"):
+        with pytest.raises(ValidationError, match="the secret of 'broken' cannot be used"):
+            Settings(event_sources={"broken": bad})
