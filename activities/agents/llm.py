@@ -46,10 +46,34 @@ def _instructions(data: AgentCallInput) -> str:
     )
 
 
+def _response_format(mode: str, agent_name: str, schema: dict[str, Any]) -> Any:
+    """The request's response_format: the schema itself where the endpoint takes it (``Any``: the
+    json_object-with-schema form is llama.cpp's, not in the client's types)."""
+    if mode == "json_schema":
+        name = "".join(c if c.isalnum() or c in "_-" else "_" for c in agent_name)[:64] or "output"
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    if mode == "json_object_schema":  # llama.cpp's server constrains its output to this schema
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_object"}
+
+
+def _llm_error(exc: openai.APIStatusError) -> ApplicationError:
+    if exc.status_code >= 500 or exc.status_code in (408, 409):
+        return ApplicationError(f"the LLM endpoint failed ({exc.status_code})", type=errors.LLM_UNAVAILABLE.type)
+    return ApplicationError(
+        f"the LLM endpoint refused the request ({exc.status_code}): {exc.message}",
+        type=errors.LLM_REJECTED.type,
+        non_retryable=True,
+    )
+
+
 class LlmActivities:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
+        # Per model: the response format an endpoint under "auto" turned out to take (json_object after it
+        # refused json_schema once), so the refusal costs one request per process, not one per call.
+        self._formats: dict[str, str] = {}
         self._client = (
             AsyncOpenAI(
                 base_url=settings.llm_base_url,
@@ -120,10 +144,17 @@ class LlmActivities:
         problem = "no reply"
         for round_ in range(2):
             cap = self._settings.llm_max_output_tokens
-            reply, usage = await self._complete(model, messages, min(data.max_tokens or cap, cap))
+            limit = min(data.max_tokens or cap, cap)
+            reply, usage, finish = await self._complete(model, messages, limit, data)
             prompt_tokens += usage[0]
             completion_tokens += usage[1]
             output, problem = self._parse(reply, data.agent.output_schema)
+            if output is None and finish == "length":
+                whose = "the token budget's" if data.max_tokens is not None and data.max_tokens < cap else "the"
+                problem = (
+                    f"the reply was cut off at {whose} cap of {limit} output tokens (finish_reason length) before "
+                    f"it was complete ({problem})"
+                )
             if output is not None:
                 latency = int((time.perf_counter() - started) * 1000)
                 cost = self._settings.cost_of(model, prompt_tokens, completion_tokens)
@@ -165,14 +196,47 @@ class LlmActivities:
             non_retryable=True,
         )
 
-    async def _complete(self, model: str, messages: list[Any], max_tokens: int | None) -> tuple[str, tuple[int, int]]:
+    async def _complete(
+        self, model: str, messages: list[Any], max_tokens: int | None, data: AgentCallInput
+    ) -> tuple[str, tuple[int, int], str | None]:
+        """The reply's text, its (prompt, completion) tokens and its finish_reason. The agent's schema goes to
+        the endpoint as TRELLIS_LLM_RESPONSE_FORMAT says; under "auto", an endpoint that refuses json_schema
+        is asked once more at once with json_object (never left to Temporal's retries), and a 4xx refusal is
+        remembered for the model."""
+        configured = self._settings.llm_response_format
+        mode = self._formats.get(model, "json_schema") if configured == "auto" else configured
+        try:
+            return await self._request(model, messages, max_tokens, data, mode)
+        except openai.APIStatusError as exc:
+            # Only an error about the format itself: any other refusal is the request's own fault.
+            about_format = any(w in str(exc.message).lower() for w in ("response_format", "json_schema", "schema"))
+            refused = exc.status_code in (400, 404, 415, 422, 500, 501) and about_format
+            if configured != "auto" or mode != "json_schema" or not refused:
+                raise _llm_error(exc) from exc
+            activity.logger.warning(
+                "the LLM endpoint refused response_format json_schema for %s (%s); using json_object",
+                model,
+                exc.status_code,
+            )
+            refusal = exc.status_code < 500
+        try:
+            answer = await self._request(model, messages, max_tokens, data, "json_object")
+        except openai.APIStatusError as exc:
+            raise _llm_error(exc) from exc
+        if refusal:  # a 4xx is the endpoint's answer to json_schema; a 5xx may be passing, so ask again next time
+            self._formats[model] = "json_object"
+        return answer
+
+    async def _request(
+        self, model: str, messages: list[Any], max_tokens: int | None, data: AgentCallInput, mode: str
+    ) -> tuple[str, tuple[int, int], str | None]:
         assert self._client is not None
         try:
             response = await self._client.chat.completions.create(
                 model=model,
                 messages=messages,
                 max_tokens=max_tokens,
-                response_format={"type": "json_object"},
+                response_format=_response_format(mode, data.agent.agent_name, data.agent.output_schema),
             )
         except openai.RateLimitError as exc:
             raise ApplicationError(
@@ -180,21 +244,13 @@ class LlmActivities:
                 type=errors.LLM_UNAVAILABLE.type,
                 next_retry_delay=retry_after_delay(exc.response.headers.get("retry-after")),
             ) from exc
-        except openai.APIStatusError as exc:
-            if exc.status_code >= 500 or exc.status_code in (408, 409):
-                raise ApplicationError(
-                    f"the LLM endpoint failed ({exc.status_code})", type=errors.LLM_UNAVAILABLE.type
-                ) from exc
-            raise ApplicationError(
-                f"the LLM endpoint refused the request ({exc.status_code}): {exc.message}",
-                type=errors.LLM_REJECTED.type,
-                non_retryable=True,
-            ) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise ApplicationError(f"the LLM endpoint did not answer: {exc}", type=errors.LLM_UNAVAILABLE.type) from exc
-        content = response.choices[0].message.content or "" if response.choices else ""
+        choice = response.choices[0] if response.choices else None
+        content = (choice.message.content or "") if choice else ""
         usage = response.usage
-        return content, ((usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0))
+        tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+        return content, tokens, (choice.finish_reason if choice else None)
 
     @staticmethod
     def _parse(reply: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:

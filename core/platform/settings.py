@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -203,6 +204,13 @@ class Settings(BaseSettings):
         '"output_per_1k": 0.0006}}. A model not listed costs 0 and is reported as unpriced.',
     )
     llm_max_output_tokens: int = Field(default=4096, ge=16, description="max_tokens of one agent call, at most")
+    llm_response_format: Literal["auto", "json_schema", "json_object_schema", "json_object"] = Field(
+        default="auto",
+        description="How an agent's output schema reaches the endpoint: json_schema (the OpenAI standard), "
+        "json_object_schema (json_object with a schema field, as llama.cpp's server takes it), json_object (the "
+        "schema in the prompt only); auto sends json_schema and, where an endpoint refuses it, falls back once "
+        "to json_object for that endpoint and model",
+    )
     session_history_limit: int = Field(
         default=2000, ge=20, description="Workflow history events after which a session continues as new"
     )

@@ -146,8 +146,11 @@ class LlmServer:
     says "expert project orchestrator"); the case from a ``[case:<id>]`` marker in the user message.
     ``script(case, agent, [...])`` queues behaviours, consumed one per request: a dict (reply with it as
     JSON), ``"malformed"``, ``"schema-miss"`` (valid JSON, wrong shape), ``"429"`` (Retry-After: 1),
-    ``"500"``, or ``("slow", seconds, reply_or_None)``. Without a script an agent gets a valid default.
-    Every request is recorded with its start and end time."""
+    ``"500"``, ``"cut-off"`` (half of a valid reply, ``finish_reason: length``, as a model stopped by
+    ``max_tokens``), or ``("slow", seconds, reply_or_None)``. Without a script an agent gets a valid default.
+    A request for the model ``refuses-json-schema`` with ``response_format`` ``json_schema`` is answered 400,
+    as endpoints without structured output answer it. Every request is recorded with its start and end
+    time and the ``response_format`` it carried."""
 
     DEFAULTS: dict[str, dict[str, Any]] = {
         "orchestrator": {"agents": ["planner", "estimator", "resource", "risk", "validator", "reporter"]},
@@ -215,12 +218,19 @@ class LlmServer:
                     "start": started,
                     "messages": messages,
                     "behaviour": behaviour if not isinstance(behaviour, dict) else "ok",
+                    "response_format": body.get("response_format"),
+                    "model": body.get("model"),
                 }
+                finish = "stop"
                 status, headers, content = 200, {}, None
                 if isinstance(behaviour, tuple) and behaviour[0] == "slow":
                     time.sleep(behaviour[1])
                     behaviour = behaviour[2]
-                if behaviour == "429":
+                refuses = body.get("model") == "refuses-json-schema"
+                message = None
+                if refuses and (body.get("response_format") or {}).get("type") == "json_schema":
+                    status, message = 400, "response_format type json_schema is not supported by this server"
+                elif behaviour == "429":
                     status, headers = 429, {"Retry-After": "1"}
                 elif behaviour == "500":
                     status = 500
@@ -230,6 +240,9 @@ class LlmServer:
                     content = '{"phases": [ this is not json'
                 elif behaviour == "schema-miss":
                     content = json.dumps({"unexpected": True})
+                elif behaviour == "cut-off":
+                    whole = json.dumps(outer.DEFAULTS.get(agent, {}))
+                    content, finish = whole[: len(whole) // 2], "length"
                 else:
                     content = json.dumps(behaviour if isinstance(behaviour, dict) else outer.DEFAULTS.get(agent, {}))
                 if status == 200:
@@ -239,12 +252,13 @@ class LlmServer:
                         "created": int(started),
                         "model": body.get("model", "scripted"),
                         "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                            {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
                         ],
                         "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
                     }
                 else:
-                    payload = {"error": {"message": f"scripted {status}", "type": "scripted", "code": status}}
+                    text = message or f"scripted {status}"
+                    payload = {"error": {"message": text, "type": "scripted", "code": status}}
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 for name, value in headers.items():

@@ -1,0 +1,65 @@
+"""Issue 20: the agent's schema reaches the endpoint (``response_format`` ``json_schema``, the OpenAI
+standard), an endpoint that refuses it is asked once more with ``json_object`` and that is remembered,
+and a reply cut off by ``max_tokens`` says so instead of "not JSON". Against the scripted OpenAI-protocol
+server, which refuses json_schema for one model and cuts replies off on request."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.support.api import Api
+from tests.support.servers import LlmServer
+from tests.support.steps import run
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+async def _agent(api: Api, model: str | None = None) -> str:
+    name = f"probe_{uuid.uuid4().hex[:8]}"
+    body: dict[str, Any] = {
+        "agent_name": name,
+        "agent_type": "probe",
+        "capabilities": ["answering"],
+        "system_prompt": f"You are the {name} agent. Answer.",
+        "output_schema": SCHEMA,
+        **({"model": model} if model else {}),
+    }
+    response = await api.request("POST", "/api/v1/orchestrator/agents", json=body)
+    assert response.status_code == 201, response.text
+    return name
+
+
+def _call(agent: str, case: str) -> list[dict[str, Any]]:
+    return [{"name": "ask", "tool": "agent.call", "params": {"agent": agent, "input": {"note": f"[case:{case}]"}}}]
+
+
+async def test_the_agents_schema_is_sent_as_json_schema(api: Api, llm_server: LlmServer) -> None:
+    agent, case = await _agent(api), uuid.uuid4().hex[:8]
+    llm_server.script(case, agent, [{"ok": True}])
+    done = await run(api, _call(agent, case))
+    assert done["status"] == "completed", done["error"]
+    [call] = llm_server.calls(case)
+    assert call["response_format"] == {"type": "json_schema", "json_schema": {"name": agent, "schema": SCHEMA}}
+
+
+async def test_an_endpoint_refusing_json_schema_is_asked_with_json_object_once(api: Api, llm_server: LlmServer) -> None:
+    agent = await _agent(api, model="refuses-json-schema")
+    first, second = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    llm_server.script(first, agent, [{"ok": True}, {"ok": True}])
+    llm_server.script(second, agent, [{"ok": True}])
+    done = await run(api, _call(agent, first))
+    assert done["status"] == "completed", done["error"]
+    calls = llm_server.calls(first)
+    assert [(c["status"], c["response_format"]["type"]) for c in calls] == [(400, "json_schema"), (200, "json_object")]
+    # Remembered for the model: the next call asks with json_object straight away (no 500s to find out).
+    assert (await run(api, _call(agent, second)))["status"] == "completed"
+    assert [c["response_format"]["type"] for c in llm_server.calls(second)] == ["json_object"]
+
+
+async def test_a_reply_cut_off_by_max_tokens_says_so(api: Api, llm_server: LlmServer) -> None:
+    agent, case = await _agent(api), uuid.uuid4().hex[:8]
+    llm_server.script(case, agent, ["cut-off", "cut-off"])
+    done = await run(api, _call(agent, case))
+    assert done["status"] == "failed"
+    assert "cut off at the cap of" in done["error"] and "finish_reason length" in done["error"], done["error"]
