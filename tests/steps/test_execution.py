@@ -261,3 +261,22 @@ async def test_an_mcp_server_over_streamable_http_is_listed_and_called(api: Api)
     assert done["status"] == "completed", done
     assert done["output"]["sum"]["result"] == {"sum": 2.5}
     assert done["output"]["say"]["result"] == {"result": "over http: 2.5"}
+
+
+async def test_a_failed_execution_is_found_in_temporal_by_its_search_attributes(
+    api: Api, temporal_client: Client
+) -> None:
+    """Decision 0014: a business failure completes the workflow; the Trellis search attributes find it."""
+    from tests.support.api import eventually
+    from tests.support.steps import create, execute, finished, workflow
+
+    name = unique_name("findme")
+    await create(api, workflow(name, [{"name": "boom", "tool": "testmcp.fail", "params": {"reason": "no"}}]))
+    done = await finished(api, (await execute(api, name))["id"])
+    assert done["status"] == "failed"
+    query = f"TrellisStepWorkflow = '{name}' AND TrellisInstanceStatus = 'failed'"
+
+    async def found() -> list[str]:
+        return [w.id async for w in temporal_client.list_workflows(query)]
+
+    assert await eventually(found) == [f"step-execution-{done['id']}"]
