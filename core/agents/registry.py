@@ -51,7 +51,9 @@ class AgentDefinition(RequestModel):
     capabilities: list[str] = Field(min_length=1, max_length=30)
     system_prompt: str = Field(min_length=1, max_length=20_000)
     description: str | None = Field(default=None, max_length=2000)
-    model: str | None = Field(default=None, max_length=50)
+    model: str | None = Field(
+        default=None, max_length=300, description="The endpoint's model id (local servers use long paths)"
+    )
     output_schema: dict[str, Any] = Field(
         description="A JSON schema of an object, without pattern/patternProperties or remote $ref",
         json_schema_extra={"required": ["type"], "properties": {"type": {"const": "object"}}},

@@ -65,7 +65,7 @@ class OrchestratorAgent(Base):
     agent_type: Mapped[str] = mapped_column(String(50))
     capabilities: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
     system_prompt: Mapped[str | None] = mapped_column(Text)
-    model: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(300))  # llama.cpp's default id is a 110-character path
     active_flag: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     # Trellis additions
     description: Mapped[str | None] = mapped_column(Text)

@@ -63,3 +63,12 @@ async def test_a_reply_cut_off_by_max_tokens_says_so(api: Api, llm_server: LlmSe
     done = await run(api, _call(agent, case))
     assert done["status"] == "failed"
     assert "cut off at the cap of" in done["error"] and "finish_reason length" in done["error"], done["error"]
+
+
+async def test_an_agent_may_name_a_local_servers_long_model_id(api: Api) -> None:
+    """llama.cpp's default model id is the model file's path, 110 characters in the run that found this."""
+    model = "/root/.cache/llm-models/smollm2/" + "SmolLM2-135M-Instruct-Q8_0-" + "x" * 40 + ".gguf"
+    assert len(model) > 100
+    name = await _agent(api, model=model)
+    stored = await api.request("GET", f"/api/v1/orchestrator/agents/{name}", role="viewer")
+    assert stored.json()["model"] == model
