@@ -130,25 +130,33 @@ class StepToolActivities:
             await store.record_step(conn, _record(call, result))
             return result
 
-    async def _outside(self, call: ToolCall, output: type[M], perform: Callable[[], Awaitable[M]]) -> M:
-        """An outside effect: skipped if recorded, else done and then recorded."""
+    async def _outside(
+        self, call: ToolCall, output: type[M], perform: Callable[[], Awaitable[M]], *, timed: bool = True
+    ) -> M:
+        """An outside effect: skipped if recorded, else done and then recorded. ``timed=False``: ``perform``
+        bounds its own time (inside a breaker, so that a time-out counts as the target's failure)."""
         async with self._engine.connect() as conn:
             done = _already_done(await store.recorded_step(conn, call.execution_id, call.path), output)
         if done is not None:
             return done
-        result = await self._bounded(call, perform())
+        result = await self._bounded(call, perform(), timed=timed)
         async with self._engine.begin() as conn:
             await store.record_step(conn, _record(call, result))
         return result
 
     @staticmethod
-    async def _bounded(call: ToolCall, work: Awaitable[M]) -> M:
-        """The tool's result within the step's time and its output within MAX_STEP_OUTPUT_BYTES (checked
-        before anything is recorded, so the database and Temporal never disagree about the step)."""
+    async def _timed(call: ToolCall, work: Awaitable[M]) -> M:
+        """The tool's result within the step's time; past it, a transient failure."""
         try:
-            result = await asyncio.wait_for(work, call.timeout_ms / 1000)
+            return await asyncio.wait_for(work, call.timeout_ms / 1000)
         except TimeoutError as exc:
             raise step_failed(f"{call.tool} did not finish within {call.timeout_ms} ms", retryable=True) from exc
+
+    @classmethod
+    async def _bounded(cls, call: ToolCall, work: Awaitable[M], *, timed: bool = True) -> M:
+        """The tool's result within the step's time and its output within MAX_STEP_OUTPUT_BYTES (checked
+        before anything is recorded, so the database and Temporal never disagree about the step)."""
+        result = await (cls._timed(call, work) if timed else work)
         size = json_size(result.model_dump(mode="json"))
         if size > MAX_STEP_OUTPUT_BYTES:
             raise step_failed(
@@ -158,13 +166,15 @@ class StepToolActivities:
             )
         return result
 
-    async def _through_breaker(self, target: str, work: Callable[[], Awaitable[M]]) -> M:
-        """Call ``target`` only if its breaker lets the call through (core/platform/breakers.py)."""
+    async def _through_breaker(self, target: str, call: ToolCall, work: Callable[[], Awaitable[M]]) -> M:
+        """Call ``target`` only if its breaker lets the call through (core/platform/breakers.py), within the
+        step's time: the time limit is inside the breaker, so a time-out counts as the target's failure
+        (outside it, the breaker only saw a cancellation)."""
         return await breakers.call_through(
             self._engine,
             target,
             breakers.policy_of(self._settings, target),
-            work,
+            lambda: self._timed(call, work()),
             transient=lambda exc: (
                 exc.message if isinstance(exc, ApplicationError) and _failure_kind(exc) == "transient" else None
             ),
@@ -358,7 +368,9 @@ class StepToolActivities:
 
         origin = urlsplit(params.url)
         target = f"http:{origin.scheme}://{origin.hostname}:{origin.port or (443 if origin.scheme == 'https' else 80)}"
-        return await self._outside(call, HttpRequestOutput, lambda: self._through_breaker(target, perform))
+        return await self._outside(
+            call, HttpRequestOutput, lambda: self._through_breaker(target, call, perform), timed=False
+        )
 
     # ---------------------------------------------------------------- scripts
 
@@ -494,15 +506,17 @@ class StepToolActivities:
         async def perform() -> McpCallOutput:
             try:
                 answer = await call_tool(server_name, server, self._settings, tool, call.params, call.timeout_ms / 1000)
-            except McpUnavailable as exc:
-                raise step_failed(str(exc), retryable=True) from exc
+            except McpUnavailable as exc:  # a refusal (401/403) will not get better by trying again
+                raise step_failed(str(exc), retryable=not exc.permanent) from exc
             if answer.is_error:  # the tool ran and said no: a business error, not the server's health
                 raise step_failed(
                     f"{call.tool} answered with an error: {str(answer.result)[:2000]}", retryable=False, kind="business"
                 )
             return McpCallOutput(result=answer.result)
 
-        return await self._outside(call, McpCallOutput, lambda: self._through_breaker(f"mcp:{server_name}", perform))
+        return await self._outside(
+            call, McpCallOutput, lambda: self._through_breaker(f"mcp:{server_name}", call, perform), timed=False
+        )
 
 
 def _already_done(recorded: Any, output: type[M]) -> M | None:

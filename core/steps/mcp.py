@@ -13,14 +13,18 @@ import contextlib
 import ipaddress
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
+import httpx
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import PaginatedRequestParams, TextContent
 
 from core.automation.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
@@ -28,7 +32,53 @@ from core.platform.settings import McpServer, Settings
 
 
 class McpUnavailable(Exception):
-    """The server could not be started, reached or spoken to."""
+    """The server could not be started, reached or spoken to. ``permanent``: it refused us (401/403), so
+    trying again without an admin changing something will not help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The errors inside an exception group, however nested (the mcp package raises from anyio task
+    groups, so a refused connection arrives as ExceptionGroup(ExceptionGroup(ConnectError)))."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _unavailable(name: str, error: BaseException, statuses: Sequence[int] = ()) -> McpUnavailable:
+    """What a person can act on, from whatever the transport raised (and the HTTP statuses it saw: the
+    ``mcp`` client turns a 401 into "Server returned an error response")."""
+    refused = next((status for status in statuses if status in (401, 403)), None)
+    if refused is not None:
+        return McpUnavailable(
+            f"MCP server '{name}' refused Trellis ({refused}): check its credentials in TRELLIS_MCP_SERVERS",
+            permanent=True,
+        )
+    leaves = [leaf for leaf in _leaves(error) if not isinstance(leaf, asyncio.CancelledError)] or [error]
+    for leaf in leaves:
+        if isinstance(leaf, McpUnavailable):
+            return leaf
+        if isinstance(leaf, httpx.HTTPStatusError) and leaf.response.status_code in (401, 403):
+            status = leaf.response.status_code
+            return McpUnavailable(
+                f"MCP server '{name}' refused Trellis ({status} {leaf.response.reason_phrase}): check its "
+                "credentials in TRELLIS_MCP_SERVERS",
+                permanent=True,
+            )
+    leaf = leaves[0]
+    if isinstance(leaf, TimeoutError):
+        return McpUnavailable(f"MCP server '{name}' did not answer in time")
+    if isinstance(leaf, httpx.HTTPStatusError):
+        return McpUnavailable(f"MCP server '{name}' answered {leaf.response.status_code}")
+    if isinstance(leaf, MCPError):
+        return McpUnavailable(f"MCP server '{name}' failed: {leaf.error.message}")
+    text = str(leaf).splitlines()[0][:300] if str(leaf) else type(leaf).__name__
+    if isinstance(leaf, (OSError, httpx.TransportError, anyio.ClosedResourceError, anyio.EndOfStream)):
+        return McpUnavailable(f"MCP server '{name}' could not be reached: {text or 'the connection closed'}")
+    return McpUnavailable(f"MCP server '{name}' failed: {type(leaf).__name__}: {text}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +131,7 @@ def _check_url(url: str, settings: Settings) -> None:
 
 @contextlib.asynccontextmanager
 async def _session(name: str, server: McpServer, settings: Settings) -> AsyncIterator[ClientSession]:
+    statuses: list[int] = []  # what a URL server answered, to name a refusal the client hides
     try:
         if server.command is not None:
             params = StdioServerParameters(command=server.command[0], args=server.command[1:], env=server.env or None)
@@ -90,13 +141,23 @@ async def _session(name: str, server: McpServer, settings: Settings) -> AsyncIte
         else:
             assert server.url is not None
             await _checked_destination(server.url, settings)
-            async with streamable_http_client(server.url) as streams, ClientSession(streams[0], streams[1]) as session:
+            http = create_mcp_http_client()
+
+            async def seen(response: Any) -> None:
+                statuses.append(response.status_code)
+
+            http.event_hooks["response"].append(seen)
+            async with (
+                http,
+                streamable_http_client(server.url, http_client=http) as streams,
+                ClientSession(streams[0], streams[1]) as session,
+            ):
                 await asyncio.wait_for(session.initialize(), server.timeout_seconds)
                 yield session
     except McpUnavailable:
         raise
-    except (OSError, TimeoutError) as exc:
-        raise McpUnavailable(f"MCP server '{name}' could not be reached: {exc}") from exc
+    except Exception as exc:  # the transport's errors, often inside exception groups: one readable reason
+        raise _unavailable(name, exc, statuses) from exc
 
 
 async def _checked_destination(url: str, settings: Settings) -> None:
