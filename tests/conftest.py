@@ -154,10 +154,15 @@ async def worker(
         mcp_servers={
             "testmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]},
             "httpmcp": {"url": mcp_http_server.url},
+            # The same server under a name whose breaker is strict (below): its time-outs must open it.
+            "slowmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]},
         },
         breaker_failures=1000,
         event_sources={events.SOURCE: events.SECRET},
-        breaker_targets={f"http:http://127.0.0.1:{breaker_receiver.port}": {"failures": 3, "cooldown_seconds": 1.0}},
+        breaker_targets={
+            f"http:http://127.0.0.1:{breaker_receiver.port}": {"failures": 3, "cooldown_seconds": 1.0},
+            "mcp:slowmcp": {"failures": 2, "cooldown_seconds": 600.0},
+        },
     )
     settings = make_settings(postgres_url, temporal_address, task_queue)
     # The worker's own client, as worker.py connects it: on the process's runtime, whose Prometheus

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.api import Api, make_settings, open_api
 from tests.support.servers import WebhookServer
-from tests.support.steps import unique_name, workflow
+from tests.support.steps import run, unique_name, workflow
 
 
 @pytest.fixture
@@ -62,3 +62,44 @@ async def test_broken_servers_are_listed_as_unavailable_and_the_others_stay_usab
         json=workflow(unique_name("fine"), [{"name": "sum", "tool": "testmcp.add", "params": {"a": 1, "b": 2}}]),
     )
     assert fine.status_code == 201, fine.text
+
+
+async def test_time_outs_of_an_mcp_tool_open_its_breaker(api: Api) -> None:
+    """The step's time limit is inside the breaker: two time-outs open ``mcp:slowmcp`` (its policy in the
+    suite: 2 failures), and the next call fails at once without reaching the server."""
+    slow = [
+        {
+            "name": "wait",
+            "tool": "slowmcp.pause",
+            "params": {"seconds": 5},
+            "timeoutMs": 500,
+            "retry": {"maxAttempts": 2, "backoff": "fixed", "initialIntervalMs": 100},
+        }
+    ]
+    done = await run(api, slow)
+    assert done["status"] == "failed" and "did not finish within 500 ms" in done["error"], done["error"]
+    breakers = (await api.request("GET", "/api/v1/circuit-breakers", role="viewer")).json()
+    [breaker] = [b for b in breakers if b["target"] == "mcp:slowmcp"]
+    assert breaker["state"] == "open", breaker
+    refused = await run(api, slow)
+    assert "circuit" in refused["error"].lower() or "breaker" in refused["error"].lower(), refused["error"]
+    reset = await api.request("POST", "/api/v1/circuit-breakers/reset", json={"target": "mcp:slowmcp"})
+    assert reset.status_code in (200, 204), reset.text
+
+
+async def test_a_server_that_dies_mid_call_fails_the_step_through_its_retry_settings(api: Api) -> None:
+    done = await run(
+        api,
+        [
+            {
+                "name": "crash",
+                "tool": "testmcp.die",
+                "params": {},
+                "retry": {"maxAttempts": 2, "backoff": "fixed", "initialIntervalMs": 100},
+            }
+        ],
+    )
+    assert done["status"] == "failed", done
+    # The step's own two attempts, then a reason a person can read (not "unhandled errors in a TaskGroup").
+    assert "(after 2 attempts)" in done["error"], done["error"]
+    assert "MCP server 'testmcp'" in done["error"] and "TaskGroup" not in done["error"], done["error"]

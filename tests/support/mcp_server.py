@@ -5,6 +5,8 @@ output), ``echo`` (text), ``repeat`` (as large an answer as asked for), and ``fa
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 
 from mcp.server.mcpserver import MCPServer
@@ -29,6 +31,19 @@ def echo(text: str) -> str:
 def repeat(text: str, times: int) -> str:
     """The text ``times`` times over (a server whose answer can be as large as it likes)."""
     return text * times
+
+
+@server.tool()
+async def pause(seconds: float) -> str:
+    """Answer after ``seconds`` (a server slower than a step allows)."""
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+@server.tool()
+def die() -> str:
+    """The server process exits mid-call (a server that crashes at run time)."""
+    os._exit(1)
 
 
 @server.tool()
