@@ -512,7 +512,7 @@ class StepToolActivities:
                 raise step_failed(
                     f"{call.tool} answered with an error: {str(answer.result)[:2000]}", retryable=False, kind="business"
                 )
-            return McpCallOutput(result=answer.result)
+            return McpCallOutput(result=answer.result, content=answer.content, json=answer.json)
 
         return await self._outside(
             call, McpCallOutput, lambda: self._through_breaker(f"mcp:{server_name}", call, perform), timed=False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -206,6 +207,30 @@ async def list_tools(name: str, server: McpServer, settings: Settings) -> dict[s
 class McpAnswer:
     result: Any
     is_error: bool
+    content: list[dict[str, Any]] = field(default_factory=list)
+    json: Any = None
+
+
+def read_answer(structured: Any, content: list[Any], is_error: bool) -> McpAnswer:
+    """Every content item kept as the protocol writes it (text, image, audio, resource, resource_link, with
+    annotations); ``result`` is the structured content, else the text parts joined, else (no text at all)
+    the items themselves, so a non-empty answer is never empty; ``json`` is the joined text read as JSON
+    when it is JSON, so its fields can be referenced by path."""
+    items = [part.model_dump(mode="json", by_alias=True, exclude_none=True) for part in content]
+    texts = [part.text for part in content if isinstance(part, TextContent)]
+    if structured is not None:
+        result: Any = structured
+    elif texts:
+        result = "\n".join(texts)
+    else:
+        result = items if items else ""
+    parsed = None
+    if structured is None and texts:
+        try:
+            parsed = json.loads("\n".join(texts))
+        except ValueError:
+            parsed = None
+    return McpAnswer(result, is_error, items, parsed)
 
 
 async def call_tool(
@@ -217,10 +242,8 @@ async def call_tool(
             answer = await asyncio.wait_for(session.call_tool(tool, arguments), seconds)
         except TimeoutError as exc:
             raise McpUnavailable(f"MCP tool {name}.{tool} did not answer within {seconds:g}s") from exc
-    structured = getattr(answer, "structured_content", None)
-    if structured is not None:
-        result: Any = structured
-    else:
-        texts = [part.text for part in getattr(answer, "content", []) if isinstance(part, TextContent)]
-        result = "\n".join(texts)
-    return McpAnswer(result, bool(getattr(answer, "is_error", False)))
+    return read_answer(
+        getattr(answer, "structured_content", None),
+        list(getattr(answer, "content", []) or []),
+        bool(getattr(answer, "is_error", False)),
+    )

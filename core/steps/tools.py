@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio.common import RetryPolicy
 
 from core.automation.actions import (
@@ -228,10 +228,16 @@ class WorkflowRunOutput(ToolOutput):
 
 
 class McpCallOutput(ToolOutput):
-    """An MCP tool's answer: its structured content when it gives one, else its text parts joined."""
+    """An MCP tool's answer: ``result`` is its structured content when it gives one, else its text parts
+    joined, else its content items; ``content`` keeps every item as the protocol writes it (text, image,
+    audio, resource, resource_link, with annotations); ``json`` is the text read as JSON when it is JSON."""
 
     result: Any
     is_error: bool = False
+    content: list[dict[str, Any]] = Field(default_factory=list)
+    json_: Any = Field(default=None, alias="json")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
 # --------------------------------------------------------------------------- declarations

@@ -103,3 +103,31 @@ async def test_a_server_that_dies_mid_call_fails_the_step_through_its_retry_sett
     # The step's own two attempts, then a reason a person can read (not "unhandled errors in a TaskGroup").
     assert "(after 2 attempts)" in done["error"], done["error"]
     assert "MCP server 'testmcp'" in done["error"] and "TaskGroup" not in done["error"], done["error"]
+
+
+async def test_every_content_item_of_an_answer_is_kept(api: Api) -> None:
+    """Issue 20 item 4: images, resources, links and annotations were dropped, an answer of only an
+    embedded resource became "", and JSON written as text could not be read by path."""
+    done = await run(
+        api,
+        [
+            {"name": "pic", "tool": "testmcp.picture", "params": {}},
+            {"name": "doc", "tool": "testmcp.document", "params": {}},
+            {"name": "data", "tool": "testmcp.json_text", "params": {}},
+            {
+                "name": "use",
+                "tool": "testmcp.echo",
+                "params": {"text": "${data.json.order.id} x${data.json.order.lines[0].qty}"},
+            },
+        ],
+    )
+    assert done["status"] == "completed", done["error"]
+    pic, doc = done["output"]["pic"], done["output"]["doc"]
+    assert [item["type"] for item in pic["content"]] == ["image", "text"]
+    assert pic["content"][0]["mimeType"] == "image/png" and pic["content"][0]["data"]
+    assert pic["content"][1]["annotations"] == {"audience": ["user"]}
+    assert pic["result"] == "a 1x1 pixel"
+    assert doc["result"] != "" and [item["type"] for item in doc["result"]] == ["resource", "resource_link"]
+    assert doc["content"][0]["resource"]["text"] == "Q3: up 4%"
+    assert doc["content"][1]["uri"] == "file:///reports/q4.txt"
+    assert done["output"]["use"]["result"] == {"result": "A-7 x2"}

@@ -11,6 +11,15 @@ import sys
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import (
+    Annotations,
+    ContentBlock,
+    EmbeddedResource,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+)
 
 server = MCPServer("trellis-test")
 
@@ -44,6 +53,36 @@ async def pause(seconds: float) -> str:
 def die() -> str:
     """The server process exits mid-call (a server that crashes at run time)."""
     os._exit(1)
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+@server.tool(structured_output=False)
+def picture() -> list[ContentBlock]:
+    """An image and a caption (content other than text)."""
+    return [
+        ImageContent(type="image", data=PIXEL, mimeType="image/png"),
+        TextContent(type="text", text="a 1x1 pixel", annotations=Annotations(audience=["user"])),
+    ]
+
+
+@server.tool(structured_output=False)
+def document() -> list[ContentBlock]:
+    """Only an embedded resource and a link to another (no text part at all)."""
+    return [
+        EmbeddedResource(
+            type="resource",
+            resource=TextResourceContents(uri="file:///reports/q3.txt", mimeType="text/plain", text="Q3: up 4%"),
+        ),
+        ResourceLink(type="resource_link", uri="file:///reports/q4.txt", name="q4.txt", mimeType="text/plain"),
+    ]
+
+
+@server.tool(structured_output=False)
+def json_text() -> list[ContentBlock]:
+    """JSON written as a text part (no structured content)."""
+    return [TextContent(type="text", text='{"order": {"id": "A-7", "lines": [{"sku": "X", "qty": 2}]}}')]
 
 
 @server.tool()
