@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from core.automation.actions import SPECS as RULE_ACTIONS
 from core.platform.tools import ToolSpec
 from core.steps.mcp import McpCatalogue, McpTool, McpUnavailable
-from core.steps.tools import STEP_TOOLS
+from core.steps.tools import STEP_TOOLS, McpCallOutput
 
 Source = Literal["trellis", "mcp", "rule"]
 
@@ -32,6 +32,7 @@ class ToolEntry:
     params_model: type[BaseModel] | None  # a Trellis tool's typed input
     params_schema: dict[str, Any]
     output_schema: dict[str, Any] | None
+    annotations: dict[str, Any] | None = None  # an MCP tool's hints, as its server declares them
 
     @staticmethod
     def of_spec(spec: ToolSpec[Any, Any], source: Source = "trellis") -> ToolEntry:
@@ -46,7 +47,12 @@ class ToolEntry:
 
     @staticmethod
     def of_mcp(tool: McpTool) -> ToolEntry:
-        return ToolEntry(tool.qualified, tool.description, "mcp", None, tool.input_schema, None)
+        """The step's output is McpCallOutput, whose ``result`` is the server's structured content: where the
+        server declares an outputSchema, that is the schema of ``result``."""
+        output = McpCallOutput.model_json_schema(by_alias=True)
+        if tool.output_schema is not None:
+            output["properties"]["result"] = tool.output_schema
+        return ToolEntry(tool.qualified, tool.description, "mcp", None, tool.input_schema, output, tool.annotations)
 
 
 TRELLIS_TOOLS: dict[str, ToolEntry] = {name: ToolEntry.of_spec(spec) for name, spec in STEP_TOOLS.items()}

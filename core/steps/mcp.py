@@ -88,6 +88,8 @@ class McpTool:
     name: str
     description: str
     input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None  # the server's outputSchema: what its structured content is
+    annotations: dict[str, Any] | None = None  # readOnlyHint, idempotentHint, destructiveHint, openWorldHint, …
 
     @property
     def qualified(self) -> str:
@@ -196,7 +198,16 @@ async def list_tools(name: str, server: McpServer, settings: Settings) -> dict[s
                 server.timeout_seconds,
             )
             for tool in listed.tools:
-                tools[tool.name] = McpTool(name, tool.name, tool.description or "", dict(tool.input_schema or {}))
+                output = getattr(tool, "output_schema", None)
+                hints = getattr(tool, "annotations", None)
+                tools[tool.name] = McpTool(
+                    name,
+                    tool.name,
+                    tool.description or "",
+                    dict(tool.input_schema or {}),
+                    dict(output) if output else None,
+                    hints.model_dump(mode="json", by_alias=True, exclude_none=True) if hints is not None else None,
+                )
             cursor = listed.next_cursor
             if not cursor:
                 break

@@ -131,3 +131,15 @@ async def test_every_content_item_of_an_answer_is_kept(api: Api) -> None:
     assert doc["content"][0]["resource"]["text"] == "Q3: up 4%"
     assert doc["content"][1]["uri"] == "file:///reports/q4.txt"
     assert done["output"]["use"]["result"] == {"result": "A-7 x2"}
+
+
+async def test_mcp_output_schemas_and_annotations_are_published(api: Api) -> None:
+    """Issue 20 item 5: every MCP tool showed "output": null though servers declare outputSchema."""
+    listing = (await api.request("GET", "/api/v1/workflows/schema", role="viewer")).json()
+    tools = {tool["name"]: tool for tool in listing["tools"]}
+    add = tools["testmcp.add"]
+    assert add["output"] is not None and set(add["output"]["properties"]) >= {"result", "content", "json"}
+    assert add["output"]["properties"]["result"]["additionalProperties"] == {"type": "number"}, add["output"]
+    assert add["annotations"] == {"readOnlyHint": True, "idempotentHint": True}, add["annotations"]
+    assert tools["testmcp.picture"]["output"]["properties"]["content"]["type"] == "array"
+    assert tools["entity.get"]["annotations"] is None

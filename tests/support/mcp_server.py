@@ -19,12 +19,13 @@ from mcp.types import (
     ResourceLink,
     TextContent,
     TextResourceContents,
+    ToolAnnotations,
 )
 
 server = MCPServer("trellis-test")
 
 
-@server.tool()
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True))
 def add(a: float, b: float) -> dict[str, float]:
     """Add two numbers."""
     return {"sum": a + b}

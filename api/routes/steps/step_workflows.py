@@ -111,6 +111,7 @@ async def workflow_schema(catalogue: CatalogueDep, _: Reader) -> dict[str, Any]:
                 "source": t.source,
                 "params": t.params_schema,
                 "output": t.output_schema,
+                "annotations": t.annotations,
             }
             for t in tools
         ],
