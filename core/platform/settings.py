@@ -85,12 +85,19 @@ class McpServer(BaseModel):
     command: list[str] | None = Field(default=None, min_length=1)
     env: dict[str, str] = Field(default_factory=dict, description="Environment of a stdio server")
     url: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers sent to a URL server; a value 'secret:<name>' is the secret of that name in "
+        "TRELLIS_WEBHOOK_SECRETS, resolved when connecting",
+    )
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServer:
         if (self.command is None) == (self.url is None):
             raise ValueError("an MCP server has either a command (stdio) or a url (streamable HTTP)")
+        if self.headers and self.url is None:
+            raise ValueError("headers are for a URL server; a stdio server takes env")
         return self
 
 
@@ -269,6 +276,18 @@ class Settings(BaseSettings):
     tracing_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint spans are exported to (e.g. http://127.0.0.1:4318/v1/traces)"
     )
+
+    @model_validator(mode="after")
+    def _mcp_secrets(self) -> Settings:
+        for name, server in self.mcp_servers.items():
+            for header, value in server.headers.items():
+                secret = value.removeprefix("secret:") if value.startswith("secret:") else None
+                if secret is not None and secret not in self.webhook_secrets:
+                    raise ValueError(
+                        f"TRELLIS_MCP_SERVERS: header '{header}' of '{name}' names the secret '{secret}', which "
+                        "TRELLIS_WEBHOOK_SECRETS does not define"
+                    )
+        return self
 
     @field_validator("event_sources")
     @classmethod

@@ -144,7 +144,7 @@ async def _session(name: str, server: McpServer, settings: Settings) -> AsyncIte
         else:
             assert server.url is not None
             await _checked_destination(server.url, settings)
-            http = create_mcp_http_client()
+            http = create_mcp_http_client(headers=_headers(server, settings))
 
             async def seen(response: Any) -> None:
                 statuses.append(response.status_code)
@@ -161,6 +161,14 @@ async def _session(name: str, server: McpServer, settings: Settings) -> AsyncIte
         raise
     except Exception as exc:  # the transport's errors, often inside exception groups: one readable reason
         raise _unavailable(name, exc, statuses) from exc
+
+
+def _headers(server: McpServer, settings: Settings) -> dict[str, str]:
+    """A URL server's headers as the admin wrote them in the settings, ``secret:<name>`` resolved."""
+    return {
+        header: settings.webhook_secrets[value.removeprefix("secret:")] if value.startswith("secret:") else value
+        for header, value in server.headers.items()
+    }
 
 
 async def _checked_destination(url: str, settings: Settings) -> None:

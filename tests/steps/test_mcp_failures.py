@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from core.platform.settings import Settings
 from tests.support.api import Api, make_settings, open_api
 from tests.support.servers import WebhookServer
 from tests.support.steps import run, unique_name, workflow
@@ -27,7 +28,11 @@ async def broken_api(
         mcp_servers={
             "crashes": {"command": [sys.executable, "-c", "import sys; sys.exit(3)"], "timeout_seconds": 5},
             "hangs": {"command": [sys.executable, "-c", "import time; time.sleep(60)"], "timeout_seconds": 1},
-            "refuses": {"url": webhook_server.url("/mcp-401"), "timeout_seconds": 5},
+            "refuses": {
+                "url": webhook_server.url("/mcp-401"),
+                "timeout_seconds": 5,
+                "headers": {"authorization": "secret:crm_token", "x-tenant": "acme"},
+            },
             "testmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]},
         },
     )
@@ -39,7 +44,9 @@ async def broken_api(
         await lifespan.__aexit__(None, None, None)
 
 
-async def test_broken_servers_are_listed_as_unavailable_and_the_others_stay_usable(broken_api: Api) -> None:
+async def test_broken_servers_are_listed_as_unavailable_and_the_others_stay_usable(
+    broken_api: Api, webhook_server: WebhookServer
+) -> None:
     schema = await broken_api.request("GET", "/api/v1/workflows/schema", role="viewer")
     assert schema.status_code == 200, schema.text
     unavailable = schema.json()["unavailable_mcp_servers"]
@@ -47,6 +54,9 @@ async def test_broken_servers_are_listed_as_unavailable_and_the_others_stay_usab
     assert "could not be reached" in unavailable["crashes"] or "failed" in unavailable["crashes"]
     assert "did not answer in time" in unavailable["hangs"], unavailable["hangs"]
     assert "refused Trellis (401" in unavailable["refuses"], unavailable["refuses"]
+    # A URL server's headers are sent, a secret:<name> value resolved from the settings (item 6).
+    sent = webhook_server.at("/mcp-401")[0].headers
+    assert sent["authorization"] == "Bearer s3cr3t-from-settings" and sent["x-tenant"] == "acme"
     assert "testmcp.add" in {t["name"] for t in schema.json()["tools"]}
     for server in ("crashes", "refuses"):
         stored = await broken_api.request(
@@ -143,3 +153,8 @@ async def test_mcp_output_schemas_and_annotations_are_published(api: Api) -> Non
     assert add["annotations"] == {"readOnlyHint": True, "idempotentHint": True}, add["annotations"]
     assert tools["testmcp.picture"]["output"]["properties"]["content"]["type"] == "array"
     assert tools["entity.get"]["annotations"] is None
+
+
+def test_an_mcp_header_naming_an_undefined_secret_is_refused_when_the_settings_load() -> None:
+    with pytest.raises(ValueError, match="names the secret 'nope'"):
+        Settings(mcp_servers={"docs": {"url": "https://mcp.example.com/mcp", "headers": {"x": "secret:nope"}}})
