@@ -180,7 +180,8 @@ class LlmActivities:
                 ]
         message = f"agent '{data.agent.agent_name}' replied with invalid output twice; last problem: {problem}"
         failed = AgentCallResult(
-            output={},
+            # What the model said, bounded, so a person can see why it was refused (issue 20).
+            output={"invalid_reply": reply[:4000], "truncated": len(reply) > 4000},
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_usd=0.0,
@@ -353,7 +354,7 @@ class LlmActivities:
                 .where(OrchestratorAgentLog.call_key == call_key)
                 .values(
                     execution_status=status,
-                    output_data=result.output if status == "completed" else None,
+                    output_data=result.output if status in ("completed", "invalid_output") else None,
                     model=result.model,
                     prompt_tokens=result.prompt_tokens,
                     completion_tokens=result.completion_tokens,

@@ -76,6 +76,9 @@ async def test_invalid_reply_is_retried_once_with_the_error(api: Api, llm_server
     llm_server.script(c2, "planner", ["malformed", "schema-miss"])
     failed = await until(api, (await start(api, c2, agents=["planner", "reporter"]))["session_id"])
     assert failed["session_status"] == "failed"
+    assert failed["tokens_used"] == 300  # both invalid rounds were spent (they used to count 0)
+    [refused] = [r for r in await logs(api, failed["session_id"]) if r["agent_name"] == "planner"]
+    assert refused["output_data"]["invalid_reply"] == '{"unexpected": true}'  # what the model said, kept
     assert (
         "invalid output twice" in failed["status_reason"]
         and "'phases' is a required property" in failed["status_reason"]

@@ -121,6 +121,7 @@ class AgentSessionWorkflow:
                 await self._finish("cancelled")
                 raise asyncio.CancelledError() from err
             state.reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            state.tokens += _spent(cause)  # an invalid reply's tokens were used too (issue 20)
             return await self._finish("failed")
         except asyncio.CancelledError:
             state.reason = "cancelled on request"
@@ -252,3 +253,10 @@ class AgentSessionWorkflow:
         await self._record(status, final=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+
+def _spent(cause: BaseException | None) -> int:
+    """The tokens a failed call reports in its details (an invalid reply's rounds), else 0."""
+    details = getattr(cause, "details", None) or ()
+    first = details[0] if details and isinstance(details[0], dict) else {}
+    return int(first.get("prompt_tokens", 0)) + int(first.get("completion_tokens", 0))
