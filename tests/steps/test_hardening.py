@@ -153,7 +153,7 @@ async def test_a_stored_form_with_a_pattern_is_never_run_and_the_worker_stays_re
 async def test_a_step_output_past_its_cap_fails_the_step_before_it_is_recorded(api: Api, temporal_client: Any) -> None:
     done = await run(api, [{"name": "big", "tool": "testmcp.repeat", "params": {"text": "x", "times": 300_000}}])
     assert done["status"] == "failed", done
-    assert "is 3000" in done["error"] and "at most 262144 bytes" in done["error"], done["error"]
+    assert "(testmcp.repeat) is " in done["error"] and "at most 262144 bytes" in done["error"], done["error"]
     [big] = done["steps"]
     assert big["status"] == "failed" and big["output"] is None
     # Temporal agrees: the run is closed, not retrying a workflow task it cannot complete.
@@ -163,8 +163,9 @@ async def test_a_step_output_past_its_cap_fails_the_step_before_it_is_recorded(a
 
 
 async def test_a_run_whose_outputs_together_pass_the_cap_fails_naming_the_step(api: Api, temporal_client: Any) -> None:
+    # Each output holds the text twice (result, and the text item in content): about 240 KB a step.
     steps = [
-        {"name": f"part{n}", "tool": "testmcp.repeat", "params": {"text": "y", "times": 250_000}} for n in range(5)
+        {"name": f"part{n}", "tool": "testmcp.repeat", "params": {"text": "y", "times": 120_000}} for n in range(5)
     ]
     done = await run(api, steps)
     assert done["status"] == "failed", done
