@@ -19,6 +19,12 @@ from tests.support.automation import create_entity, create_rule, finished_execut
 from tests.support.servers import WebhookServer
 from tests.support.steps import create, execute, finished, run, unique_name, workflow
 
+
+async def _save(api: Api, prefix: str, steps: list[dict[str, Any]]) -> Any:
+    """POST a new definition of these steps (its name from ``prefix``); the answer as it comes."""
+    return await api.request("POST", "/api/v1/workflows", json=workflow(unique_name(prefix), steps))
+
+
 # --------------------------------------------------------------------------- 1. secrets named by data
 
 
@@ -49,35 +55,15 @@ async def test_a_header_value_from_input_never_names_a_secret(api: Api, webhook_
 
 
 async def test_sign_must_be_written_in_the_definition(api: Api, webhook_server: WebhookServer) -> None:
-    response = await api.request(
-        "POST",
-        "/api/v1/workflows",
-        json=workflow(
-            unique_name("signref"),
-            [
-                {
-                    "name": "call",
-                    "tool": "http.request",
-                    "params": {"url": webhook_server.url("/ok/x"), "sign": "${input.s}"},
-                }
-            ],
-        ),
+    url = webhook_server.url("/ok/x")
+    response = await _save(
+        api, "signref", [{"name": "call", "tool": "http.request", "params": {"url": url, "sign": "${input.s}"}}]
     )
     assert response.status_code == 422, response.text
     assert [p["field"] for p in response.json()["problems"]] == ["steps[0].params.sign"]
-    response = await api.request(
-        "POST",
-        "/api/v1/workflows",
-        json=workflow(
-            unique_name("secretref"),
-            [
-                {
-                    "name": "call",
-                    "tool": "http.request",
-                    "params": {"url": webhook_server.url("/ok/x"), "headers": {"x": "secret:${input.s}"}},
-                }
-            ],
-        ),
+    headers = {"x": "secret:${input.s}"}
+    response = await _save(
+        api, "secretref", [{"name": "call", "tool": "http.request", "params": {"url": url, "headers": headers}}]
     )
     assert response.status_code == 422, response.text
     assert "secret reference" in response.text
@@ -243,7 +229,7 @@ async def test_a_definition_that_runs_itself_or_fans_out_too_wide_is_refused_at_
             ],
         },
     }
-    response = await api.request("POST", "/api/v1/workflows", json=workflow(unique_name("wide"), [wide]))
+    response = await _save(api, "wide", [wide])
     assert response.status_code == 422, response.text
     assert "250 steps" in response.text and "at most 200" in response.text
 
@@ -326,10 +312,6 @@ async def _costly_validation(api: Api) -> None:
 
 async def test_a_schedule_repeats_at_most_once_a_second(api: Api) -> None:
     note = {"tool": "notify.send", "params": {"recipients": ["x"], "subject": "s", "body": "b"}}
-    response = await api.request(
-        "POST",
-        "/api/v1/workflows",
-        json=workflow(unique_name("tick"), [{"name": "tick", **note, "schedule": {"everyMs": 1, "maxRuns": 5}}]),
-    )
+    response = await _save(api, "tick", [{"name": "tick", **note, "schedule": {"everyMs": 1, "maxRuns": 5}}])
     assert response.status_code == 422, response.text
     assert [p["field"] for p in response.json()["problems"]] == ["steps[0].schedule.everyMs"]
