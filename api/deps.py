@@ -82,7 +82,7 @@ async def checked_idempotency_key(
 
 IdempotencyKey = Annotated[str | None, Depends(checked_idempotency_key)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from TRELLIS_API_KEYS")
+bearer = HTTPBearer(auto_error=False, description="An API key from TRELLIS_API_KEYS")
 
 
 def _digest(token: str) -> bytes:
@@ -102,7 +102,7 @@ def principal_of(request: Request, key: str) -> Principal | None:
 
 
 async def get_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise ApiError(
@@ -110,11 +110,18 @@ async def get_principal(
             "unauthorized",
             "missing API key: send 'Authorization: Bearer <key>' (keys are configured in TRELLIS_API_KEYS)",
         )
-    match = principal_of(request, credentials.credentials)
+    match = counted_principal(request, credentials.credentials)
     if match is None:
         raise ApiError(401, "unauthorized", "unknown API key")
-    rate_limits: RateLimits = request.app.state.rate_limits
-    rate_limits.hit(rate_limits.requests, match.name, "requests")
+    return match
+
+
+def counted_principal(request: Request, key: str) -> Principal | None:
+    """Whose key this is, its request counted against the key's rate limit (None for an unknown key)."""
+    match = principal_of(request, key)
+    if match is not None:
+        rate_limits: RateLimits = request.app.state.rate_limits
+        rate_limits.hit(rate_limits.requests, match.name, "requests")
     return match
 
 

@@ -3,18 +3,26 @@ what comes back, so people who hold an API key read decrypted inputs and results
 
 Point the UI at it: the dev server's ``--ui-codec-endpoint`` (set by `make run`), or the UI's codec
 setting in the compose stack. Requests carry ``Authorization: Bearer <API key>`` like every other call.
+
+``/decode`` answers what a person can read in every case (decision 0015). The Temporal CLI and UI retry
+a codec that answers an error until their own deadline and then say only "context deadline exceeded",
+so a request without a valid key, or a payload this server cannot decrypt, gets a readable
+placeholder in that payload's place (``trellis-codec: not-decoded``), with the reason and what to do;
+nothing secret is in it. ``/encode`` keeps answering 401: a made-up payload must never be sent on.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 from temporalio.api.common.v1 import Payload
 
-from api.deps import Reader
+from api.deps import Reader, bearer, counted_principal
 from api.errors import ApiError
 from core.platform.codec import AesGcmCodec, PayloadKeyError
 from core.platform.contracts import RequestModel, RequestPart
@@ -69,14 +77,54 @@ def _to_json(payloads: list[Payload]) -> Payloads:
     )
 
 
-@router.post("/decode", response_model=Payloads)
-async def decode(body: Payloads, _: Reader, codec: Codec) -> Payloads:
+NOT_DECODED = "trellis-codec"
+
+
+def _placeholder(reason: str) -> Payload:
+    """A readable payload standing where one could not be decoded: the reason, nothing secret."""
+    return Payload(
+        metadata={"encoding": b"json/plain", NOT_DECODED: b"not-decoded"},
+        data=json.dumps(f"[Trellis codec: not decoded: {reason}]").encode(),
+    )
+
+
+async def _decoded(codec: AesGcmCodec, payload: Payload) -> Payload:
     try:
-        return _to_json(await codec.decode(_to_protos(body)))
+        [plain] = await codec.decode([payload])
     except PayloadKeyError as exc:
-        raise ApiError(422, "unknown_key", str(exc)) from exc
+        return _placeholder(f"{exc}; add that key to TRELLIS_PAYLOAD_KEYS (keep old keys after a rotation)")
     except Exception as exc:  # a tampered or foreign ciphertext
-        raise ApiError(422, "undecodable", f"a payload could not be decrypted: {type(exc).__name__}") from exc
+        return _placeholder(f"the payload could not be decrypted ({type(exc).__name__}): tampered, or another key")
+    return plain
+
+
+@router.post(
+    "/decode",
+    response_model=Payloads,
+    description="Decrypts payloads. A payload that cannot be decrypted, or any payload when the request has "
+    "no valid API key, comes back as a readable placeholder that says why (metadata trellis-codec: "
+    "not-decoded, header X-Trellis-Codec: not-decoded), so the Temporal CLI and UI show the reason "
+    "instead of retrying until their deadline.",
+)
+async def decode(
+    body: Payloads,
+    request: Request,
+    response: Response,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    codec: Codec,
+) -> Payloads:
+    payloads = _to_protos(body)
+    key = credentials.credentials if credentials is not None else ""
+    if not key or counted_principal(request, key) is None:
+        response.headers["X-Trellis-Codec"] = "not-decoded"
+        refused = "the API key was not accepted" if key else "no API key was sent"
+        return _to_json(
+            [_placeholder(f"{refused}; pass a Trellis API key: --codec-auth 'Bearer <key>'")] * len(payloads)
+        )
+    decoded = [await _decoded(codec, payload) for payload in payloads]
+    if any(NOT_DECODED in p.metadata for p in decoded):
+        response.headers["X-Trellis-Codec"] = "not-decoded"
+    return _to_json(decoded)
 
 
 @router.post("/encode", response_model=Payloads)

@@ -17,6 +17,7 @@ from temporalio.common import (
 
 from core.platform import telemetry
 from core.platform.codec import data_converter
+from core.platform.public_text import PublicText
 from core.platform.settings import Settings
 
 
@@ -55,5 +56,5 @@ def start_options(
         "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
         "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
         "search_attributes": TypedSearchAttributes(pairs),
-        "static_summary": summary,
+        "static_summary": PublicText(summary),
     }

@@ -113,7 +113,10 @@ async def test_payloads_are_encrypted_and_decodable_through_the_api(
                     }
                 ]
             }
-            assert (await api.request("POST", "/codec/decode", role=None, json=body)).status_code == 401
+            # Without a key: a readable placeholder where the payload was, nothing decrypted (decision 0015).
+            refused = await api.request("POST", "/codec/decode", role=None, json=body)
+            assert refused.status_code == 200 and refused.headers["X-Trellis-Codec"] == "not-decoded"
+            assert canary["field"] not in base64.b64decode(refused.json()["payloads"][0]["data"]).decode()
             decoded = await api.request("POST", "/codec/decode", role="viewer", json=body)
             assert decoded.status_code == 200
             assert canary["field"].encode() in base64.b64decode(decoded.json()["payloads"][0]["data"])

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.public_text import PublicText
 
 
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
@@ -172,7 +173,7 @@ class AgentSessionWorkflow:
             start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(seconds=20),
             retry_policy=LLM_RETRY,
-            summary=f"{agent.agent_name}: {action}",
+            summary=PublicText(f"{agent.agent_name}: {action}"),
         )
         state.calls += 1
         state.tokens += result.prompt_tokens + result.completion_tokens

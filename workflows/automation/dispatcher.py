@@ -42,6 +42,7 @@ from core.entities.store import OUTBOX_CHANNEL
 from core.entities.tables import EntityEvent
 from core.platform import telemetry
 from core.platform.database import libpq_url
+from core.platform.public_text import PublicText
 from core.platform.settings import Settings
 from workflows.automation.chain import AutomationChainWorkflow, chain_attributes, chain_summary, chain_workflow_id
 from workflows.automation.entity_event import EntityEventWorkflow, event_workflow_id
@@ -209,7 +210,7 @@ class OutboxDispatcher:
                         AutomationChainWorkflow.run,
                         run,
                         search_attributes=chain_attributes(run) if self._settings.search_attributes else None,
-                        static_summary=chain_summary(run),
+                        static_summary=PublicText(chain_summary(run)),
                         **options,
                     )
                 else:
@@ -217,7 +218,7 @@ class OutboxDispatcher:
                     await self._client.start_workflow(
                         EntityEventWorkflow.run,
                         EventRef(event_id=event.id, runs=start.runs),
-                        static_summary=f"{event.entity_type} {event.event_kind}: {len(start.runs)} rules",
+                        static_summary=PublicText(f"{event.entity_type} {event.event_kind}: {len(start.runs)} rules"),
                         **options,
                     )
             except WorkflowAlreadyStartedError:

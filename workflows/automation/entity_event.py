@@ -16,6 +16,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.automation.chains import AutomationActivities
     from core.automation.rules import ChainInput, EventRef, ScheduledInput
+    from core.platform.public_text import PublicText
     from workflows.automation.chain import (
         AutomationChainWorkflow,
         chain_attributes,
@@ -38,7 +39,7 @@ async def run_chains(runs: list[ChainInput]) -> int:
             run,
             id=chain_workflow_id(run.rule.id, run.event.id),
             search_attributes=chain_attributes(run),
-            static_summary=chain_summary(run),
+            static_summary=PublicText(chain_summary(run)),
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
     return len(runs)

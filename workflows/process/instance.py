@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core.notifications.contracts import NotificationSpec
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.public_text import PublicText
     from core.process.contracts import (
         AcknowledgeRequest,
         ApprovalDecision,
@@ -342,7 +343,7 @@ class ProcessInstanceWorkflow:
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=retry,
-                summary=f"enter {state.id} {state.name}",
+                summary=PublicText(f"enter {state.id} {state.name}"),
             )
         finally:
             self._busy = False
@@ -568,7 +569,7 @@ class ProcessInstanceWorkflow:
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=retry,
-                summary=event_type,
+                summary=PublicText(event_type),
             )
         finally:
             self._busy = False

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from core.agents.sessions import AgentCallInput
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.public_text import PublicText
     from core.platform.schemas import validation_error
     from core.steps.contracts import (
         EXTERNAL_EVENT_SIGNAL,
@@ -764,7 +765,7 @@ class StepWorkflowRun:
                 result_type=output_type,
                 start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
                 retry_policy=infrastructure_retry(),
-                summary=f"{path}: {tool}" + (f" (attempt {attempt})" if attempt > 1 else ""),
+                summary=PublicText(f"{path}: {tool}" + (f" (attempt {attempt})" if attempt > 1 else "")),
             )
         except ActivityError as err:
             raise _failure(err) from err
@@ -812,7 +813,7 @@ class StepWorkflowRun:
                 start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
                 heartbeat_timeout=timedelta(seconds=20),
                 retry_policy=LLM_RETRY,
-                summary=f"{path}: agent.call {call.agent}",
+                summary=PublicText(f"{path}: agent.call {call.agent}"),
             )
         except ActivityError as err:
             raise _failure(err) from err
@@ -880,7 +881,7 @@ class StepWorkflowRun:
                 search_attributes=TypedSearchAttributes(
                     execution_attributes(lineage) if self._data.search_attributes else []
                 ),
-                static_summary=f"{call.workflow} v{found.version} (from {self._data.workflow})",
+                static_summary=PublicText(f"{call.workflow} v{found.version} (from {self._data.workflow})"),
             )
         except ChildWorkflowError as err:
             raise _failure(err) from err
