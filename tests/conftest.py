@@ -25,7 +25,7 @@ from core.platform.migrate import upgrade_database_async
 from core.platform.temporal import connect_client
 from tests.support import events
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
-from tests.support.servers import LlmServer, McpHttpServer, SmtpServer, WebhookServer
+from tests.support.servers import MCP_EXIT_LOG, LlmServer, McpHttpServer, SmtpServer, WebhookServer
 from worker import build_worker, condition_evaluator, outbox_subscribers
 from workflows.automation.dispatcher import OutboxDispatcher
 
@@ -156,6 +156,11 @@ async def worker(
             "httpmcp": {"url": mcp_http_server.url},
             # The same server under a name whose breaker is strict (below): its time-outs must open it.
             "slowmcp": {"command": [sys.executable, "-m", "tests.support.mcp_server"]},
+            # The same server logging when the client stops it (tests/steps/test_mcp_failures.py).
+            "exitmcp": {
+                "command": [sys.executable, "-m", "tests.support.mcp_server"],
+                "env": {"TRELLIS_TEST_MCP_EXIT_LOG": str(MCP_EXIT_LOG)},
+            },
         },
         breaker_failures=1000,
         event_sources={events.SOURCE: events.SECRET},

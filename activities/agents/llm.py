@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from core.agents.sessions import AgentCallInput, AgentCallResult
+from core.agents.sessions import AgentCallInput, AgentCallResult, invalid_reply_details
 from core.agents.tables import OrchestratorAgentLog
 from core.platform import breakers, errors, telemetry
 from core.platform.retry_after import retry_after_delay
@@ -44,6 +44,10 @@ def _instructions(data: AgentCallInput) -> str:
         f"{data.agent.system_prompt}\n\nCapabilities: {', '.join(data.agent.capabilities)}.\n"
         "Reply with one JSON object only, valid against this JSON schema:\n" + json.dumps(data.agent.output_schema)
     )
+
+
+# What "auto" tries, in order (see LlmActivities._complete).
+AUTO_FORMATS = ["json_schema", "json_object_schema", "json_object"]
 
 
 def _response_format(mode: str, agent_name: str, schema: dict[str, Any]) -> Any:
@@ -142,6 +146,7 @@ class LlmActivities:
         started = time.perf_counter()
         prompt_tokens = completion_tokens = 0
         problem = "no reply"
+        cut_by_budget = False
         for round_ in range(2):
             cap = self._settings.llm_max_output_tokens
             limit = min(data.max_tokens or cap, cap)
@@ -150,7 +155,8 @@ class LlmActivities:
             completion_tokens += usage[1]
             output, problem = self._parse(reply, data.agent.output_schema)
             if output is None and finish == "length":
-                whose = "the token budget's" if data.max_tokens is not None and data.max_tokens < cap else "the"
+                cut_by_budget = data.max_tokens is not None and data.max_tokens < cap
+                whose = "the token budget's" if cut_by_budget else "the"
                 problem = (
                     f"the reply was cut off at {whose} cap of {limit} output tokens (finish_reason length) before "
                     f"it was complete ({problem})"
@@ -192,7 +198,9 @@ class LlmActivities:
         self._count(data, model, "invalid_output", failed)
         raise ApplicationError(
             message,
-            {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            # The caller counts these tokens, and ends a session as budget_exceeded when its budget cut
+            # the reply off (issue 20).
+            invalid_reply_details(prompt_tokens, completion_tokens, cut_by_budget),
             type=errors.AGENT_OUTPUT_INVALID.type,
             non_retryable=True,
         )
@@ -201,32 +209,35 @@ class LlmActivities:
         self, model: str, messages: list[Any], max_tokens: int | None, data: AgentCallInput
     ) -> tuple[str, tuple[int, int], str | None]:
         """The reply's text, its (prompt, completion) tokens and its finish_reason. The agent's schema goes to
-        the endpoint as TRELLIS_LLM_RESPONSE_FORMAT says; under "auto", an endpoint that refuses json_schema
-        is asked once more at once with json_object (never left to Temporal's retries), and a 4xx refusal is
-        remembered for the model."""
+        the endpoint as TRELLIS_LLM_RESPONSE_FORMAT says. Under "auto" the forms are tried in turn: the
+        OpenAI standard json_schema, then json_object with the schema beside it (llama.cpp's server
+        constrains its output to that), then plain json_object (the schema is in the prompt too). A form
+        the endpoint refuses is asked again at once in the next form (never left to Temporal's retries),
+        and remembered for the model, so the refusal costs one request per process, not one per call."""
         configured = self._settings.llm_response_format
-        mode = self._formats.get(model, "json_schema") if configured == "auto" else configured
-        try:
-            return await self._request(model, messages, max_tokens, data, mode)
-        except openai.APIStatusError as exc:
-            # Only an error about the format itself: any other refusal is the request's own fault.
-            about_format = any(w in str(exc.message).lower() for w in ("response_format", "json_schema", "schema"))
-            refused = exc.status_code in (400, 404, 415, 422, 500, 501) and about_format
-            if configured != "auto" or mode != "json_schema" or not refused:
+        if configured != "auto":
+            try:
+                return await self._request(model, messages, max_tokens, data, configured)
+            except openai.APIStatusError as exc:
                 raise _llm_error(exc) from exc
-            activity.logger.warning(
-                "the LLM endpoint refused response_format json_schema for %s (%s); using json_object",
-                model,
-                exc.status_code,
-            )
-            refusal = exc.status_code < 500
-        try:
-            answer = await self._request(model, messages, max_tokens, data, "json_object")
-        except openai.APIStatusError as exc:
-            raise _llm_error(exc) from exc
-        if refusal:  # a 4xx is the endpoint's answer to json_schema; a 5xx may be passing, so ask again next time
-            self._formats[model] = "json_object"
-        return answer
+        forms = AUTO_FORMATS[AUTO_FORMATS.index(self._formats.get(model, AUTO_FORMATS[0])) :]
+        for mode, fallback in zip(forms, [*forms[1:], None], strict=True):
+            try:
+                return await self._request(model, messages, max_tokens, data, mode)
+            except openai.APIStatusError as exc:
+                # Only an error about the format itself: any other refusal is the request's own fault.
+                about_format = any(w in str(exc.message).lower() for w in ("response_format", "json_schema", "schema"))
+                if fallback is None or not about_format or exc.status_code not in (400, 404, 415, 422, 500, 501):
+                    raise _llm_error(exc) from exc
+                activity.logger.warning(
+                    "the LLM endpoint refused response_format %s for %s (%s); using %s",
+                    mode,
+                    model,
+                    exc.status_code,
+                    fallback,
+                )
+                self._formats[model] = fallback
+        raise AssertionError("unreachable: the last form raises or returns")
 
     async def _request(
         self, model: str, messages: list[Any], max_tokens: int | None, data: AgentCallInput, mode: str

@@ -146,11 +146,21 @@ class StepToolActivities:
 
     @staticmethod
     async def _timed(call: ToolCall, work: Awaitable[M]) -> M:
-        """The tool's result within the step's time; past it, a transient failure."""
+        """The tool's result within the step's time; past it, a transient failure at once. The work is
+        cancelled but its clean-up is not waited for: an MCP stdio server's shutdown (close stdin, two
+        seconds' grace, then kill) would otherwise overrun timeoutMs by those seconds (issue 20)."""
+        task = asyncio.ensure_future(work)
         try:
-            return await asyncio.wait_for(work, call.timeout_ms / 1000)
-        except TimeoutError as exc:
-            raise step_failed(f"{call.tool} did not finish within {call.timeout_ms} ms", retryable=True) from exc
+            done, _ = await asyncio.wait({task}, timeout=call.timeout_ms / 1000)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        _winding_down.add(task)
+        task.add_done_callback(_wound_down)
+        raise step_failed(f"{call.tool} did not finish within {call.timeout_ms} ms", retryable=True)
 
     @classmethod
     async def _bounded(cls, call: ToolCall, work: Awaitable[M], *, timed: bool = True) -> M:
@@ -517,6 +527,16 @@ class StepToolActivities:
         return await self._outside(
             call, McpCallOutput, lambda: self._through_breaker(f"mcp:{server_name}", call, perform), timed=False
         )
+
+
+# Tools cancelled at their time limit and still cleaning up (held so they are not collected mid-way).
+_winding_down: set[asyncio.Future[Any]] = set()
+
+
+def _wound_down(task: asyncio.Future[Any]) -> None:
+    _winding_down.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a clean-up error of abandoned work is not worth a warning
 
 
 def _already_done(recorded: Any, output: type[M]) -> M | None:

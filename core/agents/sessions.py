@@ -80,6 +80,28 @@ class AgentCallResult(BaseModel):
     model: str
 
 
+def invalid_reply_details(prompt_tokens: int, completion_tokens: int, cut_by_budget: bool) -> dict[str, Any]:
+    """The details of an agent call refused for invalid output: its callers (sessions, step runs) count
+    these tokens, and a session ends as budget_exceeded when its budget cut the reply off."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cut_by_budget": cut_by_budget}
+
+
+def _invalid_reply_details(cause: BaseException | None) -> dict[str, Any]:
+    details = getattr(cause, "details", None) or ()
+    return details[0] if details and isinstance(details[0], dict) else {}
+
+
+def tokens_of_failed_call(cause: BaseException | None) -> int:
+    """The tokens a failed agent call reports (the rounds of an invalid reply), else 0."""
+    found = _invalid_reply_details(cause)
+    return int(found.get("prompt_tokens", 0)) + int(found.get("completion_tokens", 0))
+
+
+def failed_call_cut_by_budget(cause: BaseException | None) -> bool:
+    """Whether a failed agent call's reply was cut off at the cap its caller's remaining budget set."""
+    return bool(_invalid_reply_details(cause).get("cut_by_budget"))
+
+
 class SessionRecord(BaseModel):
     """A status change of the session row (and its working state)."""
 

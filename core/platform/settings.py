@@ -101,6 +101,12 @@ class McpServer(BaseModel):
         return self
 
 
+# The local-model profile (TRELLIS_LLM_PROFILE=local). The time limit stays under the five minutes a
+# session gives one agent call's activity, so the HTTP call times out first and says so.
+LOCAL_LLM_TIMEOUT_SECONDS = 240.0
+LOCAL_LLM_MAX_OUTPUT_TOKENS = 1024
+
+
 class Settings(BaseSettings):
     """Trellis settings, read from ``TRELLIS_*`` environment variables."""
 
@@ -204,7 +210,13 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://host:8000/v1")
     llm_api_key: str | None = None
     llm_model: str = Field(default="gpt-4o-mini", description="Default model for agents without their own")
-    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_profile: Literal["hosted", "local"] = Field(
+        default="hosted",
+        description="local: defaults for a model generating on this machine's CPU (llama.cpp, Ollama): "
+        f"{LOCAL_LLM_TIMEOUT_SECONDS:.0f} s per call and {LOCAL_LLM_MAX_OUTPUT_TOKENS} output tokens at most, "
+        "unless TRELLIS_LLM_TIMEOUT_SECONDS / TRELLIS_LLM_MAX_OUTPUT_TOKENS are set",
+    )
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=280, description="one call's time limit")
     llm_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
         description='Prices per model for the cost of each call, as JSON: {"gpt-4o-mini": {"input_per_1k": 0.00015, '
@@ -276,6 +288,17 @@ class Settings(BaseSettings):
     tracing_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint spans are exported to (e.g. http://127.0.0.1:4318/v1/traces)"
     )
+
+    @model_validator(mode="after")
+    def _llm_profile(self) -> Settings:
+        # A CPU model writes a few tokens a second: the hosted defaults (60 s, 4,096 tokens) time it out
+        # and regenerate six times. Explicit settings win over the profile.
+        if self.llm_profile == "local":
+            if "llm_timeout_seconds" not in self.model_fields_set:
+                self.llm_timeout_seconds = LOCAL_LLM_TIMEOUT_SECONDS
+            if "llm_max_output_tokens" not in self.model_fields_set:
+                self.llm_max_output_tokens = LOCAL_LLM_MAX_OUTPUT_TOKENS
+        return self
 
     @model_validator(mode="after")
     def _mcp_secrets(self) -> Settings:

@@ -9,10 +9,11 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
+from temporalio.client import Client
 
 from core.platform.settings import Settings
-from tests.support.api import Api, make_settings, open_api
-from tests.support.servers import WebhookServer
+from tests.support.api import Api, eventually, make_settings, open_api
+from tests.support.servers import MCP_EXIT_LOG, WebhookServer
 from tests.support.steps import run, unique_name, workflow
 
 
@@ -113,6 +114,27 @@ async def test_a_server_that_dies_mid_call_fails_the_step_through_its_retry_sett
     # The step's own two attempts, then a reason a person can read (not "unhandled errors in a TaskGroup").
     assert "(after 2 attempts)" in done["error"], done["error"]
     assert "MCP server 'testmcp'" in done["error"] and "TaskGroup" not in done["error"], done["error"]
+
+
+async def test_a_stdio_tools_time_limit_does_not_wait_for_the_server_to_stop(api: Api, temporal_client: Client) -> None:
+    """Issue 20 item 3: at timeoutMs the step failed only once the MCP client had stopped the server
+    process (stdin closed, two seconds' grace, then SIGTERM), overrunning timeoutMs by those seconds. Now
+    the attempt fails at the limit and the shutdown finishes after: Temporal records the activity's
+    failure before the server is sent its SIGTERM."""
+    # timeoutMs leaves the server time to start (a Python MCP server takes most of a second here).
+    steps = [{"name": "wait", "tool": "exitmcp.hold", "params": {"seconds": 30}, "timeoutMs": 4000}]
+    done = await run(api, steps)
+    assert done["status"] == "failed" and "did not finish within 4000 ms" in done["error"], done["error"]
+    history = await temporal_client.get_workflow_handle(done["temporal_workflow_id"]).fetch_history()
+    [failed] = [e for e in history.events if e.HasField("activity_task_failed_event_attributes")]
+    failed_at = failed.event_time.ToDatetime().timestamp()
+
+    async def stopped() -> float | None:
+        lines = MCP_EXIT_LOG.read_text().split() if MCP_EXIT_LOG.exists() else []
+        return max(float(t) for t in lines[1::2]) if lines else None
+
+    terminated_at = await eventually(stopped)  # the server is still stopped, in the background
+    assert failed_at < terminated_at, (failed_at, terminated_at)
 
 
 async def test_every_content_item_of_an_answer_is_kept(api: Api) -> None:

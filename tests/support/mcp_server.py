@@ -1,14 +1,19 @@
 """A small MCP server for the tests, written with the ``mcp`` package: over stdio
 (``python -m tests.support.mcp_server``) or over streamable HTTP on loopback
 (``python -m tests.support.mcp_server http <port>``, at ``/mcp``). Its tools: ``add`` (structured
-output), ``echo`` (text), ``repeat`` (as large an answer as asked for), and ``fail`` (answers with an error)."""
+output), ``echo`` (text), ``repeat`` (as large an answer as asked for), ``pause``, ``die``, content of
+every kind, and ``fail`` (answers with an error). With ``TRELLIS_TEST_MCP_EXIT_LOG`` set, a SIGTERM is
+logged there with its time before the process exits."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+import time
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import (
@@ -47,6 +52,15 @@ def repeat(text: str, times: int) -> str:
 async def pause(seconds: float) -> str:
     """Answer after ``seconds`` (a server slower than a step allows)."""
     await asyncio.sleep(seconds)
+    return "done"
+
+
+@server.tool()
+async def hold(seconds: float) -> str:
+    """Answer after ``seconds``, whatever happens meanwhile (a server that does not stop when its stdin
+    closes, as a busy one does not: the client then waits its grace period and sends SIGTERM)."""
+    with anyio.CancelScope(shield=True):
+        await anyio.sleep(seconds)
     return "done"
 
 
@@ -92,7 +106,21 @@ def fail(reason: str) -> str:
     raise ToolError(reason)
 
 
+def _log_termination(log: str) -> None:
+    """When and how this process is told to stop (SIGTERM, which the MCP client sends after closing
+    stdin and two seconds' grace): a test compares it with when the step failed."""
+
+    def stopped(signum: int, frame: object) -> None:
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()} {time.time()}\n")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stopped)
+
+
 if __name__ == "__main__":
+    if os.environ.get("TRELLIS_TEST_MCP_EXIT_LOG"):
+        _log_termination(os.environ["TRELLIS_TEST_MCP_EXIT_LOG"])
     if sys.argv[1:2] == ["http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:

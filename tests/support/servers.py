@@ -4,15 +4,18 @@ receiver (http.server in a thread). Both record what they receive."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -139,6 +142,17 @@ class WebhookServer:
             return [h for h in self.hits if h.path == path]
 
 
+# Where the test MCP server "exitmcp" logs the SIGTERM the MCP client sends it (one file per test run).
+MCP_EXIT_LOG = Path(tempfile.gettempdir()) / f"trellis-mcp-exit-{os.getpid()}.log"
+
+
+# llama-cpp-python's server 0.3 answers response_format json_schema with this, as a 500.
+LLAMA_CPP_JSON_SCHEMA_REFUSAL = (
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+)
+
+
 class LlmServer:
     """A local server speaking the OpenAI Chat Completions protocol with scripted replies.
 
@@ -148,8 +162,9 @@ class LlmServer:
     JSON), ``"malformed"``, ``"schema-miss"`` (valid JSON, wrong shape), ``"429"`` (Retry-After: 1),
     ``"500"``, ``"cut-off"`` (half of a valid reply, ``finish_reason: length``, as a model stopped by
     ``max_tokens``), or ``("slow", seconds, reply_or_None)``. Without a script an agent gets a valid default.
-    A request for the model ``refuses-json-schema`` with ``response_format`` ``json_schema`` is answered 400,
-    as endpoints without structured output answer it. Every request is recorded with its start and end
+    A request for the model ``refuses-json-schema`` with ``response_format`` ``json_schema`` is answered 500
+    with the validation error, as llama-cpp-python's server answers it (it takes ``json_object`` with a
+    ``schema`` beside it instead). Every request is recorded with its start and end
     time and the ``response_format`` it carried."""
 
     DEFAULTS: dict[str, dict[str, Any]] = {
@@ -229,7 +244,8 @@ class LlmServer:
                 refuses = body.get("model") == "refuses-json-schema"
                 message = None
                 if refuses and (body.get("response_format") or {}).get("type") == "json_schema":
-                    status, message = 400, "response_format type json_schema is not supported by this server"
+                    # As llama-cpp-python's server 0.3 answers it: a 500 carrying the validation error.
+                    status, message = 500, LLAMA_CPP_JSON_SCHEMA_REFUSAL
                 elif behaviour == "429":
                     status, headers = 429, {"Retry-After": "1"}
                 elif behaviour == "500":

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         SessionRecord,
         SessionState,
         SessionStatus,
+        failed_call_cut_by_budget,
+        tokens_of_failed_call,
     )
     from core.platform import errors
     from core.platform import search_attributes as sa
@@ -122,7 +124,9 @@ class AgentSessionWorkflow:
                 await self._finish("cancelled")
                 raise asyncio.CancelledError() from err
             state.reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            state.tokens += _spent(cause)  # an invalid reply's tokens were used too (issue 20)
+            state.tokens += tokens_of_failed_call(cause)  # an invalid reply's tokens were used too (issue 20)
+            if failed_call_cut_by_budget(cause) and workflow.patched("budget-cut-off"):
+                return await self._finish("budget_exceeded")  # the budget, not the model, stopped the reply
             return await self._finish("failed")
         except asyncio.CancelledError:
             state.reason = "cancelled on request"
@@ -254,10 +258,3 @@ class AgentSessionWorkflow:
         await self._record(status, final=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
-
-
-def _spent(cause: BaseException | None) -> int:
-    """The tokens a failed call reports in its details (an invalid reply's rounds), else 0."""
-    details = getattr(cause, "details", None) or ()
-    first = details[0] if details and isinstance(details[0], dict) else {}
-    return int(first.get("prompt_tokens", 0)) + int(first.get("completion_tokens", 0))

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.steps.records import AgentFound, StepRunActivities
     from core.agents.registry import AgentSpec
-    from core.agents.sessions import AgentCallInput
+    from core.agents.sessions import AgentCallInput, tokens_of_failed_call
     from core.platform import errors
     from core.platform import search_attributes as sa
     from core.platform.public_text import PublicText
@@ -816,6 +816,11 @@ class StepWorkflowRun:
                 summary=PublicText(f"{path}: agent.call {call.agent}"),
             )
         except ActivityError as err:
+            spent = tokens_of_failed_call(err.cause)
+            if spent and workflow.patched("step-invalid-reply-tokens"):
+                # An invalid reply's tokens were used too: the run's tokenBudget counts them (issue 20).
+                self._state.tokens_used += spent
+                self._live.tokens_used = self._state.tokens_used
             raise _failure(err) from err
         tokens = result.prompt_tokens + result.completion_tokens
         self._state.tokens_used += tokens
