@@ -1,32 +1,27 @@
 """The action registry: one activity per action type, used by every automation chain.
 
-Each action is keyed by (rule, event, action index). Actions that only write to the database do it
-in one transaction with their f_action_log row, so they apply exactly once. Actions with an outside
-effect (e-mail, webhook) check the log first and write it after the effect, and carry a stable id
-(Message-ID, webhook-id) so that the rare repeat after a crash is recognisable by the receiver.
+Each action is a thin envelope: it renders the rule's templates against the event, then applies the
+effect written once in ``core/effects`` under the one exactly-once ledger (``core/effects/ledger.py``),
+keyed by (rule, event, action index) and recorded as an f_action_log row. Database actions write the
+row in the effect's transaction; outside effects (e-mail, webhook) check it first, write it after, and
+carry a stable id (Message-ID, webhook-id) so that the rare repeat after a crash is recognisable.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import smtplib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.automation.webhooks import Delivery, deliver, split_stored_headers
 from core.automation.actions import (
     SPECS,
     ActionOutput,
-    CallWebhookAction,
     CallWebhookOutput,
     CreateEntityAction,
     CreateEntityOutput,
@@ -38,26 +33,23 @@ from core.automation.actions import (
     SendNotificationOutput,
     UpdateFieldAction,
     UpdateFieldOutput,
-    authored_secrets,
 )
 from core.automation.messages import MESSAGE_TEMPLATES
-from core.automation.rules import ActionInput, RedeliveryInput, RedeliveryResult, RuleSnapshot
-from core.automation.scripts import SCRIPTS, ScriptError
-from core.automation.ssrf import AllowList
-from core.automation.tables import ActionLog, WebhookDeadLetter, WorkflowAutomation
+from core.automation.rendering import build_webhook, event_context, invalid, render_template
+from core.automation.rules import ActionInput, RedeliveryInput, RedeliveryResult
+from core.automation.store import ActionLedger
+from core.automation.tables import WebhookDeadLetter, WorkflowAutomation
 from core.automation.templating import (
-    DEFAULT_MAX_OUTPUT_CHARS,
     TemplateRenderError,
-    build_context,
-    is_template,
     render,
-    render_value,
 )
+from core.effects import entities as entity_effects
+from core.effects import ledger, messages
+from core.effects.failures import EffectFailed
+from core.effects.http import Delivery, deliver, split_stored_headers
+from core.effects.ssrf import AllowList
 from core.entities import store as entities
-from core.entities.contracts import Cause, EntityEventData, limits_of
-from core.notifications.contracts import NotificationSpec
-from core.notifications.mail import send_mail
-from core.notifications.store import insert_notifications
+from core.entities.contracts import Cause, limits_of
 from core.platform import errors, telemetry
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
@@ -65,9 +57,18 @@ from core.platform.settings import Settings
 Out = TypeVar("Out", bound=ActionOutput)
 
 
-def _invalid(message: str) -> ApplicationError:
-    """A problem with the rule or the data, which no retry can fix."""
-    return ApplicationError(message, type=errors.ACTION_INVALID.type, non_retryable=True)
+async def _told(name: str, work: Awaitable[Out]) -> Out:
+    """``work``'s result; an effect's failure told as the action's (core/effects/failures.py): a
+    transient one is retried by the action's retry policy, any other fails the action at once."""
+    try:
+        return await work
+    except EffectFailed as failed:
+        message = f"{name}: {failed.message}"
+        raise (errors.EFFECT_UNAVAILABLE.error(message) if failed.retryable else invalid(message)) from failed
+
+
+def _actor(data: ActionInput) -> str:
+    return f"rule:{data.rule.id}"
 
 
 def _causation(data: ActionInput) -> list[dict[str, Any]]:
@@ -75,72 +76,6 @@ def _causation(data: ActionInput) -> list[dict[str, Any]]:
     event = data.event
     chain = [*event.causation, Cause(rule_id=data.rule.id, event_id=event.id, entity_id=event.entity_id)]
     return [c.model_dump() for c in chain]
-
-
-async def event_context(conn: AsyncConnection, rule: RuleSnapshot, event: EntityEventData) -> dict[str, Any]:
-    entity = event.new_entity.model_dump() if event.new_entity else None
-    old = event.old_entity.model_dump() if event.old_entity else None
-    related = await entities.related(conn, uuid.UUID(entity["id"])) if entity else {}
-    return build_context(
-        entity,
-        old,
-        event.model_dump(mode="json", include={"id", "event_kind", "field_name", "old_value", "new_value", "actor"}),
-        related,
-        {"id": rule.id, "name": rule.workflow_name},
-    )
-
-
-def render_template(value: Any, context: dict[str, Any], max_chars: int = DEFAULT_MAX_OUTPUT_CHARS) -> Any:
-    try:
-        return render_value(value, context, max_chars=max_chars)
-    except TemplateRenderError as exc:
-        raise _invalid(str(exc)) from exc
-
-
-def _render_url(url: str, context: dict[str, Any]) -> str:
-    """Scheme, credentials, host and port as saved; the path and query rendered with every value
-    percent-encoded, so a value cannot change where the request goes."""
-    parts = urlsplit(url)
-    try:
-        path = render(parts.path, context, url=True) if is_template(parts.path) else parts.path
-        query = render(parts.query, context, url=True) if is_template(parts.query) else parts.query
-    except TemplateRenderError as exc:
-        raise _invalid(str(exc)) from exc
-    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
-
-
-async def build_webhook(
-    conn: AsyncConnection,
-    rule: RuleSnapshot,
-    event: EntityEventData,
-    index: int,
-    max_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-) -> Delivery:
-    action = rule.actions[index]
-    assert isinstance(action, CallWebhookAction)
-    context = await event_context(conn, rule, event)
-    secret = (
-        await conn.execute(select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == uuid.UUID(rule.id)))
-    ).scalar_one()
-    # The admin's body is a template; without one the body is the event JSON as it is, never rendered.
-    rendered = (
-        render_template(action.body, context, max_chars) if action.body is not None else event.model_dump(mode="json")
-    )
-    body = json.dumps(rendered, separators=(",", ":"), default=str).encode()
-    # A header the admin wrote as secret:<name> names a secret; every other header is a template whose
-    # output is sent as it is, even when an entity's value makes it read "secret:<name>".
-    secret_headers = authored_secrets(action.headers)
-    plain = {k: v for k, v in action.headers.items() if k not in secret_headers}
-    return Delivery(
-        url=_render_url(action.url, context),
-        method=action.method,
-        headers={k: str(v) for k, v in render_template(plain, context, max_chars).items()},
-        body=body,
-        webhook_id=f"msg_{derived_id('webhook', rule.id, event.id, index).hex}",
-        secret=secret,
-        timeout_seconds=action.timeout_seconds,
-        secret_headers=secret_headers,
-    )
 
 
 class ActionActivities:
@@ -153,50 +88,17 @@ class ActionActivities:
         self._max_chars = settings.template_max_output_chars
         self._limits = limits_of(settings)
 
-    # ---------------------------------------------------------------- bookkeeping
+    # ---------------------------------------------------------------- the ledger (core/effects/ledger.py)
 
     @staticmethod
-    def _key(data: ActionInput) -> dict[str, Any]:
-        return {
-            "rule_id": uuid.UUID(data.rule.id),
-            "event_id": uuid.UUID(data.event.id),
-            "action_index": data.action_index,
-        }
+    def _ledger(data: ActionInput) -> ActionLedger:
+        return ActionLedger(data.rule.id, data.event.id, data.action_index, data.action.type)
 
-    async def _logged(self, conn: AsyncConnection, data: ActionInput) -> Any:
-        """The recorded output of this action if an earlier attempt completed it, else None."""
-        key = self._key(data)
-        row = (
-            await conn.execute(
-                select(ActionLog.result).where(
-                    ActionLog.rule_id == key["rule_id"],
-                    ActionLog.event_id == key["event_id"],
-                    ActionLog.action_index == key["action_index"],
-                )
-            )
-        ).first()
-        if row is None:
-            return None
+    async def _in_transaction(self, data: ActionInput, perform: Callable[[AsyncConnection], Awaitable[Out]]) -> Out:
         output = SPECS[data.action.type].output
-        return output.model_validate({**row[0], "already_done": True})
-
-    async def _log(self, conn: AsyncConnection, data: ActionInput, output: Out) -> Out:
-        logged = await conn.execute(
-            insert(ActionLog)
-            .values(
-                **self._key(data),
-                action_type=data.action.type,
-                status="done",
-                result=output.model_dump(mode="json", exclude={"already_done"}),
-                finished_ts=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing()
-            .returning(ActionLog.action_index)
+        return await ledger.once_in_transaction(
+            self._engine, self._ledger(data), output, lambda conn: _told(data.action.type, perform(conn))
         )
-        if logged.first() is not None and data.action.type == "call_webhook":  # not a retry's second write
-            labels = {"entity_type": data.event.entity_type, "outcome": "delivered"}
-            telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
-        return output
 
     # ---------------------------------------------------------------- database actions
 
@@ -204,9 +106,8 @@ class ActionActivities:
     async def update_field(self, data: ActionInput) -> UpdateFieldOutput:
         action = data.action
         assert isinstance(action, UpdateFieldAction)
-        async with self._engine.begin() as conn:
-            if (done := await self._logged(conn, data)) is not None:
-                return done
+
+        async def perform(conn: AsyncConnection) -> UpdateFieldOutput:
             context = await event_context(conn, data.rule, data.event)
             value = render_template(action.value, context, self._max_chars)
             target = await self._target(conn, data, action)
@@ -218,30 +119,24 @@ class ActionActivities:
                 if field == "name"
                 else {"set_fields": {field: value}}
             )
-            changed = await entities.change(
-                conn,
-                target,
-                ts=datetime.now(UTC),
-                actor=f"rule:{data.rule.id}",
-                causation=_causation(data),
-                limits=self._limits,
-                **change,
+            await entity_effects.update_entity(
+                conn, target, actor=_actor(data), limits=self._limits, causation=_causation(data), **change
             )
-            if changed is None:
-                raise _invalid(f"update_field: entity {target} does not exist or is deleted")
-            return await self._log(conn, data, UpdateFieldOutput(entity_id=str(target), field=field, value=value))
+            return UpdateFieldOutput(entity_id=str(target), field=field, value=value)
+
+        return await self._in_transaction(data, perform)
 
     async def _target(self, conn: AsyncConnection, data: ActionInput, action: UpdateFieldAction) -> uuid.UUID:
         trigger = data.event.entity_id
         if trigger is None:
-            raise _invalid("update_field: this event has no entity to update")
+            raise invalid("update_field: this event has no entity to update")
         if action.target == "trigger":
             return uuid.UUID(trigger)
         related = await entities.related(conn, uuid.UUID(trigger))
         side = "parents" if action.target == "parent" else "children"
         matches = [e for e in related[side] if e["entity_type"] == action.target_entity_type]
         if not matches:
-            raise _invalid(
+            raise invalid(
                 f"update_field: the trigger entity has no {action.target} of type '{action.target_entity_type}'"
             )
         return uuid.UUID(matches[0]["id"])
@@ -250,52 +145,49 @@ class ActionActivities:
     async def create_entity(self, data: ActionInput) -> CreateEntityOutput:
         action = data.action
         assert isinstance(action, CreateEntityAction)
-        async with self._engine.begin() as conn:
-            if (done := await self._logged(conn, data)) is not None:
-                return done
+
+        async def perform(conn: AsyncConnection) -> CreateEntityOutput:
             context = await event_context(conn, data.rule, data.event)
-            entity_id = derived_id("action-entity", data.rule.id, data.event.id, data.action_index)
             trigger = data.event.entity_id
             parent = (data.event.entity_type, uuid.UUID(trigger)) if trigger and action.link_to_trigger else None
-            created = await entities.create(
+            created = await entity_effects.create_entity(
                 conn,
-                entity_id=entity_id,
+                entity_id=derived_id("action-entity", data.rule.id, data.event.id, data.action_index),
                 entity_type=action.entity_type,
                 name=str(render_template(action.name, context, self._max_chars)),
                 status=render_template(action.status, context, self._max_chars),
                 fields=render_template(action.fields, context, self._max_chars),
-                ts=datetime.now(UTC),
-                actor=f"rule:{data.rule.id}",
+                actor=_actor(data),
                 causation=_causation(data),
                 parent=parent,
                 limits=self._limits,
             )
-            output = CreateEntityOutput(entity_id=created["id"], entity_type=action.entity_type)
-            return await self._log(conn, data, output)
+            return CreateEntityOutput(entity_id=created["id"], entity_type=action.entity_type)
+
+        return await self._in_transaction(data, perform)
 
     @activity.defn(name="action.send_notification")
     async def send_notification(self, data: ActionInput) -> SendNotificationOutput:
         action = data.action
         assert isinstance(action, SendNotificationAction)
-        async with self._engine.begin() as conn:
-            if (done := await self._logged(conn, data)) is not None:
-                return done
+
+        async def perform(conn: AsyncConnection) -> SendNotificationOutput:
             context = await event_context(conn, data.rule, data.event)
             subject, body = self._message(action, context, self._max_chars)
             recipients = [str(r) for r in render_template(action.recipients, context, self._max_chars)]
-            await insert_notifications(
+            await messages.notify(
                 conn,
-                [
-                    NotificationSpec(recipient=r, template=action.template, subject=subject, body=body)
-                    for r in recipients
-                ],
+                recipients=recipients,
+                template=action.template,
+                subject=subject,
+                body=body,
                 dedupe_prefix=f"rule:{data.rule.id}:{data.event.id}:{data.action_index}",
                 source=f"rule:{data.rule.id}",
                 entity_id=uuid.UUID(data.event.entity_id) if data.event.entity_id else None,
-                ts=datetime.now(UTC),
             )
-            output = SendNotificationOutput(recipients=recipients, subject=subject)
-            return await self._log(conn, data, output)
+            return SendNotificationOutput(recipients=recipients, subject=subject)
+
+        return await self._in_transaction(data, perform)
 
     @staticmethod
     def _message(
@@ -305,48 +197,34 @@ class ActionActivities:
         subject = action.subject or default_subject
         body = action.body or default_body
         if subject is None or body is None:
-            raise _invalid(f"message template '{action.template}' is unknown and the rule gives no subject/body")
+            raise invalid(f"message template '{action.template}' is unknown and the rule gives no subject/body")
         try:
             return render(subject, context, max_chars=max_chars), render(body, context, max_chars=max_chars)
         except TemplateRenderError as exc:
-            raise _invalid(str(exc)) from exc
+            raise invalid(str(exc)) from exc
 
     @activity.defn(name="action.run_script")
     async def run_script(self, data: ActionInput) -> RunScriptOutput:
         action = data.action
         assert isinstance(action, RunScriptAction)
-        script = SCRIPTS.get(action.script_id)
-        if script is None:
-            raise _invalid(f"run_script: script '{action.script_id}' is not registered")
-        async with self._engine.begin() as conn:
-            if (done := await self._logged(conn, data)) is not None:
-                return done
-            trigger = data.event.entity_id
-            entity = await entities.load(conn, uuid.UUID(trigger)) if trigger else None
-            if entity is None or trigger is None:
-                raise _invalid("run_script: this event has no entity to run on")
-            try:
-                # In a thread with a time limit, so a slow script cannot hold the worker's event loop.
-                result = await asyncio.wait_for(
-                    asyncio.to_thread(script, entity, dict(action.params)), timeout=action.timeout_seconds
-                )
-            except TimeoutError as exc:
-                raise _invalid(
-                    f"run_script: '{action.script_id}' exceeded its {action.timeout_seconds}s time limit"
-                ) from exc
-            except ScriptError as exc:
-                raise _invalid(f"run_script: '{action.script_id}' failed: {exc}") from exc
-            await entities.change(
+        trigger = data.event.entity_id
+        if trigger is None:
+            raise invalid("run_script: this event has no entity to run on")
+
+        async def perform(conn: AsyncConnection) -> RunScriptOutput:
+            result = await entity_effects.run_script(
                 conn,
                 uuid.UUID(trigger),
-                set_fields=result,
-                ts=datetime.now(UTC),
-                actor=f"rule:{data.rule.id}",
-                causation=_causation(data),
+                action.script_id,
+                action.params,
+                actor=_actor(data),
                 limits=self._limits,
+                timeout_seconds=action.timeout_seconds,
+                causation=_causation(data),
             )
-            output = RunScriptOutput(script_id=action.script_id, result=result)
-            return await self._log(conn, data, output)
+            return RunScriptOutput(script_id=action.script_id, result=result)
+
+        return await self._in_transaction(data, perform)
 
     @activity.defn(name="action.redeliver_webhook")
     async def redeliver_webhook(self, data: RedeliveryInput) -> RedeliveryResult:
@@ -403,46 +281,49 @@ class ActionActivities:
     async def send_email(self, data: ActionInput) -> SendEmailOutput:
         action = data.action
         assert isinstance(action, SendEmailAction)
-        async with self._engine.connect() as conn:
-            if (done := await self._logged(conn, data)) is not None:
-                return done
-            context = await event_context(conn, data.rule, data.event)
-        subject, body = self._message(action, context, self._max_chars)
-        to = str(render_template(action.to, context, self._max_chars)).strip()
-        if "@" not in to or any(c in to for c in "\r\n,;"):
-            raise _invalid(f"send_email: '{to}' is not a single e-mail address")
         message_id = f"<{derived_id('email', data.rule.id, data.event.id, data.action_index)}@trellis>"
-        try:
-            await send_mail(self._settings, to=to, subject=subject, body=body, message_id=message_id)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise _invalid(f"send_email: the SMTP server refused the recipient: {exc.recipients}") from exc
-        # Other SMTP and socket errors propagate and are retried by Temporal.
-        async with self._engine.begin() as conn:
-            return await self._log(conn, data, SendEmailOutput(to=to, message_id=message_id))
+
+        async def prepare(conn: AsyncConnection) -> tuple[str, str, str]:
+            context = await event_context(conn, data.rule, data.event)
+            subject, body = self._message(action, context, self._max_chars)
+            return str(render_template(action.to, context, self._max_chars)), subject, body
+
+        async def perform(message: tuple[str, str, str]) -> SendEmailOutput:
+            to, subject, body = message
+            await messages.send_email(self._settings, to=to, subject=subject, body=body, message_id=message_id)
+            return SendEmailOutput(to=messages.single_address(to), message_id=message_id)
+
+        return await ledger.once_outside(
+            self._engine, self._ledger(data), SendEmailOutput, prepare, lambda m: _told("send_email", perform(m))
+        )
 
     @activity.defn(name="action.call_webhook")
     async def call_webhook(self, data: ActionInput) -> CallWebhookOutput:
-        async with self._engine.connect() as conn:
-            if (done := await self._logged(conn, data)) is not None:
-                return done
-            delivery = await build_webhook(conn, data.rule, data.event, data.action_index, self._max_chars)
-        try:
-            status = await deliver(
-                delivery,
-                self._allow,
-                secrets=self._settings.webhook_secrets,
-                max_response_bytes=self._settings.webhook_max_response_bytes,
-            )
-        except ApplicationError as exc:
-            # Add the attempt number so a dead letter can say how often it was tried.
-            details = dict(exc.details[0]) if exc.details and isinstance(exc.details[0], dict) else {}
-            raise ApplicationError(
-                exc.message,
-                {**details, "attempt": activity.info().attempt},
-                type=exc.type,
-                non_retryable=exc.non_retryable,
-                next_retry_delay=exc.next_retry_delay,
-            ) from exc
-        async with self._engine.begin() as conn:
-            output = CallWebhookOutput(status=status, webhook_id=delivery.webhook_id)
-            return await self._log(conn, data, output)
+        async def prepare(conn: AsyncConnection) -> Delivery:
+            return await build_webhook(conn, data.rule, data.event, data.action_index, self._max_chars)
+
+        async def perform(delivery: Delivery) -> CallWebhookOutput:
+            try:
+                status = await deliver(
+                    delivery,
+                    self._allow,
+                    secrets=self._settings.webhook_secrets,
+                    max_response_bytes=self._settings.webhook_max_response_bytes,
+                )
+            except ApplicationError as exc:
+                # Add the attempt number so a dead letter can say how often it was tried.
+                details = dict(exc.details[0]) if exc.details and isinstance(exc.details[0], dict) else {}
+                raise ApplicationError(
+                    exc.message,
+                    {**details, "attempt": activity.info().attempt},
+                    type=exc.type,
+                    non_retryable=exc.non_retryable,
+                    next_retry_delay=exc.next_retry_delay,
+                ) from exc
+            return CallWebhookOutput(status=status, webhook_id=delivery.webhook_id)
+
+        output = await ledger.once_outside(self._engine, self._ledger(data), CallWebhookOutput, prepare, perform)
+        if not output.already_done:
+            labels = {"entity_type": data.event.entity_type, "outcome": "delivered"}
+            telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
+        return output

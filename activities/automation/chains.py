@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.automation.actions import build_webhook
-from activities.automation.webhooks import stored_headers
 from core.automation import matching
 from core.automation.evaluator import ConditionEvaluator
+from core.automation.rendering import build_webhook
 from core.automation.rules import (
     ChainInput,
     ClaimInput,
@@ -29,6 +28,7 @@ from core.automation.rules import (
     ScheduledInput,
 )
 from core.automation.tables import RuleExecution, WebhookDeadLetter, WorkflowAutomation
+from core.effects.http import stored_headers
 from core.entities import store as entities
 from core.entities.contracts import EntityEventData, EntitySnapshot
 from core.entities.tables import EntityEvent

@@ -1,7 +1,7 @@
 """The rule actions' part of the one tool registry: each action's declaration (core/automation/actions.py:
 name, parameters, output, time limit, retry policy) bound to the activity that performs it. Chains call
-actions through it, the worker registers its activities from the catalogue that includes it
-(activities/steps/catalogue.py), and rule validation reads the same declarations.
+actions through it, the worker registers its activities from it (worker.py, beside the step tools of
+activities/steps/tools.py), and rule validation reads the same declarations.
 
 ``start_workflow`` has no binding here: its activity belongs to the step-workflow domain, above
 automation, and a chain calls it by the declaration's activity name.

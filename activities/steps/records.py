@@ -15,11 +15,11 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from activities.automation.actions import event_context, render_template
 from core.agents import store as agents
 from core.agents.registry import AgentSpec
 from core.automation.actions import StartWorkflowAction, StartWorkflowOutput
 from core.automation.evaluator import ConditionEvaluator
+from core.automation.rendering import event_context, render_template
 from core.automation.rules import ActionInput
 from core.automation.templating import TemplateRenderError
 from core.notifications.contracts import NotificationSpec

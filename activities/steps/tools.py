@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import smtplib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,21 +22,19 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.automation.webhooks import Delivery, exchange
-from core.automation.scripts import SCRIPTS, ScriptError
-from core.automation.ssrf import AllowList
+from core.effects import entities as entity_effects
+from core.effects import ledger, messages
+from core.effects.failures import EffectFailed
+from core.effects.http import Delivery, exchange
+from core.effects.ssrf import AllowList
 from core.entities import store as entities
 from core.entities.contracts import limits_of
-from core.notifications.contracts import NotificationSpec
-from core.notifications.mail import send_mail
-from core.notifications.store import insert_notifications
 from core.platform import breakers, errors
 from core.platform.breakers import FailureKind
 from core.platform.ids import derived_id
@@ -48,7 +45,7 @@ from core.process.contracts import InstanceView, TransitionRequest
 from core.process.ids import PROCESS_WORKFLOW, TRANSITION, WAIT_READY, process_workflow_id
 from core.process.starting import StartRefused, prepare_start
 from core.steps import store
-from core.steps.contracts import MAX_STEP_OUTPUT_BYTES, StepRecordInput, ToolCall, json_size
+from core.steps.contracts import MAX_STEP_OUTPUT_BYTES, ToolCall, json_size
 from core.steps.mcp import McpCatalogue, McpUnavailable, call_tool
 from core.steps.tools import (
     STEP_TOOLS,
@@ -114,35 +111,30 @@ class StepToolActivities:
         self._allow = AllowList(settings.allow_list(), public=settings.webhook_public_destinations)
         self._limits = limits_of(settings)
 
-    # ---------------------------------------------------------------- the two ways of recording
+    # ---------------------------------------------------------------- the ledger (core/effects/ledger.py)
 
     async def _in_transaction(
         self, call: ToolCall, output: type[M], perform: Callable[[AsyncConnection], Awaitable[M]]
     ) -> M:
         """A database effect and its step record in one transaction, under the step's lock."""
-        async with self._engine.begin() as conn:
-            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(_key(call), 0))))
-            if (
-                done := _already_done(await store.recorded_step(conn, call.execution_id, call.path), output)
-            ) is not None:
-                return done
-            result = await self._bounded(call, perform(conn))
-            await store.record_step(conn, _record(call, result))
-            return result
+
+        async def bounded(conn: AsyncConnection) -> M:
+            return await self._bounded(call, _told(call, perform(conn)))
+
+        return await ledger.once_in_transaction(self._engine, store.StepLedger(call), output, bounded)
 
     async def _outside(
         self, call: ToolCall, output: type[M], perform: Callable[[], Awaitable[M]], *, timed: bool = True
     ) -> M:
         """An outside effect: skipped if recorded, else done and then recorded. ``timed=False``: ``perform``
         bounds its own time (inside a breaker, so that a time-out counts as the target's failure)."""
-        async with self._engine.connect() as conn:
-            done = _already_done(await store.recorded_step(conn, call.execution_id, call.path), output)
-        if done is not None:
-            return done
-        result = await self._bounded(call, perform(), timed=timed)
-        async with self._engine.begin() as conn:
-            await store.record_step(conn, _record(call, result))
-        return result
+
+        async def bounded(_: None) -> M:
+            return await self._bounded(call, _told(call, perform()), timed=timed)
+
+        return await ledger.once_outside(
+            self._engine, store.StepLedger(call), output, ledger.nothing_to_prepare, bounded
+        )
 
     @staticmethod
     async def _timed(call: ToolCall, work: Awaitable[M]) -> M:
@@ -202,10 +194,7 @@ class StepToolActivities:
 
         async def perform() -> EntityOutput:
             async with self._engine.connect() as conn:
-                found = await entities.find_live(conn, params.id)
-            if found is None:
-                raise step_failed(f"entity.get: entity {params.id} does not exist", retryable=False)
-            return _entity(found)
+                return _entity(await entity_effects.live_entity(conn, params.id))
 
         return await self._outside(call, EntityOutput, perform)
 
@@ -216,18 +205,15 @@ class StepToolActivities:
         async def perform(conn: AsyncConnection) -> EntityOutput:
             parent = None
             if params.parent_id is not None:
-                found = await entities.find_live(conn, params.parent_id)
-                if found is None:
-                    raise step_failed(f"entity.create: parent {params.parent_id} does not exist", retryable=False)
+                found = await entity_effects.live_entity(conn, params.parent_id)
                 parent = (found["entity_type"], params.parent_id)
-            created = await entities.create(
+            created = await entity_effects.create_entity(
                 conn,
                 entity_id=derived_id("step-entity", call.execution_id, call.path),
                 entity_type=params.entity_type,
                 name=params.name,
                 status=params.status,
                 fields=params.fields,
-                ts=datetime.now(UTC),
                 actor=self._actor(call),
                 parent=parent,
                 limits=self._limits,
@@ -241,23 +227,17 @@ class StepToolActivities:
         params = _params(call, EntityUpdateParams)
 
         async def perform(conn: AsyncConnection) -> EntityOutput:
-            changed = await entities.change(
+            changed = await entity_effects.update_entity(
                 conn,
                 params.id,
-                ts=datetime.now(UTC),
                 actor=self._actor(call),
+                limits=self._limits,
                 name=params.name,
                 status=params.status,
-                set_fields=params.fields or None,
-                unset_fields=params.unset or None,
-                limits=self._limits,
+                set_fields=params.fields,
+                unset_fields=params.unset,
             )
-            if changed is None:
-                found = await entities.find_live(conn, params.id)
-                if found is None:
-                    raise step_failed(f"entity.update: entity {params.id} does not exist", retryable=False)
-                return _entity(found)  # nothing to change
-            return _entity(changed[1])
+            return _entity(changed)
 
         return await self._in_transaction(call, EntityOutput, perform)
 
@@ -266,11 +246,8 @@ class StepToolActivities:
         params = _params(call, EntityLinkParams)
 
         async def perform(conn: AsyncConnection) -> EntityLinkOutput:
-            parent = await entities.find_live(conn, params.parent_id)
-            child = await entities.find_live(conn, params.child_id)
-            if parent is None or child is None:
-                missing = params.parent_id if parent is None else params.child_id
-                raise step_failed(f"entity.link: entity {missing} does not exist", retryable=False)
+            parent = await entity_effects.live_entity(conn, params.parent_id)
+            child = await entity_effects.live_entity(conn, params.child_id)
             await entities.link(
                 conn,
                 parent_type=parent["entity_type"],
@@ -290,16 +267,15 @@ class StepToolActivities:
         params = _params(call, NotifySendParams)
 
         async def perform(conn: AsyncConnection) -> NotifySendOutput:
-            await insert_notifications(
+            await messages.notify(
                 conn,
-                [
-                    NotificationSpec(recipient=r, template="workflow", subject=params.subject, body=params.body)
-                    for r in params.recipients
-                ],
+                recipients=list(params.recipients),
+                template="workflow",
+                subject=params.subject,
+                body=params.body,
                 dedupe_prefix=f"workflow:{call.execution_id}:{call.path}",
                 source=f"workflow:{call.workflow}",
                 entity_id=params.entity_id,
-                ts=datetime.now(UTC),
             )
             return NotifySendOutput(recipients=list(params.recipients), subject=params.subject)
 
@@ -311,16 +287,9 @@ class StepToolActivities:
         message_id = f"<{derived_id('step-email', call.execution_id, call.path)}@trellis>"
 
         async def perform() -> EmailSendOutput:
-            try:
-                await send_mail(
-                    self._settings, to=params.to, subject=params.subject, body=params.body, message_id=message_id
-                )
-            except smtplib.SMTPRecipientsRefused as exc:
-                refused = f"email.send: the SMTP server refused the recipient: {exc.recipients}"
-                raise step_failed(refused, retryable=False) from exc
-            except (smtplib.SMTPException, OSError) as exc:
-                unavailable = f"email.send: the SMTP server could not take the message: {exc}"
-                raise step_failed(unavailable, retryable=True) from exc
+            await messages.send_email(
+                self._settings, to=params.to, subject=params.subject, body=params.body, message_id=message_id
+            )
             return EmailSendOutput(to=params.to, message_id=message_id)
 
         return await self._outside(call, EmailSendOutput, perform)
@@ -387,23 +356,10 @@ class StepToolActivities:
     @activity.defn(name="tool.script.run")
     async def script_run(self, call: ToolCall) -> ScriptRunOutput:
         params = _params(call, ScriptRunParams)
-        script = SCRIPTS[params.script_id]
 
         async def perform(conn: AsyncConnection) -> ScriptRunOutput:
-            entity = await entities.load(conn, params.entity_id, lock=True)
-            if entity is None or entity["deleted"]:
-                raise step_failed(f"script.run: entity {params.entity_id} does not exist", retryable=False)
-            try:
-                result = await asyncio.to_thread(script, entity, dict(params.params))
-            except ScriptError as exc:
-                raise step_failed(f"script.run: '{params.script_id}' failed: {exc}", retryable=False) from exc
-            await entities.change(
-                conn,
-                params.entity_id,
-                set_fields=result,
-                ts=datetime.now(UTC),
-                actor=self._actor(call),
-                limits=self._limits,
+            result = await entity_effects.run_script(
+                conn, params.entity_id, params.script_id, params.params, actor=self._actor(call), limits=self._limits
             )
             return ScriptRunOutput(script_id=params.script_id, result=result)
 
@@ -459,7 +415,7 @@ class StepToolActivities:
             actor=self._actor(call),
             actor_role="operator",
         )
-        update_id = f"step-{_key(call)}"
+        update_id = f"step-{store.StepLedger(call).lock_key}"
 
         async def send(workflow_id: str) -> InstanceView:
             handle = activity.client().get_workflow_handle(workflow_id)
@@ -539,13 +495,6 @@ def _wound_down(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved: a clean-up error of abandoned work is not worth a warning
 
 
-def _already_done(recorded: Any, output: type[M]) -> M | None:
-    """The recorded output of a step an earlier attempt completed (its effect happened), else None."""
-    if recorded is None or recorded.status != "completed":
-        return None
-    return output.model_validate({**(recorded.output or {}), "already_done": True})
-
-
 def _instance(view: InstanceView) -> InstanceOutput:
     return InstanceOutput.model_validate(view.model_dump(include=set(InstanceOutput.model_fields) - {"already_done"}))
 
@@ -559,23 +508,13 @@ def _refused_by_instance(tool: str, exc: WorkflowUpdateFailedError) -> Applicati
     return step_failed(f"{tool}: {message}", retryable=in_progress)
 
 
-def _key(call: ToolCall) -> str:
-    return f"{call.execution_id}:{call.path}"
-
-
-def _record(call: ToolCall, output: BaseModel) -> StepRecordInput:
-    return StepRecordInput(
-        execution_id=call.execution_id,
-        path=call.path,
-        position=call.position,
-        name=call.name,
-        tool=call.tool,
-        status="completed",
-        input=call.params,
-        output=output.model_dump(mode="json", exclude={"already_done"}),
-        retry_count=call.attempt - 1,
-        started_ts=call.started_ts,
-    )
+async def _told(call: ToolCall, work: Awaitable[M]) -> M:
+    """``work``'s result; an effect's failure told as the step's (core/effects/failures.py): the tool's
+    name first, retried by the step's settings only when it is transient."""
+    try:
+        return await work
+    except EffectFailed as failed:
+        raise step_failed(f"{call.tool}: {failed.message}", retryable=failed.retryable, kind=failed.kind) from failed
 
 
 def tool_activities(tools: StepToolActivities) -> dict[str, Callable[..., Any]]:

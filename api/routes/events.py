@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from api.deps import EngineDep, SettingsDep
 from api.errors import ApiError
-from core.automation.webhook_signing import new_secret, verify
+from core.effects.webhook_signing import new_secret, verify
 from core.entities.store import record_external_event
 from core.platform.contracts import check_storable
 from core.steps.definition import SOURCE_NAME

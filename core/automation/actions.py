@@ -19,8 +19,8 @@ from pydantic import Field, field_validator, model_validator
 from temporalio.common import RetryPolicy
 
 from core.automation.messages import MESSAGE_TEMPLATES
-from core.automation.scripts import SCRIPTS
 from core.automation.templating import TemplateRenderError, check_value, is_template
+from core.effects.scripts import SCRIPTS
 from core.platform import errors
 from core.platform.contracts import RequestPart
 from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
@@ -195,7 +195,7 @@ class CallWebhookAction(RequestPart):
 
 
 class RunScriptAction(RequestPart):
-    """Run a registered script (core/scripts.py) on the trigger entity; its result fields are set on it."""
+    """Run a registered script (core/effects/scripts.py) on the trigger entity; its result fields are set on it."""
 
     type: Literal["run_script"]
     script_id: str = Field(min_length=1, max_length=100)

@@ -36,7 +36,7 @@ TriggerAction = Literal["create", "update", "delete", "status_change", "field_ch
 
 
 class TriggerConditions(RequestPart):
-    """``expression``: a CEL condition (core/conditions.py). ``field``: for field_change, which field."""
+    """``expression``: a CEL condition (core/automation/conditions.py). ``field``: for field_change, which field."""
 
     expression: str | None = Field(default=None, min_length=1, max_length=2000)
     field: str | None = Field(default=None, min_length=1, max_length=100)

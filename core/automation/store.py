@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.automation.rules import DeadLetterPublic, ExecutionPublic, RuleCreate
-from core.automation.tables import RuleExecution, WebhookDeadLetter, WorkflowAutomation
-from core.automation.webhook_signing import new_secret
+from core.automation.tables import ActionLog, RuleExecution, WebhookDeadLetter, WorkflowAutomation
+from core.effects.webhook_signing import new_secret
 from core.platform.contracts import Page
 from core.platform.pages import Order, fetch_page
 
@@ -148,3 +149,48 @@ async def dead_letters_page(
 async def dead_letter_exists(conn: AsyncConnection, dead_letter_id: uuid.UUID) -> bool:
     found = await conn.execute(select(WebhookDeadLetter.id).where(WebhookDeadLetter.id == dead_letter_id))
     return found.first() is not None
+
+
+# ------------------------------------------------------------------ the action ledger
+
+
+class ActionLedger:
+    """Where a rule action's effect is recorded (core/effects/ledger.py): one f_action_log row per
+    (rule, event, action index), the same row a retried attempt finds."""
+
+    def __init__(self, rule_id: str, event_id: str, action_index: int, action_type: str) -> None:
+        self._rule_id = uuid.UUID(rule_id)
+        self._event_id = uuid.UUID(event_id)
+        self._action_index = action_index
+        self._action_type = action_type
+
+    @property
+    def lock_key(self) -> str:
+        return f"rule:{self._rule_id}:{self._event_id}:{self._action_index}"
+
+    async def recorded(self, conn: AsyncConnection) -> dict[str, Any] | None:
+        row = (
+            await conn.execute(
+                select(ActionLog.result).where(
+                    ActionLog.rule_id == self._rule_id,
+                    ActionLog.event_id == self._event_id,
+                    ActionLog.action_index == self._action_index,
+                )
+            )
+        ).first()
+        return None if row is None else dict(row[0])
+
+    async def record(self, conn: AsyncConnection, output: dict[str, Any]) -> None:
+        await conn.execute(
+            upsert(ActionLog)
+            .values(
+                rule_id=self._rule_id,
+                event_id=self._event_id,
+                action_index=self._action_index,
+                action_type=self._action_type,
+                status="done",
+                result=output,
+                finished_ts=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()
+        )

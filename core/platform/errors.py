@@ -77,6 +77,9 @@ WEBHOOK_REJECTED = ErrorKind("WebhookRejected", 502, "webhook_rejected")
 CIRCUIT_OPEN = ErrorKind("CircuitOpen", 503, "circuit_open")
 WEBHOOK_BLOCKED = ErrorKind("WebhookBlocked", 422, "webhook_blocked")
 WEBHOOK_FAILED = ErrorKind("WebhookFailed", 502, "webhook_failed", retryable=True)
+# An effect's target could not take it now (an SMTP 4xx, a dropped connection): the action's retry
+# policy tries again (core/effects/failures.py).
+EFFECT_UNAVAILABLE = ErrorKind("EffectUnavailable", 503, "effect_unavailable", retryable=True)
 
 CATALOGUE: dict[str, ErrorKind] = {kind.type: kind for kind in list(globals().values()) if isinstance(kind, ErrorKind)}
 
@@ -94,6 +97,7 @@ __all__ = [
     "APPROVAL_PENDING",
     "CATALOGUE",
     "CIRCUIT_OPEN",
+    "EFFECT_UNAVAILABLE",
     "ENTITY_TOO_LARGE",
     "INSTANCE_FINISHED",
     "INVALID_DATA",

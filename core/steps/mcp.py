@@ -28,7 +28,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import PaginatedRequestParams, TextContent
 
-from core.automation.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
+from core.effects.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
 from core.platform.settings import McpServer, Settings
 
 

@@ -28,6 +28,7 @@ from core.steps.contracts import (
     TaskChange,
     TaskOpen,
     TaskRow,
+    ToolCall,
     WaitInput,
     WorkflowPublic,
     WorkflowVersionPublic,
@@ -219,6 +220,40 @@ async def recorded_step(conn: AsyncConnection, execution_id: str, path: str) -> 
             )
         )
     ).first()
+
+
+class StepLedger:
+    """Where a step tool's effect is recorded (core/effects/ledger.py): the step's own record, keyed by
+    (execution, path), written as ``completed`` with the tool's output."""
+
+    def __init__(self, call: ToolCall) -> None:
+        self._call = call
+
+    @property
+    def lock_key(self) -> str:
+        return f"{self._call.execution_id}:{self._call.path}"
+
+    async def recorded(self, conn: AsyncConnection) -> dict[str, Any] | None:
+        row = await recorded_step(conn, self._call.execution_id, self._call.path)
+        return None if row is None or row.status != "completed" else dict(row.output or {})
+
+    async def record(self, conn: AsyncConnection, output: dict[str, Any]) -> None:
+        call = self._call
+        await record_step(
+            conn,
+            StepRecordInput(
+                execution_id=call.execution_id,
+                path=call.path,
+                position=call.position,
+                name=call.name,
+                tool=call.tool,
+                status="completed",
+                input=call.params,
+                output=output,
+                retry_count=call.attempt - 1,
+                started_ts=call.started_ts,
+            ),
+        )
 
 
 async def record_step(conn: AsyncConnection, data: StepRecordInput) -> None:

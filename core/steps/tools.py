@@ -23,7 +23,7 @@ from core.automation.actions import (
     check_headers,
     check_http_url,
 )
-from core.automation.scripts import SCRIPTS
+from core.effects.scripts import SCRIPTS
 from core.platform.contracts import JsonUuid, RequestPart
 from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
 from core.process.contracts import InstanceCreate, StateRef, TransitionCreate

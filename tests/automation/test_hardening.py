@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.automation.conditions import ConditionError
 from core.automation.evaluator import ConditionEvaluator
-from core.automation.ssrf import AllowList, BlockedDestination, check_destination, is_public
+from core.effects.ssrf import AllowList, BlockedDestination, check_destination, is_public
 from core.notifications.tables import Notification
 from tests.support.api import Api
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type

@@ -11,8 +11,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
-from core.automation.ssrf import AllowList, BlockedDestination, check_destination, is_public
 from core.automation.tables import WebhookDeadLetter
+from core.effects.ssrf import AllowList, BlockedDestination, check_destination, is_public
 from tests.support.api import Api
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
 from tests.support.servers import WebhookServer

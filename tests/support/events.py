@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from core.automation.webhook_signing import new_secret
+from core.effects.webhook_signing import new_secret
 from tests.support.api import Api
 
 SOURCE = "zendesk"

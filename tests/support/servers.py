@@ -23,9 +23,20 @@ from aiosmtpd.controller import Controller
 
 @dataclass
 class Mailbox:
+    """Takes every message, except by recipient: ``reject-…`` is refused with a permanent 554 at DATA;
+    ``later-…`` gets a transient 451 on its first attempt, then is taken. ``attempts`` counts DATA
+    commands per recipient."""
+
     messages: list[Message] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        to = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
+        self.attempts[to] = self.attempts.get(to, 0) + 1
+        if to.startswith("reject-"):
+            return "554 5.7.1 message refused by policy"
+        if to.startswith("later-") and self.attempts[to] == 1:
+            return "451 4.3.0 mailbox busy, try again later"
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -63,7 +74,8 @@ class Hit:
 
 
 class WebhookServer:
-    """Behaviour by path: /ok/<tag> → 200; /fail/<tag> → 500; /gone/<tag> → 410;
+    """Behaviour by path: /hold/<tag> → 200 once ``release(tag)`` is called (at most 60 s);
+    /ok/<tag> → 200; /fail/<tag> → 500; /gone/<tag> → 410;
     /rate/<tag> → 429 (Retry-After: 1) the first time, then 200; /flaky/<tag> → 500 twice, then 200;
     /slow/<tag> → 200 after 0.3 s; /redirect/<target-url-encoded> → 302 to the target. ``respond(path,
     body, statuses)`` makes a path answer ``body`` as JSON, with the statuses given (one per hit, the last
@@ -73,6 +85,7 @@ class WebhookServer:
         self.hits: list[Hit] = []
         self.responses: dict[str, tuple[Any, list[int]]] = {}
         self._lock = threading.Lock()
+        self._gates: dict[str, threading.Event] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +112,8 @@ class WebhookServer:
                     status = 500
                 elif kind == "slow":
                     time.sleep(0.3)
+                elif kind == "hold":
+                    outer.gate(self.path.split("/")[2]).wait(timeout=60)
                 elif kind == "redirect":
                     from urllib.parse import unquote
 
@@ -132,6 +147,13 @@ class WebhookServer:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def gate(self, tag: str) -> threading.Event:
+        with self._lock:
+            return self._gates.setdefault(tag, threading.Event())
+
+    def release(self, tag: str) -> None:
+        self.gate(tag).set()
 
     def respond(self, path: str, body: Any, statuses: list[int] | None = None) -> None:
         with self._lock:

@@ -17,8 +17,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from core.automation import webhook_signing
-from core.automation.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
+from core.effects import webhook_signing
+from core.effects.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
 from core.platform import errors
 from core.platform.retry_after import retry_after_delay
 
