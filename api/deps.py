@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.commands import rights
 from api.errors import ApiError
 from api.gateway import Gateway
 from api.ratelimits import RateLimits
@@ -127,15 +128,9 @@ def counted_principal(request: Request, key: str) -> Principal | None:
 
 def require(*roles: Role) -> object:
     """A dependency that admits the given roles (admin is always admitted)."""
-    allowed = {"admin", *roles}
 
     async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if principal.role not in allowed:
-            raise ApiError(
-                403,
-                "forbidden",
-                f"role '{principal.role}' may not do this; it needs one of: {', '.join(sorted(allowed))}",
-            )
+        rights.allow(principal, *roles)
         return principal
 
     return Depends(check)

@@ -9,13 +9,13 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.commands import instances as instance_commands
+from api.commands import sessions as session_commands
+from api.commands import work as work_commands
 from api.deps import Principal
 from api.errors import ApiError
 from api.gateway import Gateway, WorkflowNotFound
 from api.inbox.contracts import Action, Decision, InboxItem
-from api.routes.agents import sessions as session_routes
-from api.routes.process import instances as instance_routes
-from api.routes.work import queue as work_routes
 from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
 from core.platform import telemetry
@@ -114,7 +114,7 @@ class ApprovalGates:
         # Who may decide (the gate's roles, then its escalation targets) is the workflow's rule: 403 there.
         comment = getattr(decision, "comment", None)
         body = DecisionCreate(decision=decision.action, comment=comment)
-        view = await instance_routes.decide_approval(instance_id, body, engine, gateway, principal)
+        view = await instance_commands.decide_approval(instance_id, body, principal, engine, gateway)
         return view.model_dump(mode="json")
 
 
@@ -159,7 +159,7 @@ class DeadlineAlerts:
         if str(view.current_state.id) != state_text:
             raise ApiError(409, "no_longer_pending", "the instance has moved on from that state")
         body = AcknowledgeCreate(comment=getattr(decision, "comment", None))
-        view = await instance_routes.acknowledge_deadline(instance_id, body, engine, gateway, principal)
+        view = await instance_commands.acknowledge_deadline(instance_id, body, principal, engine, gateway)
         return view.model_dump(mode="json")
 
 
@@ -197,10 +197,8 @@ class SessionApprovals:
     ) -> dict[str, Any]:
         if decision.action not in ("approve", "reject"):
             raise _refuse(self.name, decision.action, ("approve", "reject"))
-        if not owes(principal, self.roles):
-            raise ApiError(403, "forbidden", "session approvals are for approvers")
         body = SessionDecisionCreate(decision=decision.action, comment=getattr(decision, "comment", None))
-        session = await session_routes.decide_session(reference, body, engine, gateway, principal)
+        session = await session_commands.decide(reference, body, principal, engine, gateway)
         return session.model_dump(mode="json")
 
 
@@ -267,7 +265,7 @@ class WorkItems:
             change = ItemChange(
                 action="escalate", actor=actor, escalation_user_id=getattr(decision, "escalation_user_id", None)
             )
-        item = await work_routes.apply_change(engine, gateway, principal, uuid.UUID(reference), change, None)
+        item = await work_commands.change(uuid.UUID(reference), change, principal, engine, gateway)
         return item.model_dump(mode="json")
 
 

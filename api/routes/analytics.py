@@ -5,20 +5,16 @@ GET /api/v1/workflows/{name}/metrics."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BeforeValidator
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.commands import analytics as commands
 from api.deps import EngineDep, Reader, SettingsDep
-from api.errors import ApiError
-from core.agents.analytics import AgentsAnalytics, agents_analytics
+from core.agents.analytics import AgentsAnalytics
 from core.automation.analytics import AutomationAnalytics, automation_analytics
-from core.process import templates
-from core.process.analytics import TemplateAnalytics, template_analytics
-from core.process.contracts import TemplatePublic
+from core.process.analytics import TemplateAnalytics
 from core.work.analytics import QueueAnalytics, queue_analytics
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -43,16 +39,11 @@ From = Annotated[
 To = Annotated[AwareDatetime | None, BeforeValidator(_iso), Query(alias="to", description="Rows before this time")]
 
 
-def _check_window(from_ts: datetime | None, to_ts: datetime | None) -> None:
-    if from_ts is not None and to_ts is not None and from_ts >= to_ts:
-        raise ApiError(422, "validation_error", "from must be before to")
-
-
 @router.get("/templates/{code}", response_model=TemplateAnalytics)
 async def template_figures(
     code: Annotated[str, Path(max_length=50)],
     engine: EngineDep,
-    _: Reader,
+    principal: Reader,
     version: Annotated[int | None, Query(ge=1, le=1_000_000, description="One version; default: all")] = None,
     from_ts: From = None,
     to_ts: To = None,
@@ -62,38 +53,10 @@ async def template_figures(
     rate; duration (average, p50, p95 seconds); per state entries and time spent against the state's
     expected avg_duration_days; bottlenecks; stuck instances; the most frequent paths; success per day
     and a duration histogram. State names and expectations are the version's (default: the latest)."""
-    _check_window(from_ts, to_ts)
-    async with engine.connect() as conn:
-        found = await template_figures_of(conn, code, version=version, from_ts=from_ts, to_ts=to_ts, top=top)
-    return found[1]
-
-
-async def template_figures_of(
-    conn: AsyncConnection,
-    code: str,
-    *,
-    version: int | None = None,
-    from_ts: datetime | None = None,
-    to_ts: datetime | None = None,
-    top: int = 10,
-) -> tuple[TemplatePublic, TemplateAnalytics]:
-    """The template version (404 when there is none) and its figures: for this route and the console's
-    page, which also draws the version's graph."""
-    template = await templates.get_by_code(conn, code, version)
-    if template is None:
-        what = f"version {version} of template {code}" if version else f"template {code}"
-        raise ApiError(404, "not_found", f"no {what}")
-    figures = await template_analytics(
-        conn,
-        code,
-        template.workflow_graph,
-        version=version,
-        from_ts=from_ts,
-        to_ts=to_ts,
-        now=datetime.now(UTC),
-        top=top,
+    found = await commands.template_figures(
+        code, principal, engine, version=version, from_ts=from_ts, to_ts=to_ts, top=top
     )
-    return template, figures
+    return found[1]
 
 
 @router.get("/automation", response_model=AutomationAnalytics)
@@ -102,7 +65,7 @@ async def automation_figures(
 ) -> AutomationAnalytics:
     """Per rule: executions by outcome, failures and skips by reason, p50/p95 from the event to the
     chain's end; webhook deliveries, dead letters and redeliveries. Executions started in the window."""
-    _check_window(from_ts, to_ts)
+    commands.check_window(from_ts, to_ts)
     async with engine.connect() as conn:
         return await automation_analytics(conn, rule_id=rule_id, from_ts=from_ts, to_ts=to_ts)
 
@@ -111,7 +74,7 @@ async def automation_figures(
 async def agent_figures(
     engine: EngineDep,
     settings: SettingsDep,
-    _: Reader,
+    principal: Reader,
     from_ts: From = None,
     to_ts: To = None,
     session_id: Annotated[str | None, Query(max_length=100)] = None,
@@ -120,23 +83,15 @@ async def agent_figures(
 ) -> AgentsAnalytics:
     """Agent calls made in the window: per agent and model (calls, invalid outputs, errors, latency
     p50/p95, tokens, cost), per day and per session."""
-    _check_window(from_ts, to_ts)
-    async with engine.connect() as conn:
-        return await agents_analytics(
-            conn,
-            priced_models=set(settings.llm_prices),
-            from_ts=from_ts,
-            to_ts=to_ts,
-            session_id=session_id,
-            agent=agent,
-            top=top,
-        )
+    return await commands.agent_figures(
+        principal, engine, settings, from_ts=from_ts, to_ts=to_ts, session_id=session_id, agent=agent, top=top
+    )
 
 
 @router.get("/queue", response_model=QueueAnalytics)
 async def queue_figures(engine: EngineDep, _: Reader, from_ts: From = None, to_ts: To = None) -> QueueAnalytics:
     """Work items created in the window: by status, priority label and definition;
     time to complete; snooze and skip rates."""
-    _check_window(from_ts, to_ts)
+    commands.check_window(from_ts, to_ts)
     async with engine.connect() as conn:
         return await queue_analytics(conn, from_ts=from_ts, to_ts=to_ts)

@@ -55,7 +55,7 @@ async def test_approve_in_the_inbox_then_move_the_instance_on(api: Api, browser:
 
     # An approver may not move instances: the page says so and nothing moves.
     await next_state.click()
-    await expect(page.locator(".flash.error")).to_contain_text("operators may")
+    await expect(page.locator(".flash.error")).to_contain_text("needs one of: admin, operator")
     await page.click("text=Sign out")
     await sign_in(page, console, "operator")
     await page.goto(f"{console}/ui/instances/{instance['instance_id']}")

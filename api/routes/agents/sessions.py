@@ -9,16 +9,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from temporalio.common import SearchAttributePair
 
-from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep, ensure_starter
+from api.commands import sessions as commands
+from api.deps import Approver, EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from api.errors import ApiError
-from api.gateway import WorkflowNotFound
 from api.pagination import Cursor, Limit, Offset
 from api.ratelimits import RateLimits
 from core.agents import store
 from core.agents.sessions import (
     AgentLogPublic,
     SessionCreate,
-    SessionDecision,
     SessionDecisionCreate,
     SessionInput,
     SessionPublic,
@@ -28,14 +27,6 @@ from core.platform.contracts import Page
 from workflows.agents.session import AgentSessionWorkflow, session_workflow_id
 
 router = APIRouter(prefix="/api/v1/orchestrator/session", tags=["orchestrator"])
-
-
-async def _session(engine: EngineDep, session_id: str) -> SessionPublic:
-    async with engine.connect() as conn:
-        found = await store.get_session(conn, session_id)
-    if found is None:
-        raise ApiError(404, "not_found", f"no session {session_id}")
-    return found
 
 
 @router.post("", response_model=SessionPublic, status_code=201)
@@ -109,25 +100,20 @@ async def start_session(
         search_attributes=attributes,
         summary=f"Agent session: {body.goal[:200]}" if settings.names_in_temporal else f"Agent session {session_id}",
     )
-    return await _session(engine, session_id)
+    return await commands.stored(engine, session_id)
 
 
 @router.get("/{session_id}", response_model=SessionPublic)
-async def get_session(session_id: str, engine: EngineDep, gateway: GatewayDep, _: Reader) -> SessionPublic:
+async def get_session(session_id: str, engine: EngineDep, gateway: GatewayDep, principal: Reader) -> SessionPublic:
     """The stored session; while it runs, ``state`` comes live from the workflow."""
-    stored = await _session(engine, session_id)
-    if stored.completed_ts is None and stored.workflow_id:
-        live = await gateway.query(stored.workflow_id, AgentSessionWorkflow.progress)
-        if live is not None:
-            stored.state = live.model_dump(mode="json")
-    return stored
+    return await commands.get(session_id, principal, engine, gateway)
 
 
 @router.get("/{session_id}/logs", response_model=Page[AgentLogPublic])
 async def session_logs(
     session_id: str, engine: EngineDep, _: Reader, limit: Limit = 100, offset: Offset = 0, cursor: Cursor = None
 ) -> Page[AgentLogPublic]:
-    await _session(engine, session_id)
+    await commands.stored(engine, session_id)
     async with engine.connect() as conn:
         return await store.logs_page(conn, session_id, limit=limit, offset=offset, cursor=cursor)
 
@@ -136,33 +122,10 @@ async def session_logs(
 async def decide_session(
     session_id: str, body: SessionDecisionCreate, engine: EngineDep, gateway: GatewayDep, principal: Approver
 ) -> SessionPublic:
-    stored = await _session(engine, session_id)
-    if stored.session_status != "awaiting_approval":
-        raise ApiError(
-            409,
-            "not_awaiting_approval",
-            f"session is {stored.session_status}; only a session awaiting approval takes a decision",
-        )
-    try:
-        await gateway.update(
-            stored.workflow_id or session_workflow_id(session_id),
-            AgentSessionWorkflow.decide,
-            SessionDecision(decision=body.decision, comment=body.comment, actor=principal.name),
-        )
-    except WorkflowNotFound as exc:
-        raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to decide") from exc
-    return await _session(engine, session_id)
+    return await commands.decide(session_id, body, principal, engine, gateway)
 
 
 @router.post("/{session_id}/cancel", response_model=SessionPublic)
 async def cancel_session(session_id: str, engine: EngineDep, gateway: GatewayDep, principal: Operator) -> SessionPublic:
     """Cancel a running session: its starter's or an admin's to do."""
-    stored = await _session(engine, session_id)
-    ensure_starter(principal, stored.created_by, f"session {session_id}", "cancel")
-    if stored.completed_ts is not None:
-        raise ApiError(409, "session_finished", f"session is {stored.session_status}; nothing to cancel")
-    try:
-        await gateway.cancel(stored.workflow_id or session_workflow_id(session_id))
-    except WorkflowNotFound as exc:
-        raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to cancel") from exc
-    return stored
+    return await commands.cancel(session_id, principal, engine, gateway)

@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api.commands import work as commands
 from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Principal, Reader
 from api.errors import ApiError
-from api.gateway import AlreadyFinished
 from core.work import store
 from core.work.contracts import (
     DemoInitialize,
@@ -34,56 +34,6 @@ router = APIRouter(prefix="/api/v1/orchestrator", tags=["work queue"])
 Assignee = Annotated[str | None, Query(min_length=1, max_length=200, description="Default: the caller")]
 
 
-def _mine(principal: Principal) -> list[str]:
-    """Whose items a caller works: their own name and their role."""
-    return [principal.name, principal.role]
-
-
-async def _item(engine: EngineDep, item_id: uuid.UUID) -> WorkItemPublic:
-    async with engine.connect() as conn:
-        item = await store.get_item(conn, item_id)
-    if item is None:
-        raise ApiError(404, "not_found", f"no work item {item_id}")
-    return item
-
-
-def _may_work(item: WorkItemPublic, principal: Principal) -> None:
-    if principal.role == "admin" or item.assignee in _mine(principal) or item.escalation_user_id in _mine(principal):
-        return
-    raise ApiError(
-        403,
-        "forbidden",
-        f"work item {item.id} is assigned to '{item.assignee}'"
-        + (f" and escalated to '{item.escalation_user_id}'" if item.escalation_user_id else "")
-        + "; only they or an admin may change it",
-    )
-
-
-async def apply_change(
-    engine: EngineDep,
-    gateway: GatewayDep,
-    principal: Principal,
-    item_id: uuid.UUID,
-    change: ItemChange,
-    idempotency_key: str | None,
-) -> WorkItemPublic:
-    item = await _item(engine, item_id)
-    _may_work(item, principal)
-    try:
-        # With start: an item whose workflow a crash never started gets it now.
-        return await gateway.start_with_update(
-            WorkItemWorkflow.run,
-            item_input(item),
-            WorkItemWorkflow.change,
-            change,
-            workflow_id=item.workflow_id,
-            summary=f"Work item: {item.definition_name}",
-            update_id=f"{principal.name}:{idempotency_key}" if idempotency_key else None,
-        )
-    except AlreadyFinished as exc:
-        raise ApiError(409, "invalid_transition", f"the item is {item.status}; nothing changes it") from exc
-
-
 @router.get("/queue", response_model=list[WorkItemPublic])
 async def get_queue(
     engine: EngineDep,
@@ -96,19 +46,21 @@ async def get_queue(
     first). Default: the caller's own items and their role's; ``assignee`` names another (admins)."""
     _may_read_queue_of(principal, assignee)
     async with engine.connect() as conn:
-        return await store.queue(conn, assignees=[assignee] if assignee else _mine(principal), demo=demo, limit=limit)
+        return await store.queue(
+            conn, assignees=[assignee] if assignee else commands.mine(principal), demo=demo, limit=limit
+        )
 
 
 def _may_read_queue_of(principal: Principal, assignee: str | None) -> None:
     """One ownership rule for everything read by assignee (the queue, the demo sequence's status): one's own
     name and role; another's only for admins."""
-    if assignee is not None and assignee not in _mine(principal) and principal.role != "admin":
+    if assignee is not None and assignee not in commands.mine(principal) and principal.role != "admin":
         raise ApiError(403, "forbidden", "only admins read another person's queue")
 
 
 @router.get("/executions/{item_id}", response_model=WorkItemPublic)
-async def get_item(item_id: uuid.UUID, engine: EngineDep, _: Reader) -> WorkItemPublic:
-    return await _item(engine, item_id)
+async def get_item(item_id: uuid.UUID, engine: EngineDep, principal: Reader) -> WorkItemPublic:
+    return await commands.get(item_id, principal, engine)
 
 
 @router.post("/demo/initialize", response_model=list[WorkItemPublic], status_code=201)
@@ -161,7 +113,7 @@ async def snooze(
 ) -> WorkItemPublic:
     """Snooze for 1-90 days: the answer carries the new score; the item resurfaces by itself."""
     change = ItemChange(action="snooze", actor=principal.name, days=body.days)
-    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await commands.change(item_id, change, principal, engine, gateway, idempotency_key)
 
 
 @router.post("/executions/{item_id}/skip", response_model=WorkItemPublic)
@@ -175,7 +127,7 @@ async def skip(
 ) -> WorkItemPublic:
     """Skip for good, with the reason (nothing changes a skipped item)."""
     change = ItemChange(action="skip", actor=principal.name, reason=body.reason)
-    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await commands.change(item_id, change, principal, engine, gateway, idempotency_key)
 
 
 @router.post("/executions/{item_id}/escalate", response_model=WorkItemPublic)
@@ -189,7 +141,7 @@ async def escalate(
 ) -> WorkItemPublic:
     """Escalate (not reassign): the assignee stays, the escalation user is notified and may act too."""
     change = ItemChange(action="escalate", actor=principal.name, escalation_user_id=body.escalation_user_id)
-    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await commands.change(item_id, change, principal, engine, gateway, idempotency_key)
 
 
 @router.patch("/executions/{item_id}/status", response_model=WorkItemPublic)
@@ -204,7 +156,7 @@ async def set_status(
     """Start (``underway``), complete, or return an item to ``not_started``; sets ``started_at`` /
     ``completed_at`` and merges ``execution_data`` into the stored progress."""
     change = ItemChange(action="status", actor=principal.name, status=body.status, execution_data=body.execution_data)
-    return await apply_change(engine, gateway, principal, item_id, change, idempotency_key)
+    return await commands.change(item_id, change, principal, engine, gateway, idempotency_key)
 
 
 @router.post("/signals/interpret", response_model=InterpretResult)

@@ -1,0 +1,166 @@
+"""Process instance commands: start, read, transition, cancel, acknowledge a deadline alert, decide an
+approval. Who may decide a gate or acknowledge an alert is the instance workflow's rule (its update
+validators answer 403); the roles here are the floor every entry point shares."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.commands.rights import READERS, allow
+from api.deps import Principal
+from api.errors import ApiError
+from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
+from core.platform.ids import derived_id
+from core.platform.settings import Settings
+from core.process import instances
+from core.process.contracts import (
+    AcknowledgeCreate,
+    AcknowledgeRequest,
+    CancelCreate,
+    CancelRequest,
+    DecisionCreate,
+    DecisionRequest,
+    InstanceCreate,
+    InstanceView,
+    TransitionCreate,
+    TransitionRequest,
+)
+from core.process.ids import process_workflow_id
+from core.process.starting import StartRefused, prepare_start
+from workflows.process.instance import ProcessInstanceWorkflow
+
+
+async def start(
+    body: InstanceCreate,
+    principal: Principal,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> InstanceView:
+    """Start an instance; answers once its start state is recorded (one update-with-start round trip)."""
+    allow(principal, "operator")
+    instance_id = (
+        str(derived_id("instance", principal.name, body.template_code, idempotency_key))
+        if idempotency_key
+        else str(uuid.uuid4())
+    )
+    async with engine.connect() as conn:
+        try:
+            prepared = await prepare_start(conn, body, instance_id=instance_id, actor=principal.name, settings=settings)
+        except StartRefused as refused:
+            raise ApiError(422, refused.code, refused.message) from refused
+    try:
+        return await gateway.start_with_update(
+            ProcessInstanceWorkflow.run,
+            prepared.data,
+            ProcessInstanceWorkflow.wait_ready,
+            workflow_id=prepared.workflow_id,
+            search_attributes=prepared.search_attributes,
+            summary=prepared.summary,
+        )
+    except AlreadyFinished:
+        # A retry (same Idempotency-Key) of an instance that has already finished.
+        return await _from_database(engine, uuid.UUID(instance_id))
+
+
+async def _from_database(engine: AsyncEngine, instance_id: uuid.UUID) -> InstanceView:
+    async with engine.connect() as conn:
+        view = await instances.get_view(conn, instance_id)
+    if view is None:
+        raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+    return view
+
+
+async def get(instance_id: uuid.UUID, principal: Principal, engine: AsyncEngine, gateway: Gateway) -> InstanceView:
+    """From the running workflow (authoritative, includes in-flight state), else from the database."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        info = await instances.get_handle_info(conn, instance_id)
+    if info is None:
+        raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+    if info["workflow_status"] == "active":
+        live = await gateway.query(info["workflow_id"], ProcessInstanceWorkflow.view)
+        if live is not None:
+            return live
+    return await _from_database(engine, instance_id)
+
+
+async def _update(
+    engine: AsyncEngine,
+    instance_id: uuid.UUID,
+    send: Callable[[str], Awaitable[InstanceView]],
+) -> InstanceView:
+    """Send to the derived workflow id; only when no such workflow answers, ask the database why."""
+    try:
+        return await send(process_workflow_id(instance_id))
+    except WorkflowNotFound:
+        pass
+    async with engine.connect() as conn:
+        info = await instances.get_handle_info(conn, instance_id)
+    if info is None:
+        raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
+    if info["workflow_status"] == "active" and info["workflow_id"] != process_workflow_id(instance_id):
+        try:  # an instance started under the earlier id scheme
+            return await send(info["workflow_id"])
+        except WorkflowNotFound:
+            pass
+    raise ApiError(
+        409,
+        "instance_finished",
+        f"instance is {info['workflow_status']} (state {info['current_state_id']} "
+        f"'{info['current_state_name']}'); it takes no more transitions",
+    )
+
+
+async def transition(
+    instance_id: uuid.UUID, body: TransitionCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> InstanceView:
+    allow(principal, "operator")
+    request = TransitionRequest(
+        to_state_id=body.to_state_id,
+        comment=body.comment,
+        fields=body.fields,
+        actor=principal.name,
+        actor_role=principal.role,
+    )
+    return await _update(
+        engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.transition, request)
+    )
+
+
+async def cancel(
+    instance_id: uuid.UUID, body: CancelCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> InstanceView:
+    """End an active instance where it stands: it records an ``instance_cancelled`` event, its
+    workflow completes, and it takes no transitions afterwards (409). A finished instance is a 409."""
+    allow(principal, "operator")
+    request = CancelRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
+    return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.cancel, request))
+
+
+async def acknowledge_deadline(
+    instance_id: uuid.UUID, body: AcknowledgeCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> InstanceView:
+    """Take note of the open deadline alert of the instance's current state (the template's owner role,
+    or an admin, checked by the workflow); 409 when no alert is open."""
+    allow(principal, *READERS)
+    request = AcknowledgeRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
+    return await _update(
+        engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.acknowledge, request)
+    )
+
+
+async def decide_approval(
+    instance_id: uuid.UUID, body: DecisionCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> InstanceView:
+    """Approve or reject the pending approval of the instance's current state: the gate's roles decide,
+    and once it has escalated its escalation targets too (the workflow answers 403 for anyone else)."""
+    allow(principal, *READERS)
+    request = DecisionRequest(
+        decision=body.decision, comment=body.comment, actor=principal.name, actor_role=principal.role
+    )
+    return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.decide, request))

@@ -1,0 +1,25 @@
+"""Who may do what: the one role rule every command and every route dependency applies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from api.errors import ApiError
+from core.platform.contracts import Role
+
+if TYPE_CHECKING:  # api/deps.py applies ``allow`` in its route dependencies
+    from api.deps import Principal
+
+
+def allow(principal: Principal, *roles: Role) -> None:
+    """Admit the given roles (an admin always); anyone else is a 403 that says which roles may."""
+    allowed = {"admin", *roles}
+    if principal.role not in allowed:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"role '{principal.role}' may not do this; it needs one of: {', '.join(sorted(allowed))}",
+        )
+
+
+READERS: tuple[Role, ...] = ("viewer", "operator", "approver")

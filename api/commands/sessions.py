@@ -1,0 +1,69 @@
+"""Agent session commands: read one, decide its approval, cancel it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.commands.rights import READERS, allow
+from api.deps import Principal, ensure_starter
+from api.errors import ApiError
+from api.gateway import Gateway, WorkflowNotFound
+from core.agents import store
+from core.agents.sessions import SessionDecision, SessionDecisionCreate, SessionPublic
+from workflows.agents.session import AgentSessionWorkflow, session_workflow_id
+
+
+async def stored(engine: AsyncEngine, session_id: str) -> SessionPublic:
+    async with engine.connect() as conn:
+        found = await store.get_session(conn, session_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no session {session_id}")
+    return found
+
+
+async def get(session_id: str, principal: Principal, engine: AsyncEngine, gateway: Gateway) -> SessionPublic:
+    """The stored session; while it runs, ``state`` comes live from the workflow."""
+    allow(principal, *READERS)
+    session = await stored(engine, session_id)
+    if session.completed_ts is None and session.workflow_id:
+        live = await gateway.query(session.workflow_id, AgentSessionWorkflow.progress)
+        if live is not None:
+            session.state = live.model_dump(mode="json")
+    return session
+
+
+async def decide(
+    session_id: str, body: SessionDecisionCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> SessionPublic:
+    """Approve or reject a session awaiting approval: approvers and admins."""
+    allow(principal, "approver")
+    session = await stored(engine, session_id)
+    if session.session_status != "awaiting_approval":
+        raise ApiError(
+            409,
+            "not_awaiting_approval",
+            f"session is {session.session_status}; only a session awaiting approval takes a decision",
+        )
+    try:
+        await gateway.update(
+            session.workflow_id or session_workflow_id(session_id),
+            AgentSessionWorkflow.decide,
+            SessionDecision(decision=body.decision, comment=body.comment, actor=principal.name),
+        )
+    except WorkflowNotFound as exc:
+        raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to decide") from exc
+    return await stored(engine, session_id)
+
+
+async def cancel(session_id: str, principal: Principal, engine: AsyncEngine, gateway: Gateway) -> SessionPublic:
+    """Cancel a running session: its starter's or an admin's to do."""
+    allow(principal, "operator")
+    session = await stored(engine, session_id)
+    ensure_starter(principal, session.created_by, f"session {session_id}", "cancel")
+    if session.completed_ts is not None:
+        raise ApiError(409, "session_finished", f"session is {session.session_status}; nothing to cancel")
+    try:
+        await gateway.cancel(session.workflow_id or session_workflow_id(session_id))
+    except WorkflowNotFound as exc:
+        raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to cancel") from exc
+    return session

@@ -1,0 +1,71 @@
+"""Work item commands: read one, and change it (snooze, skip, escalate, status) through its workflow."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.commands.rights import READERS, allow
+from api.deps import Principal
+from api.errors import ApiError
+from api.gateway import AlreadyFinished, Gateway
+from core.work import store
+from core.work.contracts import ItemChange, WorkItemPublic, item_input
+from workflows.work.item import WorkItemWorkflow
+
+
+def mine(principal: Principal) -> list[str]:
+    """Whose items a caller works: their own name and their role."""
+    return [principal.name, principal.role]
+
+
+async def _item(engine: AsyncEngine, item_id: uuid.UUID) -> WorkItemPublic:
+    async with engine.connect() as conn:
+        item = await store.get_item(conn, item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"no work item {item_id}")
+    return item
+
+
+def _may_work(item: WorkItemPublic, principal: Principal) -> None:
+    if principal.role == "admin" or item.assignee in mine(principal) or item.escalation_user_id in mine(principal):
+        return
+    raise ApiError(
+        403,
+        "forbidden",
+        f"work item {item.id} is assigned to '{item.assignee}'"
+        + (f" and escalated to '{item.escalation_user_id}'" if item.escalation_user_id else "")
+        + "; only they or an admin may change it",
+    )
+
+
+async def get(item_id: uuid.UUID, principal: Principal, engine: AsyncEngine) -> WorkItemPublic:
+    allow(principal, *READERS)
+    return await _item(engine, item_id)
+
+
+async def change(
+    item_id: uuid.UUID,
+    change: ItemChange,
+    principal: Principal,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    idempotency_key: str | None = None,
+) -> WorkItemPublic:
+    """One change of the item, by its assignee, its escalation user or an admin."""
+    item = await _item(engine, item_id)
+    _may_work(item, principal)
+    try:
+        # With start: an item whose workflow a crash never started gets it now.
+        return await gateway.start_with_update(
+            WorkItemWorkflow.run,
+            item_input(item),
+            WorkItemWorkflow.change,
+            change,
+            workflow_id=item.workflow_id,
+            summary=f"Work item: {item.definition_name}",
+            update_id=f"{principal.name}:{idempotency_key}" if idempotency_key else None,
+        )
+    except AlreadyFinished as exc:
+        raise ApiError(409, "invalid_transition", f"the item is {item.status}; nothing changes it") from exc
