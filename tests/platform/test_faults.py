@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from bench.common import free_port
@@ -26,6 +27,9 @@ from core.platform.database import make_engine
 from core.platform.embedded import sqlalchemy_url
 from core.process.tables import GraphData, WorkflowEvent
 from tests.support.processes import alive, children, descendants, processes
+
+# Starts and kills its own process tree: outside the fast tier.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = [1, 2, 3, 4, 6, 7, 8, 9]

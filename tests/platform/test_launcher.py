@@ -14,9 +14,13 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.common import free_port
 from tests.support.processes import alive, children, command_line, descendants
+
+# Starts and kills its own process tree: outside the fast tier.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
