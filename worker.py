@@ -47,7 +47,7 @@ logger = logging.getLogger("trellis.worker")
 
 # The sandbox still checks every workflow for non-determinism (restricted calls), but passes every
 # module through instead of re-importing the workflow modules and their imports for each new run:
-# measured as the largest per-start cost of the worker (docs/decisions/0005-workflow-sandbox.md).
+# measured as the largest per-start cost of the worker (docs/decisions/0005-workflow-sandbox-passthrough.md).
 # Workflow modules keep no mutable module-level state, which is what makes sharing them safe.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 

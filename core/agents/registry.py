@@ -1,4 +1,4 @@
-"""Orchestrator agents: definitions (seeded from packs/agents.json), their output schemas, and the
+"""Orchestrator agents: definitions (seeded from packs/agents/standard.json), their output schemas, and the
 orchestrator's delegation plan."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one type of a tool declaration: name → input model → output model, with its time limit per
 attempt and retry policy. Every domain declares its tools with it (automation's rule actions in
 core/automation/actions.py, the step tools in core/steps/tools.py); the catalogue that composes them
-is core/steps/catalogue.py, above the domains (docs/decisions/0009-one-tool-registry.md).
+is core/steps/catalogue.py, above the domains (docs/decisions/0009-one-tool-registry-across-domains.md).
 
 A tool's activity is bound to its declaration where the activity lives; the declaration alone is what
 validation, the published schema and the workflows that call it read.

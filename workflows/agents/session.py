@@ -3,7 +3,7 @@ then estimator, resource, risk in parallel on the plan; then validator; reporter
 outputs), optionally waits for approval of the final output with one revision round, and records
 everything. Workflow id ``agent-session-<session id>``.
 
-Each agent call is one activity (activities/llm.py). Completed calls are never repeated: Temporal
+Each agent call is one activity (activities/agents/llm.py). Completed calls are never repeated: Temporal
 records their results, and each call's log row is keyed by (session, stage, agent, round).
 Long sessions continue as new at a stage boundary, carrying their state.
 """
