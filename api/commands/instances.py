@@ -42,7 +42,7 @@ async def start(
     idempotency_key: str | None = None,
 ) -> InstanceView:
     """Start an instance; answers once its start state is recorded (one update-with-start round trip)."""
-    allow(principal, "operator")
+    allow(principal, "operator", doing="start instances")
     instance_id = (
         str(derived_id("instance", principal.name, body.template_code, idempotency_key))
         if idempotency_key
@@ -119,7 +119,7 @@ async def _update(
 async def transition(
     instance_id: uuid.UUID, body: TransitionCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
 ) -> InstanceView:
-    allow(principal, "operator")
+    allow(principal, "operator", doing="move instances")
     request = TransitionRequest(
         to_state_id=body.to_state_id,
         comment=body.comment,
@@ -137,7 +137,7 @@ async def cancel(
 ) -> InstanceView:
     """End an active instance where it stands: it records an ``instance_cancelled`` event, its
     workflow completes, and it takes no transitions afterwards (409). A finished instance is a 409."""
-    allow(principal, "operator")
+    allow(principal, "operator", doing="cancel instances")
     request = CancelRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
     return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.cancel, request))
 

@@ -11,14 +11,15 @@ if TYPE_CHECKING:  # api/deps.py applies ``allow`` in its route dependencies
     from api.deps import Principal
 
 
-def allow(principal: Principal, *roles: Role) -> None:
-    """Admit the given roles (an admin always); anyone else is a 403 that says which roles may."""
+def allow(principal: Principal, *roles: Role, doing: str = "do this") -> None:
+    """Admit the given roles (an admin always); anyone else is a 403 that says what was refused and
+    which roles may (``doing``: "move instances", …)."""
     allowed = {"admin", *roles}
     if principal.role not in allowed:
         raise ApiError(
             403,
             "forbidden",
-            f"role '{principal.role}' may not do this; it needs one of: {', '.join(sorted(allowed))}",
+            f"role '{principal.role}' may not {doing}; it needs one of: {', '.join(sorted(allowed))}",
         )
 
 

@@ -36,7 +36,7 @@ async def decide(
     session_id: str, body: SessionDecisionCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
 ) -> SessionPublic:
     """Approve or reject a session awaiting approval: approvers and admins."""
-    allow(principal, "approver")
+    allow(principal, "approver", doing="decide agent sessions")
     session = await stored(engine, session_id)
     if session.session_status != "awaiting_approval":
         raise ApiError(
@@ -57,7 +57,7 @@ async def decide(
 
 async def cancel(session_id: str, principal: Principal, engine: AsyncEngine, gateway: Gateway) -> SessionPublic:
     """Cancel a running session: its starter's or an admin's to do."""
-    allow(principal, "operator")
+    allow(principal, "operator", doing="cancel agent sessions")
     session = await stored(engine, session_id)
     ensure_starter(principal, session.created_by, f"session {session_id}", "cancel")
     if session.completed_ts is not None:

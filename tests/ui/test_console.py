@@ -56,6 +56,7 @@ async def test_approve_in_the_inbox_then_move_the_instance_on(api: Api, browser:
     # An approver may not move instances: the page says so and nothing moves.
     await next_state.click()
     await expect(page.locator(".flash.error")).to_contain_text("needs one of: admin, operator")
+    await shot(page, "instance-refused")
     await page.click("text=Sign out")
     await sign_in(page, console, "operator")
     await page.goto(f"{console}/ui/instances/{instance['instance_id']}")
@@ -63,6 +64,8 @@ async def test_approve_in_the_inbox_then_move_the_instance_on(api: Api, browser:
     await expect(page.locator("[data-current-state]")).to_have_text(next_name)
     await expect(page.locator("g[data-kind=current] text")).to_have_text(next_name[:20])
     await shot(page, "instance")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "instance-phone")
     await context.close()
 
 
