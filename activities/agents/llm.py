@@ -19,7 +19,6 @@ from sqlalchemy import case, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from core.agents.sessions import AgentCallInput, AgentCallResult, invalid_reply_details
@@ -31,12 +30,7 @@ from core.platform.settings import Settings
 
 # How every caller (sessions, agent.call steps) retries an LLM call: 429/5xx and lost attempts with
 # backoff; an invalid reply (already asked again once inside the call) or a refusal not at all.
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=6,
-    non_retryable_error_types=[errors.AGENT_OUTPUT_INVALID.type, errors.LLM_REJECTED.type],
-)
+LLM_RETRY = errors.retry_policy(initial=timedelta(seconds=1), maximum=timedelta(seconds=60), attempts=6)
 
 
 def _instructions(data: AgentCallInput) -> str:
@@ -63,12 +57,8 @@ def _response_format(mode: str, agent_name: str, schema: dict[str, Any]) -> Any:
 
 def _llm_error(exc: openai.APIStatusError) -> ApplicationError:
     if exc.status_code >= 500 or exc.status_code in (408, 409):
-        return ApplicationError(f"the LLM endpoint failed ({exc.status_code})", type=errors.LLM_UNAVAILABLE.type)
-    return ApplicationError(
-        f"the LLM endpoint refused the request ({exc.status_code}): {exc.message}",
-        type=errors.LLM_REJECTED.type,
-        non_retryable=True,
-    )
+        return errors.LLM_UNAVAILABLE.error(f"the LLM endpoint failed ({exc.status_code})")
+    return errors.LLM_REJECTED.error(f"the LLM endpoint refused the request ({exc.status_code}): {exc.message}")
 
 
 class LlmActivities:
@@ -101,11 +91,8 @@ class LlmActivities:
 
     async def _call_agent(self, data: AgentCallInput) -> AgentCallResult:
         if self._client is None:
-            raise ApplicationError(
-                "no LLM endpoint is configured (TRELLIS_LLM_BASE_URL)",
-                type=errors.LLM_UNAVAILABLE.type,
-                non_retryable=True,
-            )
+            # Unavailable, but waiting will not configure it: not retried.
+            raise errors.LLM_UNAVAILABLE.error("no LLM endpoint is configured (TRELLIS_LLM_BASE_URL)", retryable=False)
         done = await self._start_row(data)
         if done is not None:
             return done
@@ -196,13 +183,11 @@ class LlmActivities:
         )
         await self._finish_row(data.call_key, "invalid_output", failed, message)
         self._count(data, model, "invalid_output", failed)
-        raise ApplicationError(
+        raise errors.AGENT_OUTPUT_INVALID.error(
             message,
             # The caller counts these tokens, and ends a session as budget_exceeded when its budget cut
             # the reply off (issue 20).
             invalid_reply_details(prompt_tokens, completion_tokens, cut_by_budget),
-            type=errors.AGENT_OUTPUT_INVALID.type,
-            non_retryable=True,
         )
 
     async def _complete(
@@ -251,13 +236,12 @@ class LlmActivities:
                 response_format=_response_format(mode, data.agent.agent_name, data.agent.output_schema),
             )
         except openai.RateLimitError as exc:
-            raise ApplicationError(
+            raise errors.LLM_UNAVAILABLE.error(
                 f"the LLM endpoint is rate limiting: {exc.message}",
-                type=errors.LLM_UNAVAILABLE.type,
                 next_retry_delay=retry_after_delay(exc.response.headers.get("retry-after")),
             ) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise ApplicationError(f"the LLM endpoint did not answer: {exc}", type=errors.LLM_UNAVAILABLE.type) from exc
+            raise errors.LLM_UNAVAILABLE.error(f"the LLM endpoint did not answer: {exc}") from exc
         choice = response.choices[0] if response.choices else None
         content = (choice.message.content or "") if choice else ""
         usage = response.usage

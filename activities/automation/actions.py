@@ -312,14 +312,7 @@ class ActionActivities:
                 )
             except ApplicationError as exc:
                 # Add the attempt number so a dead letter can say how often it was tried.
-                details = dict(exc.details[0]) if exc.details and isinstance(exc.details[0], dict) else {}
-                raise ApplicationError(
-                    exc.message,
-                    {**details, "attempt": activity.info().attempt},
-                    type=exc.type,
-                    non_retryable=exc.non_retryable,
-                    next_retry_delay=exc.next_retry_delay,
-                ) from exc
+                raise errors.with_details(exc, attempt=activity.info().attempt) from exc
             return CallWebhookOutput(status=status, webhook_id=delivery.webhook_id)
 
         output = await ledger.once_outside(self._engine, self._ledger(data), CallWebhookOutput, prepare, perform)

@@ -14,7 +14,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from core.entities import store as entities
 from core.entities.contracts import EntityLimits, EntityTooLarge
@@ -45,7 +44,7 @@ def refuse_invalid_data() -> Iterator[None]:
         if not is_data_error(exc):
             raise
         message = f"the database refused the data: {exc.orig}"
-        raise ApplicationError(message, type=errors.INVALID_DATA.type, non_retryable=True) from exc
+        raise errors.INVALID_DATA.error(message) from exc
 
 
 class ProcessActivities:

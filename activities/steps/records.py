@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.agents import store as agents
 from core.agents.registry import AgentSpec
@@ -174,13 +174,13 @@ class StepRunActivities:
             stored, refused = await store.runnable(conn, action.workflow)
             context = await event_context(conn, data.rule, data.event)
         if stored is None or refused is not None:
-            raise ApplicationError(f"start_workflow: {refused}", type=errors.ACTION_INVALID.type, non_retryable=True)
+            raise errors.ACTION_INVALID.error(f"start_workflow: {refused}")
         limit = self._settings.template_max_output_chars
         try:
             rendered_input = _render_typed(action.input, context, limit)
             rendered_context = _render_typed(action.context, context, limit)
         except TemplateRenderError as exc:
-            raise ApplicationError(str(exc), type=errors.ACTION_INVALID.type, non_retryable=True) from exc
+            raise errors.ACTION_INVALID.error(str(exc)) from exc
         event = data.event
         execution_id = execution_id_for("rule", data.rule.id, event.id, data.action_index)
         run = run_input(

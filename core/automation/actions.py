@@ -298,24 +298,14 @@ def _own_limit(params: Any) -> timedelta:
 
 def _action_retry(_: RetrySpec) -> RetryPolicy:
     # Short attempts, bounded retries: an attempt lost with a crashed worker is retried soon.
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=60),
-        maximum_attempts=10,
-        non_retryable_error_types=[errors.ACTION_INVALID.type, errors.ENTITY_TOO_LARGE.type],
-    )
+    return errors.retry_policy(initial=timedelta(seconds=1), maximum=timedelta(seconds=60), attempts=10)
 
 
 def _webhook_retry(spec: RetrySpec) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=spec.initial_seconds),
-        maximum_interval=timedelta(seconds=spec.max_seconds),
-        maximum_attempts=spec.max_attempts,
-        non_retryable_error_types=[
-            errors.ACTION_INVALID.type,
-            errors.WEBHOOK_REJECTED.type,
-            errors.WEBHOOK_BLOCKED.type,
-        ],
+    return errors.retry_policy(
+        initial=timedelta(seconds=spec.initial_seconds),
+        maximum=timedelta(seconds=spec.max_seconds),
+        attempts=spec.max_attempts,
     )
 
 

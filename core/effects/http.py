@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
-from temporalio.exceptions import ApplicationError
 
 from core.effects import webhook_signing
 from core.effects.ssrf import AllowList, BlockedDestination, IPAddress, check_destination
@@ -117,17 +116,15 @@ async def exchange(
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ApplicationError(
-                    f"refusing to call {url!r}: not http(s)", type=errors.WEBHOOK_BLOCKED.type, non_retryable=True
-                )
+                raise errors.WEBHOOK_BLOCKED.error(f"refusing to call {url!r}: not http(s)")
             host = parts.hostname
             port = parts.port or (443 if parts.scheme == "https" else 80)
             try:
                 address = check_destination(host, await resolve(host, port), allow)
             except BlockedDestination as exc:
-                raise ApplicationError(str(exc), type=errors.WEBHOOK_BLOCKED.type, non_retryable=True) from exc
+                raise errors.WEBHOOK_BLOCKED.error(str(exc)) from exc
             except OSError as exc:
-                raise ApplicationError(f"cannot resolve {host}: {exc}", type=errors.WEBHOOK_FAILED.type) from exc
+                raise errors.WEBHOOK_FAILED.error(f"cannot resolve {host}: {exc}") from exc
             # Connect to the checked address; keep the name for Host and TLS SNI.
             netloc = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
             target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
@@ -153,11 +150,9 @@ async def exchange(
                 ) as response:
                     content, truncated = await _drain(response, max_response_bytes)
             except httpx.TimeoutException as exc:
-                raise ApplicationError(
-                    f"{url} timed out after {delivery.timeout_seconds}s", type=errors.WEBHOOK_FAILED.type
-                ) from exc
+                raise errors.WEBHOOK_FAILED.error(f"{url} timed out after {delivery.timeout_seconds}s") from exc
             except httpx.HTTPError as exc:
-                raise ApplicationError(f"{url} could not be reached: {exc}", type=errors.WEBHOOK_FAILED.type) from exc
+                raise errors.WEBHOOK_FAILED.error(f"{url} could not be reached: {exc}") from exc
             status = response.status_code
             if status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
@@ -167,21 +162,13 @@ async def exchange(
             if 200 <= status < 300:
                 return Answer(status, response.headers.get("content-type", ""), content, truncated)
             if status == 429 or status >= 500:
-                raise ApplicationError(
+                raise errors.WEBHOOK_FAILED.error(
                     f"{url} answered {status}",
                     {"status": status},
-                    type=errors.WEBHOOK_FAILED.type,
                     next_retry_delay=retry_after_delay(response.headers.get("retry-after")),
                 )
-            raise ApplicationError(
-                f"{url} answered {status}; not retried",
-                {"status": status},
-                type=errors.WEBHOOK_REJECTED.type,
-                non_retryable=True,
-            )
-    raise ApplicationError(
-        f"{delivery.url}: more than {MAX_REDIRECTS} redirects", type=errors.WEBHOOK_REJECTED.type, non_retryable=True
-    )
+            raise errors.WEBHOOK_REJECTED.error(f"{url} answered {status}; not retried", {"status": status})
+    raise errors.WEBHOOK_REJECTED.error(f"{delivery.url}: more than {MAX_REDIRECTS} redirects")
 
 
 async def _drain(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

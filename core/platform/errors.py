@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 
@@ -83,6 +84,34 @@ EFFECT_UNAVAILABLE = ErrorKind("EffectUnavailable", 503, "effect_unavailable", r
 
 CATALOGUE: dict[str, ErrorKind] = {kind.type: kind for kind in list(globals().values()) if isinstance(kind, ErrorKind)}
 
+# Every retry policy names these as non-retryable, so retryability is stated once (the ``retryable`` flag
+# above) and not again in each policy. An error raised with ``retryable=`` overriding its kind carries
+# its own non_retryable flag, which Temporal honours too.
+NON_RETRYABLE_TYPES: tuple[str, ...] = tuple(sorted(t for t, kind in CATALOGUE.items() if not kind.retryable))
+
+
+def with_details(error: ApplicationError, **extra: Any) -> ApplicationError:
+    """The same catalogued error with more details (an attempt number, say), its retry flags kept."""
+    details = dict(error.details[0]) if error.details and isinstance(error.details[0], dict) else {}
+    return ApplicationError(
+        error.message,
+        {**details, **extra},
+        type=error.type,
+        non_retryable=error.non_retryable,
+        next_retry_delay=error.next_retry_delay,
+    )
+
+
+def retry_policy(*, initial: timedelta, maximum: timedelta, attempts: int = 0, backoff: float = 2.0) -> RetryPolicy:
+    """A retry policy that never retries a non-retryable kind of the catalogue."""
+    return RetryPolicy(
+        initial_interval=initial,
+        maximum_interval=maximum,
+        maximum_attempts=attempts,
+        backoff_coefficient=backoff,
+        non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+    )
+
 
 def kind_of(error: BaseException | None) -> ErrorKind | None:
     """The catalogue entry of an ApplicationError, or None for anything else."""
@@ -105,6 +134,7 @@ __all__ = [
     "INVALID_TRANSITION",
     "LLM_REJECTED",
     "LLM_UNAVAILABLE",
+    "NON_RETRYABLE_TYPES",
     "NOT_AWAITING_APPROVAL",
     "NOT_PERMITTED",
     "NO_ALERT_OPEN",
@@ -117,4 +147,6 @@ __all__ = [
     "WEBHOOK_REJECTED",
     "ErrorKind",
     "kind_of",
+    "retry_policy",
+    "with_details",
 ]

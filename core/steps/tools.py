@@ -24,6 +24,7 @@ from core.automation.actions import (
     check_http_url,
 )
 from core.effects.scripts import SCRIPTS
+from core.platform import errors
 from core.platform.contracts import JsonUuid, RequestPart
 from core.platform.tools import RetrySpec, ToolOutput, ToolSpec, fixed_limit
 from core.process.contracts import InstanceCreate, StateRef, TransitionCreate
@@ -247,9 +248,7 @@ def infrastructure_retry(_: RetrySpec | None = None) -> RetryPolicy:
     """Temporal retries a step tool's activity only when the attempt was lost (a worker died, a time
     limit passed with no answer): a tool's own failure is raised non-retryable and the interpreter
     decides, by the step's retry settings, whether and when to try again (docs/decisions/0010)."""
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5
-    )
+    return errors.retry_policy(initial=timedelta(seconds=1), maximum=timedelta(seconds=10), attempts=5)
 
 
 def _tool(name: str, params: type[Any], output: type[Any], seconds: float, description: str) -> ToolSpec[Any, Any]:

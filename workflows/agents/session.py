@@ -85,10 +85,8 @@ class AgentSessionWorkflow:
     @decide.validator
     def _validate_decide(self, decision: SessionDecision) -> None:
         if self._state.status != "awaiting_approval" or self._decision is not None:
-            raise ApplicationError(
+            raise errors.NOT_AWAITING_APPROVAL.error(
                 f"session is {self._state.status}; only a session awaiting approval takes a decision",
-                type=errors.NOT_AWAITING_APPROVAL.type,
-                non_retryable=True,
             )
 
     @workflow.run

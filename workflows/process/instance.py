@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.process.state_entry import ProcessActivities
@@ -198,68 +197,52 @@ class ProcessInstanceWorkflow:
 
     def _check_transition(self, to_state_id: int) -> None:
         if self._status != "active":
-            raise ApplicationError(
+            raise errors.INSTANCE_FINISHED.error(
                 f"instance is {self._status} (state {self._current.id} '{self._current.name}'); "
                 "it takes no more transitions",
                 {"current_state_id": self._current.id},
-                type=errors.INSTANCE_FINISHED.type,
-                non_retryable=True,
             )
         if self._busy:
-            raise ApplicationError(
+            raise errors.TRANSITION_IN_PROGRESS.error(
                 "another transition of this instance is in progress; retry when it has finished",
-                type=errors.TRANSITION_IN_PROGRESS.type,
-                non_retryable=True,
             )
         if to_state_id not in self._current.child_ids:
             allowed = self._allowed()
             names = ", ".join(f"{s.id} ({s.name})" for s in allowed)
-            raise ApplicationError(
+            raise errors.INVALID_TRANSITION.error(
                 f"cannot move from state {self._current.id} ('{self._current.name}') to state {to_state_id}; "
                 f"allowed next states: {names}",
                 {
                     "current_state_id": self._current.id,
                     "allowed_next_states": [s.model_dump() for s in allowed],
                 },
-                type=errors.INVALID_TRANSITION.type,
-                non_retryable=True,
             )
         if self._approval is not None and self._approval.status != "approved":
-            raise ApplicationError(
+            raise errors.APPROVAL_PENDING.error(
                 f"state {self._current.id} ('{self._current.name}') needs an approval before it can be left; "
                 f"approval is {self._approval.status} (roles that may approve: {', '.join(self._approval.roles)})",
                 {"pending_approval": self._approval.model_dump(mode="json")},
-                type=errors.APPROVAL_PENDING.type,
-                non_retryable=True,
             )
 
     def _check_decision(self, request: DecisionRequest) -> None:
         if self._status != "active":
-            raise ApplicationError(
+            raise errors.INSTANCE_FINISHED.error(
                 f"instance is {self._status}; there is nothing to decide",
-                type=errors.INSTANCE_FINISHED.type,
-                non_retryable=True,
             )
         if self._busy:
-            raise ApplicationError(
+            raise errors.TRANSITION_IN_PROGRESS.error(
                 "a transition of this instance is in progress; retry when it has finished",
-                type=errors.TRANSITION_IN_PROGRESS.type,
-                non_retryable=True,
             )
         if self._approval is None or self._approval.status == "approved":
-            raise ApplicationError(
+            raise errors.NO_APPROVAL_PENDING.error(
                 f"no approval is pending in state {self._current.id} ('{self._current.name}')",
-                type=errors.NO_APPROVAL_PENDING.type,
-                non_retryable=True,
             )
         deciders = self._approval.deciders()
         if request.actor_role != "admin" and request.actor_role not in deciders and request.actor not in deciders:
-            raise ApplicationError(
+            raise errors.NOT_PERMITTED.error(
                 f"role '{request.actor_role}' may not decide this approval; allowed roles: "
                 f"{', '.join(self._approval.roles)}"
                 + (f"; escalated to: {', '.join(self._approval.escalated_to)}" if self._approval.escalated else ""),
-                type=errors.NOT_PERMITTED.type,
-                non_retryable=True,
             )
 
     # ------------------------------------------------------------------ state entry
@@ -498,11 +481,9 @@ class ProcessInstanceWorkflow:
 
     def _check_cancel(self) -> None:
         if self._status != "active":
-            raise ApplicationError(
+            raise errors.INSTANCE_FINISHED.error(
                 f"instance is {self._status} (state {self._current.id} '{self._current.name}'); "
                 "there is nothing to cancel",
-                type=errors.INSTANCE_FINISHED.type,
-                non_retryable=True,
             )
 
     @workflow.update
@@ -526,17 +507,13 @@ class ProcessInstanceWorkflow:
 
     def _check_acknowledge(self, request: AcknowledgeRequest) -> None:
         if self._alert_state is None or self._alert_state != self._current.id:
-            raise ApplicationError(
+            raise errors.NO_ALERT_OPEN.error(
                 "no deadline alert is open for this instance's current state",
-                type=errors.NO_ALERT_OPEN.type,
-                non_retryable=True,
             )
         owner = self._template.graph.owner_role
         if request.actor_role not in (owner, "admin"):
-            raise ApplicationError(
+            raise errors.NOT_PERMITTED.error(
                 f"deadline alerts of {self._template.code} are for the role {owner}",
-                type=errors.NOT_PERMITTED.type,
-                non_retryable=True,
             )
 
     async def _record_approval(

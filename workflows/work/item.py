@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.work.items import WorkActivities
@@ -115,7 +114,7 @@ class WorkItemWorkflow:
         async with self._lock:
             reason = allowed(self._status, change)
             if reason is not None:  # the state moved on while this update waited
-                raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
+                raise errors.INVALID_TRANSITION.error(reason)
             state = await self._write(change)
         assert state.item is not None
         return state.item
@@ -124,4 +123,4 @@ class WorkItemWorkflow:
     def _check(self, change: ItemChange) -> None:
         reason = allowed(self._status, change)
         if reason is not None:
-            raise ApplicationError(reason, type=errors.INVALID_TRANSITION.type, non_retryable=True)
+            raise errors.INVALID_TRANSITION.error(reason)
