@@ -13,35 +13,21 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.agents.llm import LlmActivities
-from activities.agents.sessions import SessionActivities
-from activities.automation.actions import ActionActivities
-from activities.automation.chains import AutomationActivities
-from activities.automation.registry import activities_of
-from activities.process.state_entry import ProcessActivities
-from activities.steps.events import EventDelivery
-from activities.steps.records import StepRunActivities
-from activities.steps.tools import StepToolActivities, tool_activities
-from activities.work.items import WorkActivities
 from core.automation.evaluator import ConditionEvaluator
-from core.entities.contracts import limits_of
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
 from core.platform.search_attributes import ensure_search_attributes
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
-from core.steps.mcp import McpCatalogue
-from core.work import store as work_store
-from workflows.agents.session import AgentSessionWorkflow
-from workflows.automation.chain import AutomationChainWorkflow
-from workflows.automation.dispatcher import OutboxDispatcher, OutboxSubscriber
-from workflows.automation.entity_event import EntityEventWorkflow, ScheduledRuleWorkflow
-from workflows.automation.redelivery import WebhookRedeliveryWorkflow
+from workflows.agents import bundle as agents
+from workflows.automation import bundle as automation
+from workflows.automation.dispatcher import OutboxDispatcher
 from workflows.automation.schedules import reconcile_schedules
-from workflows.process.instance import ProcessInstanceWorkflow
-from workflows.steps.interpreter import StepWorkflowRun
-from workflows.work.item import WorkItemWorkflow
-from workflows.work.signals import WorkSignalsWorkflow, ensure_daily_schedule
+from workflows.bundles import DomainBundle, OutboxSubscriber
+from workflows.process import bundle as process
+from workflows.steps import bundle as steps
+from workflows.work import bundle as work
+from workflows.work.signals import ensure_daily_schedule
 
 logger = logging.getLogger("trellis.worker")
 
@@ -52,24 +38,33 @@ logger = logging.getLogger("trellis.worker")
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
-# Every workflow type, once: the worker registers them and the replay tests replay them.
-WORKFLOWS = (
-    ProcessInstanceWorkflow,
-    EntityEventWorkflow,
-    ScheduledRuleWorkflow,
-    AutomationChainWorkflow,
-    WebhookRedeliveryWorkflow,
-    AgentSessionWorkflow,
-    WorkItemWorkflow,
-    WorkSignalsWorkflow,
-    StepWorkflowRun,
+# Every workflow type, once: the bundles register them and the replay tests replay them.
+WORKFLOWS: tuple[type, ...] = (
+    *process.WORKFLOWS,
+    *automation.WORKFLOWS,
+    *agents.WORKFLOWS,
+    *work.WORKFLOWS,
+    *steps.WORKFLOWS,
 )
 
 
-def outbox_subscribers(client: Client) -> tuple[OutboxSubscriber, ...]:
-    """Readers of the entity outbox besides automation's rules, wired here so no domain imports
+def domain_bundles(
+    client: Client, engine: AsyncEngine, settings: Settings, evaluator: ConditionEvaluator
+) -> list[DomainBundle]:
+    """Each domain's workflows, activities and outbox readers, built over the worker's resources."""
+    return [
+        process.bundle(engine, settings),
+        automation.bundle(engine, settings, evaluator),
+        agents.bundle(engine, settings),
+        work.bundle(engine, settings),
+        steps.bundle(client, engine, settings, evaluator),
+    ]
+
+
+def outbox_subscribers(bundles: list[DomainBundle]) -> tuple[OutboxSubscriber, ...]:
+    """Readers of the entity outbox besides automation's rules, from the bundles, so no domain imports
     another: the work queue's rescoring, and external events delivered to waiting step executions."""
-    return (work_store.rescore_on_events, EventDelivery(client))
+    return tuple(subscriber for b in bundles for subscriber in b.outbox_subscribers)
 
 
 def build_worker(
@@ -78,50 +73,17 @@ def build_worker(
     task_queue: str,
     settings: Settings | None = None,
     evaluator: ConditionEvaluator | None = None,
+    bundles: list[DomainBundle] | None = None,
 ) -> Worker:
-    """Every Trellis workflow and activity on one task queue (tests build theirs the same way)."""
+    """Every Trellis workflow and activity on one task queue, composed from the domain bundles (tests
+    build theirs the same way)."""
     settings = settings or get_settings()
     evaluator = evaluator or condition_evaluator(settings)
-    process = ProcessActivities(engine, limits_of(settings))
-    automation = AutomationActivities(engine, settings, evaluator)
-    actions = ActionActivities(engine, settings)
-    llm = LlmActivities(engine, settings)
-    sessions = SessionActivities(engine)
-    work = WorkActivities(engine, settings.entity_max_bytes)
-    steps = StepRunActivities(engine, settings, evaluator)
-    tools = StepToolActivities(engine, settings, McpCatalogue(settings))
+    bundles = bundles if bundles is not None else domain_bundles(client, engine, settings, evaluator)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[
-            process.enter_state,
-            process.record_approval,
-            automation.match,
-            automation.scheduled_event,
-            automation.claim,
-            automation.finish,
-            automation.dead_letter,
-            *activities_of(actions),
-            actions.redeliver_webhook,
-            llm.call_agent,
-            sessions.record,
-            work.record,
-            work.interpret,
-            work.mark_started,
-            steps.begin,
-            steps.record,
-            steps.finish,
-            steps.condition,
-            steps.wait_begin,
-            steps.wait_end,
-            steps.task_open,
-            steps.task_change,
-            steps.agent,
-            steps.definition,
-            steps.start_workflow,
-            *tool_activities(tools).values(),
-        ],
+        plugins=[b.plugin() for b in bundles],
         max_concurrent_local_activities=100,
         max_cached_workflows=settings.worker_cached_workflows,
         workflow_runner=WORKFLOW_RUNNER,
@@ -151,10 +113,11 @@ async def run_worker(settings: Settings) -> None:
         reconciled = await reconcile_schedules(client, engine, settings.task_queue)
         logger.info("reconciled %d rule schedules", reconciled)
         await ensure_daily_schedule(client, settings.task_queue)
+        bundles = domain_bundles(client, engine, settings, evaluator)
         dispatcher = asyncio.create_task(
-            OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(client)).run(stop)
+            OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(bundles)).run(stop)
         )
-        async with build_worker(client, engine, settings.task_queue, settings, evaluator):
+        async with build_worker(client, engine, settings.task_queue, settings, evaluator, bundles):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
         await dispatcher

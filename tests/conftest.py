@@ -26,7 +26,7 @@ from core.platform.temporal import connect_client
 from tests.support import events
 from tests.support.api import SERVICE_SETTINGS, Api, make_settings, open_api
 from tests.support.servers import MCP_EXIT_LOG, LlmServer, McpHttpServer, SmtpServer, WebhookServer
-from worker import build_worker, condition_evaluator, outbox_subscribers
+from worker import build_worker, condition_evaluator, domain_bundles, outbox_subscribers
 from workflows.automation.dispatcher import OutboxDispatcher
 
 
@@ -175,10 +175,11 @@ async def worker(
     client = await connect_client(settings)
     stop = asyncio.Event()
     evaluator = condition_evaluator(settings)
+    bundles = domain_bundles(client, engine, settings, evaluator)
     dispatcher = asyncio.create_task(
-        OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(client)).run(stop)
+        OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(bundles)).run(stop)
     )
-    async with build_worker(client, engine, task_queue, settings, evaluator):
+    async with build_worker(client, engine, task_queue, settings, evaluator, bundles):
         yield
     stop.set()
     await dispatcher

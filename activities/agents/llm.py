@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.agents.sessions import AgentCallInput, AgentCallResult, invalid_reply_details
-from core.agents.tables import OrchestratorAgentLog
+from core.agents.tables import AgentCallLog
 from core.platform import breakers, errors, telemetry
 from core.platform.retry_after import retry_after_delay
 from core.platform.schemas import validation_error
@@ -265,7 +265,7 @@ class LlmActivities:
     async def _start_row(self, data: AgentCallInput) -> AgentCallResult | None:
         """Open the call's log row, in one round trip: None to go on, or the recorded result when an
         earlier attempt completed this call (it is never made twice)."""
-        table = OrchestratorAgentLog
+        table = AgentCallLog
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -329,10 +329,8 @@ class LlmActivities:
         )
         async with self._engine.begin() as conn:
             recorded = await conn.execute(
-                update(OrchestratorAgentLog)
-                .where(
-                    OrchestratorAgentLog.call_key == data.call_key, OrchestratorAgentLog.execution_status == "running"
-                )
+                update(AgentCallLog)
+                .where(AgentCallLog.call_key == data.call_key, AgentCallLog.execution_status == "running")
                 .values(
                     execution_status="error" if last else "running",
                     error=str(exc)[:2000],
@@ -345,8 +343,8 @@ class LlmActivities:
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(OrchestratorAgentLog)
-                .where(OrchestratorAgentLog.call_key == call_key)
+                update(AgentCallLog)
+                .where(AgentCallLog.call_key == call_key)
                 .values(
                     execution_status=status,
                     output_data=result.output if status in ("completed", "invalid_output") else None,

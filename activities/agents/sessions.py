@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from core.agents.sessions import SessionRecord
-from core.agents.tables import OrchestratorSession, OrchestratorState, OrchestratorSummary
+from core.agents.tables import AgentSession, SessionStateData, SessionSummary
 
 
 class SessionActivities:
@@ -32,14 +32,12 @@ class SessionActivities:
         if data.final:
             values.update(final_output=data.final_output, completed_ts=now)
         async with self._engine.begin() as conn:
+            await conn.execute(update(AgentSession).where(AgentSession.session_id == data.session_id).values(**values))
             await conn.execute(
-                update(OrchestratorSession).where(OrchestratorSession.session_id == data.session_id).values(**values)
-            )
-            await conn.execute(
-                insert(OrchestratorState)
+                insert(SessionStateData)
                 .values(session_id=data.session_id, state_data=state.model_dump(mode="json"), updated_ts=now)
                 .on_conflict_do_update(
-                    index_elements=[OrchestratorState.session_id],
+                    index_elements=[SessionStateData.session_id],
                     set_={"state_data": state.model_dump(mode="json"), "updated_ts": now},
                 )
             )
@@ -52,7 +50,7 @@ class SessionActivities:
                     "agent_calls": state.calls,
                 }
                 await conn.execute(
-                    insert(OrchestratorSummary)
+                    insert(SessionSummary)
                     .values(session_id=data.session_id, created_ts=now, **summary)
-                    .on_conflict_do_update(index_elements=[OrchestratorSummary.session_id], set_=summary)
+                    .on_conflict_do_update(index_elements=[SessionSummary.session_id], set_=summary)
                 )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.agents.tables import OrchestratorAgent
+from core.agents.tables import StoredAgent
 from core.platform.contracts import RequestModel
 from core.platform.paths import PACKS_DIR
 from core.platform.schemas import check_bounded_schema
@@ -90,10 +90,10 @@ def read_agent_pack() -> list[AgentCreate]:
 async def seed_agents(engine: AsyncEngine) -> None:
     """Insert the standard agents that do not exist yet (edits made through the API are kept)."""
     async with engine.begin() as conn:
-        existing = set((await conn.execute(select(OrchestratorAgent.agent_name))).scalars())
+        existing = set((await conn.execute(select(StoredAgent.agent_name))).scalars())
         rows = [a.model_dump() for a in read_agent_pack() if a.agent_name not in existing]
         if rows:
-            await conn.execute(insert(OrchestratorAgent).values(rows).on_conflict_do_nothing())
+            await conn.execute(insert(StoredAgent).values(rows).on_conflict_do_nothing())
 
 
 def stages(selected: list[str]) -> list[list[str]]:

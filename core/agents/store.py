@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.agents.registry import AgentCreate, AgentPublic, AgentSpec
 from core.agents.sessions import AgentLogPublic, SessionCreate, SessionPublic
-from core.agents.tables import OrchestratorAgent, OrchestratorAgentLog, OrchestratorSession, OrchestratorState
+from core.agents.tables import AgentCallLog, AgentSession, SessionStateData, StoredAgent
 from core.platform.contracts import Page
 from core.platform.pages import Order, fetch_page
 
@@ -20,13 +20,13 @@ ORCHESTRATOR_PROMPT = "You are an expert project orchestrator."
 async def agents_page(
     conn: AsyncConnection, *, active: bool | None, limit: int, offset: int, cursor: str | None = None
 ) -> Page[AgentPublic]:
-    stmt = select(OrchestratorAgent.__table__)
+    stmt = select(StoredAgent.__table__)
     if active is not None:
-        stmt = stmt.where(OrchestratorAgent.active_flag.is_(active))
+        stmt = stmt.where(StoredAgent.active_flag.is_(active))
     return await fetch_page(
         conn,
         stmt,
-        order=Order(OrchestratorAgent.agent_name),
+        order=Order(StoredAgent.agent_name),
         limit=limit,
         offset=offset,
         cursor=cursor,
@@ -35,7 +35,7 @@ async def agents_page(
 
 
 async def get_agent(conn: AsyncConnection, name: str) -> AgentPublic | None:
-    row = (await conn.execute(select(OrchestratorAgent.__table__).where(OrchestratorAgent.agent_name == name))).first()
+    row = (await conn.execute(select(StoredAgent.__table__).where(StoredAgent.agent_name == name))).first()
     return AgentPublic.model_validate(row) if row else None
 
 
@@ -43,14 +43,14 @@ async def create_agent(conn: AsyncConnection, body: AgentCreate) -> AgentPublic 
     """Insert the agent; None when one of that name exists already."""
     if await get_agent(conn, body.agent_name) is not None:
         return None
-    await conn.execute(insert(OrchestratorAgent).values(**body.model_dump()))
+    await conn.execute(insert(StoredAgent).values(**body.model_dump()))
     return await get_agent(conn, body.agent_name)
 
 
 async def replace_agent(conn: AsyncConnection, body: AgentCreate) -> AgentPublic | None:
     await conn.execute(
-        update(OrchestratorAgent)
-        .where(OrchestratorAgent.agent_name == body.agent_name)
+        update(StoredAgent)
+        .where(StoredAgent.agent_name == body.agent_name)
         .values(**body.model_dump(), updated_ts=datetime.now(UTC))
     )
     return await get_agent(conn, body.agent_name)
@@ -58,8 +58,8 @@ async def replace_agent(conn: AsyncConnection, body: AgentCreate) -> AgentPublic
 
 async def deactivate_agent(conn: AsyncConnection, name: str) -> AgentPublic | None:
     await conn.execute(
-        update(OrchestratorAgent)
-        .where(OrchestratorAgent.agent_name == name)
+        update(StoredAgent)
+        .where(StoredAgent.agent_name == name)
         .values(active_flag=False, updated_ts=datetime.now(UTC))
     )
     return await get_agent(conn, name)
@@ -67,7 +67,7 @@ async def deactivate_agent(conn: AsyncConnection, name: str) -> AgentPublic | No
 
 async def active_agents(conn: AsyncConnection) -> list[AgentSpec]:
     """Snapshots of the active agents, as a session carries them."""
-    rows = await conn.execute(select(OrchestratorAgent.__table__).where(OrchestratorAgent.active_flag.is_(True)))
+    rows = await conn.execute(select(StoredAgent.__table__).where(StoredAgent.active_flag.is_(True)))
     return [
         AgentSpec(
             agent_name=r.agent_name,
@@ -84,8 +84,8 @@ async def active_agents(conn: AsyncConnection) -> list[AgentSpec]:
 async def tokens_used_since(conn: AsyncConnection, created_by: str, since: datetime) -> int:
     """LLM tokens used by the sessions one principal started since ``since``."""
     used = await conn.execute(
-        select(func.coalesce(func.sum(OrchestratorSession.tokens_used), 0)).where(
-            OrchestratorSession.created_by == created_by, OrchestratorSession.started_ts >= since
+        select(func.coalesce(func.sum(AgentSession.tokens_used), 0)).where(
+            AgentSession.created_by == created_by, AgentSession.started_ts >= since
         )
     )
     return int(used.scalar_one())
@@ -101,7 +101,7 @@ async def create_session(
     token_budget: int | None,
 ) -> None:
     await conn.execute(
-        insert(OrchestratorSession).values(
+        insert(AgentSession).values(
             session_id=session_id,
             goal=body.goal,
             orchestrator_prompt=ORCHESTRATOR_PROMPT,
@@ -118,9 +118,9 @@ async def create_session(
 async def get_session(conn: AsyncConnection, session_id: str) -> SessionPublic | None:
     """The stored session with its last recorded working state."""
     stmt = (
-        select(OrchestratorSession.__table__, OrchestratorState.state_data.label("state"))
-        .outerjoin(OrchestratorState, OrchestratorState.session_id == OrchestratorSession.session_id)
-        .where(OrchestratorSession.session_id == session_id)
+        select(AgentSession.__table__, SessionStateData.state_data.label("state"))
+        .outerjoin(SessionStateData, SessionStateData.session_id == AgentSession.session_id)
+        .where(AgentSession.session_id == session_id)
     )
     row = (await conn.execute(stmt)).first()
     return SessionPublic.model_validate(row) if row else None
@@ -129,11 +129,11 @@ async def get_session(conn: AsyncConnection, session_id: str) -> SessionPublic |
 async def logs_page(
     conn: AsyncConnection, session_id: str, *, limit: int, offset: int, cursor: str | None = None
 ) -> Page[AgentLogPublic]:
-    stmt = select(OrchestratorAgentLog.__table__).where(OrchestratorAgentLog.session_id == session_id)
+    stmt = select(AgentCallLog.__table__).where(AgentCallLog.session_id == session_id)
     return await fetch_page(
         conn,
         stmt,
-        order=Order(OrchestratorAgentLog.execution_ts, OrchestratorAgentLog.id),
+        order=Order(AgentCallLog.execution_ts, AgentCallLog.id),
         limit=limit,
         offset=offset,
         cursor=cursor,
@@ -145,13 +145,13 @@ async def awaiting_approval(conn: AsyncConnection, *, limit: int = 500) -> list[
     """Sessions whose final output waits for an approver (for the inbox), oldest first."""
     stmt = (
         select(
-            OrchestratorSession.session_id,
-            OrchestratorSession.goal,
-            OrchestratorSession.started_ts,
-            OrchestratorSession.created_by,
+            AgentSession.session_id,
+            AgentSession.goal,
+            AgentSession.started_ts,
+            AgentSession.created_by,
         )
-        .where(OrchestratorSession.session_status == "awaiting_approval")
-        .order_by(OrchestratorSession.started_ts)
+        .where(AgentSession.session_status == "awaiting_approval")
+        .order_by(AgentSession.started_ts)
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.platform.database import Base, created_now, uuid_pk
 
 
-class OrchestratorSession(Base):
+class AgentSession(Base):
     __tablename__ = "orchestrator_session"
     __table_args__ = (Index("idx_orchestrator_session_status", "session_status"),)
 
@@ -48,7 +48,7 @@ class OrchestratorSession(Base):
     created_by: Mapped[str | None] = mapped_column(Text)
 
 
-class OrchestratorState(Base):
+class SessionStateData(Base):
     __tablename__ = "orchestrator_state"
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -57,7 +57,7 @@ class OrchestratorState(Base):
     updated_ts: Mapped[datetime] = created_now()
 
 
-class OrchestratorAgent(Base):
+class StoredAgent(Base):
     __tablename__ = "orchestrator_agents"
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -73,7 +73,7 @@ class OrchestratorAgent(Base):
     updated_ts: Mapped[datetime] = created_now()
 
 
-class OrchestratorAgentLog(Base):
+class AgentCallLog(Base):
     __tablename__ = "orchestrator_agent_log"
     __table_args__ = (
         Index("idx_orchestrator_agent_log_session", "session_id", "execution_ts"),
@@ -101,7 +101,7 @@ class OrchestratorAgentLog(Base):
     finished_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class OrchestratorSummary(Base):
+class SessionSummary(Base):
     __tablename__ = "orchestrator_summary"
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -131,7 +131,7 @@ class RulePublic(BaseModel):
     webhook_secret: str | None = Field(default=None, description="Shown to admins only")
 
 
-class ExecutionPublic(BaseModel):
+class RuleExecutionPublic(BaseModel):
     """One rule considered for one event: completed, failed or skipped, with the reason."""
 
     model_config = ConfigDict(from_attributes=True)

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.automation.rules import DeadLetterPublic, ExecutionPublic, RuleCreate
+from core.automation.rules import DeadLetterPublic, RuleCreate, RuleExecutionPublic
 from core.automation.tables import ActionLog, RuleExecution, WebhookDeadLetter, WorkflowAutomation
 from core.effects.webhook_signing import new_secret
 from core.platform.contracts import Page
@@ -114,7 +114,7 @@ async def executions_page(
     limit: int,
     offset: int,
     cursor: str | None = None,
-) -> Page[ExecutionPublic]:
+) -> Page[RuleExecutionPublic]:
     stmt = select(RuleExecution.__table__).where(RuleExecution.rule_id == rule_id)
     if status is not None:
         stmt = stmt.where(RuleExecution.status == status)
@@ -125,7 +125,7 @@ async def executions_page(
         limit=limit,
         offset=offset,
         cursor=cursor,
-        item=ExecutionPublic.model_validate,
+        item=RuleExecutionPublic.model_validate,
     )
 
 

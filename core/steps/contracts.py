@@ -80,7 +80,7 @@ class LiveState(BaseModel):
     tokens_used: int = 0
 
 
-class ExecutionPublic(BaseModel):
+class StepExecutionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -101,7 +101,7 @@ class ExecutionPublic(BaseModel):
     finished_ts: datetime | None
 
 
-class ExecutionDetail(ExecutionPublic):
+class StepExecutionDetail(StepExecutionPublic):
     steps: list[StepPublic]
     live: LiveState | None = None
 

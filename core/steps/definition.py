@@ -248,7 +248,7 @@ class WorkflowConfig(_Aliased):
     )
 
 
-class WorkflowDefinition(RequestModel):
+class StepWorkflowDefinition(RequestModel):
     """A step workflow as stored (one version of it)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)

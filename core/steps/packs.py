@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.platform.paths import PACKS_DIR
 from core.steps import store
 from core.steps.catalogue import TRELLIS_TOOLS, ToolEntry
-from core.steps.definition import WorkflowDefinition
+from core.steps.definition import StepWorkflowDefinition
 from core.steps.validation import check
 
 WORKFLOW_PACKS = PACKS_DIR / "workflows"
 
 
-def read_pack(name: str) -> WorkflowDefinition:
-    return WorkflowDefinition.model_validate(json.loads((WORKFLOW_PACKS / f"{name}.json").read_text()))
+def read_pack(name: str) -> StepWorkflowDefinition:
+    return StepWorkflowDefinition.model_validate(json.loads((WORKFLOW_PACKS / f"{name}.json").read_text()))
 
 
 async def _trellis_tool(name: str) -> ToolEntry | None:

@@ -21,8 +21,8 @@ from core.platform.pages import Order, fetch_page
 from core.steps.contracts import (
     TASK_ACTIONS,
     BeginInput,
-    ExecutionPublic,
     FinishInput,
+    StepExecutionPublic,
     StepPublic,
     StepRecordInput,
     TaskChange,
@@ -33,7 +33,7 @@ from core.steps.contracts import (
     WorkflowPublic,
     WorkflowVersionPublic,
 )
-from core.steps.definition import WorkflowDefinition
+from core.steps.definition import StepWorkflowDefinition
 from core.steps.tables import EventWait, StepExecution, StepRecord, StepSpawn, StepTask, StepWorkflow
 
 # ------------------------------------------------------------------ definitions
@@ -56,7 +56,7 @@ async def latest_version(conn: AsyncConnection, name: str) -> int | None:
 
 
 async def store_version(
-    conn: AsyncConnection, definition: WorkflowDefinition, created_by: str, *, first: bool
+    conn: AsyncConnection, definition: StepWorkflowDefinition, created_by: str, *, first: bool
 ) -> WorkflowPublic | None:
     """Store a new version (1 when ``first``; None if the name exists then, or does not exist otherwise).
     The row lock on the latest version serialises two writers of one workflow."""
@@ -285,7 +285,7 @@ async def executions_page(
     limit: int,
     offset: int,
     cursor: str | None = None,
-) -> Page[ExecutionPublic]:
+) -> Page[StepExecutionPublic]:
     stmt = select(StepExecution.__table__)
     if workflow is not None:
         stmt = stmt.where(StepExecution.workflow_name == workflow)
@@ -298,13 +298,13 @@ async def executions_page(
         limit=limit,
         offset=offset,
         cursor=cursor,
-        item=ExecutionPublic.model_validate,
+        item=StepExecutionPublic.model_validate,
     )
 
 
-async def get_execution(conn: AsyncConnection, execution_id: uuid.UUID) -> ExecutionPublic | None:
+async def get_execution(conn: AsyncConnection, execution_id: uuid.UUID) -> StepExecutionPublic | None:
     row = (await conn.execute(select(StepExecution.__table__).where(StepExecution.id == execution_id))).first()
-    return ExecutionPublic.model_validate(row) if row is not None else None
+    return StepExecutionPublic.model_validate(row) if row is not None else None
 
 
 async def steps_of(conn: AsyncConnection, execution_id: uuid.UUID) -> list[StepPublic]:

@@ -29,7 +29,7 @@ from core.automation.conditions import ConditionError, compile_condition
 from core.platform.contracts import field_path
 from core.platform.schemas import check_bounded_schema
 from core.steps.catalogue import ToolEntry
-from core.steps.definition import Step, WorkflowDefinition, walk
+from core.steps.definition import Step, StepWorkflowDefinition, walk
 from core.steps.mcp import McpUnavailable
 from core.steps.references import REFERENCE, is_reference, references, root_of
 
@@ -313,7 +313,7 @@ def _order(steps: list[Step], at: str, checker: _Checker) -> list[int]:
 
 
 async def check(
-    definition: WorkflowDefinition,
+    definition: StepWorkflowDefinition,
     lookup: Callable[[str], Awaitable[ToolEntry | None]],
     event_sources: set[str] | None = None,
 ) -> list[Problem]:
@@ -377,7 +377,7 @@ def _step_width(step: Step) -> int:
     return 1
 
 
-def _fan_out(definition: WorkflowDefinition, checker: _Checker) -> None:
+def _fan_out(definition: StepWorkflowDefinition, checker: _Checker) -> None:
     """Fan-out is bounded when a definition is saved: its size, how much of it may run at once, and whether
     it starts itself (workflow.run of its own name would spawn executions without end)."""
     every = walk(definition.steps) + list(definition.compensations)
@@ -401,7 +401,7 @@ def _fan_out(definition: WorkflowDefinition, checker: _Checker) -> None:
             )
 
 
-def _path_of(definition: WorkflowDefinition, target: Step, field: str = "name") -> str:
+def _path_of(definition: StepWorkflowDefinition, target: Step, field: str = "name") -> str:
     """The written path of a step, wherever it is nested (``steps[1].parallel.branches[0].steps[2]``)."""
 
     def search(steps: list[Step], at: str) -> str | None:

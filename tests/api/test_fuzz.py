@@ -24,7 +24,7 @@ from core.platform.codec import AesGcmCodec, new_key, parse_keys
 from core.platform.database import make_engine
 from tests.support.api import TOKENS, make_settings
 from tests.support.served import serve
-from worker import build_worker, condition_evaluator, outbox_subscribers
+from worker import build_worker, condition_evaluator, domain_bundles, outbox_subscribers
 from workflows.automation.dispatcher import OutboxDispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,13 +44,14 @@ async def served_api(
     engine = make_engine(fresh_database, pool_size=4)
     evaluator = condition_evaluator(settings)
     stop = asyncio.Event()
+    bundles = domain_bundles(temporal_client, engine, settings, evaluator)
     dispatcher = asyncio.create_task(
-        OutboxDispatcher(engine, temporal_client, settings, evaluator, outbox_subscribers(temporal_client)).run(stop)
+        OutboxDispatcher(engine, temporal_client, settings, evaluator, outbox_subscribers(bundles)).run(stop)
     )
     app = create_app(settings)
     # The codec endpoint answers (the session's worker has no key, so Temporal payloads stay as they are).
     app.state.codec = AesGcmCodec(parse_keys(f"fuzz:{new_key()}"))
-    async with build_worker(temporal_client, engine, queue, settings, evaluator), serve(app) as url:
+    async with build_worker(temporal_client, engine, queue, settings, evaluator, bundles), serve(app) as url:
         yield url
     stop.set()
     await dispatcher

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from core.steps.definition import WorkflowDefinition
+from core.steps.definition import StepWorkflowDefinition
 from core.steps.tables import StepWorkflow
 from tests.support.api import Api, eventually, make_settings, open_api
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
@@ -95,7 +95,7 @@ async def test_a_stored_form_with_a_pattern_is_never_run_and_the_worker_stays_re
     """A definition saved before the bound (written straight to the table here) is refused when a decision
     comes, with a message saying what to do, instead of running a backtracking expression in the worker."""
     name = unique_name("legacyform")
-    wire = WorkflowDefinition.model_validate(_task_workflow(name, {"type": "object"})).wire()
+    wire = StepWorkflowDefinition.model_validate(_task_workflow(name, {"type": "object"})).wire()
     wire["steps"][0]["human_task"]["form"] = {
         "type": "object",
         "properties": {"code": {"type": "string", "pattern": "^(a|a)+$"}},

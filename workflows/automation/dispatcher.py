@@ -21,13 +21,13 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -37,7 +37,6 @@ from core.automation import matching
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ChainInput, EventRef
 from core.automation.tables import RuleExecution
-from core.entities.contracts import EntityEventData
 from core.entities.store import OUTBOX_CHANNEL
 from core.entities.tables import EntityEvent
 from core.platform import telemetry
@@ -46,6 +45,7 @@ from core.platform.public_text import PublicText
 from core.platform.settings import Settings
 from workflows.automation.chain import AutomationChainWorkflow, chain_attributes, chain_summary, chain_workflow_id
 from workflows.automation.entity_event import EntityEventWorkflow, event_workflow_id
+from workflows.bundles import OutboxSubscriber
 
 logger = logging.getLogger("trellis.dispatcher")
 BATCH = 200
@@ -57,12 +57,6 @@ class _Start:
 
     workflow_id: str
     runs: list[ChainInput]
-
-
-# Another domain's reader of the outbox: called with each batch of events, in the transaction that marks
-# them dispatched (so a failure retries the batch: a subscriber must be idempotent). The composition
-# root (worker.py) wires them, so this domain imports no other.
-OutboxSubscriber = Callable[[AsyncConnection, list[EntityEventData]], Awaitable[None]]
 
 
 class OutboxDispatcher:

@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from core.platform import errors
-    from core.steps.definition import Step, StepRetry, WorkflowDefinition
+    from core.steps.definition import Step, StepRetry, StepWorkflowDefinition
 
 
 class AttemptFailed(Exception):
@@ -65,7 +65,7 @@ def _failure(err: ActivityError | ChildWorkflowError) -> AttemptFailed:
     return AttemptFailed(f"{type(cause).__name__}: {cause}" if cause else str(err), retryable=True)
 
 
-def _retry_of(step: Step, definition: WorkflowDefinition) -> StepRetry:
+def _retry_of(step: Step, definition: StepWorkflowDefinition) -> StepRetry:
     if step.retry is not None:
         return step.retry
     if step.on_error is not None and step.on_error.strategy == "retry":

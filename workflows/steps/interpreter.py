@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         TaskDecisionRequest,
         TaskOutcome,
     )
-    from core.steps.definition import Step, WorkflowDefinition, visible
+    from core.steps.definition import Step, StepWorkflowDefinition, visible
     from core.steps.references import MissingReference, resolve
     from core.steps.starting import begin_input
 
@@ -132,7 +132,7 @@ class StepWorkflowRun(Waits):
 
     @workflow.run
     async def run(self, data: RunInput) -> RunResult:
-        definition = WorkflowDefinition.model_validate(data.definition)
+        definition = StepWorkflowDefinition.model_validate(data.definition)
         if data.resume is None or not data.resume.begun:
             await self._local(StepRunActivities.begin, begin_input(data))
             if data.resume is not None:

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
         TaskOpen,
         TaskOutcome,
     )
-    from core.steps.definition import WorkflowDefinition, visible
+    from core.steps.definition import StepWorkflowDefinition, visible
 
 _BOOKKEEPING = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 DEFAULT_STEP_TIMEOUT_MS = 30_000
@@ -49,7 +49,7 @@ class Frame:
         return Frame(prefix=self.prefix, local=self.local, top=False)
 
 
-def _outputs(definition: WorkflowDefinition, state: ResumeState) -> dict[str, Any]:
+def _outputs(definition: StepWorkflowDefinition, state: ResumeState) -> dict[str, Any]:
     return {
         step.variable: state.variables[step.name] for step in visible(definition.steps) if step.name in state.variables
     }
@@ -67,7 +67,7 @@ class RunState:
     _decisions: dict[str, TaskOutcome]
     _event_ids: set[str]
     _data: RunInput
-    _definition: WorkflowDefinition
+    _definition: StepWorkflowDefinition
     _state: ResumeState
 
     def _history_full(self) -> bool:

@@ -12,7 +12,7 @@ from api.deps import Admin, EngineDep, GatewayDep, Principal, Reader
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
 from core.automation import store
-from core.automation.rules import ExecutionPublic, RuleCreate, RulePublic, compile_templates, redacted_actions
+from core.automation.rules import RuleCreate, RuleExecutionPublic, RulePublic, compile_templates, redacted_actions
 from core.automation.templating import TemplateRenderError
 from core.platform.contracts import Page
 from workflows.automation.schedules import delete_schedule, sync_schedule
@@ -149,7 +149,7 @@ async def deactivate_rule(
     return _public(stored, principal)
 
 
-@router.get("/{rule_id}/executions", response_model=Page[ExecutionPublic])
+@router.get("/{rule_id}/executions", response_model=Page[RuleExecutionPublic])
 async def list_executions(
     rule_id: uuid.UUID,
     engine: EngineDep,
@@ -158,7 +158,7 @@ async def list_executions(
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
-) -> Page[ExecutionPublic]:
+) -> Page[RuleExecutionPublic]:
     """The rule's executions, newest first. A rule that was deactivated (DELETE) keeps them; one that was
     purged (``DELETE …?purge=true``) or never existed is 404."""
     await _load(engine, rule_id)

@@ -17,13 +17,13 @@ from core.platform.contracts import Page
 from core.steps import store
 from core.steps.contracts import (
     Compensable,
-    ExecutionDetail,
-    ExecutionPublic,
     ExecutionStatus,
     ResumeState,
     RetryRequest,
+    StepExecutionDetail,
+    StepExecutionPublic,
 )
-from core.steps.definition import WORKFLOW_NAME, WorkflowDefinition, visible
+from core.steps.definition import WORKFLOW_NAME, StepWorkflowDefinition, visible
 from core.steps.starting import begin_input, execution_id_for, run_input, summary
 from workflows.steps.interpreter import StepWorkflowRun
 
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/workflow-executions", tags=["step workflows"]
 OPEN = ("pending", "running")
 
 
-@router.get("", response_model=Page[ExecutionPublic])
+@router.get("", response_model=Page[StepExecutionPublic])
 async def list_executions(
     engine: EngineDep,
     _: Reader,
@@ -41,7 +41,7 @@ async def list_executions(
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
-) -> Page[ExecutionPublic]:
+) -> Page[StepExecutionPublic]:
     """Newest first; ``status=failed`` lists failed executions with their error."""
     async with engine.connect() as conn:
         return await store.executions_page(
@@ -49,8 +49,10 @@ async def list_executions(
         )
 
 
-@router.get("/{execution_id}", response_model=ExecutionDetail)
-async def get_execution(execution_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, _: Reader) -> ExecutionDetail:
+@router.get("/{execution_id}", response_model=StepExecutionDetail)
+async def get_execution(
+    execution_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, _: Reader
+) -> StepExecutionDetail:
     """The execution, its recorded steps in order, and for a running one where it is now (from the
     workflow itself: the current step, its attempt, a retry's wait)."""
     async with engine.connect() as conn:
@@ -59,13 +61,13 @@ async def get_execution(execution_id: uuid.UUID, engine: EngineDep, gateway: Gat
             raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
         steps = await store.steps_of(conn, execution_id)
     live = await gateway.query(found.temporal_workflow_id, StepWorkflowRun.live) if found.status in OPEN else None
-    return ExecutionDetail(**found.model_dump(), steps=steps, live=live)
+    return StepExecutionDetail(**found.model_dump(), steps=steps, live=live)
 
 
-@router.post("/{execution_id}/cancel", response_model=ExecutionPublic, status_code=202)
+@router.post("/{execution_id}/cancel", response_model=StepExecutionPublic, status_code=202)
 async def cancel_execution(
     execution_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, principal: Operator
-) -> ExecutionPublic:
+) -> StepExecutionPublic:
     """Ask a running execution to stop: the step under way is cancelled, the execution ends
     ``cancelled``. A finished execution is a 409."""
     async with engine.connect() as conn:
@@ -82,7 +84,7 @@ async def cancel_execution(
     return found
 
 
-@router.post("/{execution_id}/retry", response_model=ExecutionPublic, status_code=202)
+@router.post("/{execution_id}/retry", response_model=StepExecutionPublic, status_code=202)
 async def retry_execution(
     execution_id: uuid.UUID,
     body: RetryRequest,
@@ -91,7 +93,7 @@ async def retry_execution(
     settings: SettingsDep,
     principal: Operator,
     idempotency_key: IdempotencyKey = None,
-) -> ExecutionPublic:
+) -> StepExecutionPublic:
     """A new execution of the same version, input and context that reuses the recorded outputs of the
     steps before ``from_step`` (their effects are not repeated; their records are copied) and runs
     ``from_step`` and everything after it. For a failed, cancelled or compensated execution."""
@@ -111,7 +113,7 @@ async def retry_execution(
     assert stored is not None  # versions are never deleted
     if refused is not None:
         raise ApiError(409, "workflow_disabled", refused)
-    definition = WorkflowDefinition.model_validate(stored.definition)
+    definition = StepWorkflowDefinition.model_validate(stored.definition)
     names = [step.name for step in definition.steps]
     if body.from_step not in names:
         raise ApiError(

@@ -19,13 +19,13 @@ from core.steps import metrics, store
 from core.steps.catalogue import Catalogue, rule_actions
 from core.steps.contracts import (
     ExecuteRequest,
-    ExecutionPublic,
     RunInput,
+    StepExecutionPublic,
     WorkflowPublic,
     WorkflowVersionPublic,
     execution_workflow_id,
 )
-from core.steps.definition import RESERVED_NAMES, WORKFLOW_NAME, WorkflowDefinition
+from core.steps.definition import RESERVED_NAMES, WORKFLOW_NAME, StepWorkflowDefinition
 from core.steps.metrics import Period, WorkflowMetrics
 from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
 from core.steps.validation import Problem, check
@@ -61,7 +61,7 @@ WorkflowName = Annotated[str, Path(pattern=WORKFLOW_NAME, description="The workf
 Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored version; default the latest")]
 
 
-async def _validated(definition: WorkflowDefinition, catalogue: Catalogue, settings: Settings) -> None:
+async def _validated(definition: StepWorkflowDefinition, catalogue: Catalogue, settings: Settings) -> None:
     problems = await check(definition, catalogue.lookup, set(settings.event_sources))
     if definition.name in RESERVED_NAMES:
         problems.insert(0, Problem("name", f"'{definition.name}' is reserved"))
@@ -103,7 +103,7 @@ async def workflow_schema(catalogue: CatalogueDep, _: Reader) -> dict[str, Any]:
     schemas (Trellis tools, then each declared MCP server's), plus the rule actions for reference."""
     tools, unavailable = await catalogue.listing()
     return {
-        "definition": WorkflowDefinition.model_json_schema(by_alias=True),
+        "definition": StepWorkflowDefinition.model_json_schema(by_alias=True),
         "tools": [
             {
                 "name": t.name,
@@ -138,7 +138,7 @@ async def list_workflows(
 
 @router.post("", response_model=WorkflowPublic, status_code=201)
 async def create_workflow(
-    body: WorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, settings: SettingsDep, principal: Admin
+    body: StepWorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, settings: SettingsDep, principal: Admin
 ) -> WorkflowPublic:
     """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
     await _validated(body, catalogue, settings)
@@ -172,7 +172,7 @@ async def list_versions(name: WorkflowName, engine: EngineDep, _: Reader) -> lis
 @router.put("/{name:workflow_name}", response_model=WorkflowPublic)
 async def replace_workflow(
     name: WorkflowName,
-    body: WorkflowDefinition,
+    body: StepWorkflowDefinition,
     engine: EngineDep,
     catalogue: CatalogueDep,
     settings: SettingsDep,
@@ -195,7 +195,7 @@ async def replace_workflow(
     return stored
 
 
-@router.post("/{name:workflow_name}/execute", response_model=ExecutionPublic, status_code=202)
+@router.post("/{name:workflow_name}/execute", response_model=StepExecutionPublic, status_code=202)
 async def execute_workflow(
     name: WorkflowName,
     body: ExecuteRequest,
@@ -204,7 +204,7 @@ async def execute_workflow(
     settings: SettingsDep,
     principal: Operator,
     idempotency_key: IdempotencyKey = None,
-) -> ExecutionPublic:
+) -> StepExecutionPublic:
     """Start an execution of the latest (or the given) version; answers at once with the execution,
     whose steps run durably. GET /api/v1/workflow-executions/{id} follows it."""
     async with engine.connect() as conn:
