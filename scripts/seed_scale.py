@@ -36,12 +36,23 @@ from core.platform.paths import PROJECT_ROOT
 from core.platform.settings import ModelPrice
 from core.process import templates
 from core.process.contracts import WorkflowGraph
+from core.process.store import EVENT_COLUMNS, event_row
 from core.process.templates import load_packs
 from core.steps.packs import seed_workflows
 from core.work.store import seed_definitions
 
 FOLDER = PROJECT_ROOT / ".trellis" / "scale"
 MARKER = "scale-"  # workflow ids of seeded instances
+
+
+def _event(instance_id: str, seq: int, event_type: str, **fields: Any) -> tuple[Any, ...]:
+    """An instance event as COPY takes it, built by the store's own row builder (the ids derived the
+    same way, so the rows are what real runs write)."""
+    row = event_row(instance_id, seq, event_type, **fields)
+    row["payload"] = json.dumps(row["payload"])
+    return tuple(row[c] for c in EVENT_COLUMNS)
+
+
 MODELS = {  # the price table the seeded calls were costed with (a model left out: unpriced)
     "gpt-4o-mini": ModelPrice(input_per_1k=0.00015, output_per_1k=0.0006),
     "gpt-4o": ModelPrice(input_per_1k=0.0025, output_per_1k=0.01),
@@ -132,115 +143,58 @@ class Seeder:
             success = bool(last_state.success) if status == "completed" else (False if status == "cancelled" else None)
             history = []
             previous: int | None = None
+            iid = str(instance)
             for seq, (state_id, ts) in enumerate(path, start=1):
                 state = states[state_id]
                 history.append({"from": previous, "to": state_id, "ts": ts.isoformat(), "actor": "scale"})
-                event_rows.append(
-                    (
-                        uuid.uuid4(),
-                        instance,
-                        "state_transition",
-                        previous,
-                        state_id,
-                        entity,
-                        None,
-                        ts,
-                        seq,
-                        "scale",
-                        "{}",
-                    )
-                )
+                moved = {"ts": ts, "from_state_id": previous, "to_state_id": state_id, "trigger_entity_id": entity}
+                event_rows.append(_event(iid, seq, "state_transition", actor="scale", **moved))
+                payload = {"entity_type": state.entity_name, "status": state.entity_status}
                 action = "entity_created" if seq == 1 else "entity_updated"
-                payload = json.dumps({"entity_type": state.entity_name, "status": state.entity_status})
                 event_rows.append(
-                    (uuid.uuid4(), instance, action, previous, state_id, entity, entity, ts, seq, "scale", payload)
+                    _event(iid, seq, action, actor="scale", created_entity_id=entity, payload=payload, **moved)
                 )
                 if state.approval is not None:
-                    event_rows.append(
-                        (
-                            uuid.uuid4(),
-                            instance,
-                            "approval_requested",
-                            previous,
-                            state_id,
-                            entity,
-                            None,
-                            ts,
-                            seq,
-                            "scale",
-                            "{}",
-                        )
-                    )
+                    roles = {"roles": list(state.approval.roles)}
+                    event_rows.append(_event(iid, seq, "approval_requested", actor="scale", payload=roles, **moved))
                 previous = state_id
                 # A visit longer than the state's expected time raised a deadline alert (60% acknowledged).
                 left = path[seq][1] if seq < len(path) else (finished or self.now)
                 expected = timedelta(days=state.avg_duration_days) if state.avg_duration_days else None
                 if expected is not None and not state.terminal_flag and left - ts > expected:
-                    event_rows.append(
-                        (
-                            uuid.uuid4(),
-                            instance,
-                            "deadline_exceeded",
-                            state_id,
-                            None,
-                            entity,
-                            None,
-                            ts + expected,
-                            seq,
-                            "system",
-                            "{}",
-                        )
-                    )
+                    alert = {"from_state_id": state_id, "to_state_id": None, "trigger_entity_id": entity}
+                    event_rows.append(_event(iid, seq, "deadline_exceeded", ts=ts + expected, actor="system", **alert))
                     if self.rng.random() < 0.6:
                         acknowledged = ts + expected + timedelta(hours=1)
                         event_rows.append(
-                            (
-                                uuid.uuid4(),
-                                instance,
-                                "deadline_acknowledged",
-                                state_id,
-                                None,
-                                entity,
-                                None,
-                                acknowledged,
-                                seq,
-                                "ops",
-                                "{}",
-                            )
+                            _event(iid, seq, "deadline_acknowledged", ts=acknowledged, actor="ops", **alert)
                         )
             last_seq = len(path)
             if status == "completed":
-                outcome = json.dumps({"success": success})
                 event_rows.append(
-                    (
-                        uuid.uuid4(),
-                        instance,
-                        "instance_completed",
-                        None,
-                        previous,
-                        entity,
-                        None,
-                        finished,
+                    _event(
+                        iid,
                         last_seq,
-                        "scale",
-                        outcome,
+                        "instance_completed",
+                        ts=finished or self.now,
+                        from_state_id=None,
+                        to_state_id=previous,
+                        trigger_entity_id=entity,
+                        actor="scale",
+                        payload={"success": success},
                     )
                 )
             elif status == "cancelled":
                 last_seq += 1
                 event_rows.append(
-                    (
-                        uuid.uuid4(),
-                        instance,
-                        "instance_cancelled",
-                        previous,
-                        None,
-                        None,
-                        None,
-                        finished,
+                    _event(
+                        iid,
                         last_seq,
-                        "scale",
-                        "{}",
+                        "instance_cancelled",
+                        ts=finished or self.now,
+                        from_state_id=previous,
+                        to_state_id=None,
+                        actor="scale",
                     )
                 )
             entity_type = states[path[0][0]].entity_name or "job"
@@ -293,23 +247,7 @@ class Seeder:
             ],
             iter(graph_rows),
         )
-        self.copy(
-            "f_industry_workflow_events",
-            [
-                "id",
-                "workflow_data_id",
-                "event_type",
-                "from_state_id",
-                "to_state_id",
-                "trigger_entity_id",
-                "created_entity_id",
-                "event_ts",
-                "seq",
-                "actor",
-                "payload",
-            ],
-            iter(event_rows),
-        )
+        self.copy("f_industry_workflow_events", list(EVENT_COLUMNS), iter(event_rows))
         self.conn.execute(templates.RECOUNT_FINISHES)  # the finishes folded in, as count_finish would
 
     # Automation ----------------------------------------------------------------------------------------

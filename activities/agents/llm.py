@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
-from sqlalchemy import case, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from core.agents import store
 from core.agents.sessions import AgentCallInput, AgentCallResult, invalid_reply_details
-from core.agents.tables import AgentCallLog
 from core.platform import breakers, errors, telemetry
 from core.platform.retry_after import retry_after_delay
 from core.platform.schemas import validation_error
@@ -265,49 +263,8 @@ class LlmActivities:
     async def _start_row(self, data: AgentCallInput) -> AgentCallResult | None:
         """Open the call's log row, in one round trip: None to go on, or the recorded result when an
         earlier attempt completed this call (it is never made twice)."""
-        table = AgentCallLog
         async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    insert(table)
-                    .values(
-                        session_id=data.session_id,
-                        agent_name=data.agent.agent_name,
-                        action_type=data.action_type,
-                        input_data=data.input,
-                        execution_status="running",
-                        call_key=data.call_key,
-                        execution_ts=datetime.now(UTC),
-                    )
-                    .on_conflict_do_update(
-                        index_elements=[table.call_key],
-                        set_={
-                            "execution_status": case(
-                                (table.execution_status == "completed", "completed"), else_="running"
-                            )
-                        },
-                    )
-                    .returning(
-                        table.execution_status,
-                        table.output_data,
-                        table.prompt_tokens,
-                        table.completion_tokens,
-                        table.cost_usd,
-                        table.latency_ms,
-                        table.model,
-                    )
-                )
-            ).one()
-        if row.execution_status != "completed":
-            return None
-        return AgentCallResult(
-            output=row.output_data or {},
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-            cost_usd=float(row.cost_usd),
-            latency_ms=row.latency_ms or 0,
-            model=row.model or "",
-        )
+            return await store.open_call(conn, data)
 
     @staticmethod
     def _count(data: AgentCallInput, model: str, outcome: str, result: AgentCallResult | None) -> None:
@@ -328,35 +285,13 @@ class LlmActivities:
             LLM_RETRY.maximum_attempts > 0 and activity.info().attempt >= LLM_RETRY.maximum_attempts
         )
         async with self._engine.begin() as conn:
-            recorded = await conn.execute(
-                update(AgentCallLog)
-                .where(AgentCallLog.call_key == data.call_key, AgentCallLog.execution_status == "running")
-                .values(
-                    execution_status="error" if last else "running",
-                    error=str(exc)[:2000],
-                    finished_ts=datetime.now(UTC) if last else None,
-                )
-            )
-        if last and recorded.rowcount == 1:
+            ended = await store.record_call_error(conn, data.call_key, str(exc), last=last)
+        if ended:
             self._count(data, self._model(data), "error", None)
 
     async def _finish_row(self, call_key: str, status: str, result: AgentCallResult, error: str | None) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(AgentCallLog)
-                .where(AgentCallLog.call_key == call_key)
-                .values(
-                    execution_status=status,
-                    output_data=result.output if status in ("completed", "invalid_output") else None,
-                    model=result.model,
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    cost_usd=result.cost_usd,
-                    latency_ms=result.latency_ms,
-                    error=error,
-                    finished_ts=datetime.now(UTC),
-                )
-            )
+            await store.finish_call(conn, call_key, status, result, error)
 
 
 async def _heartbeat() -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from core.automation import store
 from core.automation.actions import (
     SPECS,
     ActionOutput,
@@ -38,7 +37,6 @@ from core.automation.messages import MESSAGE_TEMPLATES
 from core.automation.rendering import build_webhook, event_context, invalid, render_template
 from core.automation.rules import ActionInput, RedeliveryInput, RedeliveryResult
 from core.automation.store import ActionLedger
-from core.automation.tables import WebhookDeadLetter, WorkflowAutomation
 from core.automation.templating import (
     TemplateRenderError,
     render,
@@ -230,16 +228,7 @@ class ActionActivities:
     async def redeliver_webhook(self, data: RedeliveryInput) -> RedeliveryResult:
         """Send a dead-lettered webhook again, byte for byte, with its original webhook-id."""
         async with self._engine.connect() as conn:
-            letter = (
-                await conn.execute(
-                    select(WebhookDeadLetter.__table__).where(WebhookDeadLetter.id == uuid.UUID(data.dead_letter_id))
-                )
-            ).one()
-            secret = (
-                await conn.execute(
-                    select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == letter.rule_id)
-                )
-            ).scalar_one()
+            letter, secret = await store.dead_letter_to_redeliver(conn, uuid.UUID(data.dead_letter_id))
         plain, secret_headers = split_stored_headers(letter.headers)
         delivery = Delivery(
             url=letter.url,
@@ -264,15 +253,7 @@ class ActionActivities:
             details = exc.details[0] if exc.details and isinstance(exc.details[0], dict) else {}
             status, error = details.get("status"), exc.message
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(WebhookDeadLetter)
-                .where(WebhookDeadLetter.id == letter.id)
-                .values(
-                    redelivered_ts=datetime.now(UTC),
-                    redelivery_status=status,
-                    last_error=error if error else letter.last_error,
-                )
-            )
+            await store.record_redelivery(conn, letter.id, status, error)
         return RedeliveryResult(status=status, error=error)
 
     # ---------------------------------------------------------------- outside effects

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.automation import matching
+from core.automation import matching, store
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rendering import build_webhook
 from core.automation.rules import (
@@ -27,11 +24,8 @@ from core.automation.rules import (
     MatchResult,
     ScheduledInput,
 )
-from core.automation.tables import RuleExecution, WebhookDeadLetter, WorkflowAutomation
-from core.effects.http import stored_headers
 from core.entities import store as entities
 from core.entities.contracts import EntityEventData, EntitySnapshot
-from core.entities.tables import EntityEvent
 from core.platform import telemetry
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
@@ -56,7 +50,7 @@ class AutomationActivities:
     async def match(self, ref: EventRef) -> MatchResult:
         """Match an event's rules (the dispatcher does this itself now; kept for histories in flight)."""
         async with self._engine.begin() as conn:
-            row = (await conn.execute(matching.events_query().where(EntityEvent.id == uuid.UUID(ref.event_id)))).first()
+            row = await store.event_to_match(conn, uuid.UUID(ref.event_id))
             if row is None:
                 return MatchResult(runs=[])
             event = matching.event_of(row)
@@ -78,11 +72,7 @@ class AutomationActivities:
         """A scheduled firing as an event (not stored in the outbox): the rule's entity if 'specific'."""
         info = activity.info()
         async with self._engine.connect() as conn:
-            rule = (
-                await conn.execute(
-                    select(WorkflowAutomation.__table__).where(WorkflowAutomation.id == uuid.UUID(data.rule_id))
-                )
-            ).one_or_none()
+            rule = await store.get_rule(conn, uuid.UUID(data.rule_id))
             if rule is None or not rule.active_flag:
                 return MatchResult(runs=[])
             entity = await entities.load(conn, rule.trigger_entity_id) if rule.trigger_entity_id else None
@@ -113,16 +103,10 @@ class AutomationActivities:
     @activity.defn(name="automation.finish")
     async def finish(self, data: FinishInput) -> None:
         async with self._engine.begin() as conn:
-            finished = await conn.execute(
-                update(RuleExecution)
-                .where(
-                    RuleExecution.rule_id == uuid.UUID(data.rule_id),
-                    RuleExecution.event_id == uuid.UUID(data.event_id),
-                    RuleExecution.finished_ts.is_(None),  # a retry after the commit changes nothing
-                )
-                .values(status=data.status, reason=data.reason, finished_ts=datetime.now(UTC))
+            finished = await store.finish_execution(
+                conn, uuid.UUID(data.rule_id), uuid.UUID(data.event_id), data.status, data.reason
             )
-        if finished.rowcount == 1:
+        if finished:
             labels = {"entity_type": data.entity_type, "outcome": data.status}
             telemetry.count(activity.metric_meter(), telemetry.RULE_EXECUTIONS, labels)
 
@@ -139,34 +123,8 @@ class AutomationActivities:
                 )
             except ApplicationError:
                 return ""
-            row: Any = (
-                await conn.execute(
-                    insert(WebhookDeadLetter)
-                    .values(
-                        webhook_id=request.webhook_id,
-                        rule_id=uuid.UUID(data.rule.id),
-                        event_id=uuid.UUID(data.event.id),
-                        action_index=data.action_index,
-                        url=request.url,
-                        method=request.method,
-                        headers=stored_headers(request),
-                        body=request.body.decode(),
-                        last_status=data.last_status,
-                        last_error=data.last_error[:2000],
-                        attempts=data.attempts,
-                    )
-                    .on_conflict_do_update(
-                        index_elements=[WebhookDeadLetter.webhook_id],
-                        set_={
-                            "last_status": data.last_status,
-                            "last_error": data.last_error[:2000],
-                            "attempts": data.attempts,
-                        },
-                    )
-                    .returning(WebhookDeadLetter.id, literal_column("xmax = 0").label("inserted"))
-                )
-            ).one()
-        if row.inserted:  # a retried write updates the row it inserted
+            dead_letter_id, inserted = await store.keep_dead_letter(conn, request, data)
+        if inserted:  # a retried write updates the row it inserted
             labels = {"entity_type": data.event.entity_type, "outcome": "dead_lettered"}
             telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)
-        return str(row[0])
+        return str(dead_letter_id)

@@ -201,7 +201,7 @@ class StepRunActivities:
         )
         await start_execution(activity.client(), self._settings, run)
         async with self._engine.begin() as conn:
-            await store.add_pending(conn, begin_input(run))
+            await store.accept(conn, begin_input(run))
         return StartWorkflowOutput(execution_id=execution_id, workflow=stored.name, version=stored.version)
 
 

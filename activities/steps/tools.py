@@ -434,20 +434,16 @@ class StepToolActivities:
                     ) from exc
             # No such running workflow: an instance of the earlier id scheme, or one that has finished.
             async with self._engine.connect() as conn:
-                info = await instances.get_handle_info(conn, params.instance_id)
+                fallback = await instances.update_fallback(conn, params.instance_id)
                 view = await instances.get_view(conn, params.instance_id)
-            if info is None or view is None:
+            if not fallback.found or view is None:
                 raise step_failed(f"instance.transition: no process instance {params.instance_id}", retryable=False)
-            if info["workflow_status"] == "active" and info["workflow_id"] != process_workflow_id(params.instance_id):
-                return _instance(await send(info["workflow_id"]))
+            if fallback.legacy_workflow_id is not None:
+                return _instance(await send(fallback.legacy_workflow_id))
             last = view.state_history[-1] if view.state_history else None
             if last is not None and last.to == params.to_state_id and last.actor == request.actor:
                 return _instance(view)  # this step's own transition finished the instance before it was recorded
-            raise step_failed(
-                f"instance.transition: instance {params.instance_id} is {info['workflow_status']} (state "
-                f"{info['current_state_id']} '{info['current_state_name']}'); it takes no more transitions",
-                retryable=False,
-            )
+            raise step_failed(f"instance.transition: {fallback.refusal}", retryable=False)
 
         return await self._outside(call, InstanceOutput, perform)
 

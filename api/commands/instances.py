@@ -100,20 +100,15 @@ async def _update(
     except WorkflowNotFound:
         pass
     async with engine.connect() as conn:
-        info = await instances.get_handle_info(conn, instance_id)
-    if info is None:
+        fallback = await instances.update_fallback(conn, instance_id)
+    if not fallback.found:
         raise ApiError(404, "not_found", f"no workflow instance {instance_id}")
-    if info["workflow_status"] == "active" and info["workflow_id"] != process_workflow_id(instance_id):
+    if fallback.legacy_workflow_id is not None:
         try:  # an instance started under the earlier id scheme
-            return await send(info["workflow_id"])
+            return await send(fallback.legacy_workflow_id)
         except WorkflowNotFound:
             pass
-    raise ApiError(
-        409,
-        "instance_finished",
-        f"instance is {info['workflow_status']} (state {info['current_state_id']} "
-        f"'{info['current_state_name']}'); it takes no more transitions",
-    )
+    raise ApiError(409, "instance_finished", fallback.refusal or f"instance {instance_id} has finished")
 
 
 async def transition(

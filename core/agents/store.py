@@ -1,16 +1,25 @@
-"""Data access of multi-agent orchestration for the API: agents, sessions and their call logs."""
+"""Data access of multi-agent sessions, for the API and the workflows' activities: agents, sessions,
+their working state and summaries, and the LLM call log."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.agents.registry import AgentCreate, AgentPublic, AgentSpec
-from core.agents.sessions import AgentLogPublic, SessionCreate, SessionPublic
-from core.agents.tables import AgentCallLog, AgentSession, SessionStateData, StoredAgent
+from core.agents.sessions import (
+    AgentCallInput,
+    AgentCallResult,
+    AgentLogPublic,
+    SessionCreate,
+    SessionPublic,
+    SessionRecord,
+)
+from core.agents.tables import AgentCallLog, AgentSession, SessionStateData, SessionSummary, StoredAgent
 from core.platform.contracts import Page
 from core.platform.pages import Order, fetch_page
 
@@ -155,3 +164,122 @@ async def awaiting_approval(conn: AsyncConnection, *, limit: int = 500) -> list[
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]
+
+
+# --------------------------------------------------------------------------- the workflows' writes
+
+
+async def record_session(conn: AsyncConnection, data: SessionRecord) -> None:
+    """A session's status, working state (orchestrator_state) and, when it ends, its final output,
+    completed_ts and summary row. Absolute values: a retried write changes nothing."""
+    state = data.state
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "session_status": data.status,
+        "active_agents": state.selected,
+        "tokens_used": state.tokens,
+        "cost_usd": state.cost_usd,
+        "status_reason": state.reason,
+    }
+    if data.final:
+        values.update(final_output=data.final_output, completed_ts=now)
+    await conn.execute(update(AgentSession).where(AgentSession.session_id == data.session_id).values(**values))
+    await conn.execute(
+        pg_insert(SessionStateData)
+        .values(session_id=data.session_id, state_data=state.model_dump(mode="json"), updated_ts=now)
+        .on_conflict_do_update(
+            index_elements=[SessionStateData.session_id],
+            set_={"state_data": state.model_dump(mode="json"), "updated_ts": now},
+        )
+    )
+    if data.final:
+        summary = {
+            "summary_text": data.summary_text or (state.reason or data.status),
+            "success_flag": data.status == "completed",
+            "total_tokens": state.tokens,
+            "cost_usd": state.cost_usd,
+            "agent_calls": state.calls,
+        }
+        await conn.execute(
+            pg_insert(SessionSummary)
+            .values(session_id=data.session_id, created_ts=now, **summary)
+            .on_conflict_do_update(index_elements=[SessionSummary.session_id], set_=summary)
+        )
+
+
+async def open_call(conn: AsyncConnection, data: AgentCallInput) -> AgentCallResult | None:
+    """Open an LLM call's log row, in one round trip: None to go on, or the recorded result when an
+    earlier attempt completed this call (it is never made twice)."""
+    table = AgentCallLog
+    row = (
+        await conn.execute(
+            pg_insert(table)
+            .values(
+                session_id=data.session_id,
+                agent_name=data.agent.agent_name,
+                action_type=data.action_type,
+                input_data=data.input,
+                execution_status="running",
+                call_key=data.call_key,
+                execution_ts=datetime.now(UTC),
+            )
+            .on_conflict_do_update(
+                index_elements=[table.call_key],
+                set_={"execution_status": case((table.execution_status == "completed", "completed"), else_="running")},
+            )
+            .returning(
+                table.execution_status,
+                table.output_data,
+                table.prompt_tokens,
+                table.completion_tokens,
+                table.cost_usd,
+                table.latency_ms,
+                table.model,
+            )
+        )
+    ).one()
+    if row.execution_status != "completed":
+        return None
+    return AgentCallResult(
+        output=row.output_data or {},
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cost_usd=float(row.cost_usd),
+        latency_ms=row.latency_ms or 0,
+        model=row.model or "",
+    )
+
+
+async def record_call_error(conn: AsyncConnection, call_key: str, error: str, *, last: bool) -> bool:
+    """Keep an attempt's error on a running call; with ``last`` the call ends ``error``. True when this
+    write ended the call (so it is counted once)."""
+    recorded = await conn.execute(
+        update(AgentCallLog)
+        .where(AgentCallLog.call_key == call_key, AgentCallLog.execution_status == "running")
+        .values(
+            execution_status="error" if last else "running",
+            error=error[:2000],
+            finished_ts=datetime.now(UTC) if last else None,
+        )
+    )
+    return last and recorded.rowcount == 1
+
+
+async def finish_call(
+    conn: AsyncConnection, call_key: str, status: str, result: AgentCallResult, error: str | None
+) -> None:
+    await conn.execute(
+        update(AgentCallLog)
+        .where(AgentCallLog.call_key == call_key)
+        .values(
+            execution_status=status,
+            output_data=result.output if status in ("completed", "invalid_output") else None,
+            model=result.model,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            cost_usd=result.cost_usd,
+            latency_ms=result.latency_ms,
+            error=error,
+            finished_ts=datetime.now(UTC),
+        )
+    )

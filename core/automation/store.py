@@ -1,4 +1,5 @@
-"""Data access of automation for the API: rules, their executions, and webhook dead letters."""
+"""Data access of automation, for the API, the chains' activities and the dispatcher: rules, their
+executions, webhook dead letters, the outbox batch the dispatcher takes, and the action ledger."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.automation.rules import DeadLetterPublic, RuleCreate, RuleExecutionPublic
+from core.automation import matching
+from core.automation.rules import DeadLetterInput, DeadLetterPublic, RuleCreate, RuleExecutionPublic
 from core.automation.tables import ActionLog, RuleExecution, WebhookDeadLetter, WorkflowAutomation
+from core.effects.http import Delivery, stored_headers
 from core.effects.webhook_signing import new_secret
+from core.entities.tables import EntityEvent
 from core.platform.contracts import Page
 from core.platform.pages import Order, fetch_page
 
@@ -149,6 +153,110 @@ async def dead_letters_page(
 async def dead_letter_exists(conn: AsyncConnection, dead_letter_id: uuid.UUID) -> bool:
     found = await conn.execute(select(WebhookDeadLetter.id).where(WebhookDeadLetter.id == dead_letter_id))
     return found.first() is not None
+
+
+async def scheduled_rules(conn: AsyncConnection) -> list[Any]:
+    """Every rule with a schedule trigger, active or not (a schedule is paused for an inactive one)."""
+    query = select(WorkflowAutomation.__table__).where(WorkflowAutomation.trigger_action_type == "scheduled")
+    return list((await conn.execute(query)).all())
+
+
+# ------------------------------------------------------------------ what chains write
+
+
+async def finish_execution(
+    conn: AsyncConnection, rule_id: uuid.UUID, event_id: uuid.UUID, status: str, reason: str | None
+) -> bool:
+    """End a rule execution; True when this write ended it (a retry after the commit changes nothing)."""
+    finished = await conn.execute(
+        update(RuleExecution)
+        .where(
+            RuleExecution.rule_id == rule_id,
+            RuleExecution.event_id == event_id,
+            RuleExecution.finished_ts.is_(None),
+        )
+        .values(status=status, reason=reason, finished_ts=datetime.now(UTC))
+    )
+    return finished.rowcount == 1
+
+
+async def keep_dead_letter(conn: AsyncConnection, request: Delivery, data: DeadLetterInput) -> tuple[uuid.UUID, bool]:
+    """Keep a webhook that failed its last attempt, exactly as it was sent, keyed by its webhook-id: the
+    dead letter's id, and whether this write inserted it (a retried write updates its own row)."""
+    last_error = data.last_error[:2000]
+    row: Any = (
+        await conn.execute(
+            upsert(WebhookDeadLetter)
+            .values(
+                webhook_id=request.webhook_id,
+                rule_id=uuid.UUID(data.rule.id),
+                event_id=uuid.UUID(data.event.id),
+                action_index=data.action_index,
+                url=request.url,
+                method=request.method,
+                headers=stored_headers(request),
+                body=request.body.decode(),
+                last_status=data.last_status,
+                last_error=last_error,
+                attempts=data.attempts,
+            )
+            .on_conflict_do_update(
+                index_elements=[WebhookDeadLetter.webhook_id],
+                set_={"last_status": data.last_status, "last_error": last_error, "attempts": data.attempts},
+            )
+            .returning(WebhookDeadLetter.id, literal_column("xmax = 0").label("inserted"))
+        )
+    ).one()
+    return row[0], bool(row.inserted)
+
+
+async def dead_letter_to_redeliver(conn: AsyncConnection, dead_letter_id: uuid.UUID) -> tuple[Any, str | None]:
+    """A dead letter and its rule's signing secret, for sending it again byte for byte."""
+    query = select(WebhookDeadLetter.__table__).where(WebhookDeadLetter.id == dead_letter_id)
+    letter = (await conn.execute(query)).one()
+    secret_query = select(WorkflowAutomation.webhook_secret).where(WorkflowAutomation.id == letter.rule_id)
+    return letter, (await conn.execute(secret_query)).scalar_one()
+
+
+async def record_redelivery(
+    conn: AsyncConnection, dead_letter_id: uuid.UUID, status: int | None, error: str | None
+) -> None:
+    """A redelivery's answer; its error replaces the last one only when there is one."""
+    values: dict[str, Any] = {"redelivered_ts": datetime.now(UTC), "redelivery_status": status}
+    if error:
+        values["last_error"] = error
+    await conn.execute(update(WebhookDeadLetter).where(WebhookDeadLetter.id == dead_letter_id).values(**values))
+
+
+# ------------------------------------------------------------------ the dispatcher's outbox batch
+
+
+async def event_to_match(conn: AsyncConnection, event_id: uuid.UUID) -> Any | None:
+    """One outbox event as matching reads it (``matching.event_of`` takes the row)."""
+    return (await conn.execute(matching.events_query().where(EntityEvent.id == event_id))).first()
+
+
+async def lock_undispatched(conn: AsyncConnection, limit: int) -> list[Any]:
+    """The oldest undispatched entity events, locked (others skip them), each with whether a run
+    claimed for it by an earlier pass may not have started (``claimed_before``)."""
+    claimed = (
+        select(RuleExecution.event_id)
+        .where(RuleExecution.event_id == EntityEvent.id, RuleExecution.status == "running")
+        .exists()
+    )
+    query = (
+        matching.events_query()
+        .add_columns(claimed.label("claimed_before"))
+        .where(EntityEvent.dispatched_ts.is_(None))
+        .order_by(EntityEvent.created_ts)
+        .limit(limit)
+        .with_for_update(of=EntityEvent, skip_locked=True)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def mark_dispatched(conn: AsyncConnection, event_ids: list[uuid.UUID]) -> None:
+    await conn.execute(update(EntityEvent).where(EntityEvent.id.in_(event_ids)).values(dispatched_ts=func.now()))
 
 
 # ------------------------------------------------------------------ the action ledger

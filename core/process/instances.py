@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from core.process.contracts import (
     StateRef,
     WorkflowGraph,
 )
+from core.process.ids import process_workflow_id
 from core.process.tables import GraphData, GraphHead, WorkflowEvent
 
 _COLUMNS = [*GraphData.__table__.columns, GraphHead.workflow_graph]
@@ -38,6 +40,31 @@ async def get_handle_info(conn: AsyncConnection, instance_id: uuid.UUID) -> Mapp
         GraphData.workflow_id, GraphData.workflow_status, GraphData.current_state_id, GraphData.current_state_name
     ).where(GraphData.id == instance_id)
     return (await conn.execute(stmt)).mappings().first()
+
+
+@dataclass(frozen=True)
+class UpdateFallback:
+    """Where an update goes when the instance's derived workflow id has no running workflow, as the
+    database says: nowhere (no such instance), to an active workflow started under the earlier id
+    scheme, or nowhere because the instance has finished (``refusal`` says so). Every entry point that
+    sends an instance an update (the API's commands, the ``instance.transition`` step tool) asks this."""
+
+    found: bool
+    legacy_workflow_id: str | None = None
+    refusal: str = ""
+
+
+async def update_fallback(conn: AsyncConnection, instance_id: uuid.UUID) -> UpdateFallback:
+    info = await get_handle_info(conn, instance_id)
+    if info is None:
+        return UpdateFallback(found=False, refusal=f"no process instance {instance_id}")
+    if info["workflow_status"] == "active" and info["workflow_id"] != process_workflow_id(instance_id):
+        return UpdateFallback(found=True, legacy_workflow_id=info["workflow_id"])
+    return UpdateFallback(
+        found=True,
+        refusal=f"instance is {info['workflow_status']} (state {info['current_state_id']} "
+        f"'{info['current_state_name']}'); it takes no more transitions",
+    )
 
 
 # A template version never changes: its parsed graph is kept by head id (a page of instances of one

@@ -148,6 +148,10 @@ class ResumeState(BaseModel):
     started_at: datetime
     steps_done: int = 0
     begun: bool = True  # False: a retry from a step, whose execution row the run still has to begin
+    # A retry from a step: the execution it retries, and the completed steps whose records it reuses
+    # (copied when the run begins, so the retry shows them however its start was interrupted).
+    reused_from: str | None = None
+    reused_paths: list[str] = Field(default_factory=list)
 
 
 class RunInput(BaseModel):
@@ -187,6 +191,8 @@ class BeginInput(BaseModel):
     trigger: dict[str, Any]
     created_by: str | None = None
     parent_execution_id: str | None = None
+    reused_from: str | None = None  # a retry's source execution, whose records at reused_paths it copies
+    reused_paths: list[str] = Field(default_factory=list)
 
 
 class FinishInput(BaseModel):

@@ -65,6 +65,8 @@ def begin_input(run: RunInput) -> BeginInput:
         trigger=run.trigger,
         created_by=run.created_by,
         parent_execution_id=run.parent_execution_id,
+        reused_from=run.resume.reused_from if run.resume else None,
+        reused_paths=run.resume.reused_paths if run.resume else [],
     )
 
 

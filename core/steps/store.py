@@ -163,11 +163,23 @@ async def workflow_names(conn: AsyncConnection) -> list[str]:
 # ------------------------------------------------------------------ executions
 
 
-async def add_pending(conn: AsyncConnection, data: BeginInput) -> None:
-    """The row an accepted execution has before its workflow runs (never overwrites the workflow's)."""
+async def accept(conn: AsyncConnection, data: BeginInput) -> None:
+    """What every starter (the API's execute and retry, a rule's start_workflow) writes once it has
+    started the execution's workflow: the pending row (never overwriting the workflow's own) and a
+    retry's reused step records, so its answer shows them at once.
+
+    The order is the same everywhere: start, then record. The workflow's first act (``begin``) writes
+    the same row and copies, so a crash between the two leaves a run that records itself, never a
+    pending row without a workflow."""
     await conn.execute(
         insert(StepExecution).values(**_execution_values(data), status="pending").on_conflict_do_nothing()
     )
+    await _copy_reused(conn, data)
+
+
+async def _copy_reused(conn: AsyncConnection, data: BeginInput) -> None:
+    if data.reused_from is not None:
+        await copy_steps(conn, uuid.UUID(data.reused_from), uuid.UUID(data.execution_id), data.reused_paths)
 
 
 def _execution_values(data: BeginInput) -> dict[str, Any]:
@@ -195,6 +207,7 @@ async def begin(conn: AsyncConnection, data: BeginInput) -> None:
             where=StepExecution.status == "pending",
         )
     )
+    await _copy_reused(conn, data)
 
 
 async def finish(conn: AsyncConnection, data: FinishInput) -> None:

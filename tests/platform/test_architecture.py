@@ -1,7 +1,10 @@
-"""The boundaries of the tree hold: import-linter's contracts (pyproject.toml) are all kept."""
+"""The boundaries of the tree hold: import-linter's contracts (pyproject.toml) are all kept, and SQL is
+written in core only (issue 21, item 3): activities and workflows open transactions and call a
+domain's store, and never build a query or name a table."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -14,3 +17,26 @@ def test_import_contracts_are_kept() -> None:
     result = subprocess.run([str(linter)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+# What activities and workflows may take from SQLAlchemy: engines, connections and its errors.
+_ALLOWED_SQLALCHEMY = {"sqlalchemy.ext.asyncio", "sqlalchemy.exc"}
+
+
+def test_activities_and_workflows_write_no_sql() -> None:
+    offending = []
+    for folder in ("activities", "workflows"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else []
+                )
+                for name in names:
+                    sql = name.split(".")[0] == "sqlalchemy" and name not in _ALLOWED_SQLALCHEMY
+                    if sql or name.endswith(".tables"):
+                        offending.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert offending == [], "move the query into core/<domain>/store.py"

@@ -9,10 +9,12 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.entities.tables import Entity
+from core.steps import store as steps_store
+from core.steps.contracts import BeginInput
 from core.steps.tables import StepExecution, StepRecord
 from tests.support.api import Api
 from tests.support.servers import WebhookServer
@@ -333,6 +335,31 @@ async def test_retry_from_a_step_reuses_the_outputs_before_it(
             await conn.execute(select(func.count()).select_from(Entity).where(Entity.entity_type == kind))
         ).scalar_one()
     assert made == 1
+    # Every starter starts the workflow, then records (core/steps/store.accept). Had the API died
+    # between the two, the run's own begin copies the reused records: remove them, begin again.
+    retry_id = uuid.UUID(done["id"])
+    async with engine.begin() as conn:
+        await conn.execute(delete(StepRecord).where(StepRecord.execution_id == retry_id, StepRecord.path == "made"))
+        await steps_store.begin(
+            conn,
+            BeginInput(
+                execution_id=done["id"],
+                workflow=name,
+                version=1,
+                temporal_workflow_id=f"step-execution-{done['id']}",
+                input={},
+                context={},
+                trigger={},
+                reused_from=failed["id"],
+                reused_paths=["made"],
+            ),
+        )
+        copied = (
+            await conn.execute(
+                select(StepRecord.output).where(StepRecord.execution_id == retry_id, StepRecord.path == "made")
+            )
+        ).scalar_one()
+    assert copied == failed["output"]["made"]
     again = await api.request(
         "POST", f"/api/v1/workflow-executions/{done['id']}/retry", role="operator", json={"from_step": "sync"}
     )

@@ -26,19 +26,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.automation.chains import webhook_retry
-from core.automation import matching
+from core.automation import matching, store
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ChainInput, EventRef
-from core.automation.tables import RuleExecution
 from core.entities.store import OUTBOX_CHANNEL
-from core.entities.tables import EntityEvent
 from core.platform import telemetry
 from core.platform.database import libpq_url
 from core.platform.public_text import PublicText
@@ -121,21 +118,7 @@ class OutboxDispatcher:
 
     async def dispatch_batch(self) -> int:
         async with self._engine.begin() as locked:
-            claimed = (
-                select(RuleExecution.event_id)
-                .where(RuleExecution.event_id == EntityEvent.id, RuleExecution.status == "running")
-                .exists()
-            )
-            rows = (
-                await locked.execute(
-                    matching.events_query()
-                    .add_columns(claimed.label("claimed_before"))
-                    .where(EntityEvent.dispatched_ts.is_(None))
-                    .order_by(EntityEvent.created_ts)
-                    .limit(BATCH)
-                    .with_for_update(of=EntityEvent, skip_locked=True)
-                )
-            ).all()
+            rows = await store.lock_undispatched(locked, BATCH)
             if not rows:
                 return 0
             events = [matching.event_of(r) for r in rows]
@@ -143,9 +126,7 @@ class OutboxDispatcher:
             await asyncio.gather(*(self._start(s) for s in starts))
             for subscriber in self._subscribers:
                 await subscriber(locked, events)
-            await locked.execute(
-                update(EntityEvent).where(EntityEvent.id.in_([r.id for r in rows])).values(dispatched_ts=func.now())
-            )
+            await store.mark_dispatched(locked, [r.id for r in rows])
         return len(rows)
 
     async def _claim(self, events: list[Any], with_claims: list[str]) -> list[_Start]:

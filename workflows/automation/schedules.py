@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
     Client,
@@ -22,8 +21,8 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.automation import store
 from core.automation.rules import ScheduledInput
-from core.automation.tables import WorkflowAutomation
 from core.platform import search_attributes as sa
 from workflows.automation.entity_event import ScheduledRuleWorkflow
 
@@ -86,11 +85,7 @@ async def delete_schedule(client: Client, rule_id: str) -> None:
 async def reconcile_schedules(client: Client, engine: AsyncEngine, task_queue: str) -> int:
     """Bring every scheduled rule's schedule in line with the database (after a crash or an outage)."""
     async with engine.connect() as conn:
-        rules = (
-            await conn.execute(
-                select(WorkflowAutomation.__table__).where(WorkflowAutomation.trigger_action_type == "scheduled")
-            )
-        ).all()
+        rules = await store.scheduled_rules(conn)
     for rule in rules:
         await sync_schedule(client, task_queue, rule)
     return len(rules)

@@ -158,14 +158,17 @@ async def retry_execution(
         created_by=principal.name,
     )
     run.resume = ResumeState(
-        position=position, variables=variables, compensable=compensable, started_at=datetime.now(UTC), begun=False
+        position=position,
+        variables=variables,
+        compensable=compensable,
+        started_at=datetime.now(UTC),
+        begun=False,
+        reused_from=str(execution_id),
+        reused_paths=[step.name for step in before],
     )
-    # The row and the reused records first, so the new execution never shows without them.
-    async with engine.begin() as conn:
-        await store.add_pending(conn, begin_input(run))
-        await store.copy_steps(conn, execution_id, uuid.UUID(run.execution_id), [step.name for step in before])
     await start_run(gateway, run, summary(run) + f" (retry from {body.from_step})")
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:
+        await store.accept(conn, begin_input(run))
         created = await store.get_execution(conn, uuid.UUID(run.execution_id))
     assert created is not None
     return created

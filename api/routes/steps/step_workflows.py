@@ -225,7 +225,7 @@ async def execute_workflow(
     )
     await start_run(gateway, run, summary(run))
     async with engine.begin() as conn:
-        await store.add_pending(conn, begin_input(run))
+        await store.accept(conn, begin_input(run))
         found = await store.get_execution(conn, uuid.UUID(run.execution_id))
     assert found is not None
     return found

@@ -1,0 +1,243 @@
+"""The process domain's writes: a state entry and an approval step, each in the caller's transaction,
+keyed so that a retried attempt (or a worker killed mid-write) never duplicates a row. The activities
+(activities/process/state_entry.py) open the transaction and count telemetry; the scale seeder
+(scripts/seed_scale.py) builds its event rows with ``event_row`` too, so the shapes cannot drift.
+
+Reads of the projection for the API live in ``core/process/instances.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.entities import store as entities
+from core.entities.contracts import EntityLimits
+from core.notifications.store import insert_notifications
+from core.process import templates
+from core.process.contracts import ApprovalRecordInput, EnterStateInput
+from core.process.ids import event_id
+from core.process.tables import GraphData, WorkflowEvent
+
+logger = logging.getLogger(__name__)
+
+# The columns of an instance event row, in the order the seeder copies them.
+EVENT_COLUMNS = (
+    "id",
+    "workflow_data_id",
+    "event_type",
+    "from_state_id",
+    "to_state_id",
+    "trigger_entity_id",
+    "created_entity_id",
+    "event_ts",
+    "seq",
+    "actor",
+    "comment",
+    "payload",
+)
+
+
+def event_row(
+    instance_id: str,
+    seq: int,
+    event_type: str,
+    *,
+    ts: datetime,
+    from_state_id: int | None,
+    to_state_id: int | None,
+    actor: str | None,
+    trigger_entity_id: uuid.UUID | None = None,
+    created_entity_id: uuid.UUID | None = None,
+    comment: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One row of an instance's event log; its id is derived from (instance, seq, type), so writing it
+    twice writes it once."""
+    return {
+        "id": event_id(instance_id, seq, event_type),
+        "workflow_data_id": uuid.UUID(instance_id),
+        "event_type": event_type,
+        "from_state_id": from_state_id,
+        "to_state_id": to_state_id,
+        "trigger_entity_id": trigger_entity_id,
+        "created_entity_id": created_entity_id,
+        "event_ts": ts,
+        "seq": seq,
+        "actor": actor,
+        "comment": comment,
+        "payload": payload or {},
+    }
+
+
+def _json(models: list[Any]) -> list[dict[str, Any]]:
+    return [m.model_dump(mode="json", by_alias=True) for m in models]
+
+
+def _entry_event(
+    data: EnterStateInput, event_type: str, *, created: uuid.UUID | None = None, payload: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return event_row(
+        data.instance_id,
+        data.seq,
+        event_type,
+        ts=data.ts,
+        from_state_id=data.from_state_id,
+        to_state_id=data.to_state.id,
+        actor=data.actor,
+        trigger_entity_id=uuid.UUID(data.root_entity_id) if data.root_entity_id else None,
+        created_entity_id=created,
+        comment=data.comment,
+        payload=payload,
+    )
+
+
+async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: EntityLimits) -> bool:
+    """Create or update the state's entity, link it, project the instance and log the events. False
+    when an earlier attempt committed this step already (nothing is written again)."""
+    state = data.to_state
+    entity = uuid.UUID(data.entity_id) if data.entity_id else None
+    root = uuid.UUID(data.root_entity_id) if data.root_entity_id else None
+    if not await _project(conn, data):
+        return False
+    if state.terminal_flag:
+        await templates.count_finish(
+            conn,
+            uuid.UUID(data.template.head_id),
+            started=data.started_ts,
+            finished=data.ts,
+            success=bool(state.success),
+        )
+    if entity is not None and state.entity_name and state.entity_status:
+        if data.entity_action == "created":
+            under_root = root is not None and data.root_entity_type is not None and root != entity
+            await entities.create(
+                conn,
+                entity_id=entity,
+                entity_type=state.entity_name,
+                name=data.entity_name or state.entity_name,
+                status=state.entity_status,
+                fields=data.entity_fields,
+                ts=data.ts,
+                actor=data.actor,
+                parent=(data.root_entity_type, root) if under_root else None,  # type: ignore[arg-type]
+                limits=limits,
+            )
+        elif (
+            await entities.change(
+                conn,
+                entity,
+                status=state.entity_status,
+                set_fields=data.entity_fields,
+                ts=data.ts,
+                actor=data.actor,
+                limits=limits,
+            )
+            is None
+        ):
+            logger.warning("instance %s: entity %s to update is gone", data.instance_id, entity)
+
+    events = [_entry_event(data, "state_transition", created=entity if data.entity_action == "created" else None)]
+    if entity is not None and data.entity_action is not None:
+        events.append(
+            _entry_event(
+                data,
+                f"entity_{data.entity_action}",
+                created=entity,
+                payload={"entity_type": state.entity_name, "status": state.entity_status},
+            )
+        )
+    if state.approval is not None:
+        events.append(_entry_event(data, "approval_requested", payload={"roles": list(state.approval.roles)}))
+    if state.terminal_flag:
+        events.append(_entry_event(data, "instance_completed", payload={"success": bool(state.success)}))
+    await conn.execute(insert(WorkflowEvent).values(events).on_conflict_do_nothing(index_elements=[WorkflowEvent.id]))
+    return True
+
+
+async def _project(conn: AsyncConnection, data: EnterStateInput) -> bool:
+    """Upsert the instance row unless a later (or this) step is already recorded."""
+    state = data.to_state
+    values: dict[str, Any] = {
+        "id": uuid.UUID(data.instance_id),
+        "workflow_head_id": uuid.UUID(data.template.head_id),
+        "current_state_id": state.id,
+        "current_state_name": state.name,
+        "state_history": _json([data.history_entry]),
+        "created_entities": _json([data.created_entity] if data.created_entity else []),
+        "workflow_status": data.workflow_status,
+        "success_flag": data.success,
+        "started_ts": data.started_ts,
+        "completed_ts": data.ts if state.terminal_flag else None,
+        "workflow_id": data.workflow_id,
+        "template_code": data.template.code,
+        "template_version": data.template.version,
+        "root_entity_id": uuid.UUID(data.root_entity_id) if data.root_entity_id else None,
+        "pending_approval": data.pending_approval.model_dump(mode="json") if data.pending_approval else None,
+        "last_seq": data.seq,
+        "updated_ts": data.ts,
+    }
+    insert_row = insert(GraphData).values(**values)
+    excluded = insert_row.excluded
+    changing: dict[str, Any] = {k: excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
+    # The lists grow by this step's entries; the seq guard below makes that happen once per step.
+    changing["state_history"] = GraphData.state_history.op("||")(excluded.state_history)
+    changing["created_entities"] = GraphData.created_entities.op("||")(excluded.created_entities)
+    upsert = insert_row.on_conflict_do_update(
+        index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < excluded.last_seq
+    ).returning(GraphData.id)
+    return (await conn.execute(upsert)).first() is not None
+
+
+async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> str | None:
+    """Record an approval step (decision, escalation, time-out) and its notifications. The instance's
+    template code when this attempt wrote it, None when an earlier attempt did."""
+    instance = uuid.UUID(data.instance_id)
+    result = await conn.execute(
+        update(GraphData)
+        .where(GraphData.id == instance, GraphData.last_seq < data.seq)
+        .values(
+            pending_approval=(data.pending_approval.model_dump(mode="json") if data.pending_approval else None),
+            last_seq=data.seq,
+            updated_ts=data.ts,
+            **(
+                {"workflow_status": data.workflow_status, "completed_ts": data.ts, "success_flag": False}
+                if data.workflow_status is not None
+                else {}
+            ),
+        )
+        .returning(GraphData.workflow_head_id, GraphData.started_ts, GraphData.template_code)
+    )
+    recorded = result.first()
+    if recorded is None:
+        return None
+    if data.workflow_status is not None:
+        await templates.count_finish(
+            conn, recorded.workflow_head_id, started=recorded.started_ts, finished=data.ts, success=False
+        )
+    row = event_row(
+        data.instance_id,
+        data.seq,
+        data.event_type,
+        ts=data.ts,
+        from_state_id=data.state_id,
+        to_state_id=None,
+        actor=data.actor,
+        comment=data.comment,
+    )
+    await conn.execute(insert(WorkflowEvent).values(row).on_conflict_do_nothing(index_elements=[WorkflowEvent.id]))
+    await insert_notifications(
+        conn,
+        data.notifications,
+        dedupe_prefix=f"process:{data.instance_id}:{data.seq}",
+        source=f"process:{data.instance_id}",
+        entity_id=None,
+        ts=data.ts,
+    )
+    return str(recorded.template_code)
