@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,8 +76,9 @@ class Supervised:
     """A child process kept running: restarted with exponential backoff when it exits, the backoff
     forgotten once it has stayed up for a minute."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
+        self.log = log  # the child's own output: kept out of the terminal, which shows what matters
         self.command = command
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
@@ -85,7 +87,8 @@ class Supervised:
         self.restart_at: float | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env)
+        with self.log.open("ab") as out:  # the child keeps its own handle; ours closes here
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
         self.restart_at = None
         logger.info("%s started (pid %s)", self.name, self.process.pid)
@@ -100,7 +103,14 @@ class Supervised:
             self.failures += 1
             delay = min(30.0, 2.0 ** (self.failures - 1))
             code = self.process.returncode if self.process is not None else None
-            logger.error("%s exited with %s; restarting in %.0fs (failure %d)", self.name, code, delay, self.failures)
+            logger.error(
+                "%s exited with %s; restarting in %.0fs (failure %d); its output is in %s",
+                self.name,
+                code,
+                delay,
+                self.failures,
+                self.log,
+            )
             self.restart_at = now + delay
         elif now >= self.restart_at:
             self.start()
@@ -122,6 +132,9 @@ async def main() -> None:
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    _log_to(logs / "trellis.log")
     env = dict(os.environ)
     postgres = None
     temporal = None
@@ -141,6 +154,7 @@ async def main() -> None:
                 ui_port=settings.temporal_ui_port,
                 # The UI decodes payloads through the API's codec endpoint (for people with an API key).
                 ui_codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
+                log_level="error",  # its warnings (slow calls under load) are not the operator's business here
             )
             temporal_address = temporal.client.service_client.config.target_host
         api_keys = settings.api_keys
@@ -155,8 +169,8 @@ async def main() -> None:
             TRELLIS_PAYLOAD_KEYS=payload_keys,
         )
         await upgrade_database_async(database_url)
-        children.append(Supervised("worker", [sys.executable, str(ROOT / "worker.py")], env))
-        children.append(Supervised("api", api_command(settings.api_host, settings.api_port), env))
+        children.append(Supervised("worker", [sys.executable, str(ROOT / "worker.py")], env, logs / "worker.log"))
+        children.append(Supervised("api", api_command(settings.api_host, settings.api_port), env, logs / "api.log"))
         for child in children:
             child.start()
         base = f"http://{settings.api_host}:{settings.api_port}"
@@ -169,11 +183,13 @@ async def main() -> None:
         lines = [
             "",
             "Trellis is running (Ctrl-C stops everything).",
+            f"  Console       {base}/ui   (sign in with an API key)",
             f"  API docs      {base}/docs",
             f"  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}"
             if temporal
             else f"  Temporal      {temporal_address} (external)",
             f"  Data folder   {data_dir}",
+            f"  Logs          {logs}   (trellis.log, worker.log, api.log)",
         ]
         if generated_key:
             lines += [
@@ -214,6 +230,25 @@ async def main() -> None:
         logger.info("Trellis stopped")
 
 
+class _ForTheTerminal(logging.Filter):
+    """The launcher's own lines, and anyone's warnings; the rest (pgserver's initdb and pg_ctl output,
+    Alembic's migration steps) goes to the log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.startswith("trellis") or record.levelno >= logging.WARNING
+
+
+def _log_to(file: Path) -> None:
+    to_file = logging.FileHandler(file)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(to_file)
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): nothing to act on.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    terminal.addFilter(_ForTheTerminal())
+    logging.basicConfig(level=logging.INFO, handlers=[terminal])
     asyncio.run(main())

@@ -48,8 +48,10 @@ async def start_temporal_dev_server(
     ui: bool = False,
     ui_port: int | None = None,
     ui_codec_endpoint: str | None = None,
+    log_level: str = "warn",
 ) -> WorkflowEnvironment:
-    """A real Temporal dev server with Trellis's search attributes registered."""
+    """A real Temporal dev server with Trellis's search attributes registered. It writes its log to the
+    launcher's own output (the SDK starts it that way), so ``make run`` keeps it at ``error``."""
     codec = ["--ui-codec-endpoint", ui_codec_endpoint] if ui and ui_codec_endpoint else []
     return await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
@@ -60,6 +62,7 @@ async def start_temporal_dev_server(
         port=port,
         ui=ui,
         ui_port=ui_port,
+        dev_server_log_level=log_level,
     )
 
 

@@ -63,6 +63,14 @@ async def test_the_launcher_restarts_what_dies_and_stops_everything() -> None:
                 return "Trellis is running" in (data / "launcher.log").read_text(errors="replace")
 
             await _until(announced, 60, "the launcher announces the stack")
+            # A start-up a person can read: the console named, third-party chatter in the log folder.
+            said = (data / "launcher.log").read_text(errors="replace")
+            banner = said[said.index("Trellis is running") :]
+            assert f"http://127.0.0.1:{port}/ui" in banner and str(data / "logs") in banner
+            for chatter in ("pgserver", "alembic", "initdb", "XDG_RUNTIME_DIR"):
+                assert chatter not in said, chatter
+            assert "pgserver" in (data / "logs" / "trellis.log").read_text()
+            assert len(said[: said.index("Trellis is running")].splitlines()) <= 15, said
             key = (data / "admin.key").read_text().strip()
 
             for marker in (worker_marker, api_marker):
