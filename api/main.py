@@ -32,7 +32,8 @@ from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
 from api.routes.steps import executions, step_workflows
 from api.routes.work import definitions, queue
-from api.ui.routes import console_secret, install_console
+from api.ui.common import console_secret
+from api.ui.routes import install_console
 from core.agents.registry import seed_agents
 from core.platform import telemetry
 from core.platform.codec import AesGcmCodec, parse_keys

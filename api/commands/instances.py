@@ -13,6 +13,7 @@ from api.commands.rights import READERS, allow
 from api.deps import Principal
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
+from core.platform.contracts import Page
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 from core.process import instances
@@ -29,6 +30,7 @@ from core.process.contracts import (
     TransitionRequest,
 )
 from core.process.ids import process_workflow_id
+from core.process.instances import InstanceRow, InstanceSort
 from core.process.starting import StartRefused, prepare_start
 from workflows.process.instance import ProcessInstanceWorkflow
 
@@ -159,3 +161,32 @@ async def decide_approval(
         decision=body.decision, comment=body.comment, actor=principal.name, actor_role=principal.role
     )
     return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.decide, request))
+
+
+async def listing(
+    principal: Principal,
+    engine: AsyncEngine,
+    *,
+    template_code: str | None = None,
+    status: str | None = None,
+    state_name: str | None = None,
+    search: str | None = None,
+    stuck: bool = False,
+    sort: InstanceSort = "started",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[InstanceRow]:
+    """The instance list any reader may see (the console's instances page)."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        return await instances.instance_list(
+            conn,
+            template_code=template_code,
+            status=status,
+            state_name=state_name,
+            search=search,
+            stuck=stuck,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal_column, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -148,6 +148,19 @@ async def dead_letters_page(
         cursor=cursor,
         item=DeadLetterPublic.model_validate,
     )
+
+
+def _still_open() -> ColumnElement[bool]:
+    """A dead letter nobody has redelivered, or whose redelivery was not answered with a 2xx."""
+    return or_(
+        WebhookDeadLetter.redelivery_status.is_(None),
+        WebhookDeadLetter.redelivery_status < 200,
+        WebhookDeadLetter.redelivery_status >= 300,
+    )
+
+
+async def open_dead_letters(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).where(_still_open()))).scalar_one())
 
 
 async def dead_letter_exists(conn: AsyncConnection, dead_letter_id: uuid.UUID) -> bool:

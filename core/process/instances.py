@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities.tables import Entity
@@ -216,3 +218,141 @@ async def open_deadline_alerts(conn: AsyncConnection, *, limit: int = 500) -> li
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]
+
+
+# --------------------------------------------------------------------------- the console's list
+
+
+class InstanceRow(BaseModel):
+    """One line of the instance list: what a person scans for, without the history or the graph."""
+
+    instance_id: uuid.UUID
+    template_code: str
+    template_version: int
+    current_state_id: int | None
+    current_state_name: str | None
+    workflow_status: str
+    success: bool | None
+    entity_name: str | None
+    started_ts: datetime
+    updated_ts: datetime
+    pending_approval: bool
+    overdue_seconds: float | None = Field(
+        default=None, description="How long it has been in its state beyond the state's expected duration"
+    )
+
+
+_LIST_COLUMNS: list[Any] = [
+    GraphData.id,
+    GraphData.workflow_head_id,
+    GraphData.template_code,
+    GraphData.template_version,
+    GraphData.current_state_id,
+    GraphData.current_state_name,
+    GraphData.workflow_status,
+    GraphData.success_flag,
+    GraphData.started_ts,
+    GraphData.updated_ts,
+    GraphData.pending_approval,
+    Entity.name.label("entity_name"),
+]
+InstanceSort = Literal["started", "updated"]
+_SORTS: dict[str, Order] = {
+    "started": Order(GraphData.started_ts, GraphData.id, descending=True),
+    "updated": Order(GraphData.updated_ts, GraphData.id, descending=True),
+}
+
+
+async def expected_durations(conn: AsyncConnection) -> dict[tuple[uuid.UUID, int], float]:
+    """Each template version's states that have an expected duration, in seconds, by (head id, state)."""
+    rows = (await conn.execute(select(GraphHead.id, GraphHead.workflow_graph))).all()
+    return {
+        (head_id, state.id): state.avg_duration_days * 86400
+        for head_id, raw in rows
+        for state in _graph(head_id, raw).states
+        if state.avg_duration_days and not state.terminal_flag
+    }
+
+
+def stuck_condition(expected: dict[tuple[uuid.UUID, int], float], now: datetime) -> ColumnElement[bool]:
+    """Active instances that have been in their state longer than the state's expected duration: one
+    indexed comparison per (version, state), so no JSON is read per row."""
+    clauses = [
+        and_(
+            GraphData.workflow_head_id == head_id,
+            GraphData.current_state_id == state_id,
+            GraphData.updated_ts < now - timedelta(seconds=seconds),
+        )
+        for (head_id, state_id), seconds in expected.items()
+    ]
+    return and_(GraphData.workflow_status == "active", or_(*clauses) if clauses else false())
+
+
+async def instance_list(
+    conn: AsyncConnection,
+    *,
+    template_code: str | None = None,
+    status: str | None = None,
+    state_name: str | None = None,
+    search: str | None = None,
+    stuck: bool = False,
+    sort: InstanceSort = "started",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[InstanceRow]:
+    """Instances for the console: filtered, searched by instance or entity id or by the entity's name
+    (a prefix, any case), newest first by start or by last change, keyset-paged."""
+    now = datetime.now(UTC)
+    expected = await expected_durations(conn)
+    stmt: Select[Any] = select(*_LIST_COLUMNS).outerjoin(Entity, Entity.id == GraphData.root_entity_id)
+    if template_code:
+        stmt = stmt.where(GraphData.template_code == template_code)
+    if status:
+        stmt = stmt.where(GraphData.workflow_status == status)
+    if state_name:
+        stmt = stmt.where(GraphData.current_state_name == state_name)
+    if search:
+        try:
+            wanted = uuid.UUID(search.strip())
+            stmt = stmt.where(or_(GraphData.id == wanted, GraphData.root_entity_id == wanted))
+        except ValueError:
+            prefix = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(Entity.name.ilike(f"{prefix}%", escape="\\"))
+    if stuck:
+        stmt = stmt.where(stuck_condition(expected, now))
+
+    def row(r: Any) -> InstanceRow:
+        seconds = expected.get((r.workflow_head_id, r.current_state_id))
+        over = (now - r.updated_ts).total_seconds() - seconds if seconds and r.workflow_status == "active" else None
+        return InstanceRow(
+            instance_id=r.id,
+            template_code=r.template_code,
+            template_version=r.template_version,
+            current_state_id=r.current_state_id,
+            current_state_name=r.current_state_name,
+            workflow_status=r.workflow_status,
+            success=r.success_flag,
+            entity_name=r.entity_name,
+            started_ts=r.started_ts,
+            updated_ts=r.updated_ts,
+            pending_approval=bool(r.pending_approval) and r.pending_approval.get("status") == "pending",
+            overdue_seconds=over if over is not None and over > 0 else None,
+        )
+
+    return await fetch_page(conn, stmt, order=_SORTS[sort], limit=limit, offset=0, cursor=cursor, item=row)
+
+
+async def active_by_template(conn: AsyncConnection) -> list[tuple[str, int]]:
+    """Active instances per template code, most first (the console's home)."""
+    stmt = (
+        select(GraphData.template_code, func.count())
+        .where(GraphData.workflow_status == "active")
+        .group_by(GraphData.template_code)
+        .order_by(func.count().desc())
+    )
+    return [(code, int(n)) for code, n in (await conn.execute(stmt)).all()]
+
+
+async def stuck_count(conn: AsyncConnection) -> int:
+    condition = stuck_condition(await expected_durations(conn), datetime.now(UTC))
+    return int((await conn.execute(select(func.count()).select_from(GraphData).where(condition))).scalar_one())

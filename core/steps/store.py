@@ -441,3 +441,9 @@ async def copy_steps(conn: AsyncConnection, source: uuid.UUID, target: uuid.UUID
             .values(values)
             .on_conflict_do_nothing(index_elements=[StepRecord.execution_id, StepRecord.path])
         )
+
+
+async def failed_since(conn: AsyncConnection, since: datetime) -> int:
+    """Executions that failed after ``since`` (the console's home)."""
+    stmt = select(func.count()).where(StepExecution.status == "failed", StepExecution.finished_ts >= since)
+    return int((await conn.execute(stmt)).scalar_one())

@@ -31,7 +31,7 @@ async def test_sign_in_takes_only_a_form_token_this_server_issued(console: str) 
         )
         assert cross.headers["location"].startswith("/ui/login?error=")
         same = await client.post("/ui/login", data={"csrf": _csrf(form.text), "key": TOKENS["operator"]})
-        assert same.headers["location"] == "/ui/inbox" and "trellis_session=" in same.headers["set-cookie"]
+        assert same.headers["location"] == "/ui" and "trellis_session=" in same.headers["set-cookie"]
 
 
 async def test_sign_out_ends_the_session_for_good(console: str) -> None:
@@ -87,7 +87,7 @@ async def test_the_console_holds_its_policy_in_a_browser(browser: Browser, conso
     await page.goto(f"{console}/ui/login")
     await page.fill("#key", TOKENS["viewer"])
     await page.click("button[type=submit]")
-    await expect(page).to_have_url(f"{console}/ui/inbox")
+    await expect(page).to_have_url(f"{console}/ui")
     background = await page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
     assert background == "rgb(28, 36, 48)"  # the stylesheet applied
     assert violations == [], violations
