@@ -23,4 +23,10 @@ def allow(principal: Principal, *roles: Role, doing: str = "do this") -> None:
         )
 
 
+def can(principal: Principal, *roles: Role) -> bool:
+    """Whether ``allow`` would admit the principal: pages show an action only to those it admits (and
+    the command checks again when it is posted)."""
+    return principal.role in {"admin", *roles}
+
+
 READERS: tuple[Role, ...] = ("viewer", "operator", "approver")

@@ -9,7 +9,8 @@ from api.deps import Principal, ensure_starter
 from api.errors import ApiError
 from api.gateway import Gateway, WorkflowNotFound
 from core.agents import store
-from core.agents.sessions import SessionDecision, SessionDecisionCreate, SessionPublic
+from core.agents.sessions import AgentLogPublic, SessionDecision, SessionDecisionCreate, SessionPublic
+from core.platform.contracts import Page
 from workflows.agents.session import AgentSessionWorkflow, session_workflow_id
 
 
@@ -67,3 +68,27 @@ async def cancel(session_id: str, principal: Principal, engine: AsyncEngine, gat
     except WorkflowNotFound as exc:
         raise ApiError(409, "session_finished", f"session {session_id} has finished; nothing to cancel") from exc
     return session
+
+
+async def listing(
+    principal: Principal,
+    engine: AsyncEngine,
+    *,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[SessionPublic]:
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        return await store.sessions_page(conn, status=status, search=search, limit=limit, cursor=cursor)
+
+
+async def calls(
+    session_id: str, principal: Principal, engine: AsyncEngine, *, limit: int = 200, cursor: str | None = None
+) -> Page[AgentLogPublic]:
+    """A session's agent calls in the order they were made (404 for no such session)."""
+    allow(principal, *READERS)
+    await stored(engine, session_id)
+    async with engine.connect() as conn:
+        return await store.logs_page(conn, session_id, limit=limit, offset=0, cursor=cursor)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
+from api.commands import breakers as commands
 from api.deps import Admin, EngineDep, Reader, SettingsDep
-from api.errors import ApiError
-from core.platform import breakers
 from core.platform.breakers import BreakerPublic
 from core.platform.contracts import RequestModel
 
@@ -24,15 +23,12 @@ class ResetRequest(RequestModel):
 
 
 @router.get("", response_model=list[BreakerPublic])
-async def list_breakers(engine: EngineDep, settings: SettingsDep, _: Reader) -> list[BreakerPublic]:
+async def list_breakers(engine: EngineDep, settings: SettingsDep, principal: Reader) -> list[BreakerPublic]:
     """Every target that has failed since it was last healthy (a target never listed is closed)."""
-    async with engine.connect() as conn:
-        return await breakers.listing(conn, settings)
+    return await commands.listing(principal, engine, settings)
 
 
 @router.post("/reset", status_code=204)
-async def reset_breaker(body: ResetRequest, engine: EngineDep, _: Admin) -> None:
+async def reset_breaker(body: ResetRequest, engine: EngineDep, principal: Admin) -> None:
     """Close a breaker and forget its failures; 404 for a target with no breaker."""
-    async with engine.begin() as conn:
-        if not await breakers.reset(conn, body.target):
-            raise ApiError(404, "not_found", f"no circuit breaker for '{body.target}'; GET /api/v1/circuit-breakers")
+    await commands.reset(body.target, principal, engine)

@@ -6,6 +6,7 @@ on and what a row shows."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,13 +14,19 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api.commands import automation as automation_commands
+from api.commands import breakers as breaker_commands
 from api.commands import instances as instance_commands
+from api.commands import sessions as session_commands
+from api.commands import steps as step_commands
+from api.commands import templates as template_commands
+from api.commands.rights import can
 from api.deps import Principal
 from api.errors import ApiError
-from api.ui.common import engine, flash, page, viewer
+from api.ui.common import back, engine, flash, gateway, page, read_form, viewer
 from core.platform.pages import CursorInvalid
 from core.process import templates
 
@@ -31,6 +38,8 @@ class Cell:
     text: str
     href: str | None = None
     cls: str | None = None
+    post: str | None = None  # an action: a button posting (with the form's CSRF token) to this path
+    fields: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -206,3 +215,443 @@ async def instances_page(request: Request) -> HTMLResponse:
         )
 
     return await _render(request, InstanceQuery, build)
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    """How long a run took, or has taken so far."""
+    if start is None:
+        return ""
+    took = _span(((end or datetime.now(UTC)) - start).total_seconds())
+    return took if end else f"{took} so far"
+
+
+# --------------------------------------------------------------------------- step executions
+
+
+class ExecutionQuery(ListQuery):
+    workflow: str | None = Field(default=None, max_length=100)
+    status: Literal["", "pending", "running", "completed", "failed", "cancelled"] = ""
+    trigger: Literal["", "api", "rule", "retry", "workflow.run"] = ""
+    q: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/executions")
+async def executions_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: ExecutionQuery) -> Listing:
+        found = await step_commands.executions(
+            principal,
+            engine(request),
+            workflow=query.workflow or None,
+            status=query.status or None,
+            trigger_kind=query.trigger or None,
+            search=query.q or None,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        rows = []
+        for e in found.items:
+            rows.append(
+                Row(
+                    str(e.id),
+                    [
+                        Cell(f"{e.workflow_name} v{e.workflow_version}", href=f"/ui/executions/{e.id}"),
+                        Cell(
+                            e.status,
+                            cls="warn" if e.status == "failed" else ("ok" if e.status == "completed" else None),
+                        ),
+                        Cell(str(e.trigger.get("kind", "—"))),
+                        Cell(_when(e.started_ts or e.created_ts)),
+                        Cell(_duration(e.started_ts, e.finished_ts)),
+                        Cell((e.error or "")[:160] if e.status == "failed" else "", cls="warn"),
+                    ],
+                )
+            )
+        next_url, first_url = _links(request, "/ui/executions", found.next_cursor)
+        return Listing(
+            title="Step executions",
+            noun="execution",
+            path="/ui/executions",
+            live="executions",
+            filters=[
+                Filter("q", "Search", query.q, placeholder="Workflow name or execution id"),
+                Filter(
+                    "status",
+                    "Status",
+                    query.status,
+                    "select",
+                    [
+                        ("", "Any"),
+                        *[(s, s.capitalize()) for s in ("pending", "running", "completed", "failed", "cancelled")],
+                    ],
+                ),
+                Filter(
+                    "trigger",
+                    "Started by",
+                    query.trigger,
+                    "select",
+                    [
+                        ("", "Anything"),
+                        ("api", "API"),
+                        ("rule", "Rule"),
+                        ("retry", "Retry"),
+                        ("workflow.run", "Parent workflow"),
+                    ],
+                ),
+            ],
+            headers=["Workflow", "Status", "Started by", "Started", "Duration", "Why it failed"],
+            rows=rows,
+            total=found.total,
+            next_url=next_url,
+            first_url=first_url,
+            filtered=_filtered(request, ["q", "status", "trigger", "workflow"]),
+        )
+
+    return await _render(request, ExecutionQuery, build)
+
+
+# --------------------------------------------------------------------------- agent sessions
+
+
+class SessionQuery(ListQuery):
+    status: Literal[
+        "", "initializing", "running", "awaiting_approval", "completed", "failed", "cancelled", "budget_exceeded"
+    ] = ""
+    q: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/sessions")
+async def sessions_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: SessionQuery) -> Listing:
+        found = await session_commands.listing(
+            principal,
+            engine(request),
+            status=query.status or None,
+            search=query.q or None,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        rows = [
+            Row(
+                s.session_id,
+                [
+                    Cell(s.goal[:90], href=f"/ui/sessions/{s.session_id}"),
+                    Cell(s.session_status, cls="warn" if s.session_status in ("failed", "budget_exceeded") else None),
+                    Cell(", ".join(str(a) for a in s.active_agents) or "—"),
+                    Cell(f"{s.tokens_used:,}" + (f" of {s.token_budget:,}" if s.token_budget else "")),
+                    Cell(f"${s.cost_usd:,.4f}"),
+                    Cell(_when(s.started_ts)),
+                ],
+            )
+            for s in found.items
+        ]
+        next_url, first_url = _links(request, "/ui/sessions", found.next_cursor)
+        statuses = ("running", "awaiting_approval", "completed", "failed", "cancelled", "budget_exceeded")
+        return Listing(
+            title="Agent sessions",
+            noun="session",
+            path="/ui/sessions",
+            live="sessions",
+            filters=[
+                Filter("q", "Search", query.q, placeholder="Words of the goal, or a session id"),
+                Filter(
+                    "status",
+                    "Status",
+                    query.status,
+                    "select",
+                    [("", "Any"), *[(s, s.replace("_", " ")) for s in statuses]],
+                ),
+            ],
+            headers=["Goal", "Status", "Agents", "Tokens", "Cost", "Started"],
+            rows=rows,
+            total=found.total,
+            next_url=next_url,
+            first_url=first_url,
+            filtered=_filtered(request, ["q", "status"]),
+        )
+
+    return await _render(request, SessionQuery, build)
+
+
+# --------------------------------------------------------------------------- rules and dead letters
+
+
+class RuleQuery(ListQuery):
+    trigger: Literal["", "field_change", "status_change", "created", "deleted", "scheduled", "external_event"] = ""
+    entity_type: str | None = Field(default=None, max_length=100)
+    active: Literal["", "yes", "no"] = ""
+
+
+@router.get("/rules")
+async def rules_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: RuleQuery) -> Listing:
+        found, activity = await automation_commands.rules(
+            principal,
+            engine(request),
+            trigger_entity_type=query.entity_type or None,
+            trigger_action_type=query.trigger or None,
+            active={"yes": True, "no": False}.get(query.active),
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        rows = []
+        for r in found.items:
+            seen = activity.get(r.id)
+            rows.append(
+                Row(
+                    str(r.id),
+                    [
+                        Cell(r.workflow_name),
+                        Cell(f"{r.trigger_action_type} on {r.trigger_entity_type}"),
+                        Cell("active" if r.active_flag else "inactive"),
+                        Cell(_when(seen.last_run) if seen else "never"),
+                        Cell(
+                            f"{seen.failures} of {seen.runs}" if seen else "0",
+                            cls="warn" if seen and seen.failures else None,
+                        ),
+                        Cell("Dead letters", href=f"/ui/dead-letters?rule={r.id}"),
+                    ],
+                )
+            )
+        next_url, first_url = _links(request, "/ui/rules", found.next_cursor)
+        triggers = ("field_change", "status_change", "created", "deleted", "scheduled", "external_event")
+        return Listing(
+            title="Automation rules",
+            noun="rule",
+            path="/ui/rules",
+            live="rules",
+            filters=[
+                Filter(
+                    "trigger",
+                    "Trigger",
+                    query.trigger,
+                    "select",
+                    [("", "Any"), *[(t, t.replace("_", " ")) for t in triggers]],
+                ),
+                Filter("entity_type", "Entity type", query.entity_type, placeholder="customer, job, …"),
+                Filter(
+                    "active", "Active", query.active, "select", [("", "Any"), ("yes", "Active"), ("no", "Inactive")]
+                ),
+            ],
+            headers=["Rule", "Trigger", "State", "Last run", "Failed runs", ""],
+            rows=rows,
+            total=found.total,
+            next_url=next_url,
+            first_url=first_url,
+            filtered=_filtered(request, ["trigger", "entity_type", "active"]),
+        )
+
+    return await _render(request, RuleQuery, build)
+
+
+class DeadLetterQuery(ListQuery):
+    rule: uuid.UUID | None = None
+    open: bool = False
+
+
+@router.get("/dead-letters")
+async def dead_letters_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: DeadLetterQuery) -> Listing:
+        found = await automation_commands.dead_letters(
+            principal, engine(request), rule_id=query.rule, open_only=query.open, limit=query.limit, cursor=query.cursor
+        )
+        may_redeliver = can(principal, "operator")
+        rows = [
+            Row(
+                str(d.id),
+                [
+                    Cell(f"{d.method} {d.url}"[:100], cls="mono"),
+                    Cell(str(d.last_status or "—")),
+                    Cell((d.last_error or "")[:120]),
+                    Cell(str(d.attempts)),
+                    Cell(_when(d.created_ts)),
+                    Cell(
+                        f"redelivered {_when(d.redelivered_ts)} → {d.redelivery_status or 'no answer'}"
+                        if d.redelivered_ts
+                        else "not yet",
+                        cls="ok" if d.redelivery_status and 200 <= d.redelivery_status < 300 else None,
+                    ),
+                    Cell("Redeliver", post=f"/ui/dead-letters/{d.id}/redeliver") if may_redeliver else Cell(""),
+                ],
+            )
+            for d in found.items
+        ]
+        next_url, first_url = _links(request, "/ui/dead-letters", found.next_cursor)
+        return Listing(
+            title="Webhook dead letters",
+            noun="dead letter",
+            path="/ui/dead-letters",
+            live="dead-letters",
+            filters=[Filter("open", "Not yet delivered", query.open, "check")]
+            + ([Filter("rule", "Rule id", str(query.rule))] if query.rule else []),
+            headers=["Request", "Last status", "Last error", "Attempts", "Failed", "Redelivery", ""],
+            rows=rows,
+            total=found.total,
+            next_url=next_url,
+            first_url=first_url,
+            filtered=_filtered(request, ["open", "rule"]),
+        )
+
+    return await _render(request, DeadLetterQuery, build)
+
+
+@router.post("/dead-letters/{dead_letter_id}/redeliver")
+async def redeliver(request: Request, dead_letter_id: uuid.UUID) -> Response:
+    principal, csrf = await viewer(request)
+    await read_form(request, csrf)
+    try:
+        result = await automation_commands.redeliver(dead_letter_id, principal, engine(request), gateway(request))
+    except ApiError as exc:
+        return back(request, "/ui/dead-letters", error=exc.detail)
+    if result.error:
+        return back(
+            request, "/ui/dead-letters", error=f"Redelivered; the receiver answered {result.status}: {result.error}"
+        )
+    return back(request, "/ui/dead-letters", note=f"Redelivered; the receiver answered {result.status}.")
+
+
+# --------------------------------------------------------------------------- breakers
+
+
+@router.get("/breakers")
+async def breakers_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: ListQuery) -> Listing:
+        found = await breaker_commands.listing(principal, engine(request), request.app.state.settings)
+        may_reset = can(principal)
+        rows = [
+            Row(
+                b.target,
+                [
+                    Cell(b.target, cls="mono"),
+                    Cell(b.state, cls="warn" if b.state != "closed" else "ok"),
+                    Cell(str(b.consecutive_failures)),
+                    Cell(_when(b.opened_ts)),
+                    Cell(_when(b.half_open_at) if b.half_open_at else ""),
+                    Cell((b.last_error or "")[:120]),
+                    Cell("Reset", post="/ui/breakers/reset", fields=[("target", b.target)])
+                    if may_reset and b.state != "closed"
+                    else Cell(""),
+                ],
+            )
+            for b in found
+        ]
+        return Listing(
+            title="Circuit breakers",
+            noun="breaker",
+            path="/ui/breakers",
+            live="breakers",
+            filters=[],
+            headers=["Target", "State", "Failures in a row", "Opened", "Tries again", "Last error", ""],
+            rows=rows,
+            total=len(rows),
+            next_url=None,
+            first_url=None,
+            filtered=False,
+            note="a target is listed once it has failed",
+        )
+
+    return await _render(request, ListQuery, build)
+
+
+@router.post("/breakers/reset")
+async def reset_breaker(request: Request) -> Response:
+    principal, csrf = await viewer(request)
+    form = await read_form(request, csrf)
+    target = form.get("target", "")[:500]
+    try:
+        await breaker_commands.reset(target, principal, engine(request))
+    except ApiError as exc:
+        return back(request, "/ui/breakers", error=exc.detail)
+    return back(request, "/ui/breakers", note=f"Reset {target}: calls go through again.")
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+class TemplateQuery(ListQuery):
+    versions: bool = False
+
+
+@router.get("/templates")
+async def templates_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: TemplateQuery) -> Listing:
+        found = await template_commands.listing(principal, engine(request), all_versions=query.versions, limit=200)
+        rows = [
+            Row(
+                f"{t.code}:{t.version}",
+                [
+                    Cell(t.name, href=f"/ui/analytics/templates/{t.code}"),
+                    Cell(t.code, cls="mono"),
+                    Cell(f"v{t.version}"),
+                    Cell(t.industry_sector or "—"),
+                    Cell(str(t.state_count)),
+                    Cell("active" if t.active_workflow_flag else "inactive"),
+                    Cell("Instances", href=f"/ui/instances?template={t.code}"),
+                ],
+            )
+            for t in found.items
+        ]
+        return Listing(
+            title="Process templates",
+            noun="template",
+            path="/ui/templates",
+            live="templates",
+            filters=[Filter("versions", "Every version", query.versions, "check")],
+            headers=["Name", "Code", "Version", "Sector", "States", "State", ""],
+            rows=rows,
+            total=found.total,
+            next_url=None,
+            first_url=None,
+            filtered=_filtered(request, ["versions"]),
+        )
+
+    return await _render(request, TemplateQuery, build)
+
+
+class WorkflowQuery(ListQuery):
+    enabled: Literal["", "yes", "no"] = ""
+
+
+@router.get("/workflows")
+async def workflows_page(request: Request) -> HTMLResponse:
+    async def build(principal: Principal, query: WorkflowQuery) -> Listing:
+        found = await step_commands.workflows(
+            principal,
+            engine(request),
+            enabled={"yes": True, "no": False}.get(query.enabled),
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+        rows = [
+            Row(
+                w.name,
+                [
+                    Cell(w.name, cls="mono"),
+                    Cell(f"v{w.version}"),
+                    Cell(w.description[:120]),
+                    Cell("enabled" if w.enabled else "disabled"),
+                    Cell(_when(w.created_ts)),
+                    Cell("Executions", href=f"/ui/executions?workflow={w.name}"),
+                ],
+            )
+            for w in found.items
+        ]
+        next_url, first_url = _links(request, "/ui/workflows", found.next_cursor)
+        return Listing(
+            title="Step workflows",
+            noun="workflow",
+            path="/ui/workflows",
+            live="workflows",
+            filters=[
+                Filter(
+                    "enabled", "Enabled", query.enabled, "select", [("", "Any"), ("yes", "Enabled"), ("no", "Disabled")]
+                )
+            ],
+            headers=["Name", "Latest", "Description", "State", "Saved", ""],
+            rows=rows,
+            total=found.total,
+            next_url=next_url,
+            first_url=first_url,
+            filtered=_filtered(request, ["enabled"]),
+        )
+
+    return await _render(request, WorkflowQuery, build)

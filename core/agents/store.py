@@ -21,7 +21,7 @@ from core.agents.sessions import (
 )
 from core.agents.tables import AgentCallLog, AgentSession, SessionStateData, SessionSummary, StoredAgent
 from core.platform.contracts import Page
-from core.platform.pages import Order, fetch_page
+from core.platform.pages import LIKE_ESCAPE, Order, fetch_page, like_escaped
 
 ORCHESTRATOR_PROMPT = "You are an expert project orchestrator."
 
@@ -164,6 +164,29 @@ async def awaiting_approval(conn: AsyncConnection, *, limit: int = 500) -> list[
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]
+
+
+async def sessions_page(
+    conn: AsyncConnection, *, status: str | None, search: str | None, limit: int, cursor: str | None = None
+) -> Page[SessionPublic]:
+    """Sessions newest first; ``search`` matches a session id exactly or words of the goal (any case)."""
+    stmt = select(AgentSession.__table__)
+    if status is not None:
+        stmt = stmt.where(AgentSession.session_status == status)
+    if search:
+        pattern = f"%{like_escaped(search)}%"
+        stmt = stmt.where(
+            (AgentSession.session_id == search.strip()) | AgentSession.goal.ilike(pattern, escape=LIKE_ESCAPE)
+        )
+    return await fetch_page(
+        conn,
+        stmt,
+        order=Order(AgentSession.started_ts, AgentSession.id, descending=True),
+        limit=limit,
+        offset=0,
+        cursor=cursor,
+        item=SessionPublic.model_validate,
+    )
 
 
 # --------------------------------------------------------------------------- the workflows' writes

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import ColumnElement, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -81,6 +82,32 @@ async def purge_rule(conn: AsyncConnection, rule_id: uuid.UUID) -> None:
     await conn.execute(delete(WorkflowAutomation).where(WorkflowAutomation.id == rule_id))
 
 
+class RuleActivity(BaseModel):
+    last_run: datetime | None
+    runs: int
+    failures: int
+
+
+async def rule_activity(conn: AsyncConnection, rule_ids: list[uuid.UUID]) -> dict[uuid.UUID, RuleActivity]:
+    """Per rule of a page: its last run and how many of its runs failed (the console's rule list)."""
+    if not rule_ids:
+        return {}
+    stmt = (
+        select(
+            RuleExecution.rule_id,
+            func.max(RuleExecution.started_ts),
+            func.count(),
+            func.count().filter(RuleExecution.status == "failed"),
+        )
+        .where(RuleExecution.rule_id.in_(rule_ids))
+        .group_by(RuleExecution.rule_id)
+    )
+    return {
+        rule_id: RuleActivity(last_run=last, runs=int(runs), failures=int(failed))
+        for rule_id, last, runs, failed in (await conn.execute(stmt)).all()
+    }
+
+
 async def rules_page(
     conn: AsyncConnection,
     *,
@@ -134,11 +161,19 @@ async def executions_page(
 
 
 async def dead_letters_page(
-    conn: AsyncConnection, *, rule_id: uuid.UUID | None, limit: int, offset: int, cursor: str | None = None
+    conn: AsyncConnection,
+    *,
+    rule_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+    cursor: str | None = None,
+    open_only: bool = False,
 ) -> Page[DeadLetterPublic]:
     stmt = select(WebhookDeadLetter.__table__)
     if rule_id is not None:
         stmt = stmt.where(WebhookDeadLetter.rule_id == rule_id)
+    if open_only:
+        stmt = stmt.where(_still_open())
     return await fetch_page(
         conn,
         stmt,

@@ -103,3 +103,12 @@ async def fetch_page(
         offset=offset,
         next_cursor=order.encode(rows[-1]) if more and rows else None,
     )
+
+
+LIKE_ESCAPE = "\\"
+
+
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern, matching itself only (its %, _ and the escape escaped); use with
+    ``escape=LIKE_ESCAPE``. Searches in lists add their own % where they mean one."""
+    return text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities.tables import Entity
 from core.platform.contracts import Page
-from core.platform.pages import Order, fetch_page
+from core.platform.pages import LIKE_ESCAPE, Order, fetch_page, like_escaped
 from core.process.contracts import (
     CreatedEntity,
     HistoryEntry,
@@ -316,8 +316,7 @@ async def instance_list(
             wanted = uuid.UUID(search.strip())
             stmt = stmt.where(or_(GraphData.id == wanted, GraphData.root_entity_id == wanted))
         except ValueError:
-            prefix = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            stmt = stmt.where(Entity.name.ilike(f"{prefix}%", escape="\\"))
+            stmt = stmt.where(Entity.name.ilike(f"{like_escaped(search)}%", escape=LIKE_ESCAPE))
     if stuck:
         stmt = stmt.where(stuck_condition(expected, now))
 

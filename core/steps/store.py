@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.platform.contracts import Page
-from core.platform.pages import Order, fetch_page
+from core.platform.pages import LIKE_ESCAPE, Order, fetch_page, like_escaped
 from core.steps.contracts import (
     TASK_ACTIONS,
     BeginInput,
@@ -298,12 +298,22 @@ async def executions_page(
     limit: int,
     offset: int,
     cursor: str | None = None,
+    trigger_kind: str | None = None,
+    search: str | None = None,
 ) -> Page[StepExecutionPublic]:
+    """Newest first; ``search`` is an execution id, or a prefix of the workflow's name (any case)."""
     stmt = select(StepExecution.__table__)
     if workflow is not None:
         stmt = stmt.where(StepExecution.workflow_name == workflow)
     if status is not None:
         stmt = stmt.where(StepExecution.status == status)
+    if trigger_kind is not None:
+        stmt = stmt.where(StepExecution.trigger["kind"].astext == trigger_kind)
+    if search:
+        try:
+            stmt = stmt.where(StepExecution.id == uuid.UUID(search.strip()))
+        except ValueError:
+            stmt = stmt.where(StepExecution.workflow_name.ilike(f"{like_escaped(search)}%", escape=LIKE_ESCAPE))
     return await fetch_page(
         conn,
         stmt,

@@ -6,13 +6,11 @@ import uuid
 
 from fastapi import APIRouter
 
+from api.commands import automation as commands
 from api.deps import EngineDep, GatewayDep, Operator, Reader
-from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
-from core.automation import store
-from core.automation.rules import DeadLetterPublic, RedeliveryInput, RedeliveryResult
+from core.automation.rules import DeadLetterPublic, RedeliveryResult
 from core.platform.contracts import Page
-from workflows.automation.redelivery import WebhookRedeliveryWorkflow
 
 router = APIRouter(prefix="/api/v1/webhook-dead-letters", tags=["automation"])
 
@@ -20,24 +18,22 @@ router = APIRouter(prefix="/api/v1/webhook-dead-letters", tags=["automation"])
 @router.get("", response_model=Page[DeadLetterPublic])
 async def list_dead_letters(
     engine: EngineDep,
-    _: Reader,
+    principal: Reader,
     rule_id: uuid.UUID | None = None,
+    open_only: bool = False,
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
 ) -> Page[DeadLetterPublic]:
-    async with engine.connect() as conn:
-        return await store.dead_letters_page(conn, rule_id=rule_id, limit=limit, offset=offset, cursor=cursor)
+    """Newest first; ``open_only``: those not yet redelivered with a 2xx answer."""
+    return await commands.dead_letters(
+        principal, engine, rule_id=rule_id, open_only=open_only, limit=limit, offset=offset, cursor=cursor
+    )
 
 
 @router.post("/{dead_letter_id}/redeliver", response_model=RedeliveryResult)
-async def redeliver(dead_letter_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, _: Operator) -> RedeliveryResult:
+async def redeliver(
+    dead_letter_id: uuid.UUID, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> RedeliveryResult:
     """Send the webhook again with its original webhook-id and body; answers with the receiver's status."""
-    async with engine.connect() as conn:
-        if not await store.dead_letter_exists(conn, dead_letter_id):
-            raise ApiError(404, "not_found", f"no dead letter {dead_letter_id}")
-    return await gateway.execute(
-        WebhookRedeliveryWorkflow.run,
-        RedeliveryInput(dead_letter_id=str(dead_letter_id)),
-        workflow_id=f"webhook-redelivery-{dead_letter_id}-{uuid.uuid4().hex[:8]}",
-    )
+    return await commands.redeliver(dead_letter_id, principal, engine, gateway)

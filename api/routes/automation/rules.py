@@ -8,25 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admin, EngineDep, GatewayDep, Principal, Reader
+from api.commands import automation as commands
+from api.deps import Admin, EngineDep, GatewayDep, Reader
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
 from core.automation import store
-from core.automation.rules import RuleCreate, RuleExecutionPublic, RulePublic, compile_templates, redacted_actions
+from core.automation.rules import RuleCreate, RuleExecutionPublic, RulePublic, compile_templates
 from core.automation.templating import TemplateRenderError
 from core.platform.contracts import Page
 from workflows.automation.schedules import delete_schedule, sync_schedule
 
 router = APIRouter(prefix="/api/v1/workflow-automation", tags=["automation"])
 COMPILE_SECONDS = 2.0
-
-
-def _public(rule: Any, principal: Principal) -> RulePublic:
-    public = RulePublic.model_validate(rule)
-    if principal.role != "admin":
-        public.webhook_secret = None
-        public.actions = redacted_actions(public.actions)
-    return public
 
 
 async def _compiled(body: RuleCreate) -> None:
@@ -73,23 +66,17 @@ async def list_rules(
     offset: Offset = 0,
     cursor: Cursor = None,
 ) -> Page[RulePublic]:
-    async with engine.connect() as conn:
-        page = await store.rules_page(
-            conn,
-            trigger_entity_type=trigger_entity_type,
-            trigger_action_type=trigger_action_type,
-            active=active,
-            limit=limit,
-            offset=offset,
-            cursor=cursor,
-        )
-    return Page(
-        items=[_public(r, principal) for r in page.items],
-        total=page.total,
+    page, _ = await commands.rules(
+        principal,
+        engine,
+        trigger_entity_type=trigger_entity_type,
+        trigger_action_type=trigger_action_type,
+        active=active,
         limit=limit,
         offset=offset,
-        next_cursor=page.next_cursor,
+        cursor=cursor,
     )
+    return page
 
 
 @router.post("", response_model=RulePublic, status_code=201)
@@ -99,14 +86,14 @@ async def create_rule(body: RuleCreate, engine: EngineDep, gateway: GatewayDep, 
         stored = await store.create_rule(conn, body, created_by=principal.name)
     if stored.trigger_action_type == "scheduled":
         await _sync(gateway, stored)
-    return _public(stored, principal)
+    return commands.public_rule(stored, principal)
 
 
 @router.get("/{rule_id}", response_model=RulePublic)
 async def get_rule(rule_id: uuid.UUID, engine: EngineDep, principal: Reader) -> RulePublic:
     """One rule. After its DELETE (a soft delete) it is still returned, with ``active_flag`` false; after
     ``DELETE …?purge=true`` it is 404."""
-    return _public(await _load(engine, rule_id), principal)
+    return commands.public_rule(await _load(engine, rule_id), principal)
 
 
 @router.put("/{rule_id}", response_model=RulePublic)
@@ -121,7 +108,7 @@ async def replace_rule(
     assert stored is not None
     if "scheduled" in (before.trigger_action_type, stored.trigger_action_type):
         await _sync(gateway, stored)
-    return _public(stored, principal)
+    return commands.public_rule(stored, principal)
 
 
 @router.delete("/{rule_id}", response_model=RulePublic | None)
@@ -146,7 +133,7 @@ async def deactivate_rule(
     assert stored is not None
     if stored.trigger_action_type == "scheduled":
         await _sync(gateway, stored)
-    return _public(stored, principal)
+    return commands.public_rule(stored, principal)
 
 
 @router.get("/{rule_id}/executions", response_model=Page[RuleExecutionPublic])

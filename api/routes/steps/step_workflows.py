@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 
+from api.commands import steps as step_commands
 from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
-from api.gateway import AlreadyFinished, Gateway
 from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
 from core.platform.settings import Settings
@@ -19,17 +18,13 @@ from core.steps import metrics, store
 from core.steps.catalogue import Catalogue, rule_actions
 from core.steps.contracts import (
     ExecuteRequest,
-    RunInput,
     StepExecutionPublic,
     WorkflowPublic,
     WorkflowVersionPublic,
-    execution_workflow_id,
 )
 from core.steps.definition import RESERVED_NAMES, WORKFLOW_NAME, StepWorkflowDefinition
 from core.steps.metrics import Period, WorkflowMetrics
-from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
 from core.steps.validation import Problem, check
-from workflows.steps.interpreter import StepWorkflowRun
 
 
 class WorkflowNameConvertor(Convertor[str]):
@@ -74,27 +69,11 @@ async def _validated(definition: StepWorkflowDefinition, catalogue: Catalogue, s
         )
 
 
-def _not_found(name: str) -> ApiError:
-    return ApiError(404, "not_found", f"no step workflow '{name}'; GET /api/v1/workflows lists them")
+_not_found = step_commands.not_found
 
 
 def _no_version(name: str, version: int) -> ApiError:
     return ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
-
-
-async def start_run(gateway: Gateway, run: RunInput, title: str) -> None:
-    """Start the interpreter for ``run``; a retried request (same key) of one that has finished
-    starts nothing, and the caller answers the execution as recorded."""
-    try:
-        await gateway.start(
-            StepWorkflowRun.run,
-            run,
-            workflow_id=execution_workflow_id(run.execution_id),
-            search_attributes=execution_attributes([run.workflow]),
-            summary=title,
-        )
-    except AlreadyFinished:
-        pass
 
 
 @router.get("/schema")
@@ -125,15 +104,14 @@ async def workflow_schema(catalogue: CatalogueDep, _: Reader) -> dict[str, Any]:
 @router.get("", response_model=Page[WorkflowPublic])
 async def list_workflows(
     engine: EngineDep,
-    _: Reader,
+    principal: Reader,
     enabled: bool | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
 ) -> Page[WorkflowPublic]:
     """Each workflow's latest version."""
-    async with engine.connect() as conn:
-        return await store.workflows_page(conn, enabled=enabled, limit=limit, offset=offset, cursor=cursor)
+    return await step_commands.workflows(principal, engine, enabled=enabled, limit=limit, offset=offset, cursor=cursor)
 
 
 @router.post("", response_model=WorkflowPublic, status_code=201)
@@ -207,28 +185,7 @@ async def execute_workflow(
 ) -> StepExecutionPublic:
     """Start an execution of the latest (or the given) version; answers at once with the execution,
     whose steps run durably. GET /api/v1/workflow-executions/{id} follows it."""
-    async with engine.connect() as conn:
-        stored, refused = await store.runnable(conn, name, body.version)
-    if stored is None:
-        raise _not_found(name) if body.version is None else ApiError(404, "not_found", str(refused))
-    if refused is not None:
-        raise ApiError(409, "workflow_disabled", refused)
-    key = ("api", principal.name, name, idempotency_key) if idempotency_key else ()
-    run = run_input(
-        stored,
-        execution_id_for(*key),
-        settings,
-        input=body.input,
-        context=body.context,
-        trigger={"kind": "api", "actor": principal.name},
-        created_by=principal.name,
-    )
-    await start_run(gateway, run, summary(run))
-    async with engine.begin() as conn:
-        await store.accept(conn, begin_input(run))
-        found = await store.get_execution(conn, uuid.UUID(run.execution_id))
-    assert found is not None
-    return found
+    return await step_commands.execute(name, body, principal, engine, gateway, settings, idempotency_key)
 
 
 @router.get("/{name:workflow_name}/metrics", response_model=WorkflowMetrics)

@@ -1,0 +1,260 @@
+"""Step workflow commands: list executions and workflows, read one execution, execute a workflow,
+cancel an execution, retry one from a step. The API's routes and the console call these."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.commands.rights import READERS, allow
+from api.deps import Principal, ensure_starter
+from api.errors import ApiError
+from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
+from core.platform.contracts import Page
+from core.platform.settings import Settings
+from core.steps import store
+from core.steps.contracts import (
+    Compensable,
+    ExecuteRequest,
+    ResumeState,
+    RetryRequest,
+    RunInput,
+    StepExecutionDetail,
+    StepExecutionPublic,
+    WorkflowPublic,
+    execution_workflow_id,
+)
+from core.steps.definition import StepWorkflowDefinition, visible
+from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
+from workflows.steps.interpreter import StepWorkflowRun
+
+OPEN = ("pending", "running")  # an execution that may still change
+
+
+async def executions(
+    principal: Principal,
+    engine: AsyncEngine,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    trigger_kind: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Page[StepExecutionPublic]:
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        return await store.executions_page(
+            conn,
+            workflow=workflow,
+            status=status,
+            trigger_kind=trigger_kind,
+            search=search,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
+
+
+async def workflows(
+    principal: Principal,
+    engine: AsyncEngine,
+    *,
+    enabled: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Page[WorkflowPublic]:
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        return await store.workflows_page(conn, enabled=enabled, limit=limit, offset=offset, cursor=cursor)
+
+
+async def get(
+    execution_id: uuid.UUID, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> StepExecutionDetail:
+    """The execution, its recorded steps in order, and for a running one where it is now (from the
+    workflow itself: the current step, its attempt, a retry's wait)."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        found = await store.get_execution(conn, execution_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+        steps = await store.steps_of(conn, execution_id)
+    live = await gateway.query(found.temporal_workflow_id, StepWorkflowRun.live) if found.status in OPEN else None
+    return StepExecutionDetail(**found.model_dump(), steps=steps, live=live)
+
+
+async def cancel(
+    execution_id: uuid.UUID, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> StepExecutionPublic:
+    """Ask a running execution to stop: the step under way is cancelled, the execution ends
+    ``cancelled``. Its starter or an admin may; a finished execution is a 409."""
+    allow(principal, "operator", doing="cancel executions")
+    async with engine.connect() as conn:
+        found = await store.get_execution(conn, execution_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+    ensure_starter(principal, found.created_by, f"execution {execution_id}", "cancel")
+    if found.status not in OPEN:
+        raise ApiError(409, "execution_finished", f"execution {execution_id} has already ended ({found.status})")
+    try:
+        await gateway.cancel(found.temporal_workflow_id)
+    except WorkflowNotFound as exc:
+        raise ApiError(409, "execution_finished", f"execution {execution_id} has already ended") from exc
+    return found
+
+
+async def retry(
+    execution_id: uuid.UUID,
+    body: RetryRequest,
+    principal: Principal,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> StepExecutionPublic:
+    """A new execution of the same version, input and context that reuses the recorded outputs of the
+    steps before ``from_step`` (their effects are not repeated; their records are copied) and runs
+    ``from_step`` and everything after it. For a failed, cancelled or compensated execution."""
+    allow(principal, "operator", doing="retry executions")
+    async with engine.connect() as conn:
+        found = await store.get_execution(conn, execution_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+        ensure_starter(principal, found.created_by, f"execution {execution_id}", "retry")
+        stored, refused = await store.runnable(conn, found.workflow_name, found.workflow_version)
+        records = await store.steps_of(conn, execution_id)
+    if found.status not in ("failed", "cancelled", "compensated"):
+        raise ApiError(
+            409,
+            "execution_not_retryable",
+            f"only a failed, cancelled or compensated execution is retried; this one is {found.status}",
+        )
+    assert stored is not None  # versions are never deleted
+    if refused is not None:
+        raise ApiError(409, "workflow_disabled", refused)
+    definition = StepWorkflowDefinition.model_validate(stored.definition)
+    names = [step.name for step in definition.steps]
+    if body.from_step not in names:
+        raise ApiError(
+            422,
+            "unknown_step",
+            f"'{body.from_step}' is not a top-level step of {stored.name} v{stored.version}; "
+            f"its steps: {', '.join(names)}",
+            problems=[{"field": "from_step", "message": "not a top-level step of the execution's version"}],
+        )
+    if any(step.dependencies is not None for step in definition.steps):
+        raise ApiError(
+            422,
+            "not_retryable_from_step",
+            "this version's steps form a DAG (dependencies): run it again as a whole "
+            "(POST /api/v1/workflows/{name}/execute)",
+            problems=[{"field": "from_step", "message": "the definition is a DAG"}],
+        )
+    position = names.index(body.from_step)
+    completed = {r.name: r.output for r in records if r.status == "completed" and r.path == r.name}
+    before = [step for step in visible(definition.steps[:position]) if step.name in completed]
+    variables = {step.name: completed[step.name] for step in before}
+    compensable = [
+        Compensable(
+            path=step.name, step=step.name, compensation=step.on_error.compensation_step, output=variables[step.name]
+        )
+        for step in before
+        if step.on_error is not None and step.on_error.compensation_step is not None
+    ]
+    key = ("retry", principal.name, str(execution_id), body.from_step, idempotency_key) if idempotency_key else ()
+    run = run_input(
+        stored,
+        execution_id_for(*key),
+        settings,
+        input=found.input,
+        context=found.context,
+        trigger={
+            "kind": "retry",
+            "execution_id": str(execution_id),
+            "from_step": body.from_step,
+            "actor": principal.name,
+        },
+        created_by=principal.name,
+    )
+    run.resume = ResumeState(
+        position=position,
+        variables=variables,
+        compensable=compensable,
+        started_at=datetime.now(UTC),
+        begun=False,
+        reused_from=str(execution_id),
+        reused_paths=[step.name for step in before],
+    )
+    await start_run(gateway, run, summary(run) + f" (retry from {body.from_step})")
+    async with engine.begin() as conn:
+        await store.accept(conn, begin_input(run))
+        created = await store.get_execution(conn, uuid.UUID(run.execution_id))
+    assert created is not None
+    return created
+
+
+async def execute(
+    name: str,
+    body: ExecuteRequest,
+    principal: Principal,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> StepExecutionPublic:
+    """Start an execution of the latest (or the given) version; answers at once with the execution,
+    whose steps run durably."""
+    allow(principal, "operator", doing="execute workflows")
+    async with engine.connect() as conn:
+        stored, refused = await store.runnable(conn, name, body.version)
+    if stored is None:
+        raise not_found(name) if body.version is None else ApiError(404, "not_found", str(refused))
+    if refused is not None:
+        raise ApiError(409, "workflow_disabled", refused)
+    key = ("api", principal.name, name, idempotency_key) if idempotency_key else ()
+    run = run_input(
+        stored,
+        execution_id_for(*key),
+        settings,
+        input=body.input,
+        context=body.context,
+        trigger={"kind": "api", "actor": principal.name},
+        created_by=principal.name,
+    )
+    await start_run(gateway, run, summary(run))
+    async with engine.begin() as conn:
+        await store.accept(conn, begin_input(run))
+        found = await store.get_execution(conn, uuid.UUID(run.execution_id))
+    assert found is not None
+    return found
+
+
+def not_found(name: str) -> ApiError:
+    return ApiError(404, "not_found", f"no step workflow '{name}'; GET /api/v1/workflows lists them")
+
+
+async def start_run(gateway: Gateway, run: RunInput, title: str) -> None:
+    """Start the interpreter for ``run``; a retried request (same key) of one that has finished
+    starts nothing, and the caller answers the execution as recorded."""
+    try:
+        await gateway.start(
+            StepWorkflowRun.run,
+            run,
+            workflow_id=execution_workflow_id(run.execution_id),
+            search_attributes=execution_attributes([run.workflow]),
+            summary=title,
+        )
+    except AlreadyFinished:
+        pass
+
+
+async def definition_of(name: str, version: int, engine: AsyncEngine) -> StepWorkflowDefinition | None:
+    """The definition of a stored version (versions are never deleted), for showing its steps."""
+    async with engine.connect() as conn:
+        stored, _ = await store.runnable(conn, name, version)
+    return StepWorkflowDefinition.model_validate(stored.definition) if stored is not None else None
