@@ -26,7 +26,7 @@ from api.gateway import Gateway
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
-from api.routes import analytics, breakers, codec, entities, events, inbox, notifications
+from api.routes import analytics, breakers, changes, codec, entities, events, inbox, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, templates
@@ -36,6 +36,7 @@ from api.ui.common import console_secret
 from api.ui.routes import install_console
 from core.agents.registry import seed_agents
 from core.platform import telemetry
+from core.platform.changes import ChangeFeed
 from core.platform.codec import AesGcmCodec, parse_keys
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
@@ -69,9 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await seed_workflows(conn)
         app.state.engine = engine
         app.state.gateway = Gateway(await connect_client(settings), settings)
+        app.state.changes = ChangeFeed(settings.database_url)
         try:
             yield
         finally:
+            await app.state.changes.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         breakers,
         codec,
         analytics,
+        changes,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)

@@ -65,7 +65,8 @@ async def test_pages_and_answers_carry_security_headers(console: str) -> None:
     async with httpx.AsyncClient(base_url=console) as client:
         login = await client.get("/ui/login")
         assert login.headers["content-security-policy"] == CONSOLE_POLICY
-        assert "frame-ancestors 'none'" in CONSOLE_POLICY and "script-src" not in CONSOLE_POLICY
+        assert "frame-ancestors 'none'" in CONSOLE_POLICY and "script-src 'self';" in CONSOLE_POLICY
+        assert "unsafe-inline" not in CONSOLE_POLICY
         assert login.headers["x-content-type-options"] == "nosniff"
         assert login.headers["cache-control"] == "no-store"
         api = await client.get("/api/v1/inbox", headers={"Authorization": f"Bearer {TOKENS['viewer']}"})

@@ -1,0 +1,47 @@
+// Live pages: every element with data-live="topic[ topic…]" names what it shows. One EventSource per
+// page listens on /ui/live for those topics; when one changes, the page is read again (with the
+// viewer's own cookie and rights) and its <main> swapped in, unless someone is typing in a form.
+(function () {
+  "use strict";
+  var topics = [];
+  document.querySelectorAll("[data-live]").forEach(function (el) {
+    el.getAttribute("data-live").split(" ").forEach(function (t) {
+      if (t && topics.indexOf(t) < 0) { topics.push(t); }
+    });
+  });
+  if (!topics.length || !window.EventSource) { return; }
+  var pending = false, busy = false;
+
+  function typing() {
+    var el = document.activeElement;
+    return el && el.closest("main") && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName) && el.type !== "submit";
+  }
+
+  function refresh() {
+    if (busy) { pending = true; return; }
+    if (typing()) { pending = true; setTimeout(refresh, 1000); return; }
+    busy = true; pending = false;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "x-live-refresh": "1" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+        var main = document.querySelector("main");
+        if (fresh && main) {
+          fresh.querySelectorAll(".flash").forEach(function (f) { f.remove(); });
+          main.innerHTML = fresh.innerHTML;
+          document.body.setAttribute("data-refreshed", String(Date.now()));
+        }
+      })
+      .catch(function () {})
+      .then(function () { busy = false; if (pending) { setTimeout(refresh, 300); } });
+  }
+
+  var timer = null;
+  var source = new EventSource("/ui/live?topics=" + encodeURIComponent(topics.join(",")));
+  source.addEventListener("change", function () {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 250);  // a burst of changes is one read
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();
