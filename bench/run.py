@@ -187,14 +187,15 @@ async def main() -> None:
         "TRELLIS_LLM_API_KEY": "bench",
     }
     bare_queue = "bare-bench"
+    # The worker's and the API's output go to files, shown (their last lines) if the run fails: a child
+    # that dies mid-run would otherwise leave only the driver's ReadError.
+    logs = {name: (workdir / f"{name}.log").open("wb") for name in ("worker", "api")}
     children = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
+            sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stdout=logs["worker"], stderr=logs["worker"]
         ),
         await asyncio.create_subprocess_exec(
-            *api_command("127.0.0.1", args.port),
-            cwd=ROOT,
-            env=env,
+            *api_command("127.0.0.1", args.port), cwd=ROOT, env=env, stdout=logs["api"], stderr=logs["api"]
         ),
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -285,7 +286,14 @@ async def main() -> None:
         finally:
             await engine.dispose()
         scale["ratio_vs_single_stack"] = scale["instances_per_s"] / results["c20"]["trellis"]["instances_per_s"]
+    except BaseException:
+        for name, child in zip(("worker", "api"), children, strict=False):
+            tail = (workdir / f"{name}.log").read_text(errors="replace")[-3000:]
+            print(f"--- {name} (exit {child.returncode}), last lines:\n{tail}", file=sys.stderr)
+        raise
     finally:
+        for handle in logs.values():
+            handle.close()
         for child in children:
             if child.returncode is None:
                 child.terminate()

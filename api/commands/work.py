@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -10,6 +11,7 @@ from api.commands.rights import READERS, allow
 from api.deps import Principal
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, Gateway
+from core.platform.contracts import Page
 from core.work import store
 from core.work.contracts import ItemChange, WorkItemPublic, item_input
 from workflows.work.item import WorkItemWorkflow
@@ -69,3 +71,45 @@ async def change(
         )
     except AlreadyFinished as exc:
         raise ApiError(409, "invalid_transition", f"the item is {item.status}; nothing changes it") from exc
+
+
+def may_read_queue_of(principal: Principal, assignee: str | None) -> None:
+    """One ownership rule for everything read by assignee (the queue, the demo sequence's status): one's
+    own name and role; another's only for admins."""
+    if assignee is not None and assignee not in mine(principal) and principal.role != "admin":
+        raise ApiError(403, "forbidden", "only admins read another person's queue")
+
+
+async def queue_page(
+    principal: Principal,
+    engine: AsyncEngine,
+    *,
+    assignee: str | None = None,
+    workflow_type: str | None = None,
+    label: str | None = None,
+    due_before: datetime | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[WorkItemPublic]:
+    """The queue: one's own items (by name or role, or escalated to one); an admin sees everyone's, or
+    one assignee's."""
+    allow(principal, *READERS)
+    may_read_queue_of(principal, assignee)
+    assignees = [assignee] if assignee else (None if principal.role == "admin" else mine(principal))
+    async with engine.connect() as conn:
+        return await store.queue_page(
+            conn,
+            workflow_type=workflow_type,
+            label=label,
+            assignees=assignees,
+            due_before=due_before,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+
+
+async def workflow_types(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return await store.workflow_types(conn)

@@ -76,11 +76,18 @@ async def viewer(request: Request) -> tuple[Principal, str]:
     return principal, sign(request, "csrf", token)
 
 
-async def read_form(request: Request, csrf: str) -> dict[str, str]:
-    form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=False))
-    if not same_origin(request) or not hmac.compare_digest(form.pop("csrf", ""), csrf):
+async def read_form_pairs(request: Request, csrf: str) -> list[tuple[str, str]]:
+    """A posted form's fields in order, repeated names kept (checkboxes), once its CSRF token and origin
+    are checked; the token itself is left out."""
+    pairs = parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=False)
+    token = next((v for k, v in pairs if k == "csrf"), "")
+    if not same_origin(request) or not hmac.compare_digest(token, csrf):
         raise ApiError(403, "csrf", "the form is stale or came from another site; reload the page and try again")
-    return form
+    return [(k, v) for k, v in pairs if k != "csrf"]
+
+
+async def read_form(request: Request, csrf: str) -> dict[str, str]:
+    return dict(await read_form_pairs(request, csrf))
 
 
 def flash(request: Request) -> dict[str, Any]:

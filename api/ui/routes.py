@@ -24,7 +24,7 @@ from api.deps import principal_of
 from api.errors import ApiError
 from api.inbox.kinds import KINDS, gather
 from api.inbox.kinds import decide as decide_item
-from api.ui import charts, lists, live, runs
+from api.ui import charts, lists, live, runs, work
 from api.ui.common import (
     DECISIONS,
     LOGIN_COOKIE,
@@ -60,6 +60,7 @@ def install_console(app: Any) -> None:
     app.include_router(lists.router)
     app.include_router(runs.router)
     app.include_router(live.router)
+    app.include_router(work.router)
 
 
 STATIC = Path(__file__).parent / "static"

@@ -64,14 +64,20 @@ def priority_score(
     return score
 
 
+# Each label's score range [low, high): the one place the thresholds live.
+LABEL_RANGES: dict[str, tuple[int, int]] = {
+    "Critical": (900, 1_000_000),
+    "High": (700, 900),
+    "Medium": (500, 700),
+    "Low": (-1_000_000, 500),
+}
+
+
 def priority_label(score: int) -> Label:
-    if score >= 900:
-        return "Critical"
-    if score >= 700:
-        return "High"
-    if score >= 500:
-        return "Medium"
-    return "Low"
+    for label, (low, high) in LABEL_RANGES.items():
+        if low <= score < high:
+            return label  # type: ignore[return-value]
+    return "Critical" if score >= LABEL_RANGES["Critical"][0] else "Low"
 
 
 def opportunity_score(fields: dict[str, Any]) -> int:

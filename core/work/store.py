@@ -17,6 +17,8 @@ from core.entities.tables import Entity
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
 from core.platform import errors
+from core.platform.contracts import Page
+from core.platform.pages import Order, fetch_page
 from core.platform.paths import PACKS_DIR
 from core.work.contracts import (
     DefinitionCreate,
@@ -25,7 +27,15 @@ from core.work.contracts import (
     ItemWrite,
     WorkItemPublic,
 )
-from core.work.priority import SIGNAL_FIELDS, Signals, opportunity_score, priority_label, priority_score, risk_score
+from core.work.priority import (
+    LABEL_RANGES,
+    SIGNAL_FIELDS,
+    Signals,
+    opportunity_score,
+    priority_label,
+    priority_score,
+    risk_score,
+)
 from core.work.tables import OPEN_STATUSES, WorkDefinition, WorkItem
 
 DEMO_DEFINITIONS_FILE = PACKS_DIR / "work" / "definitions.json"
@@ -163,6 +173,40 @@ async def queue(conn: AsyncConnection, *, assignees: list[str] | None, demo: boo
     else:
         stmt = stmt.order_by(WorkItem.priority_score.desc(), WorkItem.created_ts, WorkItem.id)
     return [_public(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def queue_page(
+    conn: AsyncConnection,
+    *,
+    workflow_type: str | None = None,
+    label: str | None = None,
+    assignees: list[str] | None = None,
+    due_before: datetime | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[WorkItemPublic]:
+    """The queue as the console shows it: open items (or those of one status), highest priority first,
+    filtered by type, priority label, assignees (or escalation users; None: anyone's) and due date;
+    keyset-paged."""
+    stmt = _items()
+    stmt = stmt.where(WorkItem.status == status) if status else stmt.where(WorkItem.status.in_(OPEN_STATUSES))
+    if workflow_type:
+        stmt = stmt.where(WorkDefinition.workflow_type == workflow_type)
+    if label in LABEL_RANGES:
+        low, high = LABEL_RANGES[label]
+        stmt = stmt.where(WorkItem.priority_score >= low, WorkItem.priority_score < high)
+    if assignees is not None:
+        stmt = stmt.where(WorkItem.assignee.in_(assignees) | WorkItem.escalation_user_id.in_(assignees))
+    if due_before is not None:
+        stmt = stmt.where(WorkItem.due_at <= due_before)
+    order = Order(WorkItem.priority_score, WorkItem.created_ts, WorkItem.id, descending=True)
+    return await fetch_page(conn, stmt, order=order, limit=limit, offset=0, cursor=cursor, item=_public)
+
+
+async def workflow_types(conn: AsyncConnection) -> list[str]:
+    rows = await conn.execute(select(WorkDefinition.workflow_type).distinct().order_by(WorkDefinition.workflow_type))
+    return list(rows.scalars())
 
 
 async def escalated_to(conn: AsyncConnection, users: list[str]) -> list[WorkItemPublic]:

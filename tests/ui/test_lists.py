@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.process.tables import GraphData
 from tests.support.api import TOKENS, Api
-from tests.ui.test_console import sign_in
+from tests.ui.test_console import shot, sign_in
 
 
 async def test_the_instance_list_filters_searches_and_pages(api: Api, browser: Browser, console: str) -> None:
@@ -37,6 +37,7 @@ async def test_the_instance_list_filters_searches_and_pages(api: Api, browser: B
     await page.select_option("select[name=sort]", "updated")
     await page.click("form.filters button[type=submit]")
     await expect(rows.first).to_contain_text(names[0])
+    await shot(page, "instances")
 
     # Keyset pages of two keep the filters.
     await page.goto(f"{console}/ui/instances?q=Listco+{tag}&limit=2")
@@ -94,6 +95,7 @@ async def test_home_counts_link_to_their_lists(api: Api, browser: Browser, conso
     tile = page.locator("[data-figure=stuck]")
     assert int(await tile.locator(".figure").inner_text()) >= 1
     await expect(page.locator("tr[data-template=CONST_RES]")).to_be_visible()
+    await shot(page, "home")
     await tile.locator("a").click()
     await page.fill("input[name=q]", f"stuckco {tag}")
     await page.click("form.filters button[type=submit]")

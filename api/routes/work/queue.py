@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.commands import work as commands
-from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Principal, Reader
+from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader
 from api.errors import ApiError
 from core.work import store
 from core.work.contracts import (
@@ -44,18 +44,11 @@ async def get_queue(
 ) -> list[WorkItemPublic]:
     """Open items: by ``trigger_conditions.order`` in demo mode, otherwise by priority score (highest
     first). Default: the caller's own items and their role's; ``assignee`` names another (admins)."""
-    _may_read_queue_of(principal, assignee)
+    commands.may_read_queue_of(principal, assignee)
     async with engine.connect() as conn:
         return await store.queue(
             conn, assignees=[assignee] if assignee else commands.mine(principal), demo=demo, limit=limit
         )
-
-
-def _may_read_queue_of(principal: Principal, assignee: str | None) -> None:
-    """One ownership rule for everything read by assignee (the queue, the demo sequence's status): one's own
-    name and role; another's only for admins."""
-    if assignee is not None and assignee not in commands.mine(principal) and principal.role != "admin":
-        raise ApiError(403, "forbidden", "only admins read another person's queue")
 
 
 @router.get("/executions/{item_id}", response_model=WorkItemPublic)
@@ -90,7 +83,7 @@ async def initialize_demo(
 async def demo_status(engine: EngineDep, principal: Reader, assignee: Assignee = None) -> DemoStatus:
     """Progress through the demo sequence: how many items, how many done, the current one and the next.
     Default: the caller's; ``assignee`` names another (admins), as for the queue."""
-    _may_read_queue_of(principal, assignee)
+    commands.may_read_queue_of(principal, assignee)
     async with engine.connect() as conn:
         items = await store.demo_items(conn, assignee=assignee or principal.name)
     pending = [i for i in items if i.status not in ("completed", "skipped")]

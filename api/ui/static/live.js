@@ -28,8 +28,15 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
         var main = document.querySelector("main");
         if (fresh && main) {
+          // A selection (the queue's checkboxes) survives the swap.
+          var checked = Array.prototype.map.call(
+            main.querySelectorAll("input[type=checkbox]:checked"),
+            function (box) { return box.name + "=" + box.value; });
           fresh.querySelectorAll(".flash").forEach(function (f) { f.remove(); });
           main.innerHTML = fresh.innerHTML;
+          main.querySelectorAll("input[type=checkbox]").forEach(function (box) {
+            if (checked.indexOf(box.name + "=" + box.value) >= 0) { box.checked = true; }
+          });
           document.body.setAttribute("data-refreshed", String(Date.now()));
         }
       })
