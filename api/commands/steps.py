@@ -258,3 +258,13 @@ async def definition_of(name: str, version: int, engine: AsyncEngine) -> StepWor
     async with engine.connect() as conn:
         stored, _ = await store.runnable(conn, name, version)
     return StepWorkflowDefinition.model_validate(stored.definition) if stored is not None else None
+
+
+async def workflow(name: str, principal: Principal, engine: AsyncEngine) -> WorkflowPublic:
+    """A step workflow's latest version."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        stored = await store.get_workflow(conn, name)
+    if stored is None:
+        raise not_found(name)
+    return stored

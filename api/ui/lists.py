@@ -72,6 +72,7 @@ class Listing:
     first_url: str | None
     filtered: bool
     note: str | None = None
+    action: tuple[str, str] | None = None  # (href, label): what one starts from this list
 
 
 class ListQuery(BaseModel):
@@ -207,6 +208,7 @@ async def instances_page(request: Request) -> HTMLResponse:
                 ),
             ],
             headers=["Customer", "Template", "State", "Status", "Started", "Last change", "Stuck"],
+            action=("/ui/instances/new", "Start an instance") if can(principal, "operator") else None,
             rows=rows,
             total=found.total,
             next_url=next_url,
@@ -575,6 +577,7 @@ class TemplateQuery(ListQuery):
 async def templates_page(request: Request) -> HTMLResponse:
     async def build(principal: Principal, query: TemplateQuery) -> Listing:
         found = await template_commands.listing(principal, engine(request), all_versions=query.versions, limit=200)
+        may_start = can(principal, "operator")
         rows = [
             Row(
                 f"{t.code}:{t.version}",
@@ -586,6 +589,7 @@ async def templates_page(request: Request) -> HTMLResponse:
                     Cell(str(t.state_count)),
                     Cell("active" if t.active_workflow_flag else "inactive"),
                     Cell("Instances", href=f"/ui/instances?template={t.code}"),
+                    Cell("Start", href=f"/ui/instances/new?template={t.code}") if may_start else Cell(""),
                 ],
             )
             for t in found.items
@@ -596,7 +600,7 @@ async def templates_page(request: Request) -> HTMLResponse:
             path="/ui/templates",
             live="templates",
             filters=[Filter("versions", "Every version", query.versions, "check")],
-            headers=["Name", "Code", "Version", "Sector", "States", "State", ""],
+            headers=["Name", "Code", "Version", "Sector", "States", "State", "", ""],
             rows=rows,
             total=found.total,
             next_url=None,
@@ -625,7 +629,7 @@ async def workflows_page(request: Request) -> HTMLResponse:
             Row(
                 w.name,
                 [
-                    Cell(w.name, cls="mono"),
+                    Cell(w.name, href=f"/ui/workflows/{w.name}", cls="mono"),
                     Cell(f"v{w.version}"),
                     Cell(w.description[:120]),
                     Cell("enabled" if w.enabled else "disabled"),

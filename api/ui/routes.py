@@ -24,7 +24,7 @@ from api.deps import principal_of
 from api.errors import ApiError
 from api.inbox.kinds import KINDS, gather
 from api.inbox.kinds import decide as decide_item
-from api.ui import charts, lists, live, runs, work
+from api.ui import charts, lists, live, runs, starts, work
 from api.ui.common import (
     DECISIONS,
     LOGIN_COOKIE,
@@ -56,6 +56,7 @@ def install_console(app: Any) -> None:
     async def _sign_in(request: Request, _: SignIn) -> Response:
         return RedirectResponse("/ui/login", status_code=303)
 
+    app.include_router(starts.router)  # first: /ui/instances/new before /ui/instances/{id}
     app.include_router(router)
     app.include_router(lists.router)
     app.include_router(runs.router)
