@@ -13,7 +13,14 @@ from api.deps import Principal
 from api.errors import ApiError
 from api.gateway import Gateway
 from core.automation import store
-from core.automation.rules import DeadLetterPublic, RedeliveryInput, RedeliveryResult, RulePublic, redacted_actions
+from core.automation.rules import (
+    DeadLetterPublic,
+    RedeliveryInput,
+    RedeliveryResult,
+    RuleExecutionPublic,
+    RulePublic,
+    redacted_actions,
+)
 from core.automation.store import RuleActivity
 from core.platform.contracts import Page
 from workflows.automation.redelivery import WebhookRedeliveryWorkflow
@@ -93,3 +100,23 @@ async def redeliver(
         RedeliveryInput(dead_letter_id=str(dead_letter_id)),
         workflow_id=f"webhook-redelivery-{dead_letter_id}-{uuid.uuid4().hex[:8]}",
     )
+
+
+async def rule_executions(
+    rule_id: uuid.UUID,
+    principal: Principal,
+    engine: AsyncEngine,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> tuple[RulePublic, Page[RuleExecutionPublic]]:
+    """A rule (as this principal may see it) and its executions, newest first; 404 for no such rule."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        rule = await store.get_rule(conn, rule_id)
+        if rule is None:
+            raise ApiError(404, "not_found", f"no automation rule {rule_id}")
+        page = await store.executions_page(conn, rule_id, status=status, limit=limit, offset=offset, cursor=cursor)
+    return public_rule(rule, principal), page

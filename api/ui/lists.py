@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -27,6 +27,7 @@ from api.commands.rights import can
 from api.deps import Principal
 from api.errors import ApiError
 from api.ui.common import back, engine, flash, gateway, page, read_form, viewer
+from core.automation.rules import TriggerAction
 from core.platform.pages import CursorInvalid
 from core.process import templates
 
@@ -378,7 +379,7 @@ async def sessions_page(request: Request) -> HTMLResponse:
 
 
 class RuleQuery(ListQuery):
-    trigger: Literal["", "field_change", "status_change", "created", "deleted", "scheduled", "external_event"] = ""
+    trigger: Literal["", *get_args(TriggerAction)] = ""  # type: ignore[valid-type]
     entity_type: str | None = Field(default=None, max_length=100)
     active: Literal["", "yes", "no"] = ""
 
@@ -402,7 +403,7 @@ async def rules_page(request: Request) -> HTMLResponse:
                 Row(
                     str(r.id),
                     [
-                        Cell(r.workflow_name),
+                        Cell(r.workflow_name, href=f"/ui/rules/{r.id}"),
                         Cell(f"{r.trigger_action_type} on {r.trigger_entity_type}"),
                         Cell("active" if r.active_flag else "inactive"),
                         Cell(_when(seen.last_run) if seen else "never"),
@@ -415,7 +416,7 @@ async def rules_page(request: Request) -> HTMLResponse:
                 )
             )
         next_url, first_url = _links(request, "/ui/rules", found.next_cursor)
-        triggers = ("field_change", "status_change", "created", "deleted", "scheduled", "external_event")
+        triggers = get_args(TriggerAction)
         return Listing(
             title="Automation rules",
             noun="rule",
@@ -443,6 +444,51 @@ async def rules_page(request: Request) -> HTMLResponse:
         )
 
     return await _render(request, RuleQuery, build)
+
+
+class RuleExecutionQuery(ListQuery):
+    status: Literal["", "running", "completed", "failed", "skipped"] = ""
+
+
+@router.get("/rules/{rule_id}")
+async def rule_page(request: Request, rule_id: uuid.UUID) -> HTMLResponse:
+    async def build(principal: Principal, query: RuleExecutionQuery) -> Listing:
+        rule, found = await automation_commands.rule_executions(
+            rule_id, principal, engine(request), status=query.status or None, limit=query.limit, cursor=query.cursor
+        )
+        rows = [
+            Row(
+                str(x.event_id),
+                [
+                    Cell(_when(x.started_ts)),
+                    Cell(x.status, cls="warn" if x.status == "failed" else ("ok" if x.status == "completed" else None)),
+                    Cell((x.reason or "")[:160]),
+                    Cell(_duration(x.started_ts, x.finished_ts)),
+                    Cell(str(x.event_id)[:8], cls="mono"),
+                ],
+            )
+            for x in found.items
+        ]
+        next_url, first_url = _links(request, f"/ui/rules/{rule_id}", found.next_cursor)
+        statuses = ("running", "completed", "failed", "skipped")
+        state = "active" if rule.active_flag else "inactive"
+        return Listing(
+            title=f"Rule: {rule.workflow_name}",
+            noun="execution",
+            path=f"/ui/rules/{rule_id}",
+            live="rules",
+            filters=[Filter("status", "Status", query.status, "select", [("", "Any"), *[(s, s) for s in statuses]])],
+            headers=["Started", "Status", "Why", "Took", "Event"],
+            rows=rows,
+            total=found.total,
+            next_url=next_url,
+            first_url=first_url,
+            filtered=_filtered(request, ["status"]),
+            note=f"{rule.trigger_action_type} on {rule.trigger_entity_type}, {state}",
+            action=(f"/ui/dead-letters?rule={rule_id}", "Its dead letters"),
+        )
+
+    return await _render(request, RuleExecutionQuery, build)
 
 
 class DeadLetterQuery(ListQuery):

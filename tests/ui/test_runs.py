@@ -11,6 +11,7 @@ import httpx
 from playwright.async_api import Browser, Page, expect
 
 from tests.support.api import Api
+from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
 from tests.support.servers import WebhookServer
 from tests.support.steps import create, execute, finished, unique_name, workflow
 from tests.ui.test_console import shot, sign_in
@@ -130,6 +131,10 @@ async def test_a_viewer_sees_no_action_and_is_refused_posting_one(
 
 
 async def test_every_list_page_answers(api: Api, console: str) -> None:
+    kind = unique_type("console_rule")
+    rule = await create_rule(api, kind, [{"type": "update_field", "field": "status", "value": "seen"}])
+    await create_entity(api, kind, "Rulepage Co")
+    await finished_executions(api, rule["id"], 1)
     async with httpx.AsyncClient(base_url=console) as http:
         await _sign_in(http, "admin")
         for path, marker in [
@@ -141,6 +146,8 @@ async def test_every_list_page_answers(api: Api, console: str) -> None:
             ("/ui/breakers", "Circuit breakers"),
             ("/ui/templates?versions=1", "CONST_RES"),
             ("/ui/workflows", "Step workflows"),
+            (f"/ui/rules?trigger=create&entity_type={kind}", f"/ui/rules/{rule['id']}"),
+            (f"/ui/rules/{rule['id']}", "completed"),
         ]:
             answer = await http.get(path)
             assert answer.status_code == 200, (path, answer.text[:500])

@@ -140,7 +140,7 @@ async def deactivate_rule(
 async def list_executions(
     rule_id: uuid.UUID,
     engine: EngineDep,
-    _: Reader,
+    principal: Reader,
     status: str | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -148,6 +148,7 @@ async def list_executions(
 ) -> Page[RuleExecutionPublic]:
     """The rule's executions, newest first. A rule that was deactivated (DELETE) keeps them; one that was
     purged (``DELETE …?purge=true``) or never existed is 404."""
-    await _load(engine, rule_id)
-    async with engine.connect() as conn:
-        return await store.executions_page(conn, rule_id, status=status, limit=limit, offset=offset, cursor=cursor)
+    _, page = await commands.rule_executions(
+        rule_id, principal, engine, status=status, limit=limit, offset=offset, cursor=cursor
+    )
+    return page
