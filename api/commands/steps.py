@@ -24,6 +24,7 @@ from core.steps.contracts import (
     StepExecutionDetail,
     StepExecutionPublic,
     WorkflowPublic,
+    WorkflowVersionPublic,
     execution_workflow_id,
 )
 from core.steps.definition import StepWorkflowDefinition, visible
@@ -268,3 +269,10 @@ async def workflow(name: str, principal: Principal, engine: AsyncEngine) -> Work
     if stored is None:
         raise not_found(name)
     return stored
+
+
+async def versions(name: str, principal: Principal, engine: AsyncEngine) -> list[WorkflowVersionPublic]:
+    """Every stored version of a step workflow, newest first."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        return await store.versions(conn, name)

@@ -20,6 +20,7 @@ from api.commands import analytics as analytics_commands
 from api.commands import instances as instance_commands
 from api.commands import overview as overview_commands
 from api.commands import work as work_commands
+from api.commands.rights import can
 from api.deps import principal_of
 from api.errors import ApiError
 from api.inbox.kinds import KINDS, gather
@@ -46,7 +47,7 @@ from api.ui.dag import BOX_H, BOX_W, draw
 from core.platform import console_sessions
 from core.platform.settings import Settings
 from core.process import templates
-from core.process.contracts import TransitionCreate
+from core.process.contracts import CancelCreate, TransitionCreate
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -217,6 +218,7 @@ async def instancepage(request: Request, instance_id: uuid.UUID) -> HTMLResponse
         box_h=BOX_H,
         waiting=waiting,
         gate_id=gate_id,
+        may_cancel=view.workflow_status == "active" and can(principal, "operator"),
         **flash(request),
     )
 
@@ -234,6 +236,22 @@ async def transition(request: Request, instance_id: uuid.UUID) -> Response:
     except ApiError as exc:
         return back(request, here, error=exc.detail)
     return back(request, here, note=f"Moved to {view.current_state.name}.")
+
+
+@router.post("/instances/{instance_id}/cancel")
+async def cancel_instance(request: Request, instance_id: uuid.UUID) -> Response:
+    """The seeds' emergency termination: the instance ends where it stands, recorded in its history."""
+    principal, csrf = await viewer(request)
+    form = await read_form(request, csrf)
+    here = f"/ui/instances/{instance_id}"
+    try:
+        body = CancelCreate(comment=(form.get("comment") or None))
+        await instance_commands.cancel(instance_id, body, principal, engine(request), gateway(request))
+    except ValidationError as exc:
+        return back(request, here, error=_problem(exc))
+    except ApiError as exc:
+        return back(request, here, error=exc.detail)
+    return back(request, here, note="Cancelled.")
 
 
 @router.get("/work/{item_id}")

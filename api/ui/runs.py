@@ -151,5 +151,20 @@ async def session_page(request: Request, session_id: str) -> HTMLResponse:
         calls=made.items,
         more=made.next_cursor is not None,
         final_json=_json(session.final_output) if session.final_output is not None else None,
+        may_cancel=session.completed_ts is None
+        and can(principal, "operator")
+        and (principal.role == "admin" or session.created_by == principal.name),
         **flash(request),
     )
+
+
+@router.post("/sessions/{session_id}/cancel")
+async def cancel_session(request: Request, session_id: str) -> Response:
+    principal, csrf = await viewer(request)
+    await read_form(request, csrf)
+    here = f"/ui/sessions/{session_id[:100]}"
+    try:
+        await session_commands.cancel(session_id[:100], principal, engine(request), gateway(request))
+    except ApiError as exc:
+        return back(request, here, error=exc.detail)
+    return back(request, here, note="Cancelling: the session stops after the call under way.")

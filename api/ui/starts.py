@@ -102,6 +102,7 @@ async def workflow_page(request: Request, name: str) -> HTMLResponse:
     principal, csrf = await viewer(request)
     try:
         stored = await step_commands.workflow(name[:100], principal, engine(request))
+        history = await step_commands.versions(stored.name, principal, engine(request))
     except ApiError as exc:
         return page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
     return page(
@@ -110,6 +111,7 @@ async def workflow_page(request: Request, name: str) -> HTMLResponse:
         csrf=csrf,
         workflow=stored,
         fields=input_fields(stored.definition),
+        versions=history,
         steps=[(step.name, step.kind) for step in StepWorkflowDefinition.model_validate(stored.definition).steps],
         definition_json=json.dumps(stored.definition, indent=2)[:20000],
         may_execute=can(principal, "operator") and stored.enabled,

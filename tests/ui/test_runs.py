@@ -155,3 +155,24 @@ async def test_every_list_page_answers(api: Api, console: str) -> None:
         assert (await http.get("/ui/sessions/no-such-session")).status_code == 404
         assert (await http.get(f"/ui/executions/{uuid.uuid4()}")).status_code == 404
         assert (await http.get("/ui/executions?trigger=bogus")).status_code == 422
+
+
+async def test_cancel_an_instance_from_its_page(api: Api, browser: Browser, console: str) -> None:
+    instance = await api.start("CONST_RES", name="Cancelco")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await sign_in(page, console, "viewer")
+    await page.goto(f"{console}/ui/instances/{instance['instance_id']}")
+    await expect(page.locator("[data-created-entities]")).to_contain_text("created")
+    await expect(page.locator("form[data-cancel]")).to_have_count(0)  # a viewer cannot cancel
+    await page.click("text=Sign out")
+    await sign_in(page, console, "operator")
+    await page.goto(f"{console}/ui/instances/{instance['instance_id']}")
+    await page.fill("form[data-cancel] input[name=comment]", "customer withdrew")
+    await page.click("text=Cancel instance")
+    await expect(page.locator(".flash.note")).to_have_text("Cancelled.")
+    await expect(page.locator(".sub")).to_contain_text("cancelled")
+    await expect(page.locator("form[data-cancel]")).to_have_count(0)
+    await context.close()
+    view = await api.get(instance["instance_id"])
+    assert view["workflow_status"] == "cancelled"

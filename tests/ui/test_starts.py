@@ -45,6 +45,7 @@ async def test_execute_a_workflow_from_its_generated_form(api: Api, browser: Bro
     await sign_in(page, console, "operator")
     await page.goto(f"{console}/ui/workflows")
     await page.click(f"text={name}")
+    await expect(page.locator("[data-versions] tbody tr")).to_have_count(1)
     form = page.locator("form[data-execute]")
     await expect(form.locator("input[name^='input.']")).to_have_count(2)  # label and count, from the references
     await form.locator("input[name='input.label']").fill("Formco")
