@@ -78,38 +78,43 @@ async def test_a_step_timeline_fills_in_while_it_runs(
 
 
 async def test_the_largest_dag_is_never_clipped(api: Api, browser: Browser, console: str) -> None:
-    """CONST_RES (15 states, the largest pack): every state box lies inside the visible graph, fitted to
-    the card on a laptop; on a phone the card scrolls to show it at its own size; 'Actual size' lets a
-    laptop scroll too."""
+    """CONST_RES (15 states, the largest pack): drawn at its own size, the card scrolls sideways to show
+    all of it, at laptop and at phone width; 'Fit to width' fits it to the card instead. Either way every
+    state box lies inside the drawn graph."""
     instance = await api.start("CONST_RES", name="Wideco")
-    for width, height in ((1280, 900), (390, 844)):
-        context = await browser.new_context(viewport={"width": width, "height": height})
-        page = await context.new_page()
-        await sign_in(page, console, "viewer")
-        await page.goto(f"{console}/ui/instances/{instance['instance_id']}")
-        card = await page.locator("[data-dag]").bounding_box()
-        svg = await page.locator("[data-dag] svg").bounding_box()
-        assert card and svg
-        boxes = page.locator("[data-dag] g[data-state]")
-        assert await boxes.count() == 15
-        scroll = await page.evaluate(
+
+    async def scroll(page: Page) -> list[int]:
+        found = await page.evaluate(
             "(() => { const c = document.querySelector('[data-dag]'); return [c.scrollWidth, c.clientWidth]; })()"
         )
-        if width >= 1000:
-            assert svg["x"] + svg["width"] <= card["x"] + card["width"] + 1, "fitted graph wider than its card"
-            assert scroll[0] <= scroll[1] + 1
-        else:
-            assert scroll[0] > scroll[1], "a phone scrolls the graph sideways"
+        return [int(n) for n in found]
+
+    async def boxes_inside(page: Page) -> None:
+        svg = await page.locator("[data-dag] svg").bounding_box()
+        boxes = page.locator("[data-dag] g[data-state]")
+        assert svg is not None and await boxes.count() == 15
         for i in range(15):
             box = await boxes.nth(i).bounding_box()
             assert box is not None
             assert svg["x"] - 1 <= box["x"] and box["x"] + box["width"] <= svg["x"] + svg["width"] + 1
             assert svg["y"] - 1 <= box["y"] and box["y"] + box["height"] <= svg["y"] + svg["height"] + 1
+
+    for width, height in ((1280, 900), (390, 844)):
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        page = await context.new_page()
+        await sign_in(page, console, "viewer")
+        await page.goto(f"{console}/ui/instances/{instance['instance_id']}")
+        wide, shown = await scroll(page)
+        assert wide > shown, "the card scrolls to show the graph at its own size"
+        await boxes_inside(page)
+        await page.locator("[data-dag]").evaluate("c => c.scrollLeft = c.scrollWidth")
+        last = await page.locator("[data-dag] g[data-state]").last.bounding_box()
+        card = await page.locator("[data-dag]").bounding_box()
+        assert last and card and last["x"] + last["width"] <= card["x"] + card["width"] + 1  # scrolled into view
+        await page.click("label[for=dag-fit]")
+        wide, shown = await scroll(page)
+        assert wide <= shown + 1, "fitted, the graph is as wide as its card"
+        await boxes_inside(page)
         if width >= 1000:
-            await page.click("label[for=dag-actual]")
-            scroll = await page.evaluate(
-                "(() => { const c = document.querySelector('[data-dag]'); return [c.scrollWidth, c.clientWidth]; })()"
-            )
-            assert scroll[0] > scroll[1], "at actual size the card scrolls"
-            await shot(page, "instance-dag-actual")
+            await shot(page, "instance-dag-fit")
         await context.close()

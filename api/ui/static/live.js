@@ -1,8 +1,20 @@
-// Live pages: every element with data-live="topic[ topic…]" names what it shows. One EventSource per
+// Live pages (and a graph scrolled to its current state): every element with data-live="topic[ topic…]" names what it shows. One EventSource per
 // page listens on /ui/live for those topics; when one changes, the page is read again (with the
 // viewer's own cookie and rights) and its <main> swapped in, unless someone is typing in a form.
 (function () {
   "use strict";
+  // A wide process graph scrolls inside its card: bring the current state into view.
+  function showCurrent() {
+    var card = document.querySelector("[data-dag]");
+    var current = card && card.querySelector("g[data-kind=current]");
+    if (card && current && card.scrollWidth > card.clientWidth) {
+      var box = current.getBoundingClientRect(), frame = card.getBoundingClientRect();
+      card.scrollLeft += box.left - frame.left - (frame.width - box.width) / 2;
+    }
+  }
+  showCurrent();
+  window.addEventListener("resize", showCurrent);
+
   var topics = [];
   document.querySelectorAll("[data-live]").forEach(function (el) {
     el.getAttribute("data-live").split(" ").forEach(function (t) {
@@ -38,6 +50,7 @@
             if (checked.indexOf(box.name + "=" + box.value) >= 0) { box.checked = true; }
           });
           document.body.setAttribute("data-refreshed", String(Date.now()));
+          showCurrent();
         }
       })
       .catch(function () {})
