@@ -3,6 +3,8 @@ tampered page link answered with a message (issue 22)."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -107,3 +109,45 @@ async def test_home_counts_link_to_their_lists(api: Api, browser: Browser, conso
     await expect(page.locator(".empty")).to_be_visible()  # not stuck: filtered out
     assert fresh["instance_id"]
     await context.close()
+
+
+async def test_each_list_filters_and_pages(api: Api, console: str) -> None:
+    """Executions, rules, workflows and the queue: a filter narrows the list, and pages of one row each
+    lead by their Next links to different rows with the filter kept."""
+    from tests.support.automation import create_rule, unique_type
+    from tests.support.steps import create, execute, finished, unique_name, workflow
+    from tests.support.work import customer, demo
+
+    name = unique_name("paged")
+    await create(
+        api, workflow(name, [{"name": "one", "tool": "entity.create", "params": {"entity_type": "paged", "name": "x"}}])
+    )
+    for _ in range(2):
+        await finished(api, (await execute(api, name, {}))["id"])
+    kind = unique_type("paged_rule")
+    for n in range(2):
+        await create_rule(api, kind, [{"type": "update_field", "field": "n", "value": n}], workflow_name=f"paged {n}")
+    await demo(api, await customer(api, revenue_impact_tier=3), "operator-user")
+
+    async with httpx.AsyncClient(base_url=console) as http:
+        await _sign_in(http, "admin")
+        for path, narrowing, nothing in [
+            ("/ui/executions", f"q={name}", "q=no_such_workflow_at_all"),
+            ("/ui/rules", f"entity_type={kind}", "entity_type=no_such_type"),
+            ("/ui/workflows", "enabled=yes", None),
+            ("/ui/queue", "assignee=operator-user", "assignee=nobody-at-all"),
+        ]:
+            first = await http.get(f"{path}?{narrowing}&limit=1")
+            assert first.status_code == 200, (path, first.text[:300])
+            rows = re.findall(r'data-row="([^"]+)"', first.text)
+            assert len(rows) == 1, path
+            following = re.search(r'href="([^"]+)" rel="next"', first.text)
+            assert following is not None, f"{path}: no next page"
+            link = html.unescape(following.group(1))
+            assert narrowing.split("=")[0] in link and "cursor=" in link, link
+            second = await http.get(link)
+            assert second.status_code == 200
+            assert re.findall(r'data-row="([^"]+)"', second.text) != rows, f"{path}: the next page repeats the first"
+            if nothing is not None:
+                empty = await http.get(f"{path}?{nothing}")
+                assert empty.status_code == 200 and 'class="empty"' in empty.text, path
