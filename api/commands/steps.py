@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.commands.rights import READERS, allow
+from api.commands.validation import ValidationReport, schema_problems
 from api.deps import Principal, ensure_starter
-from api.errors import ApiError
+from api.errors import ApiError, Problem
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
 from core.platform.contracts import Page
 from core.platform.settings import Settings
 from core.steps import store
+from core.steps.catalogue import Catalogue
 from core.steps.contracts import (
     Compensable,
     ExecuteRequest,
@@ -27,8 +31,10 @@ from core.steps.contracts import (
     WorkflowVersionPublic,
     execution_workflow_id,
 )
-from core.steps.definition import StepWorkflowDefinition, visible
+from core.steps.definition import RESERVED_NAMES, StepWorkflowDefinition, visible
 from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
+from core.steps.validation import Problem as StepProblem
+from core.steps.validation import check
 from workflows.steps.interpreter import StepWorkflowRun
 
 OPEN = ("pending", "running")  # an execution that may still change
@@ -276,3 +282,29 @@ async def versions(name: str, principal: Principal, engine: AsyncEngine) -> list
     allow(principal, *READERS)
     async with engine.connect() as conn:
         return await store.versions(conn, name)
+
+
+async def validate(
+    body: dict[str, Any], principal: Principal, catalogue: Catalogue, settings: Settings
+) -> ValidationReport:
+    """A step workflow checked as saving it would check it (its shape, then its tools, params and
+    references), and not stored."""
+    allow(principal, *READERS)
+    try:
+        definition = StepWorkflowDefinition.model_validate(body)
+    except ValidationError as exc:
+        return ValidationReport(valid=False, problems=schema_problems(exc))
+    problems = [
+        Problem(field=p.path, message=p.message) for p in await definition_problems(definition, catalogue, settings)
+    ]
+    return ValidationReport(valid=not problems, problems=problems)
+
+
+async def definition_problems(
+    definition: StepWorkflowDefinition, catalogue: Catalogue, settings: Settings
+) -> list[StepProblem]:
+    """What saving a definition refuses beyond its shape (the one judge for the API and the designer)."""
+    problems = await check(definition, catalogue.lookup, set(settings.event_sources))
+    if definition.name in RESERVED_NAMES:
+        problems.insert(0, StepProblem("name", f"'{definition.name}' is reserved"))
+    return problems

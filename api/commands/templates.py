@@ -1,14 +1,20 @@
-"""Process template commands: list the templates (the console's list; the API's route)."""
+"""Process template commands: list the templates, and validate one without storing it (the designer)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.commands.rights import READERS, allow
+from api.commands.validation import ValidationReport, schema_problems
 from api.deps import Principal
+from api.errors import Problem
 from core.platform.contracts import Page
 from core.process import templates
-from core.process.contracts import TemplateSummary
+from core.process.contracts import TemplateCreate, TemplateSummary
+from core.process.dag import TemplateError, validate_graph
 
 
 async def listing(
@@ -33,3 +39,20 @@ async def listing(
             limit=limit,
             offset=offset,
         )
+
+
+async def validate(body: dict[str, Any], principal: Principal) -> ValidationReport:
+    """A process template checked as saving it would check it (its shape, then the DAG rules), and not
+    stored. Anyone signed in may ask: the designer shows the answer to read-only viewers too."""
+    allow(principal, *READERS)
+    try:
+        template = TemplateCreate.model_validate(body)
+    except ValidationError as exc:
+        return ValidationReport(valid=False, problems=schema_problems(exc))
+    try:
+        validate_graph(template.workflow_graph)
+    except TemplateError as exc:
+        ids = [s.id for s in template.workflow_graph.states]
+        where = f"workflow_graph.states[{ids.index(exc.state_id)}]" if exc.state_id in ids else "workflow_graph"
+        return ValidationReport(valid=False, problems=[Problem(field=where, message=f"{exc.message} ({exc.rule})")])
+    return ValidationReport(valid=True, problems=[])

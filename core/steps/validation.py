@@ -131,6 +131,16 @@ class _Checker:
         self.problems.append(Problem(path, message))
 
     def refs(self, where: str, value: Any, visible: set[str]) -> None:
+        """Each reference to a name the step cannot see, at the path of the value that holds it
+        (``steps[1].params.id``), so an editor can show it on that field."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.refs(f"{where}.{key}", item, visible)
+            return
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                self.refs(f"{where}[{index}]", item, visible)
+            return
         for reference in references(value):
             if root_of(reference) not in visible:
                 self.problem(

@@ -77,14 +77,14 @@ BAD: list[tuple[str, list[dict[str, Any]], dict[str, Any], str, str]] = [
         "later step",
         [{**make("a"), "params": {"entity_type": "t", "name": "${b.name}"}}, make("b")],
         {},
-        "steps[0].params",
+        "steps[0].params.name",
         "not input, context or an earlier step",
     ),
     (
         "unknown root",
         [{**make("a"), "params": {"entity_type": "t", "name": "${repo.owner}"}}],
         {},
-        "steps[0].params",
+        "steps[0].params.name",
         "'repo'",
     ),
     (

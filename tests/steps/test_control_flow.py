@@ -258,7 +258,7 @@ async def test_control_flow_definitions_are_validated(api: Api) -> None:
                     },
                 }
             ],
-            "steps[0].parallel.branches[1].steps[0].params",
+            "steps[0].parallel.branches[1].steps[0].params.name",
             "'one'",
         ),
         (

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
+from api.commands import templates as template_commands
+from api.commands.validation import ValidationReport
 from api.deps import Admin, EngineDep, Reader
 from api.errors import ApiError
 from api.pagination import Limit, Offset
@@ -69,3 +71,13 @@ async def create_template(body: TemplateCreate, engine: EngineDep, principal: Ad
     async with engine.begin() as conn:
         stored, _ = await templates.create_version(conn, body, created_by=principal.name)
     return stored
+
+
+@router.post("/validate", response_model=ValidationReport)
+async def validate_template(
+    principal: Reader,
+    body: Annotated[dict[str, Any], Body(description="A template as POST /api/v1/workflow-template takes it")],
+) -> ValidationReport:
+    """Check a template as saving it would (its shape, then the DAG rules) and store nothing: 200 with
+    ``valid`` and each problem at the path of its field or state (``workflow_graph.states[4]``)."""
+    return await template_commands.validate(body, principal)

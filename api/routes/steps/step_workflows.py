@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.commands import steps as step_commands
+from api.commands.validation import ValidationReport
 from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
@@ -22,9 +23,8 @@ from core.steps.contracts import (
     WorkflowPublic,
     WorkflowVersionPublic,
 )
-from core.steps.definition import RESERVED_NAMES, WORKFLOW_NAME, StepWorkflowDefinition
+from core.steps.definition import WORKFLOW_NAME, StepWorkflowDefinition
 from core.steps.metrics import Period, WorkflowMetrics
-from core.steps.validation import Problem, check
 
 
 class WorkflowNameConvertor(Convertor[str]):
@@ -57,9 +57,7 @@ Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored 
 
 
 async def _validated(definition: StepWorkflowDefinition, catalogue: Catalogue, settings: Settings) -> None:
-    problems = await check(definition, catalogue.lookup, set(settings.event_sources))
-    if definition.name in RESERVED_NAMES:
-        problems.insert(0, Problem("name", f"'{definition.name}' is reserved"))
+    problems = await step_commands.definition_problems(definition, catalogue, settings)
     if problems:
         raise ApiError(
             422,
@@ -203,3 +201,15 @@ async def workflow_metrics(
         if await store.get_workflow(conn, name) is None:
             raise _not_found(name)
         return await metrics.workflow_metrics(conn, name, period, datetime.now(UTC) - timedelta(days=days))
+
+
+@router.post("/validate", response_model=ValidationReport)
+async def validate_workflow(
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    principal: Reader,
+    body: Annotated[dict[str, Any], Body(description="A definition as POST /api/v1/workflows takes it")],
+) -> ValidationReport:
+    """Check a definition as saving it would (its shape, then its tools, params and references) and store
+    nothing: 200 with ``valid`` and each problem at the path of its field (``steps[2].params.url``)."""
+    return await step_commands.validate(body, principal, catalogue, settings)
