@@ -67,7 +67,7 @@ async def test_the_launcher_restarts_what_dies_and_stops_everything() -> None:
             said = (data / "launcher.log").read_text(errors="replace")
             banner = said[said.index("Trellis is running") :]
             assert f"http://127.0.0.1:{port}/ui" in banner and str(data / "logs") in banner
-            for chatter in ("pgserver", "alembic", "initdb", "XDG_RUNTIME_DIR"):
+            for chatter in ("pgserver:", "Running commandline", "alembic", "initdb", "XDG_RUNTIME_DIR"):
                 assert chatter not in said, chatter
             assert "pgserver" in (data / "logs" / "trellis.log").read_text()
             assert len(said[: said.index("Trellis is running")].splitlines()) <= 15, said
