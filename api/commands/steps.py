@@ -16,6 +16,7 @@ from api.deps import Principal, ensure_starter
 from api.errors import ApiError, Problem
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
 from core.platform.contracts import Page
+from core.platform.diffs import GraphDiff, workflow_diff
 from core.platform.settings import Settings
 from core.steps import store
 from core.steps.catalogue import Catalogue
@@ -308,3 +309,16 @@ async def definition_problems(
     if definition.name in RESERVED_NAMES:
         problems.insert(0, StepProblem("name", f"'{definition.name}' is reserved"))
     return problems
+
+
+async def diff(name: str, versions_: tuple[int, int], principal: Principal, engine: AsyncEngine) -> GraphDiff:
+    """What changed from one version of a step workflow to another: steps (nested ones by path) and
+    their order or dependencies added, removed, changed."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        stored = [await store.get_workflow(conn, name, v) for v in versions_]
+    for version, found in zip(versions_, stored, strict=True):
+        if found is None:
+            raise ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
+    a, b = (found.definition for found in stored if found is not None)
+    return workflow_diff(a, b, versions_)

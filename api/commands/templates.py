@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.commands.rights import READERS, allow
 from api.commands.validation import ValidationReport, schema_problems
 from api.deps import Principal
-from api.errors import Problem
+from api.errors import ApiError, Problem
 from core.platform.contracts import Page
+from core.platform.diffs import GraphDiff, template_diff
 from core.process import templates
-from core.process.contracts import TemplateCreate, TemplateSummary
+from core.process.contracts import TemplateCreate, TemplateSummary, TemplateVersion
 from core.process.dag import TemplateError, validate_graph
 
 
@@ -56,3 +57,25 @@ async def validate(body: dict[str, Any], principal: Principal) -> ValidationRepo
         where = f"workflow_graph.states[{ids.index(exc.state_id)}]" if exc.state_id in ids else "workflow_graph"
         return ValidationReport(valid=False, problems=[Problem(field=where, message=f"{exc.message} ({exc.rule})")])
     return ValidationReport(valid=True, problems=[])
+
+
+async def versions(code: str, principal: Principal, engine: AsyncEngine) -> list[TemplateVersion]:
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        found = await templates.versions(conn, code)
+    if not found:
+        raise ApiError(404, "not_found", f"no process template '{code}'")
+    return found
+
+
+async def diff(code: str, versions_: tuple[int, int], principal: Principal, engine: AsyncEngine) -> GraphDiff:
+    """What changed from one version of a template to another: states and transitions added, removed,
+    changed."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        graphs = [await templates.get_by_code(conn, code, v) for v in versions_]
+    for version, graph in zip(versions_, graphs, strict=True):
+        if graph is None or graph.version != version:
+            raise ApiError(404, "not_found", f"process template '{code}' has no version {version}")
+    a, b = (g.workflow_graph.model_dump(mode="json") for g in graphs if g is not None)
+    return template_diff(a, b, versions_)

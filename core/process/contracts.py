@@ -109,6 +109,18 @@ class TemplateSummary(BaseModel):
     created_ts: datetime
 
 
+class TemplateVersion(BaseModel):
+    """One stored version of a template, and how many instances are still running on it."""
+
+    version: int
+    name: str
+    active_workflow_flag: bool
+    created_by: str | None
+    created_ts: datetime
+    state_count: int
+    running: int
+
+
 class EntityInput(RequestPart):
     """A business entity to create with an instance (the start state's entity)."""
 

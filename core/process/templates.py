@@ -13,9 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.platform.contracts import Page
 from core.platform.paths import PACKS_DIR
-from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSnapshot, TemplateSummary
+from core.process.contracts import (
+    TemplateCreate,
+    TemplatePublic,
+    TemplateSnapshot,
+    TemplateSummary,
+    TemplateVersion,
+)
 from core.process.dag import validate_graph
-from core.process.tables import GraphHead
+from core.process.tables import GraphData, GraphHead
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +147,31 @@ async def get_by_code(conn: AsyncConnection, code: str, version: int | None) -> 
     stmt = stmt.where(GraphHead.version == version) if version is not None else stmt
     row = (await conn.execute(stmt.order_by(GraphHead.version.desc()).limit(1))).first()
     return TemplatePublic.model_validate(row) if row else None
+
+
+async def versions(conn: AsyncConnection, code: str) -> list[TemplateVersion]:
+    """Every version of a template, oldest first, with its running instances (what a change would meet)."""
+    running = (
+        select(GraphData.workflow_head_id, func.count().label("running"))
+        .where(GraphData.template_code == code, GraphData.workflow_status == "active")
+        .group_by(GraphData.workflow_head_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            GraphHead.version,
+            GraphHead.name,
+            GraphHead.active_workflow_flag,
+            GraphHead.created_by,
+            GraphHead.created_ts,
+            func.jsonb_array_length(GraphHead.workflow_graph["states"]).label("state_count"),
+            func.coalesce(running.c.running, 0).label("running"),
+        )
+        .outerjoin(running, running.c.workflow_head_id == GraphHead.id)
+        .where(GraphHead.code == code)
+        .order_by(GraphHead.version)
+    )
+    return [TemplateVersion.model_validate(r._mapping) for r in (await conn.execute(stmt)).all()]
 
 
 async def list_templates(

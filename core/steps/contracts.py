@@ -52,6 +52,7 @@ class WorkflowVersionPublic(BaseModel):
     enabled: bool
     created_by: str | None
     created_ts: datetime
+    running: int = Field(default=0, description="Executions of this version still pending or running")
 
 
 class StepPublic(BaseModel):

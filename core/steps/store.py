@@ -148,8 +148,21 @@ async def workflows_page(
 
 
 async def versions(conn: AsyncConnection, name: str) -> list[WorkflowVersionPublic]:
+    running = (
+        select(StepExecution.workflow_version, func.count().label("running"))
+        .where(StepExecution.workflow_name == name, StepExecution.status.in_(("pending", "running")))
+        .group_by(StepExecution.workflow_version)
+        .subquery()
+    )
     rows = await conn.execute(
-        select(StepWorkflow.version, StepWorkflow.enabled, StepWorkflow.created_by, StepWorkflow.created_ts)
+        select(
+            StepWorkflow.version,
+            StepWorkflow.enabled,
+            StepWorkflow.created_by,
+            StepWorkflow.created_ts,
+            func.coalesce(running.c.running, 0).label("running"),
+        )
+        .outerjoin(running, running.c.workflow_version == StepWorkflow.version)
         .where(StepWorkflow.name == name)
         .order_by(StepWorkflow.version)
     )

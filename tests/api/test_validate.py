@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,36 @@ async def test_a_step_workflow_is_validated_and_not_stored(api: Api) -> None:
     not_a_step = (await api.request("POST", "/api/v1/workflows/validate", json={"name": name, "steps": [{}]})).json()
     assert not_a_step["valid"] is False and all(p["field"].startswith("steps[0]") for p in not_a_step["problems"])
     assert (await api.request("GET", f"/api/v1/workflows/{name}")).status_code == 404
+
+
+async def test_template_versions_count_running_instances_and_diff(api: Api) -> None:
+    code = f"DIFF_{uuid.uuid4().hex[:6].upper()}"
+    v1: dict[str, Any] = copy.deepcopy(PACK) | {"code": code}
+    assert (await api.request("POST", "/api/v1/workflow-template", json=v1)).status_code == 201
+    await api.start(code, name="Diffco")
+    v2 = copy.deepcopy(v1)
+    v2["workflow_graph"]["states"][1]["entity_status"] = "Booked"
+    assert (await api.request("POST", "/api/v1/workflow-template", json=v2)).status_code == 201
+
+    listed = (await api.request("GET", f"/api/v1/workflow-template/{code}/versions", role="viewer")).json()
+    assert [(v["version"], v["running"]) for v in listed] == [(1, 1), (2, 0)]
+    diff = (await api.request("GET", f"/api/v1/workflow-template/{code}/diff", params={"from": 1, "to": 2})).json()
+    assert diff["changed_nodes"] == [{"id": "1", "fields": ["entity_status"]}]
+    assert diff["added_nodes"] == diff["removed_nodes"] == diff["added_edges"] == diff["removed_edges"] == []
+    missing = await api.request("GET", f"/api/v1/workflow-template/{code}/diff", params={"from": 1, "to": 9})
+    assert missing.status_code == 404 and "no version 9" in missing.json()["detail"]
+    assert (await api.request("GET", "/api/v1/workflow-template/NO_SUCH_CODE/versions")).status_code == 404
+
+
+async def test_workflow_versions_diff(api: Api) -> None:
+    name = unique_name("diffed")
+    steps = [{"name": "made", "tool": "entity.create", "params": {"entity_type": "diffed", "name": "a"}}]
+    assert (await api.request("POST", "/api/v1/workflows", json=workflow(name, steps))).status_code == 201
+    steps[0]["params"]["name"] = "b"
+    steps.append({"name": "done", "tool": "entity.update", "params": {"id": "${made.id}", "status": "done"}})
+    assert (await api.request("PUT", f"/api/v1/workflows/{name}", json=workflow(name, steps))).status_code == 200
+    diff = (await api.request("GET", f"/api/v1/workflows/{name}/diff", params={"from": 1, "to": 2})).json()
+    assert diff["added_nodes"] == ["done"] and diff["changed_nodes"] == [{"id": "made", "fields": ["params"]}]
+    assert diff["added_edges"] == [["made", "done"]]
+    versions = (await api.request("GET", f"/api/v1/workflows/{name}/versions")).json()
+    assert [(v["version"], v["running"]) for v in versions] == [(1, 0), (2, 0)]

@@ -13,8 +13,9 @@ from api.deps import Admin, EngineDep, Reader
 from api.errors import ApiError
 from api.pagination import Limit, Offset
 from core.platform.contracts import Page
+from core.platform.diffs import GraphDiff
 from core.process import templates
-from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary
+from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
 from core.process.dag import TemplateError, validate_graph
 
 router = APIRouter(prefix="/api/v1/workflow-template", tags=["templates"])
@@ -81,3 +82,21 @@ async def validate_template(
     """Check a template as saving it would (its shape, then the DAG rules) and store nothing: 200 with
     ``valid`` and each problem at the path of its field or state (``workflow_graph.states[4]``)."""
     return await template_commands.validate(body, principal)
+
+
+@router.get("/{code}/versions", response_model=list[TemplateVersion])
+async def list_template_versions(code: str, engine: EngineDep, principal: Reader) -> list[TemplateVersion]:
+    """Every version of a template, oldest first, each with the instances still running on it."""
+    return await template_commands.versions(code[:50], principal, engine)
+
+
+@router.get("/{code}/diff", response_model=GraphDiff)
+async def diff_template_versions(
+    code: str,
+    engine: EngineDep,
+    principal: Reader,
+    from_version: Annotated[int, Query(alias="from", ge=1, le=1_000_000)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=1_000_000)],
+) -> GraphDiff:
+    """States (by id) and transitions added, removed and changed from one version to another."""
+    return await template_commands.diff(code[:50], (from_version, to_version), principal, engine)

@@ -14,6 +14,7 @@ from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Rea
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
+from core.platform.diffs import GraphDiff
 from core.platform.settings import Settings
 from core.steps import metrics, store
 from core.steps.catalogue import Catalogue, rule_actions
@@ -213,3 +214,16 @@ async def validate_workflow(
     """Check a definition as saving it would (its shape, then its tools, params and references) and store
     nothing: 200 with ``valid`` and each problem at the path of its field (``steps[2].params.url``)."""
     return await step_commands.validate(body, principal, catalogue, settings)
+
+
+@router.get("/{name:workflow_name}/diff", response_model=GraphDiff)
+async def diff_workflow_versions(
+    name: WorkflowName,
+    engine: EngineDep,
+    principal: Reader,
+    from_version: Annotated[int, Query(alias="from", ge=1, le=1_000_000)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=1_000_000)],
+) -> GraphDiff:
+    """Steps (nested ones by path, e.g. ``fan.x.call``) and their order or dependencies added, removed and
+    changed from one version to another."""
+    return await step_commands.diff(name, (from_version, to_version), principal, engine)
