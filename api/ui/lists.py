@@ -85,7 +85,7 @@ class ListQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
 
 
-def _links(request: Request, path: str, next_cursor: str | None) -> tuple[str | None, str | None]:
+def page_links(request: Request, path: str, next_cursor: str | None) -> tuple[str | None, str | None]:
     """The next page keeps the filters and carries the cursor; the first page drops only the cursor."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     next_url = f"{path}?{urlencode([*kept, ('cursor', next_cursor)])}" if next_cursor else None
@@ -93,7 +93,7 @@ def _links(request: Request, path: str, next_cursor: str | None) -> tuple[str | 
     return next_url, first_url
 
 
-def _filtered(request: Request, names: list[str]) -> bool:
+def filtered_by(request: Request, names: list[str]) -> bool:
     return any(request.query_params.get(n) for n in names)
 
 
@@ -111,17 +111,11 @@ def _span(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-async def _render(
-    request: Request,
-    model: type[BaseModel],
-    build: Callable[[Principal, Any], Awaitable[Listing]],
-) -> HTMLResponse:
-    """Check the query, build the listing, and answer a page; a bad filter or a stale cursor is the
-    page with a message saying what to change (422), never a stack trace."""
-    principal, csrf = await viewer(request)
+async def answered(principal: Principal, csrf: str, make: Callable[[], Awaitable[HTMLResponse]]) -> HTMLResponse:
+    """A page, or for a bad filter or a stale page link the page with a message saying what to change
+    (422), and for a refusal the command's own message: never a stack trace."""
     try:
-        query = model.model_validate(dict(request.query_params))
-        listing = await build(principal, query)
+        return await make()
     except ValidationError as exc:
         first = exc.errors()[0]
         message = f"{'.'.join(str(p) for p in first['loc']) or 'filter'}: {first['msg']}"
@@ -131,7 +125,21 @@ async def _render(
         return page("message.html", status=422, principal=principal, csrf=csrf, message=message)
     except ApiError as exc:
         return page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
-    return page("list.html", principal=principal, csrf=csrf, listing=listing, **flash(request))
+
+
+async def _render(
+    request: Request,
+    model: type[BaseModel],
+    build: Callable[[Principal, Any], Awaitable[Listing]],
+) -> HTMLResponse:
+    """Check the query, build the listing, and answer the list page."""
+    principal, csrf = await viewer(request)
+
+    async def make() -> HTMLResponse:
+        listing = await build(principal, model.model_validate(dict(request.query_params)))
+        return page("list.html", principal=principal, csrf=csrf, listing=listing, **flash(request))
+
+    return await answered(principal, csrf, make)
 
 
 # --------------------------------------------------------------------------- process instances
@@ -182,7 +190,7 @@ async def instances_page(request: Request) -> HTMLResponse:
             )
             for i in found.items
         ]
-        next_url, first_url = _links(request, "/ui/instances", found.next_cursor)
+        next_url, first_url = page_links(request, "/ui/instances", found.next_cursor)
         return Listing(
             title="Process instances",
             noun="instance",
@@ -214,7 +222,7 @@ async def instances_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["q", "template", "status", "state", "stuck"]),
+            filtered=filtered_by(request, ["q", "template", "status", "state", "stuck"]),
         )
 
     return await _render(request, InstanceQuery, build)
@@ -269,7 +277,7 @@ async def executions_page(request: Request) -> HTMLResponse:
                     ],
                 )
             )
-        next_url, first_url = _links(request, "/ui/executions", found.next_cursor)
+        next_url, first_url = page_links(request, "/ui/executions", found.next_cursor)
         return Listing(
             title="Step executions",
             noun="execution",
@@ -306,7 +314,7 @@ async def executions_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["q", "status", "trigger", "workflow"]),
+            filtered=filtered_by(request, ["q", "status", "trigger", "workflow"]),
         )
 
     return await _render(request, ExecutionQuery, build)
@@ -347,7 +355,7 @@ async def sessions_page(request: Request) -> HTMLResponse:
             )
             for s in found.items
         ]
-        next_url, first_url = _links(request, "/ui/sessions", found.next_cursor)
+        next_url, first_url = page_links(request, "/ui/sessions", found.next_cursor)
         statuses = ("running", "awaiting_approval", "completed", "failed", "cancelled", "budget_exceeded")
         return Listing(
             title="Agent sessions",
@@ -369,7 +377,7 @@ async def sessions_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["q", "status"]),
+            filtered=filtered_by(request, ["q", "status"]),
         )
 
     return await _render(request, SessionQuery, build)
@@ -415,7 +423,7 @@ async def rules_page(request: Request) -> HTMLResponse:
                     ],
                 )
             )
-        next_url, first_url = _links(request, "/ui/rules", found.next_cursor)
+        next_url, first_url = page_links(request, "/ui/rules", found.next_cursor)
         triggers = get_args(TriggerAction)
         return Listing(
             title="Automation rules",
@@ -440,7 +448,7 @@ async def rules_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["trigger", "entity_type", "active"]),
+            filtered=filtered_by(request, ["trigger", "entity_type", "active"]),
         )
 
     return await _render(request, RuleQuery, build)
@@ -469,7 +477,7 @@ async def rule_page(request: Request, rule_id: uuid.UUID) -> HTMLResponse:
             )
             for x in found.items
         ]
-        next_url, first_url = _links(request, f"/ui/rules/{rule_id}", found.next_cursor)
+        next_url, first_url = page_links(request, f"/ui/rules/{rule_id}", found.next_cursor)
         statuses = ("running", "completed", "failed", "skipped")
         state = "active" if rule.active_flag else "inactive"
         return Listing(
@@ -483,7 +491,7 @@ async def rule_page(request: Request, rule_id: uuid.UUID) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["status"]),
+            filtered=filtered_by(request, ["status"]),
             note=f"{rule.trigger_action_type} on {rule.trigger_entity_type}, {state}",
             action=(f"/ui/dead-letters?rule={rule_id}", "Its dead letters"),
         )
@@ -523,7 +531,7 @@ async def dead_letters_page(request: Request) -> HTMLResponse:
             )
             for d in found.items
         ]
-        next_url, first_url = _links(request, "/ui/dead-letters", found.next_cursor)
+        next_url, first_url = page_links(request, "/ui/dead-letters", found.next_cursor)
         return Listing(
             title="Webhook dead letters",
             noun="dead letter",
@@ -536,7 +544,7 @@ async def dead_letters_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["open", "rule"]),
+            filtered=filtered_by(request, ["open", "rule"]),
         )
 
     return await _render(request, DeadLetterQuery, build)
@@ -651,7 +659,7 @@ async def templates_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=None,
             first_url=None,
-            filtered=_filtered(request, ["versions"]),
+            filtered=filtered_by(request, ["versions"]),
         )
 
     return await _render(request, TemplateQuery, build)
@@ -685,7 +693,7 @@ async def workflows_page(request: Request) -> HTMLResponse:
             )
             for w in found.items
         ]
-        next_url, first_url = _links(request, "/ui/workflows", found.next_cursor)
+        next_url, first_url = page_links(request, "/ui/workflows", found.next_cursor)
         return Listing(
             title="Step workflows",
             noun="workflow",
@@ -701,7 +709,7 @@ async def workflows_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=_filtered(request, ["enabled"]),
+            filtered=filtered_by(request, ["enabled"]),
         )
 
     return await _render(request, WorkflowQuery, build)

@@ -19,8 +19,7 @@ from api.commands.rights import can
 from api.deps import Principal
 from api.errors import ApiError
 from api.ui.common import engine, flash, gateway, page, read_form_pairs, viewer
-from api.ui.lists import Filter, Listing, ListQuery, _filtered, _links
-from core.platform.pages import CursorInvalid
+from api.ui.lists import Filter, Listing, ListQuery, answered, filtered_by, page_links
 from core.work.contracts import ItemChange
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -69,7 +68,7 @@ async def _queue(request: Request, principal: Principal, csrf: str, query: Queue
         cursor=query.cursor,
     )
     types = await work_commands.workflow_types(engine(request))
-    next_url, first_url = _links(request, "/ui/queue", found.next_cursor)
+    next_url, first_url = page_links(request, "/ui/queue", found.next_cursor)
     listing = Listing(
         title="Work queue",
         noun="work item",
@@ -110,7 +109,7 @@ async def _queue(request: Request, principal: Principal, csrf: str, query: Queue
         total=found.total,
         next_url=next_url,
         first_url=first_url,
-        filtered=_filtered(request, ["type", "label", "assignee", "due", "status"]),
+        filtered=filtered_by(request, ["type", "label", "assignee", "due", "status"]),
     )
     return page(
         "queue.html",
@@ -128,18 +127,9 @@ async def _queue(request: Request, principal: Principal, csrf: str, query: Queue
 @router.get("/queue")
 async def queue_page(request: Request) -> HTMLResponse:
     principal, csrf = await viewer(request)
-    try:
-        query = QueueQuery.model_validate(dict(request.query_params))
-        return await _queue(request, principal, csrf, query)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = f"{'.'.join(str(p) for p in first['loc']) or 'filter'}: {first['msg']}"
-        return page("message.html", status=422, principal=principal, csrf=csrf, message=message)
-    except CursorInvalid:
-        message = "That page link is stale or was changed; start again from the first page."
-        return page("message.html", status=422, principal=principal, csrf=csrf, message=message)
-    except ApiError as exc:
-        return page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
+    return await answered(
+        principal, csrf, lambda: _queue(request, principal, csrf, QueueQuery.model_validate(dict(request.query_params)))
+    )
 
 
 def _change(action: str, fields: dict[str, str], actor: str) -> ItemChange:

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/workflow-template", tags=["templates"])
 @router.get("", response_model=Page[TemplateSummary])
 async def list_templates(
     engine: EngineDep,
-    _: Reader,
+    principal: Reader,
     code: str | None = None,
     industry_sector: str | None = None,
     active: bool | None = None,
@@ -32,16 +32,16 @@ async def list_templates(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[TemplateSummary]:
-    async with engine.connect() as conn:
-        return await templates.list_templates(
-            conn,
-            code=code,
-            industry_sector=industry_sector,
-            active=active,
-            all_versions=all_versions,
-            limit=limit,
-            offset=offset,
-        )
+    return await template_commands.listing(
+        principal,
+        engine,
+        code=code,
+        industry_sector=industry_sector,
+        active=active,
+        all_versions=all_versions,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/{template_ref}", response_model=TemplatePublic)
