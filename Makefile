@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast test-real-model bench bench-scale seed-scale lint clean
+.PHONY: install run test test-fast test-real-model bench bench-scale bench-designer seed-scale lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ seed-scale: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale
+
+bench-designer: $(STAMP)
+	$(PY) -m bench.designer
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy core api workflows activities worker.py scripts bench migrations && $(VENV)/bin/lint-imports

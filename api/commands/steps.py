@@ -322,3 +322,28 @@ async def diff(name: str, versions_: tuple[int, int], principal: Principal, engi
             raise ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
     a, b = (found.definition for found in stored if found is not None)
     return workflow_diff(a, b, versions_)
+
+
+async def restore(
+    name: str, version: int, principal: Principal, engine: AsyncEngine, catalogue: Catalogue, settings: Settings
+) -> WorkflowPublic:
+    """Store an earlier version again as the newest one, checked as saving it anew would be (a tool it
+    calls may have gone since). Running executions keep the versions they started on."""
+    allow(principal, doing="restore workflow versions")
+    async with engine.connect() as conn:
+        found = await store.get_workflow(conn, name, version)
+    if found is None:
+        raise ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
+    definition = StepWorkflowDefinition.model_validate({**found.definition, "enabled": True})
+    problems = await definition_problems(definition, catalogue, settings)
+    if problems:
+        raise ApiError(
+            422,
+            "invalid_workflow",
+            f"version {version} is refused now: " + "; ".join(f"{p.path}: {p.message}" for p in problems),
+            problems=[{"field": p.path, "message": p.message} for p in problems],
+        )
+    async with engine.begin() as conn:
+        stored = await store.store_version(conn, definition, principal.name, first=False)
+    assert stored is not None  # the name exists: version was found
+    return stored

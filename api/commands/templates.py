@@ -14,7 +14,7 @@ from api.errors import ApiError, Problem
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff, template_diff
 from core.process import templates
-from core.process.contracts import TemplateCreate, TemplateSummary, TemplateVersion
+from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
 from core.process.dag import TemplateError, validate_graph
 
 
@@ -79,3 +79,27 @@ async def diff(code: str, versions_: tuple[int, int], principal: Principal, engi
             raise ApiError(404, "not_found", f"process template '{code}' has no version {version}")
     a, b = (g.workflow_graph.model_dump(mode="json") for g in graphs if g is not None)
     return template_diff(a, b, versions_)
+
+
+async def restore(code: str, version: int, principal: Principal, engine: AsyncEngine) -> TemplatePublic:
+    """Store an earlier version again as the newest one (checked by today's rules first). Running
+    instances keep the versions they started on."""
+    allow(principal, doing="restore template versions")
+    async with engine.connect() as conn:
+        found = await templates.get_by_code(conn, code, version)
+    if found is None or found.version != version:
+        raise ApiError(404, "not_found", f"process template '{code}' has no version {version}")
+    again = TemplateCreate(
+        code=found.code,
+        name=found.name,
+        industry_sector=found.industry_sector,
+        workflow_graph=found.workflow_graph,
+        default_workflow_flag=found.default_workflow_flag,
+    )
+    try:
+        validate_graph(again.workflow_graph)
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", f"version {version} breaks a rule now: {exc.message}") from exc
+    async with engine.begin() as conn:
+        stored, _ = await templates.create_version(conn, again, created_by=principal.name)
+    return stored

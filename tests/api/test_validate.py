@@ -91,3 +91,29 @@ async def test_workflow_versions_diff(api: Api) -> None:
     assert diff["added_edges"] == [["made", "done"]]
     versions = (await api.request("GET", f"/api/v1/workflows/{name}/versions")).json()
     assert [(v["version"], v["running"]) for v in versions] == [(1, 0), (2, 0)]
+
+
+async def test_an_earlier_version_is_restored_as_the_newest(api: Api) -> None:
+    code = f"RESTORE_{uuid.uuid4().hex[:6].upper()}"
+    v1: dict[str, Any] = copy.deepcopy(PACK) | {"code": code}
+    await api.request("POST", "/api/v1/workflow-template", json=v1)
+    v2 = copy.deepcopy(v1)
+    v2["workflow_graph"]["states"][1]["entity_status"] = "Booked"
+    await api.request("POST", "/api/v1/workflow-template", json=v2)
+    refused = await api.request("POST", f"/api/v1/workflow-template/{code}/versions/1/restore", role="operator")
+    assert refused.status_code == 403
+    restored = await api.request("POST", f"/api/v1/workflow-template/{code}/versions/1/restore")
+    assert restored.status_code == 201 and restored.json()["version"] == 3
+    diff = (await api.request("GET", f"/api/v1/workflow-template/{code}/diff", params={"from": 1, "to": 3})).json()
+    assert diff["changed_nodes"] == [] and diff["added_nodes"] == []
+    gone = await api.request("POST", f"/api/v1/workflow-template/{code}/versions/7/restore")
+    assert gone.status_code == 404
+
+    name = unique_name("restored")
+    steps = [{"name": "made", "tool": "entity.create", "params": {"entity_type": "restored", "name": "a"}}]
+    await api.request("POST", "/api/v1/workflows", json=workflow(name, steps))
+    steps[0]["params"]["name"] = "b"
+    await api.request("PUT", f"/api/v1/workflows/{name}", json=workflow(name, steps))
+    back = await api.request("POST", f"/api/v1/workflows/{name}/versions/1/restore")
+    assert back.status_code == 201 and back.json()["version"] == 3
+    assert back.json()["definition"]["steps"][0]["params"]["name"] == "a"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 
 from api.commands import templates as template_commands
 from api.commands.validation import ValidationReport
@@ -100,3 +100,11 @@ async def diff_template_versions(
 ) -> GraphDiff:
     """States (by id) and transitions added, removed and changed from one version to another."""
     return await template_commands.diff(code[:50], (from_version, to_version), principal, engine)
+
+
+@router.post("/{code}/versions/{version}/restore", response_model=TemplatePublic, status_code=201)
+async def restore_template_version(
+    code: str, version: Annotated[int, Path(ge=1, le=1_000_000)], engine: EngineDep, principal: Admin
+) -> TemplatePublic:
+    """Store version ``version`` again as the newest version (today's rules checked first)."""
+    return await template_commands.restore(code[:50], version, principal, engine)

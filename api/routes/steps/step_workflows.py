@@ -227,3 +227,16 @@ async def diff_workflow_versions(
     """Steps (nested ones by path, e.g. ``fan.x.call``) and their order or dependencies added, removed and
     changed from one version to another."""
     return await step_commands.diff(name, (from_version, to_version), principal, engine)
+
+
+@router.post("/{name:workflow_name}/versions/{version}/restore", response_model=WorkflowPublic, status_code=201)
+async def restore_workflow_version(
+    name: WorkflowName,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    engine: EngineDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    principal: Admin,
+) -> WorkflowPublic:
+    """Store version ``version`` again as the newest (enabled) version, checked as saving it anew."""
+    return await step_commands.restore(name, version, principal, engine, catalogue, settings)
