@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.commands.rights import READERS, allow
-from api.commands.validation import ValidationReport, schema_problems
+from api.commands.validation import ValidationReport
 from api.deps import Principal, ensure_starter
 from api.errors import ApiError, Problem
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
@@ -286,18 +284,13 @@ async def versions(name: str, principal: Principal, engine: AsyncEngine) -> list
 
 
 async def validate(
-    body: dict[str, Any], principal: Principal, catalogue: Catalogue, settings: Settings
+    definition: StepWorkflowDefinition, principal: Principal, catalogue: Catalogue, settings: Settings
 ) -> ValidationReport:
-    """A step workflow checked as saving it would check it (its shape, then its tools, params and
-    references), and not stored."""
+    """A step workflow checked as saving it would check it beyond its shape (its tools, params and
+    references), and not stored; a malformed one is a 422 on the way in."""
     allow(principal, *READERS)
-    try:
-        definition = StepWorkflowDefinition.model_validate(body)
-    except ValidationError as exc:
-        return ValidationReport(valid=False, problems=schema_problems(exc))
-    problems = [
-        Problem(field=p.path, message=p.message) for p in await definition_problems(definition, catalogue, settings)
-    ]
+    found = await definition_problems(definition, catalogue, settings)
+    problems = [Problem(field=p.path, message=p.message) for p in found]
     return ValidationReport(valid=not problems, problems=problems)
 
 

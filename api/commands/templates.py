@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.commands.rights import READERS, allow
-from api.commands.validation import ValidationReport, schema_problems
+from api.commands.validation import ValidationReport
 from api.deps import Principal
 from api.errors import ApiError, Problem
 from core.platform.contracts import Page
@@ -42,14 +39,11 @@ async def listing(
         )
 
 
-async def validate(body: dict[str, Any], principal: Principal) -> ValidationReport:
-    """A process template checked as saving it would check it (its shape, then the DAG rules), and not
-    stored. Anyone signed in may ask: the designer shows the answer to read-only viewers too."""
+async def validate(template: TemplateCreate, principal: Principal) -> ValidationReport:
+    """A process template checked by the DAG rules, as saving it would check it, and not stored (its
+    shape was checked on the way in: a malformed one is a 422 with each field's path). Anyone signed in
+    may ask: the designer shows the answer to read-only viewers too."""
     allow(principal, *READERS)
-    try:
-        template = TemplateCreate.model_validate(body)
-    except ValidationError as exc:
-        return ValidationReport(valid=False, problems=schema_problems(exc))
     try:
         validate_graph(template.workflow_graph)
     except TemplateError as exc:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from api.errors import Problem, describe_validation
+from api.errors import Problem
 
 
 class ValidationReport(BaseModel):
@@ -13,7 +13,3 @@ class ValidationReport(BaseModel):
 
     valid: bool
     problems: list[Problem]
-
-
-def schema_problems(exc: ValidationError) -> list[Problem]:
-    return [Problem(field=p["field"], message=p["message"]) for p in describe_validation(exc.errors())]

@@ -21,7 +21,8 @@ from core.platform.contracts import RequestModel, RequestPart
 
 STEP_NAME = r"^[a-z][a-z0-9_]*$"
 WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,99}$"
-RESERVED_NAMES = ("schema",)  # GET /api/v1/workflows/schema is the published format
+# GET /api/v1/workflows/schema is the published format; POST /api/v1/workflows/validate checks a definition.
+RESERVED_NAMES = ("schema", "validate")
 TOOL_NAME = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)+$"
 SOURCE_NAME = r"^[a-z][a-z0-9_]{0,99}$"
 MAX_STEPS = 200

@@ -28,12 +28,14 @@ async def test_a_template_is_validated_and_not_stored(api: Api) -> None:
     [problem] = answer["problems"]
     assert problem["field"] == "workflow_graph.states[1]" and "999" in problem["message"]
 
+    # A malformed one is refused on the way in, each field at its path (as saving it would be).
     shapeless = copy.deepcopy(template)
     del shapeless["name"]
     shapeless["workflow_graph"]["states"][2]["avg_duration_days"] = "soon"
-    answer = (await api.request("POST", "/api/v1/workflow-template/validate", json=shapeless)).json()
-    fields = {p["field"] for p in answer["problems"]}
-    assert answer["valid"] is False and {"name", "workflow_graph.states[2].avg_duration_days"} <= fields
+    refused = await api.request("POST", "/api/v1/workflow-template/validate", json=shapeless)
+    assert refused.status_code == 422
+    fields = {p["field"] for p in refused.json()["problems"]}
+    assert {"name", "workflow_graph.states[2].avg_duration_days"} <= fields
 
     assert (await api.request("GET", "/api/v1/workflow-template/VALIDATE_ONLY")).status_code == 404
     assert (
@@ -55,8 +57,9 @@ async def test_a_step_workflow_is_validated_and_not_stored(api: Api) -> None:
     steps[1]["params"]["id"] = "${made.id}"
     fixed = await api.request("POST", "/api/v1/workflows/validate", json=workflow(name, steps))
     assert fixed.json() == {"valid": True, "problems": []}
-    not_a_step = (await api.request("POST", "/api/v1/workflows/validate", json={"name": name, "steps": [{}]})).json()
-    assert not_a_step["valid"] is False and all(p["field"].startswith("steps[0]") for p in not_a_step["problems"])
+    not_a_step = await api.request("POST", "/api/v1/workflows/validate", json={"name": name, "steps": [{}]})
+    assert not_a_step.status_code == 422
+    assert all(p["field"].startswith("steps[0]") for p in not_a_step.json()["problems"])
     assert (await api.request("GET", f"/api/v1/workflows/{name}")).status_code == 404
 
 

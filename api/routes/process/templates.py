@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Path, Query
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.commands import templates as template_commands
 from api.commands.validation import ValidationReport
@@ -18,7 +19,31 @@ from core.process import templates
 from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
 from core.process.dag import TemplateError, validate_graph
 
+
+class TemplateRefConvertor(Convertor[str]):
+    """A template id or code in a path: never "validate" (codes are upper case), so
+    /workflow-template/validate matches only its own route (and its 405 answers list only POST)."""
+
+    regex = "(?!validate/?$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("template_ref", TemplateRefConvertor())
+
 router = APIRouter(prefix="/api/v1/workflow-template", tags=["templates"])
+
+
+@router.post("/validate", response_model=ValidationReport)
+async def validate_template(body: TemplateCreate, principal: Reader) -> ValidationReport:
+    """Check a template as saving it would and store nothing: a malformed body is a 422 with each
+    field's path; a well-formed one is 200 with ``valid`` and, for a broken DAG rule, the state it
+    concerns (``workflow_graph.states[4]``). Declared before ``/{template_ref}`` so that path is this."""
+    return await template_commands.validate(body, principal)
 
 
 @router.get("", response_model=Page[TemplateSummary])
@@ -44,7 +69,7 @@ async def list_templates(
     )
 
 
-@router.get("/{template_ref}", response_model=TemplatePublic)
+@router.get("/{template_ref:template_ref}", response_model=TemplatePublic)
 async def get_template(
     template_ref: str,
     engine: EngineDep,
@@ -72,16 +97,6 @@ async def create_template(body: TemplateCreate, engine: EngineDep, principal: Ad
     async with engine.begin() as conn:
         stored, _ = await templates.create_version(conn, body, created_by=principal.name)
     return stored
-
-
-@router.post("/validate", response_model=ValidationReport)
-async def validate_template(
-    principal: Reader,
-    body: Annotated[dict[str, Any], Body(description="A template as POST /api/v1/workflow-template takes it")],
-) -> ValidationReport:
-    """Check a template as saving it would (its shape, then the DAG rules) and store nothing: 200 with
-    ``valid`` and each problem at the path of its field or state (``workflow_graph.states[4]``)."""
-    return await template_commands.validate(body, principal)
 
 
 @router.get("/{code}/versions", response_model=list[TemplateVersion])

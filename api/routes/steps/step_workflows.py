@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.commands import steps as step_commands
@@ -29,10 +29,10 @@ from core.steps.metrics import Period, WorkflowMetrics
 
 
 class WorkflowNameConvertor(Convertor[str]):
-    """A workflow's name in a path: never "schema", so /workflows/schema matches only its own route
-    (and its 405 answers list only GET)."""
+    """A workflow's name in a path: never "schema" or "validate" (reserved names), so /workflows/schema
+    and /workflows/validate match only their own routes (and their 405 answers list only theirs)."""
 
-    regex = "(?!schema/?$)" + WORKFLOW_NAME.removeprefix("^").removesuffix("$")
+    regex = "(?!(schema|validate)/?$)" + WORKFLOW_NAME.removeprefix("^").removesuffix("$")
 
     def convert(self, value: str) -> str:
         return value
@@ -73,6 +73,16 @@ _not_found = step_commands.not_found
 
 def _no_version(name: str, version: int) -> ApiError:
     return ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
+
+
+@router.post("/validate", response_model=ValidationReport)
+async def validate_workflow(
+    body: StepWorkflowDefinition, catalogue: CatalogueDep, settings: SettingsDep, principal: Reader
+) -> ValidationReport:
+    """Check a definition as saving it would and store nothing: a malformed body is a 422 with each
+    field's path; a well-formed one is 200 with ``valid`` and each problem at its field
+    (``steps[2].params.url``). Declared before ``/{name}`` so that path is this."""
+    return await step_commands.validate(body, principal, catalogue, settings)
 
 
 @router.get("/schema")
@@ -202,18 +212,6 @@ async def workflow_metrics(
         if await store.get_workflow(conn, name) is None:
             raise _not_found(name)
         return await metrics.workflow_metrics(conn, name, period, datetime.now(UTC) - timedelta(days=days))
-
-
-@router.post("/validate", response_model=ValidationReport)
-async def validate_workflow(
-    catalogue: CatalogueDep,
-    settings: SettingsDep,
-    principal: Reader,
-    body: Annotated[dict[str, Any], Body(description="A definition as POST /api/v1/workflows takes it")],
-) -> ValidationReport:
-    """Check a definition as saving it would (its shape, then its tools, params and references) and store
-    nothing: 200 with ``valid`` and each problem at the path of its field (``steps[2].params.url``)."""
-    return await step_commands.validate(body, principal, catalogue, settings)
 
 
 @router.get("/{name:workflow_name}/diff", response_model=GraphDiff)
