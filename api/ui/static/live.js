@@ -57,11 +57,14 @@
       .then(function () { busy = false; if (pending) { setTimeout(refresh, 300); } });
   }
 
-  var timer = null;
+  // A burst of changes is one read, and a page reads itself at most once a second however busy the
+  // system is (each read is a request of the viewer's, under the viewer's rate limit).
+  var timer = null, last = 0;
   var source = new EventSource("/ui/live?topics=" + encodeURIComponent(topics.join(",")));
   source.addEventListener("change", function () {
-    clearTimeout(timer);
-    timer = setTimeout(refresh, 250);  // a burst of changes is one read
+    if (timer !== null) { return; }
+    var wait = Math.max(250, 1000 - (Date.now() - last));
+    timer = setTimeout(function () { timer = null; last = Date.now(); refresh(); }, wait);
   });
   window.addEventListener("pagehide", function () { source.close(); });
 })();
