@@ -10,7 +10,7 @@ workflow types only), so a new workflow or activity is registered in one place: 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,7 +30,7 @@ class DomainBundle:
     name: str
     workflows: Sequence[type]
     activities: Sequence[Callable[..., Any]] = ()
-    outbox_subscribers: Sequence[OutboxSubscriber] = field(default=())
+    outbox_subscribers: Sequence[OutboxSubscriber] = ()
 
     def plugin(self) -> SimplePlugin:
         return SimplePlugin(f"trellis.{self.name}", workflows=list(self.workflows), activities=list(self.activities))

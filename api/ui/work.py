@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import Field, ValidationError
 
 from api.commands import work as work_commands
-from api.commands.rights import can
 from api.deps import Principal
 from api.errors import ApiError
 from api.ui.common import engine, flash, gateway, page, read_form_pairs, viewer
@@ -119,7 +118,6 @@ async def _queue(request: Request, principal: Principal, csrf: str, query: Queue
         items=found.items,
         now=now,
         people=_people(request, principal),
-        may_act=can(principal, "operator", "approver", "viewer"),  # ownership is checked per item
         **{**flash(request), **extra},
     )
 
@@ -171,12 +169,7 @@ async def bulk(request: Request) -> Response:
         problem = f"At most {MAX_BULK} items at once."
     if problem is not None:
         return await _queue(request, principal, csrf, QueueQuery(), error=problem)
-    found = {}
-    for item_id in items:
-        try:
-            found[item_id] = await work_commands.get(item_id, principal, engine(request))
-        except ApiError:
-            continue
+    found = {item.id: item for item in await work_commands.get_many(items, principal, engine(request))}
     if fields.get("confirmed") != "1":
         lines = [f"{f.definition_name} for {f.entity_name} ({f.assignee})" for f in found.values()]
         missing = len(items) - len(found)

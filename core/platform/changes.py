@@ -72,7 +72,7 @@ class ChangeFeed:
         self._url = libpq_url(database_url)
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
-        self._reconnecting = False
+        self._connected_before = False
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topics: set[str]) -> AsyncIterator[Subscriber]:
@@ -100,10 +100,10 @@ class ChangeFeed:
             try:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    if self._reconnecting:  # whatever happened while not listening: read everything again
+                    if self._connected_before:  # whatever happened while not listening: read everything again
                         for subscriber in list(self._subscribers):
                             subscriber.offer(list(subscriber.topics))
-                    self._reconnecting = True
+                    self._connected_before = True
                     async for note in conn.notifies():
                         topics = topics_of(note.payload)
                         for subscriber in list(self._subscribers):

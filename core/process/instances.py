@@ -263,15 +263,24 @@ _SORTS: dict[str, Order] = {
 }
 
 
+# A template version never changes, so neither do its states' expected durations: each version's are
+# read once per process, and a list reads only the ids of the versions (a new one is read when it appears).
+_EXPECTED: dict[uuid.UUID, dict[int, float]] = {}
+
+
 async def expected_durations(conn: AsyncConnection) -> dict[tuple[uuid.UUID, int], float]:
     """Each template version's states that have an expected duration, in seconds, by (head id, state)."""
-    rows = (await conn.execute(select(GraphHead.id, GraphHead.workflow_graph))).all()
-    return {
-        (head_id, state.id): state.avg_duration_days * 86400
-        for head_id, raw in rows
-        for state in _graph(head_id, raw).states
-        if state.avg_duration_days and not state.terminal_flag
-    }
+    heads = list((await conn.execute(select(GraphHead.id))).scalars())
+    unseen = [h for h in heads if h not in _EXPECTED]
+    if unseen:
+        rows = await conn.execute(select(GraphHead.id, GraphHead.workflow_graph).where(GraphHead.id.in_(unseen)))
+        for head_id, raw in rows.all():
+            _EXPECTED[head_id] = {
+                state.id: state.avg_duration_days * 86400
+                for state in _graph(head_id, raw).states
+                if state.avg_duration_days and not state.terminal_flag
+            }
+    return {(h, state): seconds for h in heads for state, seconds in _EXPECTED.get(h, {}).items()}
 
 
 def stuck_condition(expected: dict[tuple[uuid.UUID, int], float], now: datetime) -> ColumnElement[bool]:

@@ -38,6 +38,21 @@ class Bookkeeping(Variables):
             path=path,
         )
 
+    async def _record_completed(
+        self, step: Step, position: int, params: Any, output: Any, attempt: int, started: Any, path: str
+    ) -> None:
+        """A call the interpreter makes itself (agent.call, workflow.run) that completed on ``attempt``."""
+        await self._record(
+            step,
+            position,
+            "completed",
+            started=started,
+            params=params,
+            output=output,
+            retry_count=attempt - 1,
+            path=path,
+        )
+
     async def _record(
         self,
         step: Step,

@@ -173,16 +173,7 @@ class Calls(Bookkeeping):
         output = AgentCallOutput(
             output=result.output, agent=call.agent, model=result.model, tokens=tokens, cost_usd=result.cost_usd
         ).model_dump(mode="json", exclude={"already_done"})
-        await self._record(
-            step,
-            position,
-            "completed",
-            started=started,
-            params=params,
-            output=output,
-            retry_count=attempt - 1,
-            path=path,
-        )
+        await self._record_completed(step, position, params, output, attempt, started, path)
         return output
 
     async def _workflow_run(self, step: Step, position: int, params: dict[str, Any], attempt: int, path: str) -> Any:
@@ -245,16 +236,7 @@ class Calls(Bookkeeping):
         output = WorkflowRunOutput(execution_id=child_id, status=result.status, output=result.output).model_dump(
             mode="json", exclude={"already_done"}
         )
-        await self._record(
-            step,
-            position,
-            "completed",
-            started=started,
-            params=params,
-            output=output,
-            retry_count=attempt - 1,
-            path=path,
-        )
+        await self._record_completed(step, position, params, output, attempt, started, path)
         return output
 
     async def _compensate(self) -> str | None:
