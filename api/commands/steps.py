@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +18,7 @@ from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff, workflow_diff
 from core.platform.settings import Settings
 from core.steps import store
-from core.steps.catalogue import Catalogue
+from core.steps.catalogue import Catalogue, rule_actions
 from core.steps.contracts import (
     Compensable,
     ExecuteRequest,
@@ -266,13 +267,15 @@ async def definition_of(name: str, version: int, engine: AsyncEngine) -> StepWor
     return StepWorkflowDefinition.model_validate(stored.definition) if stored is not None else None
 
 
-async def workflow(name: str, principal: Principal, engine: AsyncEngine) -> WorkflowPublic:
-    """A step workflow's latest version."""
+async def workflow(name: str, principal: Principal, engine: AsyncEngine, version: int | None = None) -> WorkflowPublic:
+    """A step workflow's latest version, or the given one."""
     allow(principal, *READERS)
     async with engine.connect() as conn:
-        stored = await store.get_workflow(conn, name)
+        stored = await store.get_workflow(conn, name, version)
     if stored is None:
-        raise not_found(name)
+        if version is None:
+            raise not_found(name)
+        raise ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
     return stored
 
 
@@ -280,7 +283,10 @@ async def versions(name: str, principal: Principal, engine: AsyncEngine) -> list
     """Every stored version of a step workflow, newest first."""
     allow(principal, *READERS)
     async with engine.connect() as conn:
-        return await store.versions(conn, name)
+        found = await store.versions(conn, name)
+    if not found:
+        raise not_found(name)
+    return found
 
 
 async def validate(
@@ -302,6 +308,91 @@ async def definition_problems(
     if definition.name in RESERVED_NAMES:
         problems.insert(0, StepProblem("name", f"'{definition.name}' is reserved"))
     return problems
+
+
+def refused(problems: list[StepProblem], lead: str = "") -> ApiError:
+    """The 422 of a definition the semantic checks refuse, each problem at its path."""
+    return ApiError(
+        422,
+        "invalid_workflow",
+        lead + "; ".join(f"{p.path}: {p.message}" for p in problems),
+        problems=[{"field": p.path, "message": p.message} for p in problems],
+    )
+
+
+async def create(
+    definition: StepWorkflowDefinition,
+    principal: Principal,
+    engine: AsyncEngine,
+    catalogue: Catalogue,
+    settings: Settings,
+) -> WorkflowPublic:
+    """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
+    allow(principal, doing="save step workflows")
+    problems = await definition_problems(definition, catalogue, settings)
+    if problems:
+        raise refused(problems)
+    async with engine.begin() as conn:
+        created = await store.store_version(conn, definition, principal.name, first=True)
+    if created is None:
+        raise ApiError(
+            409,
+            "workflow_exists",
+            f"a step workflow named '{definition.name}' exists; PUT to store a new version",
+        )
+    return created
+
+
+async def replace(
+    name: str,
+    definition: StepWorkflowDefinition,
+    principal: Principal,
+    engine: AsyncEngine,
+    catalogue: Catalogue,
+    settings: Settings,
+) -> WorkflowPublic:
+    """Store a new version of an existing workflow (executions already running keep theirs)."""
+    allow(principal, doing="save step workflows")
+    if definition.name != name:
+        raise ApiError(
+            422,
+            "name_mismatch",
+            f"the body's name '{definition.name}' is not the path's '{name}'; a workflow cannot be renamed",
+            problems=[{"field": "name", "message": f"must be '{name}'"}],
+        )
+    problems = await definition_problems(definition, catalogue, settings)
+    if problems:
+        raise refused(problems)
+    async with engine.begin() as conn:
+        stored = await store.store_version(conn, definition, principal.name, first=False)
+    if stored is None:
+        raise not_found(name)
+    return stored
+
+
+async def schema(principal: Principal, catalogue: Catalogue) -> dict[str, Any]:
+    """The JSON Schema of a step workflow, and every tool a step may call with its input and output
+    schemas (Trellis tools, then each declared MCP server's), plus the rule actions for reference."""
+    allow(principal, *READERS)
+    tools, unavailable = await catalogue.listing()
+    return {
+        "definition": StepWorkflowDefinition.model_json_schema(by_alias=True),
+        "tools": [
+            {
+                "name": t.name,
+                "description": t.description,
+                "source": t.source,
+                "params": t.params_schema,
+                "output": t.output_schema,
+                "annotations": t.annotations,
+            }
+            for t in tools
+        ],
+        "unavailable_mcp_servers": unavailable,
+        "rule_actions": [
+            {"name": a.name, "description": a.description, "params": a.params_schema} for a in rule_actions()
+        ],
+    }
 
 
 async def diff(name: str, versions_: tuple[int, int], principal: Principal, engine: AsyncEngine) -> GraphDiff:
@@ -330,12 +421,7 @@ async def restore(
     definition = StepWorkflowDefinition.model_validate({**found.definition, "enabled": True})
     problems = await definition_problems(definition, catalogue, settings)
     if problems:
-        raise ApiError(
-            422,
-            "invalid_workflow",
-            f"version {version} is refused now: " + "; ".join(f"{p.path}: {p.message}" for p in problems),
-            problems=[{"field": p.path, "message": p.message} for p in problems],
-        )
+        raise refused(problems, f"version {version} is refused now: ")
     async with engine.begin() as conn:
         stored = await store.store_version(conn, definition, principal.name, first=False)
     assert stored is not None  # the name exists: version was found

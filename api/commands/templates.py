@@ -1,6 +1,9 @@
-"""Process template commands: list the templates, and validate one without storing it (the designer)."""
+"""Process template commands: list and read templates, validate one without storing it (the designer),
+save a new version, compare and restore versions."""
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,6 +54,32 @@ async def validate(template: TemplateCreate, principal: Principal) -> Validation
         where = f"workflow_graph.states[{ids.index(exc.state_id)}]" if exc.state_id in ids else "workflow_graph"
         return ValidationReport(valid=False, problems=[Problem(field=where, message=f"{exc.message} ({exc.rule})")])
     return ValidationReport(valid=True, problems=[])
+
+
+async def get(reference: str, version: int | None, principal: Principal, engine: AsyncEngine) -> TemplatePublic:
+    """A template by id (that version) or by code (its latest version, or ``version``)."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        try:
+            found = await templates.get_by_id(conn, uuid.UUID(reference))
+        except ValueError:
+            found = await templates.get_by_code(conn, reference, version)
+    if found is None:
+        raise ApiError(404, "not_found", f"no template with id or code '{reference}'")
+    return found
+
+
+async def save(template: TemplateCreate, principal: Principal, engine: AsyncEngine) -> TemplatePublic:
+    """Validate and store a template: an existing code gets a new version (running instances keep
+    theirs)."""
+    allow(principal, doing="save process templates")
+    try:
+        validate_graph(template.workflow_graph)
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
+    async with engine.begin() as conn:
+        stored, _ = await templates.create_version(conn, template, created_by=principal.name)
+    return stored
 
 
 async def versions(code: str, principal: Principal, engine: AsyncEngine) -> list[TemplateVersion]:

@@ -642,6 +642,7 @@ async def templates_page(request: Request) -> HTMLResponse:
                     Cell(t.industry_sector or "—"),
                     Cell(str(t.state_count)),
                     Cell("active" if t.active_workflow_flag else "inactive"),
+                    Cell("Design", href=f"/ui/designer/templates/{t.code}"),
                     Cell("Instances", href=f"/ui/instances?template={t.code}"),
                     Cell("Start", href=f"/ui/instances/new?template={t.code}") if may_start else Cell(""),
                 ],
@@ -654,7 +655,8 @@ async def templates_page(request: Request) -> HTMLResponse:
             path="/ui/templates",
             live="templates",
             filters=[Filter("versions", "Every version", query.versions, "check")],
-            headers=["Name", "Code", "Version", "Sector", "States", "State", "", ""],
+            headers=["Name", "Code", "Version", "Sector", "States", "State", "", "", ""],
+            action=("/ui/designer/templates/new", "New template") if can(principal) else None,
             rows=rows,
             total=found.total,
             next_url=None,
@@ -688,6 +690,7 @@ async def workflows_page(request: Request) -> HTMLResponse:
                     Cell(w.description[:120]),
                     Cell("enabled" if w.enabled else "disabled"),
                     Cell(_when(w.created_ts)),
+                    Cell("Design", href=f"/ui/designer/workflows/{w.name}"),
                     Cell("Executions", href=f"/ui/executions?workflow={w.name}"),
                 ],
             )
@@ -704,7 +707,8 @@ async def workflows_page(request: Request) -> HTMLResponse:
                     "enabled", "Enabled", query.enabled, "select", [("", "Any"), ("yes", "Enabled"), ("no", "Disabled")]
                 )
             ],
-            headers=["Name", "Latest", "Description", "State", "Saved", ""],
+            headers=["Name", "Latest", "Description", "State", "Saved", "", ""],
+            action=("/ui/designer/workflows/new", "New workflow") if can(principal) else None,
             rows=rows,
             total=found.total,
             next_url=next_url,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -11,13 +10,10 @@ from starlette.convertors import Convertor, register_url_convertor
 from api.commands import templates as template_commands
 from api.commands.validation import ValidationReport
 from api.deps import Admin, EngineDep, Reader
-from api.errors import ApiError
 from api.pagination import Limit, Offset
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff
-from core.process import templates
 from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
-from core.process.dag import TemplateError, validate_graph
 
 
 class TemplateRefConvertor(Convertor[str]):
@@ -73,30 +69,17 @@ async def list_templates(
 async def get_template(
     template_ref: str,
     engine: EngineDep,
-    _: Reader,
+    principal: Reader,
     version: Annotated[int | None, Query(ge=1, le=1_000_000, description="With a code: that version")] = None,
 ) -> TemplatePublic:
     """``template_ref`` is a template id (one version) or a code (its latest version, or ``version``)."""
-    async with engine.connect() as conn:
-        try:
-            found = await templates.get_by_id(conn, uuid.UUID(template_ref))
-        except ValueError:
-            found = await templates.get_by_code(conn, template_ref, version)
-    if found is None:
-        raise ApiError(404, "not_found", f"no template with id or code '{template_ref}'")
-    return found
+    return await template_commands.get(template_ref, version, principal, engine)
 
 
 @router.post("", response_model=TemplatePublic, status_code=201)
 async def create_template(body: TemplateCreate, engine: EngineDep, principal: Admin) -> TemplatePublic:
     """Validate and store a template; an existing code gets a new version (running instances keep theirs)."""
-    try:
-        validate_graph(body.workflow_graph)
-    except TemplateError as exc:
-        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
-    async with engine.begin() as conn:
-        stored, _ = await templates.create_version(conn, body, created_by=principal.name)
-    return stored
+    return await template_commands.save(body, principal, engine)
 
 
 @router.get("/{code}/versions", response_model=list[TemplateVersion])

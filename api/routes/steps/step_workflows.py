@@ -11,13 +11,11 @@ from starlette.convertors import Convertor, register_url_convertor
 from api.commands import steps as step_commands
 from api.commands.validation import ValidationReport
 from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
-from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff
-from core.platform.settings import Settings
 from core.steps import metrics, store
-from core.steps.catalogue import Catalogue, rule_actions
+from core.steps.catalogue import Catalogue
 from core.steps.contracts import (
     ExecuteRequest,
     StepExecutionPublic,
@@ -57,22 +55,7 @@ WorkflowName = Annotated[str, Path(pattern=WORKFLOW_NAME, description="The workf
 Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored version; default the latest")]
 
 
-async def _validated(definition: StepWorkflowDefinition, catalogue: Catalogue, settings: Settings) -> None:
-    problems = await step_commands.definition_problems(definition, catalogue, settings)
-    if problems:
-        raise ApiError(
-            422,
-            "invalid_workflow",
-            "; ".join(f"{p.path}: {p.message}" for p in problems),
-            problems=[{"field": p.path, "message": p.message} for p in problems],
-        )
-
-
 _not_found = step_commands.not_found
-
-
-def _no_version(name: str, version: int) -> ApiError:
-    return ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
 
 
 @router.post("/validate", response_model=ValidationReport)
@@ -86,28 +69,10 @@ async def validate_workflow(
 
 
 @router.get("/schema")
-async def workflow_schema(catalogue: CatalogueDep, _: Reader) -> dict[str, Any]:
+async def workflow_schema(catalogue: CatalogueDep, principal: Reader) -> dict[str, Any]:
     """The JSON Schema of a step workflow, and every tool a step may call with its input and output
     schemas (Trellis tools, then each declared MCP server's), plus the rule actions for reference."""
-    tools, unavailable = await catalogue.listing()
-    return {
-        "definition": StepWorkflowDefinition.model_json_schema(by_alias=True),
-        "tools": [
-            {
-                "name": t.name,
-                "description": t.description,
-                "source": t.source,
-                "params": t.params_schema,
-                "output": t.output_schema,
-                "annotations": t.annotations,
-            }
-            for t in tools
-        ],
-        "unavailable_mcp_servers": unavailable,
-        "rule_actions": [
-            {"name": a.name, "description": a.description, "params": a.params_schema} for a in rule_actions()
-        ],
-    }
+    return await step_commands.schema(principal, catalogue)
 
 
 @router.get("", response_model=Page[WorkflowPublic])
@@ -128,32 +93,19 @@ async def create_workflow(
     body: StepWorkflowDefinition, engine: EngineDep, catalogue: CatalogueDep, settings: SettingsDep, principal: Admin
 ) -> WorkflowPublic:
     """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
-    await _validated(body, catalogue, settings)
-    async with engine.begin() as conn:
-        created = await store.store_version(conn, body, principal.name, first=True)
-    if created is None:
-        raise ApiError(
-            409, "workflow_exists", f"a step workflow named '{body.name}' exists; PUT to store a new version"
-        )
-    return created
+    return await step_commands.create(body, principal, engine, catalogue, settings)
 
 
 @router.get("/{name:workflow_name}", response_model=WorkflowPublic)
-async def get_workflow(name: WorkflowName, engine: EngineDep, _: Reader, version: Version = None) -> WorkflowPublic:
-    async with engine.connect() as conn:
-        found = await store.get_workflow(conn, name, version)
-    if found is None:
-        raise _not_found(name) if version is None else _no_version(name, version)
-    return found
+async def get_workflow(
+    name: WorkflowName, engine: EngineDep, principal: Reader, version: Version = None
+) -> WorkflowPublic:
+    return await step_commands.workflow(name, principal, engine, version)
 
 
 @router.get("/{name:workflow_name}/versions", response_model=list[WorkflowVersionPublic])
-async def list_versions(name: WorkflowName, engine: EngineDep, _: Reader) -> list[WorkflowVersionPublic]:
-    async with engine.connect() as conn:
-        found = await store.versions(conn, name)
-    if not found:
-        raise _not_found(name)
-    return found
+async def list_versions(name: WorkflowName, engine: EngineDep, principal: Reader) -> list[WorkflowVersionPublic]:
+    return await step_commands.versions(name, principal, engine)
 
 
 @router.put("/{name:workflow_name}", response_model=WorkflowPublic)
@@ -167,19 +119,7 @@ async def replace_workflow(
 ) -> WorkflowPublic:
     """Store a new version (``enabled: false`` disables the workflow); executions already running keep
     the version they started with."""
-    if body.name != name:
-        raise ApiError(
-            422,
-            "name_mismatch",
-            f"the body's name '{body.name}' is not the path's '{name}'; a workflow cannot be renamed",
-            problems=[{"field": "name", "message": f"must be '{name}'"}],
-        )
-    await _validated(body, catalogue, settings)
-    async with engine.begin() as conn:
-        stored = await store.store_version(conn, body, principal.name, first=False)
-    if stored is None:
-        raise _not_found(name)
-    return stored
+    return await step_commands.replace(name, body, principal, engine, catalogue, settings)
 
 
 @router.post("/{name:workflow_name}/execute", response_model=StepExecutionPublic, status_code=202)
