@@ -3,8 +3,10 @@ test reads the result back through the API (what was stored), not from the page'
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Locator, Page, expect
@@ -133,14 +135,12 @@ async def test_design_a_workflow_fix_its_reference_save_and_execute(api: Api, br
     await set_field(page, "body", "Total ${quote.total}")  # no step called quote: an invalid reference
     await expect(node(page, "step_3")).to_have_class(re.compile("has-problem"))
     await expect(node(page, "step_3").locator(".d-badge text")).to_have_text("1")
-    await expect(
-        page.locator("[data-field='steps[1].parallel.branches[1].steps[0].params.body'] .d-field-problem")
-    ).to_contain_text("refers to 'quote'")
+    body = page.locator("[data-field='steps[1].parallel.branches[1].steps[0].params.body']")
+    await expect(body.locator(".d-field-problem")).to_contain_text("refers to 'quote'")
     await expect(page.locator("[data-action=save]")).to_be_disabled()
     await shot(page, "designer-workflow-problem")
     # The fix: a reference the step can see, picked from the suggestions.
     await set_field(page, "body", "Total ")
-    body = page.locator("[data-field='steps[1].parallel.branches[1].steps[0].params.body']")
     await body.locator("summary").click()
     await body.locator("button.chip", has_text="${step_1.subject}").click()
     await expect(node(page, "step_3")).not_to_have_class(re.compile("has-problem"))
@@ -194,3 +194,183 @@ async def test_design_a_workflow_fix_its_reference_save_and_execute(api: Api, br
     assert cancelled.status_code == 202, cancelled.text
     assert not errors, errors
     await page.context.close()
+
+
+def three_states(code: str) -> dict[str, Any]:
+    def state(sid: int, name: str, parents: list[int], children: list[int], **more: Any) -> dict[str, Any]:
+        return {"id": sid, "name": name, "parent_ids": parents, "child_ids": children, **more}
+
+    return {
+        "code": code,
+        "name": "Three states",
+        "industry_sector": "Testing",
+        "workflow_graph": {
+            "states": [
+                state(1, "Open", [], [2]),
+                state(2, "Check", [1], [3]),
+                state(3, "Closed", [2], [], terminal_flag=True, success=True),
+            ]
+        },
+    }
+
+
+async def test_a_diff_of_two_versions_is_drawn_on_the_canvas(api: Api, browser: Browser, console: str) -> None:
+    code = "DIFFED_" + uuid.uuid4().hex[:6].upper()
+    created = await api.request("POST", "/api/v1/workflow-template", json=three_states(code))
+    assert created.status_code == 201, created.text
+    page, errors = await open_designer(browser, console, f"/ui/designer/templates/{code}")
+    await expect(page.locator("[data-version]")).to_have_text("v1")
+    await node(page, "Check").click()
+    await set_field(page, "Name", "Credit check")
+    await set_field(page, "Expected days in this state", "2")
+    await valid(page)
+    await page.click("[data-action=save]")
+    await expect(page.locator("[data-status]")).to_have_text("Saved as version 2.")
+
+    await page.click("[data-tab=versions]")
+    await expect(page.locator("table.d-versions tbody tr")).to_have_count(2)
+    await page.select_option("[data-compare-from]", "1")
+    await page.select_option("[data-compare-to]", "2")
+    await page.click("[data-action=compare]")
+    await expect(page.locator("[data-banner]")).to_contain_text(
+        "Comparing v1 → v2 (states: 0 added, 0 removed, 1 changed"
+    )
+    changed = page.locator("g.d-node.changed")
+    await expect(changed).to_have_count(1)
+    await expect(changed.locator("text.t1")).to_have_text("Credit check")
+    await expect(changed).to_have_attribute("aria-label", re.compile("changed: avg_duration_days, name"))
+    await expect(page.locator("g.d-node.added, g.d-node.removed")).to_have_count(0)
+    await expect(page.locator("[data-jsondiff] span.del")).to_contain_text(['"name": "Check"'])
+    await expect(page.locator("[data-jsondiff] span.add")).to_contain_text(['"name": "Credit check"'])
+    await shot(page, "designer-diff")
+    # While comparing nothing is edited; back to editing, version 2 is on the canvas again.
+    await expect(page.locator("[data-action=undo]")).to_be_disabled()
+    await page.click("[data-banner] button")
+    await expect(page.locator("g.d-node.changed")).to_have_count(0)
+    await expect(node(page, "Credit check")).to_have_count(1)
+    assert not errors, errors
+    await page.context.close()
+
+
+async def test_undo_and_redo_by_buttons_and_keys_and_editing_by_keyboard(
+    api: Api, browser: Browser, console: str
+) -> None:
+    page, errors = await open_designer(browser, console, "/ui/designer/templates/new")
+    nodes = page.locator("g.d-node")
+    await expect(nodes).to_have_count(1)
+    # By keyboard: focus the start state, A adds a state after it, C then Enter connects two states.
+    await node(page, "Start").focus()
+    await page.keyboard.press("a")
+    await expect(nodes).to_have_count(2)
+    await expect(page.locator("g.d-edge")).to_have_count(1)
+    await page.keyboard.press("a")  # State 3, after State 2
+    await expect(nodes).to_have_count(3)
+    await node(page, "Start").focus()
+    await page.keyboard.press("c")
+    await node(page, "State 3").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("g.d-edge")).to_have_count(3)
+    # Delete removes the selected state and its transitions.
+    await node(page, "State 2").focus()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Delete")
+    await expect(nodes).to_have_count(2)
+    await expect(page.locator("g.d-edge")).to_have_count(1)
+
+    await page.locator("[data-canvas]").focus()
+    await page.keyboard.press("Control+z")
+    await expect(nodes).to_have_count(3)
+    await expect(page.locator("g.d-edge")).to_have_count(3)
+    await page.keyboard.press("Control+y")
+    await expect(nodes).to_have_count(2)
+    await page.click("[data-action=undo]")
+    await expect(nodes).to_have_count(3)
+    await page.click("[data-action=undo]")  # the connection
+    await expect(page.locator("g.d-edge")).to_have_count(2)
+    await page.keyboard.press("Control+Shift+z")
+    await expect(page.locator("g.d-edge")).to_have_count(3)
+    # A field's edit is one step of the history too, and the JSON view follows every step.
+    await node(page, "State 3").click()
+    await set_field(page, "Name", "Closing")
+    await expect(node(page, "Closing")).to_have_count(1)
+    await page.click("[data-action=undo]")
+    await expect(node(page, "State 3")).to_have_count(1)
+    await page.click("[data-tab=json]")
+    assert '"name": "State 3"' in await page.locator("[data-json]").input_value()
+    await page.click("[data-action=redo]")
+    assert '"name": "Closing"' in await page.locator("[data-json]").input_value()
+    await expect(page.locator("[data-action=redo]")).to_be_disabled()
+    assert not errors, errors
+    await page.context.close()
+
+
+async def test_export_then_import_round_trip(api: Api, browser: Browser, console: str, tmp_path: Path) -> None:
+    code = "EXPORTED_" + uuid.uuid4().hex[:6].upper()
+    created = await api.request("POST", "/api/v1/workflow-template", json=three_states(code))
+    assert created.status_code == 201, created.text
+    page, errors = await open_designer(browser, console, f"/ui/designer/templates/{code}")
+    async with page.expect_download() as waiting:
+        await page.click("[data-action=export]")
+    download = await waiting.value
+    assert download.suggested_filename == f"{code}.json"
+    exported = tmp_path / download.suggested_filename
+    await download.save_as(exported)
+    stored = created.json()
+    saved = {k: stored[k] for k in ("code", "name", "industry_sector", "workflow_graph")}
+    assert json.loads(exported.read_text()) == saved
+
+    # Into a new template: the file is drawn, checked, and saved as it was.
+    fresh, more_errors = await open_designer(browser, console, "/ui/designer/templates/new")
+    await fresh.locator("[data-import]").set_input_files(exported)
+    await expect(fresh.locator("g.d-node")).to_have_count(3)
+    await expect(fresh.locator("[data-status]")).to_have_text("Valid: ready to save")
+    await fresh.click("[data-tab=json]")
+    assert json.loads(await fresh.locator("[data-json]").input_value()) == saved
+    # The import is one edit: undo brings the blank template back.
+    await fresh.locator("[data-canvas]").focus()
+    await fresh.keyboard.press("Control+z")
+    await expect(fresh.locator("g.d-node")).to_have_count(1)
+    # A file that is not a template is refused with a reason, and nothing changes.
+    wrong = tmp_path / "workflow.json"
+    wrong.write_text(json.dumps({"name": "x", "steps": []}))
+    await fresh.locator("[data-import]").set_input_files(wrong)
+    await expect(fresh.locator("[data-status]")).to_contain_text("not a process template")
+    await expect(fresh.locator("g.d-node")).to_have_count(1)
+    assert not errors and not more_errors, errors + more_errors
+    await page.context.close()
+    await fresh.context.close()
+
+
+async def test_others_read_only_and_the_calls_need_the_page_token(api: Api, browser: Browser, console: str) -> None:
+    code = "READONLY_" + uuid.uuid4().hex[:6].upper()
+    created = await api.request("POST", "/api/v1/workflow-template", json=three_states(code))
+    assert created.status_code == 201, created.text
+    page, errors = await open_designer(browser, console, f"/ui/designer/templates/{code}", role="operator")
+    await expect(page.locator("[data-readonly]")).to_be_visible()
+    await expect(page.locator("[data-palette]")).to_be_hidden()
+    await expect(page.locator("[data-action=save]")).to_be_hidden()
+    await node(page, "Check").click()
+    await expect(page.locator("[data-form]").get_by_label("Name", exact=True)).to_be_disabled()
+    await page.keyboard.press("Delete")
+    await expect(page.locator("g.d-node")).to_have_count(3)
+    await expect(page.locator("[data-status]")).to_have_text("Valid · saved")
+    # Calls that change something need the page's token, from the page's origin; an operator's is refused.
+    token = await page.locator("#designer").get_attribute("data-csrf")
+    assert token
+    body = three_states(code)
+    refused = await page.request.post(f"{console}/ui/designer/api/templates", data=body)
+    assert refused.status == 403 and (await refused.json())["error"] == "csrf"
+    refused = await page.request.post(
+        f"{console}/ui/designer/api/templates", data=body, headers={"X-CSRF-Token": token, "Origin": console}
+    )
+    assert refused.status == 403 and "may not save process templates" in (await refused.json())["detail"]
+    await page.context.close()
+
+    phone, phone_errors = await open_designer(
+        browser, console, f"/ui/designer/templates/{code}", viewport={"width": 390, "height": 844}
+    )
+    await expect(phone.locator("[data-readonly]")).to_be_visible()
+    await expect(phone.locator("g.d-node")).to_have_count(3)
+    await shot(phone, "designer-phone")
+    assert not errors and not phone_errors, errors + phone_errors
+    await phone.context.close()

@@ -487,6 +487,17 @@ function installCanvas() {
       connecting = id;
       node.classList.add("connecting");
       status("Connect from " + node.dataset.label + ": move to another node with Tab and press Enter (Esc cancels).");
+    } else if ((event.key === "a" || event.key === "A") && !event.ctrlKey && !event.metaKey) {
+      // Add after the focused node (the document's handler would add after the selected one).
+      event.preventDefault();
+      event.stopPropagation();
+      select({ node: id });
+      addNode(KIND === "templates" ? "state" : "tool");
+    } else if (event.key === "Delete" || event.key === "Backspace") {
+      event.preventDefault();
+      event.stopPropagation();
+      select({ node: id });
+      deleteSelected();
     } else if (event.key === "Escape") {
       connecting = null;
       root.querySelectorAll(".connecting").forEach((x) => x.classList.remove("connecting"));
@@ -1098,8 +1109,8 @@ async function loadVersions() {
   });
   table.append(body);
   box.replaceChildren(el("p", { class: "meta" }, "Running: instances or executions still open on each version."), table);
-  const from = $("[data-from]");
-  const to = $("[data-to]");
+  const from = $("[data-compare-from]");
+  const to = $("[data-compare-to]");
   [from, to].forEach((s) => s.replaceChildren(...versions.map((v) => el("option", { value: v.version }, "v" + v.version))));
   to.value = String(versions[0].version);
   from.value = String((versions[1] || versions[0]).version);
@@ -1146,8 +1157,8 @@ async function restoreVersion(version) {
 }
 
 async function compareVersions() {
-  const from = Number($("[data-from]").value);
-  const to = Number($("[data-to]").value);
+  const from = Number($("[data-compare-from]").value);
+  const to = Number($("[data-compare-to]").value);
   if (from === to) { status("Choose two different versions.", "bad"); return; }
   try {
     const base = KIND + "/" + encodeURIComponent(name);
