@@ -3,44 +3,23 @@ this setup when missing: Playwright's own browser download cannot be reached fro
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, async_playwright
 
 from api.main import create_app
+from scripts.browser import CHROMIUM_FLAGS, BrowserMissing
+from scripts.browser import chromium as browser_path
 from tests.support.api import make_settings
 from tests.support.served import serve
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 def chromium() -> str:
-    """Debian's chromium, installed with apt when missing."""
-    found = shutil.which("chromium")
-    if found is None:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-        for command in ([*sudo, "apt-get", "update", "-q"], [*sudo, "apt-get", "install", "-y", "-q", "chromium"]):
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-            if done.returncode != 0:
-                pytest.fail(
-                    f"the browser tests need Debian's chromium; `{' '.join(command)}` failed: {done.stderr[-2000:]}"
-                )
-        found = shutil.which("chromium")
-    assert found, "chromium is not on PATH after installing it"
-    return found
+    try:
+        return browser_path()
+    except BrowserMissing as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

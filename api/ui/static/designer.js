@@ -130,7 +130,8 @@ function updateButtons() {
   $("[data-action=redo]").disabled = readOnly || !redoStack.length || Boolean(comparing);
   const valid = report && report.valid && reportFor === JSON.stringify(def);
   const save = $("[data-action=save]");
-  save.hidden = !MAY_SAVE;
+  save.hidden = !MAY_SAVE || readOnly;
+  ["undo", "redo"].forEach((a) => { $(`[data-action=${a}]`).hidden = readOnly; });
   save.disabled = readOnly || Boolean(comparing) || !valid || !dirty();
   save.title = !valid ? "Fix the problems first: a definition with problems cannot be saved"
     : (dirty() ? "Store this as a new version" : "Nothing changed since the last version");
@@ -152,6 +153,7 @@ function updateButtons() {
 let validationTimer = 0;
 function scheduleValidation() {
   clearTimeout(validationTimer);
+  status("Checking…"); // the last answer was about the definition before this edit
   validationTimer = setTimeout(validate, 250);
 }
 
