@@ -328,12 +328,7 @@ async def create(
     settings: Settings,
 ) -> WorkflowPublic:
     """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
-    allow(principal, doing="save step workflows")
-    problems = await definition_problems(definition, catalogue, settings)
-    if problems:
-        raise refused(problems)
-    async with engine.begin() as conn:
-        created = await store.store_version(conn, definition, principal.name, first=True)
+    created = await _checked_store(definition, principal, engine, catalogue, settings, first=True)
     if created is None:
         raise ApiError(
             409,
@@ -360,14 +355,28 @@ async def replace(
             f"the body's name '{definition.name}' is not the path's '{name}'; a workflow cannot be renamed",
             problems=[{"field": "name", "message": f"must be '{name}'"}],
         )
+    stored = await _checked_store(definition, principal, engine, catalogue, settings, first=False)
+    if stored is None:
+        raise not_found(name)
+    return stored
+
+
+async def _checked_store(
+    definition: StepWorkflowDefinition,
+    principal: Principal,
+    engine: AsyncEngine,
+    catalogue: Catalogue,
+    settings: Settings,
+    *,
+    first: bool,
+) -> WorkflowPublic | None:
+    """Save a definition once the semantic checks pass (None: the name is taken, or unknown)."""
+    allow(principal, doing="save step workflows")
     problems = await definition_problems(definition, catalogue, settings)
     if problems:
         raise refused(problems)
     async with engine.begin() as conn:
-        stored = await store.store_version(conn, definition, principal.name, first=False)
-    if stored is None:
-        raise not_found(name)
-    return stored
+        return await store.store_version(conn, definition, principal.name, first=first)
 
 
 async def schema(principal: Principal, catalogue: Catalogue) -> dict[str, Any]:

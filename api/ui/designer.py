@@ -87,22 +87,24 @@ async def _page(request: Request, kind: str, name: str) -> HTMLResponse:
 # --------------------------------------------------------------------------- the page's JSON calls
 
 
-async def _caller(request: Request) -> Principal:
-    """The signed-in person; a script's call gets a 401 it can show (not the sign-in page's HTML)."""
+async def _session(request: Request) -> tuple[Principal, str]:
+    """The signed-in person and the page's token; a script's call gets a 401 it can show (not the
+    sign-in page's HTML)."""
     try:
-        principal, _ = await viewer(request)
+        return await viewer(request)
     except SignIn:
         raise ApiError(401, "signed_out", "your console session has ended: sign in again in another tab") from None
+
+
+async def _caller(request: Request) -> Principal:
+    principal, _ = await _session(request)
     return principal
 
 
 async def _writer(request: Request) -> Principal:
     """The caller of a call that changes something: same origin, and the page's CSRF token in the
     X-CSRF-Token header."""
-    try:
-        principal, csrf = await viewer(request)
-    except SignIn:
-        raise ApiError(401, "signed_out", "your console session has ended: sign in again in another tab") from None
+    principal, csrf = await _session(request)
     if not same_origin(request) or not hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf):
         raise ApiError(403, "csrf", "the page is stale or the call came from another site; reload the designer")
     return principal

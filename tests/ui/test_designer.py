@@ -9,11 +9,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.support.api import Api, eventually
 from tests.support.steps import unique_name
 from tests.ui.test_console import shot, sign_in
+from tests.ui.test_lists import _sign_in
 
 LAPTOP = {"width": 1440, "height": 900}
 
@@ -374,3 +376,43 @@ async def test_others_read_only_and_the_calls_need_the_page_token(api: Api, brow
     await shot(phone, "designer-phone")
     assert not errors and not phone_errors, errors + phone_errors
     await phone.context.close()
+
+
+async def test_the_designer_calls_answer_people_not_stack_traces(console: str) -> None:
+    """The page's JSON calls: a malformed definition is a report with each path (drawn on its node), a
+    broken DAG is the first rule it breaks, a signed-out call is a 401 the page can show, and a write
+    without the page's token or from another origin is refused."""
+    async with httpx.AsyncClient(base_url=console) as http:
+        signed_out = await http.post("/ui/designer/api/templates/validate", json={})
+        assert signed_out.status_code == 401 and signed_out.json()["error"] == "signed_out"
+        await _sign_in(http, "admin")
+        page = await http.get("/ui/designer/templates/new")
+        token = re.search(r'data-csrf="([^"]+)"', page.text)
+        assert page.status_code == 200 and token
+        shape = await http.post("/ui/designer/api/templates/validate", content=b'{"code": "x", "workflow_graph": {}}')
+        assert shape.status_code == 200
+        fields = {p["field"] for p in shape.json()["problems"]}
+        assert {"code", "name", "industry_sector", "workflow_graph.states"} <= fields
+        not_json = await http.post("/ui/designer/api/templates/validate", content=b"{nope")
+        assert not_json.status_code == 200 and not not_json.json()["valid"]
+        stuck = three_states("STUCK_ONE")
+        stuck["workflow_graph"]["states"][2]["terminal_flag"] = False
+        dag = await http.post("/ui/designer/api/templates/validate", json=stuck)
+        assert dag.json()["problems"][0]["field"].startswith("workflow_graph.states[")
+        origin = {"origin": console, "x-csrf-token": token.group(1)}
+        no_token = await http.post(
+            "/ui/designer/api/templates", json=three_states("NO_TOKEN"), headers={"origin": console}
+        )
+        assert no_token.status_code == 403
+        elsewhere = await http.post(
+            "/ui/designer/api/templates",
+            json=three_states("ELSEWHERE"),
+            headers={**origin, "origin": "http://evil.test"},
+        )
+        assert elsewhere.status_code == 403
+        invalid = await http.post("/ui/designer/api/templates", json=stuck, headers=origin)
+        assert invalid.status_code == 422 and invalid.json()["error"] == "invalid_template"
+        unknown = await http.get("/ui/designer/api/workflows/no_such_workflow/versions")
+        assert unknown.status_code == 404 and "no step workflow" in unknown.json()["detail"]
+        huge = await http.post("/ui/designer/api/workflows/validate", content=b" " * 1_000_001)
+        assert huge.status_code == 413
