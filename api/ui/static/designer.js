@@ -143,7 +143,7 @@ function updateButtons() {
   tryIt.title = !MAY_START ? "Your role may not start runs" : (ready ? (KIND === "templates"
     ? "Start an instance of the saved version" : "Execute the saved version") : "Save first: a run uses a saved version");
   $("[data-version]").textContent = storedVersion ? "v" + storedVersion + (dirty() ? " · changed" : "") : "not saved";
-  $("[data-title]").textContent = (KIND === "templates" ? def.name : def.name) || "New";
+  $("[data-title]").textContent = def.name || "New";
   root.querySelectorAll("[data-edit-only]").forEach((el) => { el.hidden = readOnly; });
   $("[data-readonly]").hidden = !readOnly;
 }
