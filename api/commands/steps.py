@@ -328,6 +328,7 @@ async def create(
     settings: Settings,
 ) -> WorkflowPublic:
     """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
+    allow(principal, doing="save step workflows")
     created = await _checked_store(definition, principal, engine, catalogue, settings, first=True)
     if created is None:
         raise ApiError(
@@ -370,8 +371,8 @@ async def _checked_store(
     *,
     first: bool,
 ) -> WorkflowPublic | None:
-    """Save a definition once the semantic checks pass (None: the name is taken, or unknown)."""
-    allow(principal, doing="save step workflows")
+    """Save a definition once the semantic checks pass (None: the name is taken, or unknown); the
+    caller has checked the role."""
     problems = await definition_problems(definition, catalogue, settings)
     if problems:
         raise refused(problems)

@@ -85,9 +85,8 @@ function commit(edit, after) {
 }
 
 function replaceDefinition(next, note) {
+  selected = null; // before the commit, which redraws everything once
   commit((d) => { Object.keys(d).forEach((k) => delete d[k]); Object.assign(d, clone(next)); });
-  selected = null;
-  changed();
   if (note) status(note);
 }
 
