@@ -29,7 +29,7 @@ from api.ratelimits import RateLimits
 from api.routes import analytics, breakers, changes, codec, entities, events, inbox, notifications
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
-from api.routes.process import instances, templates
+from api.routes.process import instances, migrations, templates
 from api.routes.steps import executions, step_workflows
 from api.routes.work import definitions, queue
 from api.ui.common import console_secret
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         templates,
         instances,
+        migrations,
         entities,
         rules,
         notifications,

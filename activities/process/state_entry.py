@@ -17,6 +17,7 @@ from core.platform import errors, telemetry
 from core.platform.database import is_data_error
 from core.process import store
 from core.process.contracts import ApprovalRecordInput, EnterStateInput, EnterStateResult
+from core.process.migration import MigrateRecordInput
 
 
 @contextmanager
@@ -75,3 +76,10 @@ class ProcessActivities:
         if template_code is not None and data.workflow_status is not None:  # counted once committed
             finished = {"template": template_code, "outcome": data.workflow_status}
             telemetry.count(activity.metric_meter(), telemetry.INSTANCES_FINISHED, finished)
+
+    @activity.defn(name="process.migrate")
+    async def migrate(self, data: MigrateRecordInput) -> None:
+        """Record the instance's move to another template version (its ``migrate`` update)."""
+        with refuse_invalid_data():
+            async with self._engine.begin() as conn:
+                await store.record_migration(conn, data, self._limits)

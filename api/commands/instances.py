@@ -4,6 +4,7 @@ validators answer 403); the roles here are the floor every entry point shares.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -15,11 +16,16 @@ from api.errors import ApiError
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
 from core.platform.contracts import Page
 from core.platform.ids import derived_id
+from core.platform.pauses import PauseCreate, PauseRequest, ResumeCreate, ResumeRequest
 from core.platform.settings import Settings
 from core.process import instances
 from core.process.contracts import (
+    MAX_BULK,
     AcknowledgeCreate,
     AcknowledgeRequest,
+    BulkPauseCreate,
+    BulkPauseResult,
+    BulkRefusal,
     CancelCreate,
     CancelRequest,
     DecisionCreate,
@@ -163,6 +169,61 @@ async def decide_approval(
     return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.decide, request))
 
 
+async def pause(
+    instance_id: uuid.UUID, body: PauseCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> InstanceView:
+    """Pause an active instance: it takes no transition or decision (409 ``paused``, naming who and why)
+    until resumed; its timers keep time and what falls due acts on resume."""
+    allow(principal, "operator", doing="pause instances")
+    request = PauseRequest(actor=principal.name, actor_role=principal.role, reason=body.reason)
+    return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.pause, request))
+
+
+async def resume(
+    instance_id: uuid.UUID, body: ResumeCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> InstanceView:
+    allow(principal, "operator", doing="resume instances")
+    request = ResumeRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
+    return await _update(engine, instance_id, lambda wid: gateway.update(wid, ProcessInstanceWorkflow.resume, request))
+
+
+async def pause_many(
+    body: BulkPauseCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> BulkPauseResult:
+    """Pause (or resume) every active instance of a template, or of some of its states, that is not
+    already so: at most ``MAX_BULK`` per call (``more`` says to call again). Each instance answers
+    for itself; one that moved on or finished meanwhile is counted as refused with its reason."""
+    allow(principal, "operator", doing="pause instances" if body.action == "pause" else "resume instances")
+    async with engine.connect() as conn:
+        rows = await instances.active_matching(
+            conn,
+            template_code=body.template_code,
+            state_ids=body.state_ids,
+            paused=body.action == "resume",
+            limit=MAX_BULK,
+        )
+    result = BulkPauseResult(action=body.action, more=len(rows) > MAX_BULK)
+    gate = asyncio.Semaphore(8)
+
+    async def one(instance_id: uuid.UUID) -> None:
+        async with gate:
+            try:
+                if body.action == "pause":
+                    await pause(
+                        instance_id, PauseCreate(reason=body.reason or "bulk pause"), principal, engine, gateway
+                    )
+                else:
+                    await resume(instance_id, ResumeCreate(comment=body.reason), principal, engine, gateway)
+                result.changed.append(str(instance_id))
+            except ApiError as refused:
+                result.refused.append(
+                    BulkRefusal(instance_id=str(instance_id), code=refused.error, message=refused.detail)
+                )
+
+    await asyncio.gather(*(one(row["id"]) for row in rows[:MAX_BULK]))
+    return result
+
+
 async def listing(
     principal: Principal,
     engine: AsyncEngine,
@@ -172,6 +233,7 @@ async def listing(
     state_name: str | None = None,
     search: str | None = None,
     stuck: bool = False,
+    paused: bool = False,
     sort: InstanceSort = "started",
     limit: int = 50,
     cursor: str | None = None,
@@ -186,6 +248,7 @@ async def listing(
             state_name=state_name,
             search=search,
             stuck=stuck,
+            paused=paused,
             sort=sort,
             limit=limit,
             cursor=cursor,

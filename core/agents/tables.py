@@ -46,6 +46,9 @@ class AgentSession(Base):
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), server_default="0")
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(Text)
+    # Who paused the session, why and when ({actor, reason, ts}); NULL while it runs.
+    paused: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    forked_from: Mapped[str | None] = mapped_column(String(100))  # the session this one was forked from
 
 
 class SessionStateData(Base):

@@ -50,6 +50,12 @@ APPROVAL_PENDING = ErrorKind("ApprovalPending", 409, "approval_pending")
 TRANSITION_IN_PROGRESS = ErrorKind("TransitionInProgress", 409, "transition_in_progress")
 NO_APPROVAL_PENDING = ErrorKind("NoApprovalPending", 409, "no_approval_pending")
 NO_ALERT_OPEN = ErrorKind("NoAlertOpen", 409, "no_alert_open")
+# A paused run (core/platform/pauses.py) refuses transitions, decisions and resumes it does not need.
+PAUSED = ErrorKind("Paused", 409, "paused")
+ALREADY_PAUSED = ErrorKind("AlreadyPaused", 409, "already_paused")
+NOT_PAUSED = ErrorKind("NotPaused", 409, "not_paused")
+# A migration the instance's workflow refuses (it moved on since the preview, or the plan does not fit it).
+MIGRATION_REFUSED = ErrorKind("MigrationRefused", 409, "migration_refused")
 NOT_PERMITTED = ErrorKind("NotPermitted", 403, "forbidden")
 
 # Agent sessions.
@@ -123,6 +129,7 @@ def kind_of(error: BaseException | None) -> ErrorKind | None:
 __all__ = [
     "ACTION_INVALID",
     "AGENT_OUTPUT_INVALID",
+    "ALREADY_PAUSED",
     "APPROVAL_PENDING",
     "CATALOGUE",
     "CIRCUIT_OPEN",
@@ -134,12 +141,15 @@ __all__ = [
     "INVALID_TRANSITION",
     "LLM_REJECTED",
     "LLM_UNAVAILABLE",
+    "MIGRATION_REFUSED",
     "NON_RETRYABLE_TYPES",
     "NOT_AWAITING_APPROVAL",
+    "NOT_PAUSED",
     "NOT_PERMITTED",
     "NO_ALERT_OPEN",
     "NO_APPROVAL_PENDING",
     "NO_TASK_OPEN",
+    "PAUSED",
     "PAYLOAD_TOO_LARGE",
     "TRANSITION_IN_PROGRESS",
     "WEBHOOK_BLOCKED",

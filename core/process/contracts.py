@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.notifications.contracts import NotificationSpec
 from core.platform.contracts import JsonUuid, RequestModel, RequestPart, Role
+from core.platform.pauses import PauseInfo
 
 # Every number a template carries is bounded when it is saved: instances compute timers and deadlines from
 # them, and one out of range (1e15 days) would fail every instance's workflow task.
@@ -245,6 +246,7 @@ class InstanceView(BaseModel):
     started_ts: datetime
     completed_ts: datetime | None
     source: Literal["workflow", "database"]
+    paused: PauseInfo | None = None
 
 
 class InstanceEvent(BaseModel):
@@ -326,6 +328,9 @@ class ApprovalRecordInput(BaseModel):
     pending_approval: PendingApproval | None
     notifications: list[NotificationSpec] = Field(default_factory=list)
     workflow_status: str | None = None  # set when the event ends the instance (cancelled)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    pause_change: bool = False  # the event pauses or resumes the instance: ``paused`` is written
+    paused: PauseInfo | None = None
 
 
 class InstanceCreate(RequestModel):
@@ -376,3 +381,28 @@ class AcknowledgeCreate(RequestModel):
 class DecisionCreate(RequestModel):
     decision: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=2000)
+
+
+MAX_BULK = 500  # instances one bulk pause or resume acts on; call again for more
+
+
+class BulkPauseCreate(RequestModel):
+    """Pause or resume every active instance of a template (optionally only in some states)."""
+
+    action: Literal["pause", "resume"]
+    template_code: str = Field(min_length=1, max_length=50)
+    state_ids: list[StateId] | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class BulkRefusal(BaseModel):
+    instance_id: str
+    code: str
+    message: str
+
+
+class BulkPauseResult(BaseModel):
+    action: Literal["pause", "resume"]
+    changed: list[str] = Field(default_factory=list, description="Instances paused (or resumed) by this call")
+    refused: list[BulkRefusal] = Field(default_factory=list)
+    more: bool = Field(default=False, description=f"More than {MAX_BULK} matched: call again for the rest")

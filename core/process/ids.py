@@ -12,6 +12,17 @@ from core.platform.ids import derived_id
 PROCESS_WORKFLOW = "ProcessInstance"
 WAIT_READY = "wait_ready"
 TRANSITION = "transition"
+MIGRATE = "migrate"
+MIGRATION_WORKFLOW = "InstanceMigration"
+
+
+def migration_workflow_id(migration_id: str | uuid.UUID) -> str:
+    return f"migration-{migration_id}"
+
+
+def migrate_update_id(migration_id: str | uuid.UUID) -> str:
+    """One migration's update of an instance: Temporal applies an update id once per run."""
+    return f"migrate-{migration_id}"
 
 
 def process_workflow_id(instance_id: str | uuid.UUID) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.entities.tables import Entity
 from core.platform.contracts import Page
 from core.platform.pages import LIKE_ESCAPE, Order, fetch_page, like_escaped
+from core.platform.pauses import PauseInfo
 from core.process.contracts import (
     CreatedEntity,
     HistoryEntry,
@@ -105,6 +106,7 @@ def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
         started_ts=row["started_ts"],
         completed_ts=row["completed_ts"],
         source="database",
+        paused=PauseInfo.model_validate(row["paused"]) if row["paused"] else None,
     )
 
 
@@ -240,6 +242,7 @@ class InstanceRow(BaseModel):
     overdue_seconds: float | None = Field(
         default=None, description="How long it has been in its state beyond the state's expected duration"
     )
+    paused: PauseInfo | None = None
 
 
 _LIST_COLUMNS: list[Any] = [
@@ -254,6 +257,7 @@ _LIST_COLUMNS: list[Any] = [
     GraphData.started_ts,
     GraphData.updated_ts,
     GraphData.pending_approval,
+    GraphData.paused,
     Entity.name.label("entity_name"),
 ]
 InstanceSort = Literal["started", "updated"]
@@ -305,6 +309,7 @@ async def instance_list(
     state_name: str | None = None,
     search: str | None = None,
     stuck: bool = False,
+    paused: bool = False,
     sort: InstanceSort = "started",
     limit: int = 50,
     cursor: str | None = None,
@@ -328,6 +333,8 @@ async def instance_list(
             stmt = stmt.where(Entity.name.ilike(f"{like_escaped(search)}%", escape=LIKE_ESCAPE))
     if stuck:
         stmt = stmt.where(stuck_condition(expected, now))
+    if paused:
+        stmt = stmt.where(GraphData.paused.is_not(None), GraphData.workflow_status == "active")
 
     def row(r: Any) -> InstanceRow:
         seconds = expected.get((r.workflow_head_id, r.current_state_id))
@@ -345,6 +352,7 @@ async def instance_list(
             updated_ts=r.updated_ts,
             pending_approval=bool(r.pending_approval) and r.pending_approval.get("status") == "pending",
             overdue_seconds=over if over is not None and over > 0 else None,
+            paused=PauseInfo.model_validate(r.paused) if r.paused else None,
         )
 
     return await fetch_page(conn, stmt, order=_SORTS[sort], limit=limit, offset=0, cursor=cursor, item=row)
@@ -364,3 +372,35 @@ async def active_by_template(conn: AsyncConnection) -> list[tuple[str, int]]:
 async def stuck_count(conn: AsyncConnection) -> int:
     condition = stuck_condition(await expected_durations(conn), datetime.now(UTC))
     return int((await conn.execute(select(func.count()).select_from(GraphData).where(condition))).scalar_one())
+
+
+async def active_matching(
+    conn: AsyncConnection,
+    *,
+    template_code: str,
+    version: int | None = None,
+    state_ids: list[int] | None = None,
+    paused: bool | None = None,
+    limit: int,
+) -> list[Mapping[Any, Any]]:
+    """Active instances of a template (a version, some states): the rows bulk pauses and migrations
+    act on, oldest first, at most ``limit`` + 1 (so the caller can say there were more)."""
+    stmt = select(
+        GraphData.id,
+        GraphData.workflow_head_id,
+        GraphData.current_state_id,
+        GraphData.pending_approval,
+        GraphData.state_history[-1]["ts"].astext.label("entered"),
+        GraphData.started_ts,
+        GraphData.created_entities,
+        GraphData.root_entity_id,
+        GraphData.paused,
+    ).where(GraphData.template_code == template_code, GraphData.workflow_status == "active")
+    if version is not None:
+        stmt = stmt.where(GraphData.template_version == version)
+    if state_ids:
+        stmt = stmt.where(GraphData.current_state_id.in_(state_ids))
+    if paused is not None:
+        stmt = stmt.where(GraphData.paused.is_not(None) if paused else GraphData.paused.is_(None))
+    stmt = stmt.order_by(GraphData.started_ts, GraphData.id).limit(limit + 1)
+    return list((await conn.execute(stmt)).mappings())

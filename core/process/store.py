@@ -23,6 +23,7 @@ from core.notifications.store import insert_notifications
 from core.process import templates
 from core.process.contracts import ApprovalRecordInput, EnterStateInput
 from core.process.ids import event_id
+from core.process.migration import MigrateRecordInput
 from core.process.tables import GraphData, WorkflowEvent
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> s
             pending_approval=(data.pending_approval.model_dump(mode="json") if data.pending_approval else None),
             last_seq=data.seq,
             updated_ts=data.ts,
+            **({"paused": data.paused.model_dump(mode="json") if data.paused else None} if data.pause_change else {}),
             **(
                 {"workflow_status": data.workflow_status, "completed_ts": data.ts, "success_flag": False}
                 if data.workflow_status is not None
@@ -230,6 +232,7 @@ async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> s
         to_state_id=None,
         actor=data.actor,
         comment=data.comment,
+        payload=data.payload,
     )
     await conn.execute(insert(WorkflowEvent).values(row).on_conflict_do_nothing(index_elements=[WorkflowEvent.id]))
     await insert_notifications(
@@ -241,3 +244,48 @@ async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> s
         ts=data.ts,
     )
     return str(recorded.template_code)
+
+
+async def record_migration(conn: AsyncConnection, data: MigrateRecordInput, limits: EntityLimits) -> bool:
+    """Move the instance's projection to the target version and state, log ``instance_migrated`` and, by
+    the plan's entity rule, set the entity's status. False when an earlier attempt wrote it already."""
+    instance = uuid.UUID(data.instance_id)
+    result = await conn.execute(
+        update(GraphData)
+        .where(GraphData.id == instance, GraphData.last_seq < data.seq)
+        .values(
+            workflow_head_id=uuid.UUID(data.to_head_id),
+            template_version=data.to_version,
+            current_state_id=data.to_state.id,
+            current_state_name=data.to_state.name,
+            pending_approval=data.pending_approval.model_dump(mode="json") if data.pending_approval else None,
+            last_seq=data.seq,
+            updated_ts=data.ts,
+        )
+        .returning(GraphData.id)
+    )
+    if result.first() is None:
+        return False
+    if data.entity_id is not None and data.entity_status is not None:
+        await entities.change(
+            conn,
+            uuid.UUID(data.entity_id),
+            status=data.entity_status,
+            set_fields={},
+            ts=data.ts,
+            actor=data.actor,
+            limits=limits,
+        )
+    row = event_row(
+        data.instance_id,
+        data.seq,
+        "instance_migrated",
+        ts=data.ts,
+        from_state_id=data.from_state_id,
+        to_state_id=data.to_state.id,
+        actor=data.actor,
+        comment=f"migrated from v{data.from_version} to v{data.to_version}",
+        payload=data.payload,
+    )
+    await conn.execute(insert(WorkflowEvent).values(row).on_conflict_do_nothing(index_elements=[WorkflowEvent.id]))
+    return True

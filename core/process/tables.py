@@ -94,6 +94,8 @@ class GraphData(Base):
     pending_approval: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_seq: Mapped[int] = mapped_column(Integer, server_default="0")  # guards against stale writes
     updated_ts: Mapped[datetime] = created_now()
+    # Who paused the instance, why and when ({actor, reason, ts}); NULL while it runs.
+    paused: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class WorkflowEvent(Base):
@@ -118,3 +120,36 @@ class WorkflowEvent(Base):
     actor: Mapped[str | None] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class Migration(Base):
+    """A migration of running instances from one template version to another (core/process/migration.py):
+    the plan as given, who asked, and how far the batches have got."""
+
+    __tablename__ = "process_migrations"
+    __table_args__ = (Index("idx_process_migrations_code", "template_code", "created_ts"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    template_code: Mapped[str] = mapped_column(String(50))
+    from_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    plan: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    created_by: Mapped[str] = mapped_column(Text)
+    created_ts: Mapped[datetime] = created_now()
+    completed_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MigrationItem(Base):
+    """One instance of a migration: pending until its batch sends it the update, then migrated or refused."""
+
+    __tablename__ = "process_migration_items"
+    __table_args__ = (Index("idx_process_migration_items_pending", "migration_id", "outcome"),)
+
+    migration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Migration.id), primary_key=True)
+    instance_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    from_state_id: Mapped[int] = mapped_column(Integer)
+    to_state_id: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(Text, server_default="pending")
+    message: Mapped[str | None] = mapped_column(Text)
+    updated_ts: Mapped[datetime] = created_now()

@@ -52,6 +52,8 @@ class StepExecution(Base):
         CheckConstraint(f"status IN {EXECUTION_STATUSES}", name="ck_workflow_executions_status"),
         Index("idx_workflow_executions_workflow", "workflow_name", "created_ts"),
         Index("idx_workflow_executions_status", "status", "created_ts"),
+        # The runs linked to an execution (re-runs from a step): trigger.execution_id names the source.
+        Index("idx_workflow_executions_source", text("(trigger ->> 'execution_id')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -70,6 +72,8 @@ class StepExecution(Base):
     created_ts: Mapped[datetime] = created_now()
     started_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who paused the execution, why and when ({actor, reason, ts}); NULL while it runs.
+    paused: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class StepRecord(Base):

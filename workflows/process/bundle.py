@@ -1,18 +1,24 @@
-"""The process domain's part of the worker: instance workflows and their state-entry activities."""
+"""The process domain's part of the worker: instance workflows and their state-entry activities, and
+migrations between template versions with their batch activity."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.process.migration import MigrationActivities
 from activities.process.state_entry import ProcessActivities
 from core.entities.contracts import limits_of
 from core.platform.settings import Settings
 from workflows.bundles import DomainBundle
 from workflows.process.instance import ProcessInstanceWorkflow
+from workflows.process.migration import InstanceMigrationWorkflow
 
-WORKFLOWS: tuple[type, ...] = (ProcessInstanceWorkflow,)
+WORKFLOWS: tuple[type, ...] = (ProcessInstanceWorkflow, InstanceMigrationWorkflow)
 
 
 def bundle(engine: AsyncEngine, settings: Settings) -> DomainBundle:
     process = ProcessActivities(engine, limits_of(settings))
-    return DomainBundle("process", WORKFLOWS, [process.enter_state, process.record_approval])
+    batches = MigrationActivities(engine)
+    return DomainBundle(
+        "process", WORKFLOWS, [process.enter_state, process.record_approval, process.migrate, batches.batch]
+    )

@@ -19,6 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from core.notifications.contracts import NotificationSpec
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.pauses import (
+        PauseInfo,
+        PauseRequest,
+        ResumeRequest,
+        already_paused_error,
+        not_paused_error,
+        paused_error,
+    )
     from core.platform.public_text import PublicText
     from core.process.contracts import (
         AcknowledgeRequest,
@@ -40,6 +48,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.process.dag import start_state
     from core.process.ids import PROCESS_WORKFLOW, state_entity_id
+    from core.process.migration import (
+        MigrateRecordInput,
+        MigrateRequest,
+        Move,
+        Refusal,
+        approval_after,
+        deadline_after,
+        move,
+    )
 
 # Error types the API maps to HTTP answers (matched by type, never by message text).
 
@@ -83,6 +100,10 @@ class ProcessInstanceWorkflow:
         self._lock = asyncio.Lock()
         self._alert_state: int | None = None  # the state whose deadline alert is open
         self._timers: list[asyncio.Task[None]] = []
+        self._paused: PauseInfo | None = None
+        # Bumped by each migration: a timer started for the state before it stops (the state may keep its id).
+        self._epoch = 0
+        self._migrations: set[str] = set()  # migration ids applied, so a repeated update applies nothing
 
     @workflow.run
     async def run(self, data: ProcessStartInput) -> ProcessOutcome:
@@ -125,6 +146,7 @@ class ProcessInstanceWorkflow:
             started_ts=self._input.started_ts,
             completed_ts=self._completed_ts,
             source="workflow",
+            paused=self._paused,
         )
 
     @workflow.update
@@ -206,6 +228,8 @@ class ProcessInstanceWorkflow:
             raise errors.TRANSITION_IN_PROGRESS.error(
                 "another transition of this instance is in progress; retry when it has finished",
             )
+        if self._paused is not None:
+            raise paused_error("this instance", self._paused)
         if to_state_id not in self._current.child_ids:
             allowed = self._allowed()
             names = ", ".join(f"{s.id} ({s.name})" for s in allowed)
@@ -233,6 +257,8 @@ class ProcessInstanceWorkflow:
             raise errors.TRANSITION_IN_PROGRESS.error(
                 "a transition of this instance is in progress; retry when it has finished",
             )
+        if self._paused is not None:
+            raise paused_error("this instance", self._paused)
         if self._approval is None or self._approval.status == "approved":
             raise errors.NO_APPROVAL_PENDING.error(
                 f"no approval is pending in state {self._current.id} ('{self._current.name}')",
@@ -368,21 +394,36 @@ class ProcessInstanceWorkflow:
 
     # ------------------------------------------------------------------ approvals
 
-    async def _approval_timer(self, state: StateNode) -> None:
+    async def _approval_timer(self, state: StateNode, wait: timedelta | None = None) -> None:
         gate = state.approval
         assert gate is not None and gate.timeout_seconds is not None
+        epoch = self._epoch
 
         def settled() -> bool:
-            # Templates are acyclic, so once the instance has left the state it never returns.
-            return self._current.id != state.id or self._approval is None or self._approval.status == "approved"
+            # Templates are acyclic, so once the instance has left the state it never returns; a
+            # migration (epoch) starts the target state's own timer.
+            return (
+                self._current.id != state.id
+                or self._approval is None
+                or self._approval.status == "approved"
+                or self._epoch != epoch
+            )
 
         try:
-            await workflow.wait_condition(settled, timeout=timedelta(seconds=gate.timeout_seconds))
+            await workflow.wait_condition(
+                settled, timeout=wait if wait is not None else timedelta(seconds=gate.timeout_seconds)
+            )
             return
         except TimeoutError:
             pass
+        await self._unpaused()  # fell due while paused: acts on resume
         async with self._lock:
-            if self._current.id != state.id or self._approval is None or self._approval.status == "approved":
+            if (
+                self._current.id != state.id
+                or self._approval is None
+                or self._approval.status == "approved"
+                or self._epoch != epoch
+            ):
                 return
             if gate.on_timeout == "default_path" and gate.default_to_state_id is not None:
                 await self._record_approval(
@@ -420,20 +461,24 @@ class ProcessInstanceWorkflow:
 
     # ------------------------------------------------------------------ deadline alerts
 
-    async def _deadline_timer(self, state: StateNode) -> None:
+    async def _deadline_timer(self, state: StateNode, wait: timedelta | None = None) -> None:
         """One alert when the instance stays in ``state`` longer than its avg_duration_days: a
         notification and an inbox item for the template's owner role, until acknowledged."""
         assert state.avg_duration_days is not None
+        epoch = self._epoch
 
         def left() -> bool:
-            # Templates are acyclic, so once the instance has left the state it never returns.
-            return self._current.id != state.id or self._status != "active"
+            # Templates are acyclic, so once the instance has left the state it never returns; a
+            # migration (epoch) starts the target state's own timer.
+            return self._current.id != state.id or self._status != "active" or self._epoch != epoch
 
         try:
-            await workflow.wait_condition(left, timeout=timedelta(days=state.avg_duration_days))
+            due = wait if wait is not None else timedelta(days=state.avg_duration_days)
+            await workflow.wait_condition(left, timeout=due)
             return
         except TimeoutError:
             pass
+        await self._unpaused()  # fell due while paused: acts on resume
         async with self._lock:
             if left():
                 return
@@ -454,6 +499,167 @@ class ProcessInstanceWorkflow:
                 ],
             )
             self._alert_state = state.id
+
+    # ------------------------------------------------------------------ pause and resume
+
+    async def _unpaused(self) -> None:
+        """Wait while the instance is paused (returns at once when it is not, emitting nothing)."""
+        await workflow.wait_condition(lambda: self._paused is None or self._status != "active")
+
+    @workflow.update
+    async def pause(self, request: PauseRequest) -> InstanceView:
+        """Stop taking transitions and decisions until resumed; timers keep time (module doc of
+        core/platform/pauses.py)."""
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check_pause()
+            info = PauseInfo(actor=request.actor, reason=request.reason, ts=workflow.now())
+            await self._record_approval(
+                "instance_paused",
+                self._approval,
+                actor=request.actor,
+                comment=request.reason,
+                retry=_TRANSITION_RETRY,
+                pause=(True, info),
+            )
+            self._paused = info
+            workflow.set_current_details(self._details())
+        return self.view()
+
+    @pause.validator
+    def _validate_pause(self, request: PauseRequest) -> None:
+        self._check_pause()
+
+    def _check_pause(self) -> None:
+        if self._status != "active":
+            raise errors.INSTANCE_FINISHED.error(f"instance is {self._status}; there is nothing to pause")
+        if self._paused is not None:
+            raise already_paused_error("this instance", self._paused)
+
+    @workflow.update
+    async def resume(self, request: ResumeRequest) -> InstanceView:
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            self._check_resume()
+            await self._record_approval(
+                "instance_resumed",
+                self._approval,
+                actor=request.actor,
+                comment=request.comment,
+                retry=_TRANSITION_RETRY,
+                pause=(True, None),
+            )
+            self._paused = None
+            workflow.set_current_details(self._details())
+        return self.view()
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        self._check_resume()
+
+    def _check_resume(self) -> None:
+        if self._paused is None:
+            raise not_paused_error("this instance")
+
+    # ------------------------------------------------------------------ migration
+
+    @workflow.update
+    async def migrate(self, request: MigrateRequest) -> InstanceView:
+        """Take another version of the template (a migration's batch sends this, once per instance: a
+        repeated update of the same migration applies nothing). The validator checks the plan against
+        the state the instance stands in now, with the rule the preview used."""
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            if request.migration_id in self._migrations:
+                return self.view()
+            found = self._check_migrate(request)
+            await self._migrate(request, found)
+        return self.view()
+
+    @migrate.validator
+    def _validate_migrate(self, request: MigrateRequest) -> None:
+        if request.migration_id not in self._migrations:
+            self._check_migrate(request)
+
+    def _check_migrate(self, request: MigrateRequest) -> Move:
+        def refuse(message: str) -> Exception:
+            return errors.MIGRATION_REFUSED.error(message, {"current_state_id": self._current.id})
+
+        if self._status != "active":
+            raise refuse(f"instance is {self._status}; only active instances migrate")
+        if self._busy:
+            raise errors.TRANSITION_IN_PROGRESS.error("a transition of this instance is in progress; retry")
+        if self._template.code != request.target.code or self._template.version != request.from_version:
+            raise refuse(f"instance runs {self._template.code} v{self._template.version}, not v{request.from_version}")
+        found = move(self._current, self._approval, request.target.graph, request.mapping, request.rules)
+        if isinstance(found, Refusal):
+            raise refuse(found.message)
+        return found
+
+    async def _migrate(self, request: MigrateRequest, found: Move) -> None:
+        now = workflow.now()
+        target = found.target
+        approval = approval_after(found, self._approval, now)
+        entered = self._history[-1].ts if self._history else now
+        entity_id = self._entity_by_type.get(target.entity_name) if target.entity_name else None
+        set_status = request.rules.entity == "target_status" and entity_id is not None and target.entity_status
+        before = self._template
+        self._busy = True
+        try:
+            seq = self._seq + 1
+            await workflow.execute_local_activity_method(
+                ProcessActivities.migrate,
+                MigrateRecordInput(
+                    instance_id=self._input.instance_id,
+                    seq=seq,
+                    ts=now,
+                    actor=request.actor,
+                    migration_id=request.migration_id,
+                    from_head_id=before.head_id,
+                    from_version=before.version,
+                    to_head_id=request.target.head_id,
+                    to_version=request.target.version,
+                    from_state_id=self._current.id,
+                    to_state=target,
+                    pending_approval=approval,
+                    entity_id=entity_id if set_status else None,
+                    entity_status=target.entity_status if set_status else None,
+                    payload={
+                        "migration_id": request.migration_id,
+                        "from_version": before.version,
+                        "to_version": request.target.version,
+                        "from_state_id": self._current.id,
+                        "to_state_id": target.id,
+                        "mapping": [m.model_dump() for m in request.mapping],
+                        "rules": request.rules.model_dump(),
+                        "approval": found.approval,
+                    },
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_TRANSITION_RETRY,
+                summary=PublicText(f"migrate to v{request.target.version}: {target.id} {target.name}"),
+            )
+        finally:
+            self._busy = False
+        self._seq = seq
+        self._migrations.add(request.migration_id)
+        self._template = request.target
+        self._states = {s.id: s for s in request.target.graph.states}
+        self._current = target
+        self._approval = approval
+        self._alert_state = None
+        self._epoch += 1
+        if self._input.search_attributes:
+            workflow.upsert_search_attributes([sa.CURRENT_STATE.value_set(target.name)])
+        workflow.set_current_details(self._details())
+        gate = target.approval
+        if approval is not None and approval.status != "approved" and gate is not None and gate.timeout_seconds:
+            due = approval.timeout_at or now
+            self._timers.append(asyncio.create_task(self._approval_timer(target, max(due - now, timedelta(0)))))
+        deadline = deadline_after(target, entered, now, request.rules)
+        if deadline is not None:
+            wait = max(deadline - now, timedelta(0))
+            self._timers.append(asyncio.create_task(self._deadline_timer(target, wait)))
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> InstanceView:
@@ -526,6 +732,7 @@ class ProcessInstanceWorkflow:
         retry: RetryPolicy,
         notifications: list[NotificationSpec] | None = None,
         workflow_status: str | None = None,
+        pause: tuple[bool, PauseInfo | None] = (False, None),
     ) -> None:
         self._busy = True
         try:
@@ -543,6 +750,9 @@ class ProcessInstanceWorkflow:
                     pending_approval=approval_after,
                     notifications=notifications or [],
                     workflow_status=workflow_status,
+                    pause_change=pause[0],
+                    paused=pause[1],
+                    payload={"reason": pause[1].reason} if pause[1] else {},
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=retry,
@@ -563,4 +773,6 @@ class ProcessInstanceWorkflow:
             lines.append(f"Customer/root: {self._root_name}")
         if self._approval is not None:
             lines.append(f"Approval: {self._approval.status} (roles {', '.join(self._approval.roles)})")
+        if self._paused is not None:
+            lines.append(f"Paused by {self._paused.actor}: {self._paused.reason}")
         return "\n\n".join(lines)

@@ -17,9 +17,12 @@ from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, Se
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
+from core.platform.pauses import PauseCreate, ResumeCreate
 from core.process import instances
 from core.process.contracts import (
     AcknowledgeCreate,
+    BulkPauseCreate,
+    BulkPauseResult,
     CancelCreate,
     DecisionCreate,
     InstanceCreate,
@@ -42,6 +45,15 @@ async def start_instance(
 ) -> InstanceView:
     """Start an instance; answers once its start state is recorded (one update-with-start round trip)."""
     return await commands.start(body, principal, engine, gateway, settings, idempotency_key)
+
+
+@router.post("/bulk", response_model=BulkPauseResult)
+async def pause_or_resume_many(
+    body: BulkPauseCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> BulkPauseResult:
+    """Pause (or resume) every active instance of a template, or of some of its states, at most 500 per
+    call (``more`` says to call again); instances that refuse are listed with their reasons."""
+    return await commands.pause_many(body, principal, engine, gateway)
 
 
 @router.get("", response_model=Page[InstanceView])
@@ -122,3 +134,20 @@ async def decide_approval(
     """Approve or reject the pending approval of the instance's current state: the gate's roles decide,
     and once it has escalated (its time-out passed) its escalation targets too (403 for anyone else)."""
     return await commands.decide_approval(instance_id, body, principal, engine, gateway)
+
+
+@router.post("/{instance_id}/pause", response_model=InstanceView)
+async def pause_instance(
+    instance_id: uuid.UUID, body: PauseCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> InstanceView:
+    """Pause an active instance: until resumed it takes no transition or decision (409 ``paused``, naming
+    who paused it and why). Its timers keep time; an approval time-out or deadline that falls due while it
+    is paused acts when it is resumed."""
+    return await commands.pause(instance_id, body, principal, engine, gateway)
+
+
+@router.post("/{instance_id}/resume", response_model=InstanceView)
+async def resume_instance(
+    instance_id: uuid.UUID, body: ResumeCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> InstanceView:
+    return await commands.resume(instance_id, body, principal, engine, gateway)

@@ -1,0 +1,68 @@
+"""The migration's batch activity: send the next pending instances the ``migrate`` update, one at a
+time, and record each answer. A batch cut short (the worker killed) is simply run again: an item is
+pending until its answer is recorded, the update id is the migration's (Temporal applies it once per
+run), and the instance's workflow applies a migration id once, so a repeated send changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.process import migrations, templates
+from core.process.contracts import InstanceView
+from core.process.ids import MIGRATE, migrate_update_id, process_workflow_id
+from core.process.migration import BatchResult, MigrateRequest, MigrationRunInput
+
+
+class MigrationActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="process.migration_batch")
+    async def batch(self, data: MigrationRunInput) -> BatchResult:
+        migration_id = uuid.UUID(data.migration_id)
+        async with self._engine.connect() as conn:
+            plan = await migrations.plan_of(conn, migration_id)
+            target = await templates.get_by_code(conn, plan.template_code, plan.to_version)
+            batch = await migrations.pending(conn, migration_id, data.batch_size)
+        assert target is not None  # versions are never deleted
+        actor = (await self._actor(migration_id)) or "system:migration"
+        request = MigrateRequest(
+            migration_id=data.migration_id,
+            actor=actor,
+            from_version=plan.from_version,
+            mapping=plan.mapping,
+            rules=plan.rules,
+            target=templates.snapshot(target),
+        )
+        client = activity.client()
+        for instance_id in batch:
+            activity.heartbeat(str(instance_id))
+            handle = client.get_workflow_handle(process_workflow_id(instance_id))
+            outcome, message = "migrated", None
+            try:
+                await handle.execute_update(
+                    MIGRATE, request, id=migrate_update_id(data.migration_id), result_type=InstanceView
+                )
+            except WorkflowUpdateFailedError as exc:
+                outcome, message = "refused", str(getattr(exc.cause, "message", None) or exc.cause or exc)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise  # Temporal unavailable: the batch is tried again
+                outcome, message = "refused", "the instance's workflow has finished (or was started before migrations)"
+            async with self._engine.begin() as conn:
+                await migrations.record_item(conn, migration_id, instance_id, outcome, message)
+        async with self._engine.begin() as conn:
+            remaining = await migrations.count_pending(conn, migration_id)
+            if remaining == 0:
+                await migrations.finish(conn, migration_id)
+        return BatchResult(done=len(batch), remaining=remaining)
+
+    async def _actor(self, migration_id: uuid.UUID) -> str | None:
+        async with self._engine.connect() as conn:
+            found = await migrations.get(conn, migration_id)
+        return found.created_by if found else None
