@@ -35,6 +35,7 @@ from core.steps.contracts import (
     DefinitionFound,
     DefinitionRef,
     FinishInput,
+    PauseChange,
     RunInput,
     StepRecordInput,
     TaskChange,
@@ -71,6 +72,11 @@ class StepRunActivities:
     async def finish(self, data: FinishInput) -> None:
         async with self._engine.begin() as conn:
             await store.finish(conn, data)
+
+    @activity.defn(name="steps.pause_change")
+    async def pause_change(self, data: PauseChange) -> None:
+        async with self._engine.begin() as conn:
+            await store.set_paused(conn, data)
 
     @activity.defn(name="steps.wait_begin")
     async def wait_begin(self, data: WaitInput) -> None:

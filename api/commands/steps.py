@@ -16,6 +16,7 @@ from api.errors import ApiError, Problem
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff, workflow_diff
+from core.platform.pauses import PauseCreate, PauseRequest, ResumeCreate, ResumeRequest
 from core.platform.settings import Settings
 from core.steps import store
 from core.steps.catalogue import Catalogue, rule_actions
@@ -115,6 +116,63 @@ async def cancel(
     return found
 
 
+async def pause(
+    execution_id: uuid.UUID, body: PauseCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> StepExecutionPublic:
+    """Pause a running execution: the step under way finishes and no other starts until it is resumed;
+    its human tasks refuse decisions (409 ``paused``) meanwhile. Its starter or an admin may."""
+    request = PauseRequest(actor=principal.name, actor_role=principal.role, reason=body.reason)
+    return await _pause_change(execution_id, principal, engine, gateway, StepWorkflowRun.pause, request, "pause")
+
+
+async def resume(
+    execution_id: uuid.UUID, body: ResumeCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
+) -> StepExecutionPublic:
+    request = ResumeRequest(actor=principal.name, actor_role=principal.role, comment=body.comment)
+    return await _pause_change(execution_id, principal, engine, gateway, StepWorkflowRun.resume, request, "resume")
+
+
+async def _pause_change(
+    execution_id: uuid.UUID,
+    principal: Principal,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    update: Any,
+    request: PauseRequest | ResumeRequest,
+    verb: str,
+) -> StepExecutionPublic:
+    allow(principal, "operator", doing=f"{verb} executions")
+    async with engine.connect() as conn:
+        found = await store.get_execution(conn, execution_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+    ensure_starter(principal, found.created_by, f"execution {execution_id}", verb)
+    if found.status not in OPEN:
+        raise ApiError(409, "execution_finished", f"execution {execution_id} has already ended ({found.status})")
+    try:
+        await gateway.update(found.temporal_workflow_id, update, request)
+    except WorkflowNotFound as exc:
+        raise ApiError(409, "execution_finished", f"execution {execution_id} has already ended") from exc
+    async with engine.connect() as conn:
+        changed = await store.get_execution(conn, execution_id)
+    assert changed is not None
+    return changed
+
+
+async def linked(
+    execution_id: uuid.UUID, principal: Principal, engine: AsyncEngine, *, limit: int = 50, cursor: str | None = None
+) -> Page[StepExecutionPublic]:
+    """The runs linked to an execution: its re-runs (and the child executions its workflow.run steps
+    started), newest first. An execution's own source is its ``trigger.execution_id``."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        if await store.get_execution(conn, execution_id) is None:
+            raise ApiError(404, "not_found", f"no workflow execution {execution_id}")
+        return await store.executions_page(
+            conn, workflow=None, status=None, limit=limit, offset=0, cursor=cursor, source=execution_id
+        )
+
+
 async def retry(
     execution_id: uuid.UUID,
     body: RetryRequest,
@@ -124,10 +182,11 @@ async def retry(
     settings: Settings,
     idempotency_key: str | None = None,
 ) -> StepExecutionPublic:
-    """A new execution of the same version, input and context that reuses the recorded outputs of the
-    steps before ``from_step`` (their effects are not repeated; their records are copied) and runs
-    ``from_step`` and everything after it. For a failed, cancelled or compensated execution."""
-    allow(principal, "operator", doing="retry executions")
+    """Re-run from a step: a new execution of the same version, linked to this one, that reuses the
+    recorded outputs of the steps before ``from_step`` (their effects are not repeated; their records
+    are copied) and runs ``from_step`` and everything after it, with the original input and context or
+    edited ones. For an execution in any final state."""
+    allow(principal, "operator", doing="re-run executions")
     async with engine.connect() as conn:
         found = await store.get_execution(conn, execution_id)
         if found is None:
@@ -135,11 +194,11 @@ async def retry(
         ensure_starter(principal, found.created_by, f"execution {execution_id}", "retry")
         stored, refused = await store.runnable(conn, found.workflow_name, found.workflow_version)
         records = await store.steps_of(conn, execution_id)
-    if found.status not in ("failed", "cancelled", "compensated"):
+    if found.status in OPEN:
         raise ApiError(
             409,
             "execution_not_retryable",
-            f"only a failed, cancelled or compensated execution is retried; this one is {found.status}",
+            f"the execution is still {found.status}; re-run it once it has ended (or cancel it first)",
         )
     assert stored is not None  # versions are never deleted
     if refused is not None:
@@ -174,18 +233,20 @@ async def retry(
         if step.on_error is not None and step.on_error.compensation_step is not None
     ]
     key = ("retry", principal.name, str(execution_id), body.from_step, idempotency_key) if idempotency_key else ()
+    edited = [part for part in ("input", "context") if getattr(body, part) is not None]
     run = run_input(
         stored,
         execution_id_for(*key),
         settings,
-        input=found.input,
-        context=found.context,
+        input=found.input if body.input is None else body.input,
+        context=found.context if body.context is None else body.context,
         trigger={
             "kind": "retry",
             "execution_id": str(execution_id),
             "from_step": body.from_step,
             "actor": principal.name,
-        },
+        }
+        | ({"edited": edited} if edited else {}),
         created_by=principal.name,
     )
     run.resume = ResumeState(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.agents.registry import AgentSpec
 from core.platform.contracts import RequestModel
+from core.platform.pauses import PauseInfo
 
 SessionStatus = Literal[
     "initializing", "running", "awaiting_approval", "completed", "failed", "cancelled", "budget_exceeded"
@@ -41,7 +42,8 @@ class SessionInput(BaseModel):
     approval_timeout_seconds: int
     token_budget: int | None
     history_limit: int
-    carried: SessionState | None = None  # set when the session continues as new
+    carried: SessionState | None = None  # set when the session continues as new, or is a fork
+    forked_from: str | None = None  # a fork's first run: the session it continues from a stage
 
 
 class SessionState(BaseModel):
@@ -59,6 +61,7 @@ class SessionState(BaseModel):
     decisions: list[dict[str, Any]] = Field(default_factory=list)
     runs: int = 1
     reason: str | None = None
+    paused: PauseInfo | None = None
 
 
 class AgentCallInput(BaseModel):
@@ -142,6 +145,8 @@ class SessionPublic(BaseModel):
     started_ts: datetime
     completed_ts: datetime | None
     created_by: str | None = Field(default=None, description="Who started the session (may cancel it)")
+    paused: PauseInfo | None = None
+    forked_from: str | None = Field(default=None, description="The session this one was forked from")
 
 
 class AgentLogPublic(BaseModel):
@@ -164,3 +169,12 @@ class AgentLogPublic(BaseModel):
 
 
 SessionInput.model_rebuild()
+
+
+class SessionFork(RequestModel):
+    """Fork a session from a stage: the agents of the stages before it keep their recorded outputs (no
+    LLM call is made again); the stage and those after it run anew, with the edited goal or context."""
+
+    from_stage: int = Field(ge=0, le=50, description="The first stage to run again (0: the planner's)")
+    goal: str | None = Field(default=None, min_length=3, max_length=5000, description="Default: the original's")
+    context: dict[str, Any] | None = Field(default=None, description="Default: the original's")

@@ -108,6 +108,7 @@ async def create_session(
     workflow_id: str,
     created_by: str,
     token_budget: int | None,
+    forked_from: str | None = None,
 ) -> None:
     await conn.execute(
         insert(AgentSession).values(
@@ -120,8 +121,14 @@ async def create_session(
             approval_required=body.approval_required,
             token_budget=token_budget,
             created_by=created_by,
+            forked_from=forked_from,
         )
     )
+
+
+async def session_context(conn: AsyncConnection, session_id: str) -> dict[str, Any]:
+    found = await conn.execute(select(AgentSession.context).where(AgentSession.session_id == session_id))
+    return dict(found.scalar_one_or_none() or {})
 
 
 async def get_session(conn: AsyncConnection, session_id: str) -> SessionPublic | None:
@@ -203,6 +210,7 @@ async def record_session(conn: AsyncConnection, data: SessionRecord) -> None:
         "tokens_used": state.tokens,
         "cost_usd": state.cost_usd,
         "status_reason": state.reason,
+        "paused": None if data.final or state.paused is None else state.paused.model_dump(mode="json"),
     }
     if data.final:
         values.update(final_output=data.final_output, completed_ts=now)

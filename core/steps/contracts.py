@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.platform.contracts import RequestModel
+from core.platform.pauses import PauseInfo
 
 ExecutionStatus = Literal["pending", "running", "completed", "failed", "cancelled", "compensated"]
 StepStatus = Literal["completed", "failed", "skipped"]
@@ -24,11 +25,16 @@ def execution_workflow_id(execution_id: str) -> str:
 
 
 class RetryRequest(RequestModel):
+    """Re-run an execution from a step, as a new execution linked to it, optionally with edited input or
+    context (the steps before ``from_step`` keep their recorded outputs)."""
+
     from_step: str = Field(
         pattern=r"^[a-z][a-z0-9_]*$",
         max_length=100,
         description="A top-level step: it and the steps after it run again, the ones before it are reused",
     )
+    input: dict[str, Any] | None = Field(default=None, description="Edited input (default: the original's)")
+    context: dict[str, Any] | None = Field(default=None, description="Edited context (default: the original's)")
 
 
 class ExecuteRequest(RequestModel):
@@ -79,6 +85,7 @@ class LiveState(BaseModel):
     waiting_until: datetime | None = None
     steps_done: int = 0
     tokens_used: int = 0
+    paused: PauseInfo | None = None
 
 
 class StepExecutionPublic(BaseModel):
@@ -100,6 +107,7 @@ class StepExecutionPublic(BaseModel):
     created_ts: datetime
     started_ts: datetime | None
     finished_ts: datetime | None
+    paused: PauseInfo | None = None
 
 
 class StepExecutionDetail(StepExecutionPublic):
@@ -153,6 +161,14 @@ class ResumeState(BaseModel):
     # (copied when the run begins, so the retry shows them however its start was interrupted).
     reused_from: str | None = None
     reused_paths: list[str] = Field(default_factory=list)
+    paused: PauseInfo | None = None  # a run paused when it continued as new stays paused
+
+
+class PauseChange(BaseModel):
+    """An execution paused (``paused`` set) or resumed (None): written to its row."""
+
+    execution_id: str
+    paused: PauseInfo | None
 
 
 class RunInput(BaseModel):

@@ -22,6 +22,7 @@ from core.steps.contracts import (
     TASK_ACTIONS,
     BeginInput,
     FinishInput,
+    PauseChange,
     StepExecutionPublic,
     StepPublic,
     StepRecordInput,
@@ -233,7 +234,15 @@ async def finish(conn: AsyncConnection, data: FinishInput) -> None:
             error=data.error,
             step_errors=[e.model_dump() for e in data.step_errors],
             finished_ts=datetime.now(UTC),
+            paused=None,
         )
+    )
+
+
+async def set_paused(conn: AsyncConnection, data: PauseChange) -> None:
+    paused = data.paused.model_dump(mode="json") if data.paused else None
+    await conn.execute(
+        update(StepExecution).where(StepExecution.id == uuid.UUID(data.execution_id)).values(paused=paused)
     )
 
 
@@ -313,9 +322,13 @@ async def executions_page(
     cursor: str | None = None,
     trigger_kind: str | None = None,
     search: str | None = None,
+    source: uuid.UUID | None = None,
 ) -> Page[StepExecutionPublic]:
-    """Newest first; ``search`` is an execution id, or a prefix of the workflow's name (any case)."""
+    """Newest first; ``search`` is an execution id, or a prefix of the workflow's name (any case);
+    ``source``: the runs whose trigger names that execution (its re-runs and child runs)."""
     stmt = select(StepExecution.__table__)
+    if source is not None:
+        stmt = stmt.where(StepExecution.trigger["execution_id"].astext == str(source))
     if workflow is not None:
         stmt = stmt.where(StepExecution.workflow_name == workflow)
     if status is not None:

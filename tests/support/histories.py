@@ -480,6 +480,114 @@ async def step_control_flow(stage: Stage) -> Ref:
     return finished["temporal_workflow_id"], None
 
 
+# --------------------------------------------------------------------------- change while running
+
+
+async def _paused_and_migrated(stage: Stage) -> tuple[str, str]:
+    """An instance paused and resumed, then migrated to a new version (its open approval carried, a
+    deadline restarted), then moved on the new graph to its end: (instance workflow, migration id)."""
+    api = stage.api
+    code = unique_code("REPLAY_MIG")
+    gate = {"roles": ["approver"], "timeout_seconds": 3600}
+    v1 = [node(0, [], [1]), node(1, [0], [2], approval=gate), node(2, [1], [])]
+    v2 = [
+        node(0, [], [1]),
+        node(1, [0], [3], approval=gate, avg_duration_days=1),
+        node(3, [1], [2]),
+        node(2, [3], []),
+    ]
+    assert (await api.request("POST", "/api/v1/workflow-template", json=template(code, v1))).status_code == 201
+    started = await api.start(code, name="Replay Migrated")
+    instance = started["instance_id"]
+    path = f"/api/v1/workflow-instance/{instance}"
+    assert (await api.transition(instance, 1)).status_code == 200
+    assert (await api.request("POST", f"{path}/pause", json={"reason": "replay"})).status_code == 200
+    assert (await api.transition(instance, 2)).status_code == 409
+    assert (await api.request("POST", f"{path}/resume", json={})).status_code == 200
+    assert (await api.request("POST", "/api/v1/workflow-template", json=template(code, v2))).status_code == 201
+    plan = {"template_code": code, "from_version": 1, "to_version": 2, "rules": {"deadline": "restart"}}
+    migration = await api.request("POST", "/api/v1/migrations", json={**plan, "batch_size": 5, "pause_ms": 0})
+    assert migration.status_code == 202, migration.text
+    migration_id = migration.json()["id"]
+
+    async def migrated() -> bool:
+        found = (await api.request("GET", f"/api/v1/migrations/{migration_id}")).json()
+        return found["status"] == "completed" and found["totals"] == {"migrated": 1}
+
+    await eventually(migrated, attempts=300)
+    assert (await api.decide(instance, "approve")).status_code == 200
+    for state in (3, 2):
+        assert (await api.transition(instance, state)).status_code == 200
+    return started["workflow_id"], migration_id
+
+
+async def process_paused_and_migrated(stage: Stage) -> Ref:
+    workflow_id, _ = await _paused_and_migrated(stage)
+    return workflow_id, None
+
+
+async def instance_migration(stage: Stage) -> Ref:
+    _, migration_id = await _paused_and_migrated(stage)
+    return f"migration-{migration_id}", None
+
+
+async def step_paused(stage: Stage) -> Ref:
+    """A step execution paused at once and resumed: its steps run after the resume."""
+    name = unique_type("replay_pause")
+    definition = {
+        "name": name,
+        "steps": [
+            {"name": "call", "tool": "http.request", "params": {"url": f"{stage.webhook_base}/slow/{name}"}},
+            {"name": "make", "tool": "entity.create", "params": {"entity_type": "replay_pause", "name": "after"}},
+        ],
+    }
+    assert (await stage.api.request("POST", "/api/v1/workflows", json=definition)).status_code == 201
+    started = await stage.api.request("POST", f"/api/v1/workflows/{name}/execute", role="operator", json={})
+    execution = started.json()["id"]
+    path = f"/api/v1/workflow-executions/{execution}"
+    paused = await stage.api.request("POST", f"{path}/pause", role="operator", json={"reason": "replay"})
+    assert paused.status_code == 200, paused.text
+    await asyncio.sleep(0.5)
+    assert (await stage.api.request("POST", f"{path}/resume", role="operator", json={})).status_code == 200
+
+    async def done() -> dict[str, Any] | None:
+        found = (await stage.api.request("GET", path)).json()
+        return found if found["status"] in ("completed", "failed") else None
+
+    finished = await eventually(done, attempts=300)
+    assert finished["status"] == "completed", finished
+    return finished["temporal_workflow_id"], None
+
+
+async def _paused_then_forked(stage: Stage) -> tuple[str, str]:
+    """A session paused and resumed while it awaits approval, approved, then forked from its validator
+    stage (its carried outputs call no earlier agent): (the session's workflow, the fork's)."""
+    api = stage.api
+    agents = ["planner", "estimator", "risk", "validator", "reporter"]
+    started = await start_session(api, case(), agents=agents, approval_required=True)
+    session_id = started["session_id"]
+    path = f"/api/v1/orchestrator/session/{session_id}"
+    await until(api, session_id, ("awaiting_approval",))
+    assert (await api.request("POST", f"{path}/pause", role="operator", json={"reason": "replay"})).status_code == 200
+    assert (await api.request("POST", f"{path}/resume", role="operator", json={})).status_code == 200
+    await _decide(api, session_id, "approve")
+    assert (await until(api, session_id))["session_status"] == "completed"
+    forked = await api.request("POST", f"{path}/fork", role="operator", json={"from_stage": 2})
+    assert forked.status_code == 201, forked.text
+    assert (await until(api, forked.json()["session_id"], ("awaiting_approval",)))["session_status"]
+    await _decide(api, forked.json()["session_id"], "approve")
+    assert (await until(api, forked.json()["session_id"]))["session_status"] == "completed"
+    return started["workflow_id"], forked.json()["workflow_id"]
+
+
+async def session_paused(stage: Stage) -> Ref:
+    return (await _paused_then_forked(stage))[0], None
+
+
+async def session_forked(stage: Stage) -> Ref:
+    return (await _paused_then_forked(stage))[1], None
+
+
 async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
     """Every scenario, concurrently; their histories by scenario name."""
     scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
@@ -506,6 +614,11 @@ async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
         "work_signals": lambda: work_signals(stage),
         "step_execution": lambda: step_execution(stage),
         "step_control_flow": lambda: step_control_flow(stage),
+        "process_paused_and_migrated": lambda: process_paused_and_migrated(stage),
+        "instance_migration": lambda: instance_migration(stage),
+        "step_paused": lambda: step_paused(stage),
+        "session_paused": lambda: session_paused(stage),
+        "session_forked": lambda: session_forked(stage),
     }
     refs = await asyncio.gather(*(run() for run in scenarios.values()))
     histories: dict[str, WorkflowHistory] = {}

@@ -35,6 +35,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.pauses import (
+        PauseInfo,
+        PauseRequest,
+        ResumeRequest,
+        already_paused_error,
+        not_paused_error,
+        paused_error,
+    )
     from core.platform.public_text import PublicText
 
 
@@ -71,6 +79,7 @@ class AgentSessionWorkflow:
         self._state = data.carried.model_copy(deep=True) if data.carried else SessionState()
         self._agents = {a.agent_name: a for a in data.agents}
         self._decision: SessionDecision | None = None
+        self._pausing = asyncio.Lock()  # a pause's record and a resume's are written in their order
 
     @workflow.query
     def progress(self) -> SessionState:
@@ -88,12 +97,47 @@ class AgentSessionWorkflow:
             raise errors.NOT_AWAITING_APPROVAL.error(
                 f"session is {self._state.status}; only a session awaiting approval takes a decision",
             )
+        if self._state.paused is not None:
+            raise paused_error("this session", self._state.paused)
+
+    @workflow.update
+    async def pause(self, request: PauseRequest) -> SessionState:
+        """Start no new agent call until resumed; a call under way finishes (core/platform/pauses.py)."""
+        async with self._pausing:
+            self._check_pause()
+            self._state.paused = PauseInfo(actor=request.actor, reason=request.reason, ts=workflow.now())
+            await self._record(self._state.status)
+        return self._state
+
+    @pause.validator
+    def _validate_pause(self, request: PauseRequest) -> None:
+        self._check_pause()
+
+    def _check_pause(self) -> None:
+        if self._state.status not in ("running", "awaiting_approval"):
+            raise errors.NOT_PAUSED.error(f"session is {self._state.status}; there is nothing to pause")
+        if self._state.paused is not None:
+            raise already_paused_error("this session", self._state.paused)
+
+    @workflow.update
+    async def resume(self, request: ResumeRequest) -> SessionState:
+        async with self._pausing:
+            if self._state.paused is None:
+                raise not_paused_error("this session")
+            self._state.paused = None
+            await self._record(self._state.status)
+        return self._state
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        if self._state.paused is None:
+            raise not_paused_error("this session")
 
     @workflow.run
     async def run(self, data: SessionInput) -> SessionState:
         state = self._state
         try:
-            if data.carried is None:
+            if data.carried is None or data.forked_from is not None:
                 await self._record("running")
             if not state.selected:
                 state.selected = data.requested or await self._select()
@@ -109,7 +153,7 @@ class AgentSessionWorkflow:
                 if state.stage < len(plan) and self._history_is_long():
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     state.runs += 1
-                    workflow.continue_as_new(data.model_copy(update={"carried": state}))
+                    workflow.continue_as_new(data.model_copy(update={"carried": state, "forked_from": None}))
             if self._over_budget():
                 return await self._finish("budget_exceeded")
             if data.approval_required and not await self._approved():
@@ -161,6 +205,8 @@ class AgentSessionWorkflow:
 
     async def _call(self, agent: AgentSpec, action: str, payload: dict[str, object], key: str) -> AgentCallResult:
         state = self._state
+        # Paused: the call starts once the session is resumed (returns at once otherwise, emitting nothing).
+        await workflow.wait_condition(lambda: state.paused is None)
         budget = self._input.token_budget
         result = await workflow.execute_activity_method(
             LlmActivities.call_agent,

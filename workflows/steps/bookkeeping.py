@@ -89,6 +89,7 @@ class Bookkeeping(Variables):
         error: str | None,
     ) -> RunResult:
         output = _outputs(self._definition, self._state)
+        self._ended = True
         await self._local(
             StepRunActivities.finish,
             FinishInput(

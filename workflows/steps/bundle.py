@@ -29,6 +29,7 @@ def bundle(client: Client, engine: AsyncEngine, settings: Settings, evaluator: C
             steps.begin,
             steps.record,
             steps.finish,
+            steps.pause_change,
             steps.condition,
             steps.wait_begin,
             steps.wait_end,

@@ -32,6 +32,14 @@ with workflow.unsafe.imports_passed_through():
     from core.agents.registry import AgentSpec
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.platform.pauses import (
+        PauseInfo,
+        PauseRequest,
+        ResumeRequest,
+        already_paused_error,
+        not_paused_error,
+        paused_error,
+    )
     from core.platform.schemas import validation_error
     from core.steps.contracts import (
         EXTERNAL_EVENT_SIGNAL,
@@ -39,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         Compensable,
         ExternalEvent,
         LiveState,
+        PauseChange,
         ResumeState,
         RunInput,
         RunResult,
@@ -67,6 +76,49 @@ class StepWorkflowRun(Waits):
         self._tasks: dict[str, OpenTask] = {}  # open human tasks by path
         self._decisions: dict[str, TaskOutcome] = {}
         self._event_ids: set[str] = set()
+        self._paused: PauseInfo | None = None
+        self._ended = False
+        self._pausing = asyncio.Lock()  # a pause's record and a resume's are written in their order
+
+    @workflow.update
+    async def pause(self, request: PauseRequest) -> LiveState:
+        """Start no further step until resumed: the step under way finishes (core/platform/pauses.py)."""
+        self._check_pause()
+        self._paused = self._live.paused = PauseInfo(actor=request.actor, reason=request.reason, ts=workflow.now())
+        await self._local(
+            StepRunActivities.pause_change, PauseChange(execution_id=self._data.execution_id, paused=self._paused)
+        )
+        return self._live
+
+    @pause.validator
+    def _validate_pause(self, request: PauseRequest) -> None:
+        self._check_pause()
+
+    def _check_pause(self) -> None:
+        if self._ended:
+            raise errors.NOT_PAUSED.error("the execution has ended; there is nothing to pause")
+        if self._paused is not None:
+            raise already_paused_error("this execution", self._paused)
+
+    @workflow.update
+    async def resume(self, request: ResumeRequest) -> LiveState:
+        if self._paused is None:
+            raise not_paused_error("this execution")
+        self._paused = self._live.paused = None
+        await self._local(
+            StepRunActivities.pause_change, PauseChange(execution_id=self._data.execution_id, paused=None)
+        )
+        return self._live
+
+    async def _record_pause(self) -> None:
+        await workflow.wait_condition(lambda: hasattr(self, "_data"))  # an update may come before the run starts
+        change = PauseChange(execution_id=self._data.execution_id, paused=self._paused)
+        await self._local(StepRunActivities.pause_change, change)
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        if self._paused is None:
+            raise not_paused_error("this execution")
 
     @workflow.update
     async def decide_task(self, request: TaskDecisionRequest) -> TaskOutcome:
@@ -102,6 +154,8 @@ class StepWorkflowRun(Waits):
         self._check_task(request)
 
     def _check_task(self, request: TaskDecisionRequest) -> OpenTask:
+        if self._paused is not None:
+            raise paused_error("this execution", self._paused)
         task = self._tasks.get(request.path)
         if task is None:
             raise errors.NO_TASK_OPEN.error(f"no task is open at '{request.path}' (decided, or the run moved on)")
@@ -140,6 +194,8 @@ class StepWorkflowRun(Waits):
         state = data.resume or ResumeState(position=0, variables={}, started_at=workflow.now())
         # One run per instance: its input, definition and state, read by every method of the walk.
         self._data, self._definition, self._state = data, definition, state
+        if state.paused is not None and self._paused is None:
+            self._paused = self._live.paused = state.paused
         self._live.steps_done, self._live.tokens_used = state.steps_done, state.tokens_used
         deadline = state.started_at + timedelta(milliseconds=definition.config.timeout_ms)
         remaining = max((deadline - workflow.now()).total_seconds(), 0.001)
@@ -173,6 +229,7 @@ class StepWorkflowRun(Waits):
             for position in range(first, len(steps)):
                 self._state.position = position
                 if position > first and self._history_full():
+                    self._state.paused = self._paused
                     workflow.continue_as_new(self._data.model_copy(update={"resume": self._state}))
                 await self._step(steps[position], position, Frame())
         self._state.position = len(steps)
@@ -208,6 +265,8 @@ class StepWorkflowRun(Waits):
         frame: Frame,
     ) -> None:
         path = frame.prefix + step.name
+        # Paused: this step starts once the run is resumed (returns at once otherwise, emitting nothing).
+        await workflow.wait_condition(lambda: self._paused is None)
         self._live.current_step, self._live.attempt = path, 0
         if frame.top and self._data.search_attributes:
             workflow.upsert_search_attributes([sa.CURRENT_STEP.value_set(step.name)])

@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from core.agents.registry import AgentSpec
     from core.platform import search_attributes as sa
+    from core.platform.pauses import PauseInfo
     from core.steps.contracts import (
         ExternalEvent,
         LiveState,
@@ -69,6 +70,8 @@ class RunState:
     _data: RunInput
     _definition: StepWorkflowDefinition
     _state: ResumeState
+    _paused: PauseInfo | None
+    _ended: bool
 
     def _history_full(self) -> bool:
         info = workflow.info()

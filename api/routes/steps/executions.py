@@ -12,6 +12,7 @@ from api.commands import steps as step_commands
 from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
+from core.platform.pauses import PauseCreate, ResumeCreate
 from core.steps.contracts import (
     ExecutionStatus,
     RetryRequest,
@@ -67,6 +68,32 @@ async def cancel_execution(
     return await step_commands.cancel(execution_id, principal, engine, gateway)
 
 
+@router.post("/{execution_id}/pause", response_model=StepExecutionPublic)
+async def pause_execution(
+    execution_id: uuid.UUID, body: PauseCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> StepExecutionPublic:
+    """Pause a running execution: the step under way finishes and no other starts until it is resumed;
+    its human tasks refuse decisions meanwhile (409 ``paused``). Timers keep time."""
+    return await step_commands.pause(execution_id, body, principal, engine, gateway)
+
+
+@router.post("/{execution_id}/resume", response_model=StepExecutionPublic)
+async def resume_execution(
+    execution_id: uuid.UUID, body: ResumeCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
+) -> StepExecutionPublic:
+    return await step_commands.resume(execution_id, body, principal, engine, gateway)
+
+
+@router.get("/{execution_id}/runs", response_model=Page[StepExecutionPublic])
+async def linked_runs(
+    execution_id: uuid.UUID, engine: EngineDep, principal: Reader, limit: Limit = 50, cursor: Cursor = None
+) -> Page[StepExecutionPublic]:
+    """The runs linked to this execution: its re-runs from a step (trigger kind ``retry``) and the child
+    executions of its workflow.run steps, newest first."""
+    return await step_commands.linked(execution_id, principal, engine, limit=limit, cursor=cursor)
+
+
+@router.post("/{execution_id}/rerun", response_model=StepExecutionPublic, status_code=202)
 @router.post("/{execution_id}/retry", response_model=StepExecutionPublic, status_code=202)
 async def retry_execution(
     execution_id: uuid.UUID,
@@ -77,7 +104,8 @@ async def retry_execution(
     principal: Operator,
     idempotency_key: IdempotencyKey = None,
 ) -> StepExecutionPublic:
-    """A new execution of the same version, input and context that reuses the recorded outputs of the
-    steps before ``from_step`` (their effects are not repeated; their records are copied) and runs
-    ``from_step`` and everything after it. For a failed, cancelled or compensated execution."""
+    """Re-run from a step (``/retry`` is the same): a new execution of the same version, linked to this
+    one, that reuses the recorded outputs of the steps before ``from_step`` (their effects are not
+    repeated; their records are copied) and runs ``from_step`` and everything after it, with the
+    original input and context or the edited ones given. For an execution in any final state."""
     return await step_commands.retry(execution_id, body, principal, engine, gateway, settings, idempotency_key)
