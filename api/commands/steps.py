@@ -3,6 +3,7 @@ cancel an execution, retry one from a step. The API's routes and the console cal
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +29,13 @@ from core.steps.contracts import (
     RunInput,
     StepExecutionDetail,
     StepExecutionPublic,
+    StepPublic,
     WorkflowPublic,
     WorkflowVersionPublic,
     execution_workflow_id,
 )
 from core.steps.definition import RESERVED_NAMES, StepWorkflowDefinition, visible
+from core.steps.dryrun import RunComparison, StepDryRun, StepDryRunRequest, changed, compare, plan_from
 from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
 from core.steps.validation import Problem as StepProblem
 from core.steps.validation import check
@@ -439,6 +442,62 @@ async def _checked_store(
         raise refused(problems)
     async with engine.begin() as conn:
         return await store.store_version(conn, definition, principal.name, first=first)
+
+
+async def dry_run(
+    name: str,
+    body: StepDryRunRequest,
+    principal: Principal,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    catalogue: Catalogue,
+    settings: Settings,
+) -> StepDryRun:
+    """Run a changed definition in shadow against the latest recorded executions of the current version
+    (core/steps/dryrun.py): nothing is called, waited for or written; each step with an effect is
+    answered from the records (or a stub in the request). Checked as saving it would be, and not saved."""
+    allow(principal, doing="dry-run step workflows")
+    if body.definition.name != name:
+        raise ApiError(
+            422,
+            "name_mismatch",
+            f"the definition's name '{body.definition.name}' is not the path's '{name}'",
+            problems=[{"field": "definition.name", "message": f"must be '{name}'"}],
+        )
+    problems = await definition_problems(body.definition, catalogue, settings)
+    if problems:
+        raise refused([StepProblem(f"definition.{p.path}", p.message) for p in problems])
+    async with engine.connect() as conn:
+        current = await store.get_workflow(conn, name)
+        if current is None:
+            raise not_found(name)
+        recorded = await store.recent_finished(conn, name, current.version, body.last_n)
+    gate = asyncio.Semaphore(4)
+
+    async def shadow(execution: StepExecutionPublic, steps: list[StepPublic]) -> RunComparison:
+        run = RunInput(
+            execution_id=str(uuid.uuid4()),
+            workflow=name,
+            version=current.version,
+            definition=body.definition.wire(),
+            input=execution.input,
+            context=execution.context,
+            trigger={"kind": "dry-run", "execution_id": str(execution.id)},
+            created_by=principal.name,
+            max_depth=settings.steps_max_depth,
+            max_spawned=settings.steps_max_spawned,
+            history_limit=settings.steps_history_limit,
+            search_attributes=False,
+            dry_run=plan_from(steps, body.stubs),
+        )
+        async with gate:
+            result = await gateway.execute(StepWorkflowRun.run, run, workflow_id=f"dry-run-{run.execution_id}")
+        return compare(execution, steps, result)
+
+    runs = await asyncio.gather(*(shadow(execution, steps) for execution, steps in recorded))
+    return StepDryRun(
+        workflow=name, compared_version=current.version, changed=sum(1 for r in runs if changed(r)), runs=list(runs)
+    )
 
 
 async def schema(principal: Principal, catalogue: Catalogue) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from api.deps import Principal
 from api.errors import ApiError, Problem
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff, template_diff
-from core.process import templates
-from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
+from core.process import instances, templates
+from core.process.contracts import HistoryEntry, TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
 from core.process.dag import TemplateError, validate_graph
+from core.process.dryrun import TemplateDryRun, TemplateDryRunRequest, replay, summary
 
 
 async def listing(
@@ -80,6 +81,32 @@ async def save(template: TemplateCreate, principal: Principal, engine: AsyncEngi
     async with engine.begin() as conn:
         stored, _ = await templates.create_version(conn, template, created_by=principal.name)
     return stored
+
+
+async def dry_run(code: str, body: TemplateDryRunRequest, principal: Principal, engine: AsyncEngine) -> TemplateDryRun:
+    """Replay the latest version's recent instances on a changed graph (core/process/dryrun.py): which
+    would now be refused and where, and which would end differently. Nothing is stored or changed."""
+    allow(principal, doing="dry-run process templates")
+    try:
+        validate_graph(body.workflow_graph)
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
+    async with engine.connect() as conn:
+        current = await templates.latest_version(conn, code)
+        if current is None:
+            raise ApiError(404, "not_found", f"no process template '{code}'")
+        recorded = await instances.recent_of_version(conn, code, current.version, body.last_n)
+    replayed = [
+        replay(
+            str(row.id),
+            [HistoryEntry.model_validate(h) for h in row.state_history],
+            row.workflow_status,
+            row.success_flag,
+            body.workflow_graph,
+        )
+        for row in recorded
+    ]
+    return summary(code, current.version, replayed)
 
 
 async def versions(code: str, principal: Principal, engine: AsyncEngine) -> list[TemplateVersion]:

@@ -404,3 +404,15 @@ async def active_matching(
         stmt = stmt.where(GraphData.paused.is_not(None) if paused else GraphData.paused.is_(None))
     stmt = stmt.order_by(GraphData.started_ts, GraphData.id).limit(limit + 1)
     return list((await conn.execute(stmt)).mappings())
+
+
+async def recent_of_version(conn: AsyncConnection, code: str, version: int, limit: int) -> list[Any]:
+    """The latest instances of a template version with their recorded moves, newest first (what a dry
+    run of a changed template replays)."""
+    stmt = (
+        select(GraphData.id, GraphData.state_history, GraphData.workflow_status, GraphData.success_flag)
+        .where(GraphData.template_code == code, GraphData.template_version == version)
+        .order_by(GraphData.started_ts.desc(), GraphData.id.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())

@@ -188,6 +188,27 @@ class RunInput(BaseModel):
     history_limit: int = 5000
     search_attributes: bool = True
     resume: ResumeState | None = None
+    dry_run: DryRunPlan | None = None  # a shadow run: every effect served from records (core/steps/dryrun.py)
+
+
+class DryRunPlan(BaseModel):
+    """What a dry run serves instead of calling: each path's recorded output (or recorded failure) from
+    the run it shadows, and stub outputs named in the request for steps without a record."""
+
+    recorded: dict[str, Any] = Field(default_factory=dict)
+    failed: dict[str, str] = Field(default_factory=dict)
+    stubs: dict[str, Any] = Field(default_factory=dict)
+
+
+class DryStep(BaseModel):
+    """One step of a dry run as it went: its path, status, output, and where the output came from."""
+
+    path: str
+    status: StepStatus
+    output: Any = None
+    error: str | None = None
+    served: Literal["record", "stub", "none", "evaluated"] = "evaluated"
+    taken: Literal["then", "else"] | None = None  # a branch: the arm it took (also when that arm failed)
 
 
 class RunResult(BaseModel):
@@ -196,6 +217,7 @@ class RunResult(BaseModel):
     output: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     step_errors: list[StepError] = Field(default_factory=list)
+    dry_steps: list[DryStep] | None = None  # a dry run's steps as they went
 
 
 class BeginInput(BaseModel):

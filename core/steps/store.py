@@ -351,6 +351,25 @@ async def executions_page(
     )
 
 
+async def recent_finished(
+    conn: AsyncConnection, name: str, version: int, limit: int
+) -> list[tuple[StepExecutionPublic, list[StepPublic]]]:
+    """The latest ended executions of a workflow version, newest first, each with its recorded steps
+    (what a dry run of a changed definition shadows)."""
+    rows = await conn.execute(
+        select(StepExecution.__table__)
+        .where(
+            StepExecution.workflow_name == name,
+            StepExecution.workflow_version == version,
+            StepExecution.status.in_(("completed", "failed", "compensated", "cancelled")),
+        )
+        .order_by(StepExecution.created_ts.desc(), StepExecution.id.desc())
+        .limit(limit)
+    )
+    found = [StepExecutionPublic.model_validate(r) for r in rows]
+    return [(execution, await steps_of(conn, execution.id)) for execution in found]
+
+
 async def get_execution(conn: AsyncConnection, execution_id: uuid.UUID) -> StepExecutionPublic | None:
     row = (await conn.execute(select(StepExecution.__table__).where(StepExecution.id == execution_id))).first()
     return StepExecutionPublic.model_validate(row) if row is not None else None

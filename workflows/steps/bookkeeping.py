@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.steps.records import StepRunActivities
     from core.platform import search_attributes as sa
     from core.steps.contracts import (
+        DryStep,
         ExecutionStatus,
         FinishInput,
         RunResult,
@@ -66,6 +67,13 @@ class Bookkeeping(Variables):
         retry_count: int = 0,
         path: str | None = None,
     ) -> None:
+        if self._dry_steps is not None:
+            where = path or step.name
+            served, taken = self._dry_served.pop(where, "evaluated"), self._dry_taken.get(where)
+            self._dry_steps.append(
+                DryStep(path=where, status=status, output=output, error=error, served=served, taken=taken)
+            )
+            return
         await self._local(
             StepRunActivities.record,
             StepRecordInput(
@@ -90,6 +98,15 @@ class Bookkeeping(Variables):
     ) -> RunResult:
         output = _outputs(self._definition, self._state)
         self._ended = True
+        if self._dry_steps is not None:
+            return RunResult(
+                execution_id=self._data.execution_id,
+                status=status,
+                output=output,
+                error=error,
+                step_errors=self._state.step_errors,
+                dry_steps=self._dry_steps,
+            )
         await self._local(
             StepRunActivities.finish,
             FinishInput(

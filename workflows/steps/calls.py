@@ -82,6 +82,8 @@ class Calls(Bookkeeping):
         path: str,
     ) -> Any:
         tool = step.kind
+        if self._data.dry_run is not None:
+            return await self._dry_call(step, position, params, path)
         spec = STEP_TOOLS.get(tool)
         default_ms = int(spec.time_limit(None).total_seconds() * 1000) if spec else DEFAULT_STEP_TIMEOUT_MS
         timeout_ms = step.timeout_ms or default_ms
@@ -115,6 +117,17 @@ class Calls(Bookkeeping):
         except ActivityError as err:
             raise _failure(err) from err
         return result.model_dump(mode="json", exclude={"already_done"})
+
+    async def _dry_call(self, step: Step, position: int, params: dict[str, Any], path: str) -> Any:
+        """A dry run calls nothing: the step's recorded output (or stub) is its output, and it is kept
+        among the run's steps as a tool records its own."""
+        started = workflow.now()
+        try:
+            output = self._served(path, step.kind)
+        except StepFailed as failed:
+            raise AttemptFailed(failed.message, retryable=False) from failed
+        await self._record(step, position, "completed", started=started, params=params, output=output, path=path)
+        return output
 
     async def _agent_call(
         self,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         EXTERNAL_EVENT_SIGNAL,
         TASK_ACTIONS,
         Compensable,
+        DryStep,
         ExternalEvent,
         LiveState,
         PauseChange,
@@ -79,6 +80,9 @@ class StepWorkflowRun(Waits):
         self._paused: PauseInfo | None = None
         self._ended = False
         self._pausing = asyncio.Lock()  # a pause's record and a resume's are written in their order
+        self._dry_steps: list[DryStep] | None = None
+        self._dry_served: dict[str, Literal["record", "stub", "none", "evaluated"]] = {}
+        self._dry_taken: dict[str, Literal["then", "else"]] = {}
 
     @workflow.update
     async def pause(self, request: PauseRequest) -> LiveState:
@@ -187,7 +191,9 @@ class StepWorkflowRun(Waits):
     @workflow.run
     async def run(self, data: RunInput) -> RunResult:
         definition = StepWorkflowDefinition.model_validate(data.definition)
-        if data.resume is None or not data.resume.begun:
+        if data.dry_run is not None:
+            self._dry_steps = []  # a dry run writes nothing: its steps are kept here and returned
+        elif data.resume is None or not data.resume.begun:
             await self._local(StepRunActivities.begin, begin_input(data))
             if data.resume is not None:
                 data.resume.begun = True
@@ -317,6 +323,8 @@ class StepWorkflowRun(Waits):
                 policy = step.on_error
                 if policy is None or policy.strategy != "escalate" or policy.escalation_target is None:
                     raise
+                if self._data.dry_run is not None:  # a dry run opens no task
+                    raise
                 rounds += 1
                 decision = await self._ask(
                     f"{path}#escalation{rounds}",
@@ -358,7 +366,7 @@ class StepWorkflowRun(Waits):
             runs = run
             if schedule.until is not None and await self._holds(schedule.until, {**scope, "last": last}):
                 break
-            if run < schedule.max_runs:
+            if run < schedule.max_runs and self._data.dry_run is None:  # a dry run does not wait
                 wait = timedelta(milliseconds=schedule.every_ms)
                 self._live.waiting_until = workflow.now() + wait
                 await workflow.sleep(wait)
@@ -380,12 +388,16 @@ class StepWorkflowRun(Waits):
             return await self._attempts(step, position, scope, path)
         started = workflow.now()
         output: Any
-        if step.parallel is not None:
+        if self._data.dry_run is not None and (step.wait_event is not None or step.human_task is not None):
+            output = self._served(path, step.kind)  # a dry run waits for nobody: the record answers
+        elif step.parallel is not None:
             branches = step.parallel.branches
             await _join([asyncio.create_task(self._steps(b.steps, frame.inner())) for b in branches])
             output = {b.name: self._collect(b.steps, frame) for b in branches}
         elif step.branch is not None:
             taken = await self._holds(step.branch.condition, scope)
+            if self._dry_steps is not None:
+                self._dry_taken[path] = "then" if taken else "else"
             arm = step.branch.then if taken else step.branch.else_
             await self._steps(arm, frame.inner())
             output = {"taken": "then" if taken else "else", **self._collect(arm, frame)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from core.platform import search_attributes as sa
     from core.platform.pauses import PauseInfo
     from core.steps.contracts import (
+        DryStep,
         ExternalEvent,
         LiveState,
         ResumeState,
@@ -23,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
     )
     from core.steps.definition import StepWorkflowDefinition, visible
+
+from workflows.steps.attempts import StepFailed
 
 _BOOKKEEPING = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 DEFAULT_STEP_TIMEOUT_MS = 30_000
@@ -72,6 +75,25 @@ class RunState:
     _state: ResumeState
     _paused: PauseInfo | None
     _ended: bool
+    _dry_steps: list[DryStep] | None  # a dry run's steps (None: a real run)
+    _dry_served: dict[str, Literal["record", "stub", "none", "evaluated"]]  # where a dry step's output came from
+    _dry_taken: dict[str, Literal["then", "else"]]  # the arm each branch of a dry run took
+
+    def _served(self, path: str, kind: str) -> Any:
+        """A dry run's answer for a step with an effect: its recorded output, its recorded failure, or the
+        stub named in the request; a step with none of them fails (the report says to give a stub)."""
+        plan = self._data.dry_run
+        assert plan is not None
+        if path in plan.recorded:
+            self._dry_served[path] = "record"
+            return plan.recorded[path]
+        if path in plan.stubs:
+            self._dry_served[path] = "stub"
+            return plan.stubs[path]
+        self._dry_served[path] = "none"
+        if path in plan.failed:
+            raise StepFailed(f"(recorded) {plan.failed[path]}")
+        raise StepFailed(f"dry run: no recorded output for '{path}' ({kind}); name a stub output for it")
 
     def _history_full(self) -> bool:
         info = workflow.info()

@@ -14,6 +14,7 @@ from api.pagination import Limit, Offset
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff
 from core.process.contracts import TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
+from core.process.dryrun import TemplateDryRun, TemplateDryRunRequest
 
 
 class TemplateRefConvertor(Convertor[str]):
@@ -86,6 +87,15 @@ async def create_template(body: TemplateCreate, engine: EngineDep, principal: Ad
 async def list_template_versions(code: str, engine: EngineDep, principal: Reader) -> list[TemplateVersion]:
     """Every version of a template, oldest first, each with the instances still running on it."""
     return await template_commands.versions(code[:50], principal, engine)
+
+
+@router.post("/{code}/dry-run", response_model=TemplateDryRun)
+async def dry_run_template(
+    code: str, body: TemplateDryRunRequest, engine: EngineDep, principal: Admin
+) -> TemplateDryRun:
+    """Replay the latest version's ``last_n`` most recent instances on a changed graph, before saving it:
+    which would now be refused and where, and which would end differently. Nothing is stored or changed."""
+    return await template_commands.dry_run(code[:50], body, principal, engine)
 
 
 @router.get("/{code}/diff", response_model=GraphDiff)

@@ -23,6 +23,7 @@ from core.steps.contracts import (
     WorkflowVersionPublic,
 )
 from core.steps.definition import WORKFLOW_NAME, StepWorkflowDefinition
+from core.steps.dryrun import StepDryRun, StepDryRunRequest
 from core.steps.metrics import Period, WorkflowMetrics
 
 
@@ -94,6 +95,24 @@ async def create_workflow(
 ) -> WorkflowPublic:
     """Store version 1 of a new workflow, after the semantic checks (each problem named by its path)."""
     return await step_commands.create(body, principal, engine, catalogue, settings)
+
+
+@router.post("/{name:workflow_name}/dry-run", response_model=StepDryRun)
+async def dry_run_workflow(
+    name: str,
+    body: StepDryRunRequest,
+    engine: EngineDep,
+    gateway: GatewayDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    principal: Admin,
+) -> StepDryRun:
+    """Run a changed definition in shadow against the ``last_n`` latest ended executions of the current
+    version, before saving it. Nothing is called, waited for or written: each step with an effect is
+    answered with the recorded output of the step at its path, or a stub from ``stubs``; a new step with
+    neither fails and is listed in ``needs_stub``. Per run: steps added, removed or skipped differently,
+    branches taken differently, and whether the final status and output changed."""
+    return await step_commands.dry_run(name, body, principal, engine, gateway, catalogue, settings)
 
 
 @router.get("/{name:workflow_name}", response_model=WorkflowPublic)
