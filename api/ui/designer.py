@@ -23,9 +23,11 @@ from api.commands.rights import can
 from api.commands.validation import ValidationReport
 from api.deps import Principal
 from api.errors import ApiError, Problem, describe_validation
-from api.ui.common import SignIn, engine, page, same_origin, viewer
+from api.ui.common import SignIn, engine, gateway, page, same_origin, viewer
 from core.process.contracts import TemplateCreate
+from core.process.dryrun import TemplateDryRunRequest
 from core.steps.definition import WORKFLOW_NAME, StepWorkflowDefinition
+from core.steps.dryrun import StepDryRunRequest
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -166,6 +168,16 @@ async def get_template(request: Request, code: str, version: Version = None) -> 
     return _json(await template_commands.get(code[:50], version, await _caller(request), engine(request)))
 
 
+@router.post("/designer/api/templates/{code}/dry-run")
+async def dry_run_template(request: Request, code: str) -> JSONResponse:
+    """The graph being edited, replayed against the saved version's recorded instances."""
+    principal = await _writer(request)
+    body = await _body(request, TemplateDryRunRequest)
+    if isinstance(body, ValidationReport):
+        raise _invalid(body)
+    return _json(await template_commands.dry_run(code[:50], body, principal, engine(request)))
+
+
 @router.get("/designer/api/templates/{code}/versions")
 async def template_versions(request: Request, code: str) -> JSONResponse:
     return _json(await template_commands.versions(code[:50], await _caller(request), engine(request)))
@@ -233,6 +245,20 @@ async def save_workflow(request: Request) -> JSONResponse:
     else:
         saved = await step_commands.replace(body.name, body, principal, engine(request), catalogue, settings)
     return _json(saved, 201)
+
+
+@router.post("/designer/api/workflows/{name}/dry-run")
+async def dry_run_workflow(request: Request, name: str) -> JSONResponse:
+    """The definition being edited, run in shadow against the saved version's recorded runs."""
+    principal = await _writer(request)
+    body = await _body(request, StepDryRunRequest)
+    if isinstance(body, ValidationReport):
+        raise _invalid(body)
+    settings, catalogue = request.app.state.settings, request.app.state.catalogue
+    found = await step_commands.dry_run(
+        _name(name), body, principal, engine(request), gateway(request), catalogue, settings
+    )
+    return _json(found)
 
 
 @router.get("/designer/api/workflows/{name}")

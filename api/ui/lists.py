@@ -151,6 +151,7 @@ class InstanceQuery(ListQuery):
     state: str | None = Field(default=None, max_length=200)
     q: str | None = Field(default=None, max_length=200)
     stuck: bool = False
+    paused: bool = False
     sort: Literal["started", "updated"] = "started"
 
 
@@ -165,6 +166,7 @@ async def instances_page(request: Request) -> HTMLResponse:
             state_name=query.state or None,
             search=query.q or None,
             stuck=query.stuck,
+            paused=query.paused,
             sort=query.sort,
             limit=query.limit,
             cursor=query.cursor,
@@ -177,7 +179,11 @@ async def instances_page(request: Request) -> HTMLResponse:
                 [
                     Cell(i.entity_name or str(i.instance_id)[:8], href=f"/ui/instances/{i.instance_id}"),
                     Cell(f"{i.template_code} v{i.template_version}"),
-                    Cell((i.current_state_name or "—") + (" · approval pending" if i.pending_approval else "")),
+                    Cell(
+                        (i.current_state_name or "—")
+                        + (" · approval pending" if i.pending_approval else "")
+                        + (f" · paused by {i.paused.actor}" if i.paused else "")
+                    ),
                     Cell(
                         i.workflow_status
                         + ("" if i.success is None else (" · succeeded" if i.success else " · failed")),
@@ -208,6 +214,7 @@ async def instances_page(request: Request) -> HTMLResponse:
                 ),
                 Filter("state", "State", query.state, placeholder="State name"),
                 Filter("stuck", "Over expected time", query.stuck, "check"),
+                Filter("paused", "Paused", query.paused, "check"),
                 Filter(
                     "sort",
                     "Sort by",
@@ -222,7 +229,7 @@ async def instances_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=filtered_by(request, ["q", "template", "status", "state", "stuck"]),
+            filtered=filtered_by(request, ["q", "template", "status", "state", "stuck", "paused"]),
         )
 
     return await _render(request, InstanceQuery, build)
@@ -267,7 +274,7 @@ async def executions_page(request: Request) -> HTMLResponse:
                     [
                         Cell(f"{e.workflow_name} v{e.workflow_version}", href=f"/ui/executions/{e.id}"),
                         Cell(
-                            e.status,
+                            e.status + (" · paused" if e.paused else ""),
                             cls="warn" if e.status == "failed" else ("ok" if e.status == "completed" else None),
                         ),
                         Cell(str(e.trigger.get("kind", "—"))),
@@ -346,7 +353,10 @@ async def sessions_page(request: Request) -> HTMLResponse:
                 s.session_id,
                 [
                     Cell(s.goal[:90], href=f"/ui/sessions/{s.session_id}"),
-                    Cell(s.session_status, cls="warn" if s.session_status in ("failed", "budget_exceeded") else None),
+                    Cell(
+                        s.session_status + (" · paused" if s.paused else ""),
+                        cls="warn" if s.session_status in ("failed", "budget_exceeded") else None,
+                    ),
                     Cell(", ".join(str(a) for a in s.active_agents) or "—"),
                     Cell(f"{s.tokens_used:,}" + (f" of {s.token_budget:,}" if s.token_budget else "")),
                     Cell(f"${s.cost_usd:,.4f}"),

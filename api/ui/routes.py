@@ -220,6 +220,9 @@ async def instancepage(request: Request, instance_id: uuid.UUID) -> HTMLResponse
         waiting=waiting,
         gate_id=gate_id,
         may_cancel=view.workflow_status == "active" and can(principal, "operator"),
+        may_pause=view.workflow_status == "active" and can(principal, "operator"),
+        paused=view.paused,
+        base=f"/ui/instances/{view.instance_id}",
         **flash(request),
     )
 

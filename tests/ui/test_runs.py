@@ -56,8 +56,8 @@ async def test_retry_from_a_step_in_the_console(
     await expect(page.locator("[data-execution-error]")).to_contain_text("sync")
     await shot(page, "execution-failed")
     await expect(page.locator("select[name=from_step]")).to_have_value("sync")
-    await page.get_by_role("button", name="Retry", exact=True).click()
-    await expect(page.locator(".flash.note")).to_have_text("Retrying from sync.")
+    await page.get_by_role("button", name="Re-run", exact=True).click()
+    await expect(page.locator(".flash.note")).to_have_text("Re-running from sync.")
     assert failed["id"] not in page.url
     await _until_status(page, "completed")
     await expect(page.locator("tr[data-step]")).to_have_count(3)  # made reused, sync and done run
@@ -121,8 +121,8 @@ async def test_a_viewer_sees_no_action_and_is_refused_posting_one(
         )
         assert posted.status_code == 303
         assert (
-            "may+not+retry+executions" in posted.headers["location"]
-            or "may%20not%20retry" in posted.headers["location"]
+            "may+not+re-run+executions" in posted.headers["location"]
+            or "may%20not%20re-run" in posted.headers["location"]
         )
         redeliver = await http.post(
             f"/ui/dead-letters/{uuid.uuid4()}/redeliver", data={"csrf": csrf.group(1)}, headers={"origin": console}

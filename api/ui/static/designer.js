@@ -1267,6 +1267,66 @@ function curlCommand() {
   return `curl -X ${method} '${url}' \\\n  -H "Authorization: Bearer $TRELLIS_API_KEY" \\\n  -H 'Content-Type: application/json' \\\n  --data-binary @- <<'JSON'\n${json(def)}\nJSON\n`;
 }
 
+// ------------------------------------------------------------------ dry run
+
+// Run the definition being edited against recorded runs of the saved version (the server does it: a
+// template's recorded moves replayed on the new graph; a workflow run in shadow with effects served from
+// records), and list per run what would change.
+async function dryRun() {
+  const box = $("[data-dry-result]");
+  if (!name) { box.replaceChildren(el("p", { class: "meta" }, "Save a first version: a dry run compares with its recorded runs.")); return; }
+  const lastN = Number($("[data-dry-n]").value) || 10;
+  let body;
+  if (KIND === "templates") {
+    body = { workflow_graph: def.workflow_graph, last_n: lastN };
+  } else {
+    let stubs;
+    try { stubs = JSON.parse($("[data-dry-stubs]").value || "{}"); } catch (error) {
+      box.replaceChildren(el("p", { class: "warn" }, "The stubs are not valid JSON: " + error.message)); return;
+    }
+    body = { definition: def, last_n: lastN, stubs };
+  }
+  box.replaceChildren(el("p", { class: "meta" }, "Running…"));
+  let answer;
+  try {
+    answer = await call("POST", KIND + "/" + encodeURIComponent(name) + "/dry-run", body);
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "warn" }, error.message));
+    return;
+  }
+  box.replaceChildren(...(KIND === "templates" ? templateDryRun(answer) : workflowDryRun(answer)));
+}
+
+function templateDryRun(answer) {
+  const totals = Object.entries(answer.totals).map(([k, v]) => v + " " + k.replace("_", " ")).join(", ");
+  const rows = answer.instances.filter((i) => i.verdict !== "same").map((i) =>
+    el("li", { "data-dry-instance": i.verdict }, el("strong", {}, i.verdict.replace("_", " ")), " ",
+      el("a", { href: "/ui/instances/" + i.instance_id }, i.instance_id.slice(0, 8)), ": " + (i.reason || "")));
+  return [
+    el("p", {}, "Compared with v" + answer.compared_version + ": " + (totals || "no instance yet") + "."),
+    rows.length ? el("ul", { class: "d-problems" }, ...rows) : el("p", { class: "ok" }, "No instance would be refused or end differently."),
+  ];
+}
+
+function workflowDryRun(answer) {
+  const runs = answer.runs.map((r) => {
+    const notes = [];
+    if (r.status_changed) notes.push("status " + r.recorded_status + " → " + r.dry_status);
+    if (r.output_changed) notes.push("output changes");
+    if (r.steps_added.length) notes.push("adds " + r.steps_added.join(", "));
+    if (r.steps_removed.length) notes.push("drops " + r.steps_removed.join(", "));
+    if (r.skipped_differently.length) notes.push("skips differently " + r.skipped_differently.join(", "));
+    r.branches_differently.forEach((b) => notes.push(b.path + " takes " + b.now + " (was " + b.recorded + ")"));
+    if (r.needs_stub.length) notes.push("needs a stub for " + r.needs_stub.join(", "));
+    return el("li", { "data-dry-run": r.execution_id },
+      el("a", { href: "/ui/executions/" + r.execution_id }, r.execution_id.slice(0, 8)), ": " + (notes.join("; ") || "the same"));
+  });
+  return [
+    el("p", {}, answer.runs.length + (answer.runs.length === 1 ? " run" : " runs") + " of v" + answer.compared_version + " compared; " + answer.changed + " would change."),
+    runs.length ? el("ul", { class: "d-problems" }, ...runs) : el("p", { class: "meta" }, "No ended run to compare with yet."),
+  ];
+}
+
 // ------------------------------------------------------------------ tabs, keys, start
 
 function showTab(tab) {
@@ -1281,6 +1341,7 @@ function installControls() {
     layout: () => { moved.clear(); draw(); fit(); },
     export: exportJson,
     compare: compareVersions,
+    "dry-run": dryRun,
     curl: () => { $("[data-curl]").value = curlCommand(); $("[data-curl-dialog]").showModal(); },
     "copy-curl": async () => {
       const area = $("[data-curl]");
