@@ -24,7 +24,7 @@ from core.process.migration import (
     MigrationPublic,
     MigrationRunInput,
 )
-from core.process.migrations import PlanInvalid
+from core.process.migrations import PlanInvalid, VersionMissing
 from core.process.tables import Migration
 from workflows.process.migration import InstanceMigrationWorkflow
 
@@ -36,6 +36,8 @@ async def preview(plan: MigrationPlan, principal: Principal, engine: AsyncEngine
     async with engine.connect() as conn:
         try:
             return await migrations.preview(conn, plan)
+        except VersionMissing as exc:
+            raise ApiError(404, "not_found", str(exc)) from exc
         except PlanInvalid as exc:
             raise ApiError(422, "invalid_plan", str(exc)) from exc
 
@@ -75,6 +77,8 @@ async def start(
                 )
             try:
                 found = await migrations.preview(conn, body)
+            except VersionMissing as exc:
+                raise ApiError(404, "not_found", str(exc)) from exc
             except PlanInvalid as exc:
                 raise ApiError(422, "invalid_plan", str(exc)) from exc
             await migrations.create(conn, migration_id, body, found, principal.name)

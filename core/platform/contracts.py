@@ -101,12 +101,20 @@ def _as_integers(value: Any, annotation: Any) -> Any:
     return value
 
 
+def _unwrapped(annotation: Any) -> Any:
+    """``int`` for ``Annotated[int, Field(ge=0)]`` (a bounded id), the annotation itself otherwise."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
 def _wants(annotation: Any, kind: type) -> bool:
+    annotation = _unwrapped(annotation)
     options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    options = tuple(_unwrapped(option) for option in options)
     return kind in options and float not in options
 
 
 def _list_item(annotation: Any) -> Any:
+    annotation = _unwrapped(annotation)
     options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     for option in options:
         if get_origin(option) is list:

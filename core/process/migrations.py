@@ -34,7 +34,11 @@ from core.process.tables import Migration, MigrationItem
 
 
 class PlanInvalid(Exception):
-    """The plan names versions that do not exist (or the same version twice)."""
+    """The plan names the same version twice."""
+
+
+class VersionMissing(Exception):
+    """The plan names a template version that does not exist."""
 
 
 async def versions_of(conn: AsyncConnection, plan: MigrationPlan) -> tuple[TemplatePublic, TemplatePublic]:
@@ -42,7 +46,7 @@ async def versions_of(conn: AsyncConnection, plan: MigrationPlan) -> tuple[Templ
     target = await templates.get_by_code(conn, plan.template_code, plan.to_version)
     if source is None or target is None:
         missing = plan.from_version if source is None else plan.to_version
-        raise PlanInvalid(f"template {plan.template_code} has no version {missing}")
+        raise VersionMissing(f"template {plan.template_code} has no version {missing}")
     if plan.from_version == plan.to_version:
         raise PlanInvalid("the source and target versions are the same")
     return source, target

@@ -119,7 +119,9 @@ async def test_fifty_instances_migrate_once_through_a_worker_crash_and_back(
             await api.request("POST", "/api/v1/migrations/preview", json=plan(code, 1, 2), role="operator")
         ).status_code == 403
         bad = await api.request("POST", "/api/v1/migrations/preview", json=plan(code, 1, 9))
-        assert bad.status_code == 422 and "no version 9" in bad.json()["detail"]
+        assert bad.status_code == 404 and "no version 9" in bad.json()["detail"]
+        same = await api.request("POST", "/api/v1/migrations/preview", json=plan(code, 1, 1))
+        assert same.status_code == 422 and same.json()["error"] == "invalid_plan"
 
         started = await api.request("POST", "/api/v1/migrations", json=plan(code, 1, 2, batch_size=3, pause_ms=100))
         assert started.status_code == 202, started.text

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.api import Api, eventually
 from tests.support.process import events_of, graph_row, node, template, unique_code
 
+BULK = "/api/v1/workflow-instance/bulk/pause-resume"
+
 
 async def _template(api: Api, states: list[dict[str, Any]]) -> str:
     code = unique_code("PAUSE")
@@ -85,20 +87,20 @@ async def test_bulk_pause_and_resume_by_template(api: Api, engine: AsyncEngine) 
     assert (await api.transition(ids[0], 1)).status_code == 200
     only_state_1 = await api.request(
         "POST",
-        "/api/v1/workflow-instance/bulk",
+        BULK,
         json={"action": "pause", "template_code": code, "state_ids": [1], "reason": "audit"},
     )
     assert only_state_1.json()["changed"] == [ids[0]]
     everything = await api.request(
-        "POST", "/api/v1/workflow-instance/bulk", json={"action": "pause", "template_code": code, "reason": "audit"}
+        "POST",
+        BULK,
+        json={"action": "pause", "template_code": code, "reason": "audit"},
     )
     assert sorted(everything.json()["changed"]) == sorted(ids[1:])  # the paused one is not paused twice
     for instance in ids:
         assert (await api.transition(instance, 2 if instance == ids[0] else 1)).json()["error"] == "paused"
-    resumed = await api.request(
-        "POST", "/api/v1/workflow-instance/bulk", json={"action": "resume", "template_code": code}
-    )
+    resumed = await api.request("POST", BULK, json={"action": "resume", "template_code": code})
     assert sorted(resumed.json()["changed"]) == sorted(ids) and resumed.json()["refused"] == []
     assert (await api.transition(ids[1], 1)).status_code == 200
-    bad = await api.request("POST", "/api/v1/workflow-instance/bulk", json={"action": "stop", "template_code": code})
+    bad = await api.request("POST", BULK, json={"action": "stop", "template_code": code})
     assert bad.status_code == 422

@@ -47,7 +47,7 @@ async def start_instance(
     return await commands.start(body, principal, engine, gateway, settings, idempotency_key)
 
 
-@router.post("/bulk", response_model=BulkPauseResult)
+@router.post("/bulk/pause-resume", response_model=BulkPauseResult)
 async def pause_or_resume_many(
     body: BulkPauseCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
 ) -> BulkPauseResult:

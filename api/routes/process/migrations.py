@@ -55,13 +55,13 @@ async def list_migrations(
     return await commands.listing(principal, engine, template_code, limit, cursor)
 
 
-@router.get("/{migration_id}", response_model=MigrationPublic)
+@router.get("/{migration_id:uuid}", response_model=MigrationPublic)
 async def get_migration(migration_id: uuid.UUID, engine: EngineDep, principal: Admin) -> MigrationPublic:
     """The migration, its plan and its instances by outcome (pending, migrated, refused)."""
     return await commands.get(migration_id, principal, engine)
 
 
-@router.get("/{migration_id}/items", response_model=Page[MigrationItemPublic])
+@router.get("/{migration_id:uuid}/items", response_model=Page[MigrationItemPublic])
 async def list_migration_items(
     migration_id: uuid.UUID,
     engine: EngineDep,
