@@ -5,13 +5,16 @@ run), and the instance's workflow applies a migration id once, so a repeated sen
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.platform import errors
 from core.process import migrations, templates
 from core.process.contracts import InstanceView
 from core.process.ids import MIGRATE, migrate_update_id, process_workflow_id
@@ -42,18 +45,7 @@ class MigrationActivities:
         client = activity.client()
         for instance_id in batch:
             activity.heartbeat(str(instance_id))
-            handle = client.get_workflow_handle(process_workflow_id(instance_id))
-            outcome, message = "migrated", None
-            try:
-                await handle.execute_update(
-                    MIGRATE, request, id=migrate_update_id(data.migration_id), result_type=InstanceView
-                )
-            except WorkflowUpdateFailedError as exc:
-                outcome, message = "refused", str(getattr(exc.cause, "message", None) or exc.cause or exc)
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise  # Temporal unavailable: the batch is tried again
-                outcome, message = "refused", "the instance's workflow has finished (or was started before migrations)"
+            outcome, message = await self._send(client, instance_id, request, data.migration_id)
             async with self._engine.begin() as conn:
                 await migrations.record_item(conn, migration_id, instance_id, outcome, message)
         async with self._engine.begin() as conn:
@@ -61,6 +53,35 @@ class MigrationActivities:
             if remaining == 0:
                 await migrations.finish(conn, migration_id)
         return BatchResult(done=len(batch), remaining=remaining)
+
+    @staticmethod
+    async def _send(
+        client: Client, instance_id: uuid.UUID, request: MigrateRequest, migration_id: str
+    ) -> tuple[str, str | None]:
+        """Send one instance the update: (``migrated`` | ``refused``, why). A transition under way
+        is waited out a few times; Temporal being unavailable fails the batch (it is tried again)."""
+        handle = client.get_workflow_handle(process_workflow_id(instance_id))
+        for attempt in range(5):
+            try:
+                await handle.execute_update(
+                    MIGRATE, request, id=migrate_update_id(migration_id), result_type=InstanceView
+                )
+                return "migrated", None
+            except WorkflowUpdateFailedError as exc:
+                cause = exc.cause
+                if (
+                    isinstance(cause, ApplicationError)
+                    and cause.type == errors.TRANSITION_IN_PROGRESS.type
+                    and attempt < 4
+                ):
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                    continue
+                return "refused", str(getattr(cause, "message", None) or cause or exc)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                return "refused", "the instance's workflow has finished (or was started before migrations)"
+        raise AssertionError("unreachable: the last attempt returns")
 
     async def _actor(self, migration_id: uuid.UUID) -> str | None:
         async with self._engine.connect() as conn:

@@ -238,6 +238,8 @@ class AgentSessionWorkflow:
                     timeout=timedelta(seconds=self._input.approval_timeout_seconds),
                 )
             except TimeoutError:
+                # Fell due while paused: the time-out acts on resume (no decision is taken while paused).
+                await workflow.wait_condition(lambda: state.paused is None)
                 state.reason = f"approval timed out after {self._input.approval_timeout_seconds}s"
                 state.decisions.append({"decision": "timeout", "actor": "system", "ts": workflow.now().isoformat()})
                 return False

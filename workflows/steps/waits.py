@@ -69,6 +69,10 @@ class Waits(Calls):
                         raise TimeoutError
                     await workflow.wait_condition(lambda: bool(fresh()), timeout=remaining)
                 except TimeoutError as exc:
+                    if self._paused is not None:  # fell due while paused: acts on resume, unless an event came
+                        await workflow.wait_condition(lambda: self._paused is None)
+                        if fresh():
+                            continue
                     raise StepFailed(
                         f"no '{wait.source}' event with key '{key}'"
                         + (" that its condition holds for" if wait.condition else "")
@@ -153,6 +157,10 @@ class Waits(Calls):
                 self._live.waiting_until = when
                 if await self._until(decided, when):
                     break
+                if self._paused is not None:  # fell due while paused: acts on resume, unless decided by then
+                    await workflow.wait_condition(lambda: self._paused is None)
+                    if decided():
+                        break
                 if path in self._tasks and change == "escalated":
                     self._tasks[path].escalated = True
                 await self._local(
