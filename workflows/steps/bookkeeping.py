@@ -98,15 +98,16 @@ class Bookkeeping(Variables):
     ) -> RunResult:
         output = _outputs(self._definition, self._state)
         self._ended = True
+        result = RunResult(
+            execution_id=self._data.execution_id,
+            status=status,
+            output=output,
+            error=error,
+            step_errors=self._state.step_errors,
+            dry_steps=self._dry_steps,
+        )
         if self._dry_steps is not None:
-            return RunResult(
-                execution_id=self._data.execution_id,
-                status=status,
-                output=output,
-                error=error,
-                step_errors=self._state.step_errors,
-                dry_steps=self._dry_steps,
-            )
+            return result  # a dry run records nothing
         await self._local(
             StepRunActivities.finish,
             FinishInput(
@@ -120,10 +121,4 @@ class Bookkeeping(Variables):
         if self._data.search_attributes:
             workflow.upsert_search_attributes([sa.EXECUTION_STATUS.value_set(status)])
         self._live.current_step = None
-        return RunResult(
-            execution_id=self._data.execution_id,
-            status=status,
-            output=output,
-            error=error,
-            step_errors=self._state.step_errors,
-        )
+        return result
