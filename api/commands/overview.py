@@ -20,6 +20,7 @@ from core.steps import store as steps_store
 class Overview(BaseModel):
     active_by_template: list[tuple[str, int]]
     stuck_instances: int
+    paused_instances: int
     failed_executions_24h: int
     open_dead_letters: int
     open_breakers: int
@@ -31,6 +32,7 @@ async def overview(principal: Principal, engine: AsyncEngine, settings: Settings
         return Overview(
             active_by_template=await instances.active_by_template(conn),
             stuck_instances=await instances.stuck_count(conn),
+            paused_instances=await instances.paused_count(conn),
             failed_executions_24h=await steps_store.failed_since(conn, datetime.now(UTC) - timedelta(days=1)),
             open_dead_letters=await automation_store.open_dead_letters(conn),
             open_breakers=sum(1 for b in await breakers.listing(conn, settings) if b.state != "closed"),

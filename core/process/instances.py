@@ -369,6 +369,11 @@ async def active_by_template(conn: AsyncConnection) -> list[tuple[str, int]]:
     return [(code, int(n)) for code, n in (await conn.execute(stmt)).all()]
 
 
+async def paused_count(conn: AsyncConnection) -> int:
+    stmt = select(func.count()).where(GraphData.paused.is_not(None), GraphData.workflow_status == "active")
+    return int((await conn.execute(stmt)).scalar_one())
+
+
 async def stuck_count(conn: AsyncConnection) -> int:
     condition = stuck_condition(await expected_durations(conn), datetime.now(UTC))
     return int((await conn.execute(select(func.count()).select_from(GraphData).where(condition))).scalar_one())

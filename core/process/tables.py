@@ -66,6 +66,8 @@ class GraphData(Base):
         Index("idx_workflow_data_started", text("started_ts DESC"), text("id DESC")),
         Index("idx_workflow_data_code_started", "template_code", "started_ts"),
         Index("idx_workflow_data_state", "current_state_id"),
+        # Paused instances (few): the console's home counts them, its list filters them.
+        Index("idx_workflow_data_paused", "started_ts", postgresql_where=text("paused IS NOT NULL")),
         # Which running instance manages an entity: created_entities @> '[{"id": …}]'.
         Index(
             "idx_workflow_data_created_entities",

@@ -25,6 +25,13 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("paused", postgresql.JSONB(), nullable=True), schema=S)
     op.add_column("orchestrator_session", sa.Column("forked_from", sa.String(100), nullable=True), schema=S)
     op.create_index(
+        "idx_workflow_data_paused",
+        "d_industry_workflow_graph_data",
+        ["started_ts"],
+        schema=S,
+        postgresql_where=sa.text("paused IS NOT NULL"),
+    )
+    op.create_index(
         "idx_workflow_executions_source",
         "workflow_executions",
         [sa.text("(trigger ->> 'execution_id')")],
@@ -71,6 +78,7 @@ def downgrade() -> None:
     op.drop_table("process_migration_items", schema=S)
     op.drop_table("process_migrations", schema=S)
     op.drop_index("idx_workflow_executions_source", "workflow_executions", schema=S)
+    op.drop_index("idx_workflow_data_paused", "d_industry_workflow_graph_data", schema=S)
     op.drop_column("orchestrator_session", "forked_from", schema=S)
     for table in ("d_industry_workflow_graph_data", "workflow_executions", "orchestrator_session"):
         op.drop_column(table, "paused", schema=S)

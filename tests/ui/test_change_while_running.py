@@ -34,6 +34,8 @@ async def test_pause_and_resume_an_instance_in_the_console(api: Api, browser: Br
     await shot(page, "instance-paused")
     await expect(page.locator("form[action$=transition]")).to_have_count(0)  # no move is offered while paused
 
+    await page.goto(f"{console}/ui")
+    await expect(page.locator("[data-figure=paused] .figure")).not_to_have_text("0")
     await page.goto(f"{console}/ui/instances?paused=true&q=Paused+Plumbing")
     rows = page.locator("table[data-list=instance] tbody tr")
     await expect(rows).to_have_count(1)
