@@ -655,6 +655,7 @@ async def templates_page(request: Request) -> HTMLResponse:
                     Cell("Design", href=f"/ui/designer/templates/{t.code}"),
                     Cell("Instances", href=f"/ui/instances?template={t.code}"),
                     Cell("Start", href=f"/ui/instances/new?template={t.code}") if may_start else Cell(""),
+                    Cell("Migrate", href=f"/ui/migrations?template={t.code}") if can(principal) else Cell(""),
                 ],
             )
             for t in found.items
@@ -665,7 +666,7 @@ async def templates_page(request: Request) -> HTMLResponse:
             path="/ui/templates",
             live="templates",
             filters=[Filter("versions", "Every version", query.versions, "check")],
-            headers=["Name", "Code", "Version", "Sector", "States", "State", "", "", ""],
+            headers=["Name", "Code", "Version", "Sector", "States", "State", "", "", "", ""],
             action=("/ui/designer/templates/new", "New template") if can(principal) else None,
             rows=rows,
             total=found.total,

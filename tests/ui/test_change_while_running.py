@@ -11,9 +11,11 @@ from playwright.async_api import Browser, expect
 from tests.support.agents import case, until
 from tests.support.agents import start as start_session
 from tests.support.api import Api
+from tests.support.process import node, template, unique_code
 from tests.support.steps import create, execute, finished, unique_name, workflow
 from tests.ui.test_console import shot, sign_in
-from tests.ui.test_designer import node, open_designer
+from tests.ui.test_designer import node as canvas_node
+from tests.ui.test_designer import open_designer
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 900}
@@ -109,7 +111,7 @@ async def test_a_dry_run_from_the_designer(api: Api, browser: Browser, console: 
     await page.get_by_role("tab", name="JSON").click()
     changed = workflow(name, [{"name": "a", **make}, {"name": "charge", **make}])
     await page.locator("[data-json]").fill(json.dumps({**changed, "enabled": True}))
-    await expect(node(page, "charge")).to_have_count(1)  # the canvas took the edited JSON
+    await expect(canvas_node(page, "charge")).to_have_count(1)  # the canvas took the edited JSON
     await page.get_by_role("tab", name="Dry run").click()
     await page.locator("[data-panel=dryrun]").get_by_role("button", name="Dry run").click()
     result = page.locator(f"[data-dry-run='{done['id']}']")
@@ -122,3 +124,52 @@ async def test_a_dry_run_from_the_designer(api: Api, browser: Browser, console: 
     await shot(page, "designer-dry-run")
     assert errors == []
     await page.context.close()
+
+
+async def test_plan_preview_and_start_a_migration_in_the_console(api: Api, browser: Browser, console: str) -> None:
+    code = unique_code("UIMIG")
+    v1 = [node(0, [], [1]), node(1, [0], [2]), node(2, [1], [3]), node(3, [2], [])]
+    v2 = [node(0, [], [1]), node(1, [0], [3]), node(3, [1], [])]  # state 2 is gone
+    assert (await api.request("POST", "/api/v1/workflow-template", json=template(code, v1))).status_code == 201
+    ids = [(await api.start(code, name=f"mig-{i}"))["instance_id"] for i in range(3)]
+    assert (await api.transition(ids[0], 1)).status_code == 200
+    for state in (1, 2):
+        assert (await api.transition(ids[1], state)).status_code == 200
+    assert (await api.request("POST", "/api/v1/workflow-template", json=template(code, v2))).status_code == 201
+
+    context = await browser.new_context(viewport=LAPTOP)
+    page = await context.new_page()
+    await sign_in(page, console, "admin")
+    await page.goto(f"{console}/ui/templates")
+    await page.locator(f"a[href='/ui/migrations?template={code}']").first.click()
+    await expect(page.locator("input[name=from]")).to_have_value("1")
+    await expect(page.locator("input[name=to]")).to_have_value("2")
+    await page.get_by_role("button", name="Preview").click()
+    await expect(page.locator("[data-totals]")).to_contain_text("2 migrate")
+    await expect(page.locator("[data-totals]")).to_contain_text("1 refused: unmapped state")
+    await expect(page.locator("tr[data-item=refused]")).to_contain_text("no state of the same id or name")
+    await shot(page, "migration-preview")
+    await page.get_by_role("button", name="Migrate 2 instances").click()
+    await expect(page.locator(".flash.note")).to_contain_text("Migration started")
+    for _ in range(60):
+        if (await page.locator("[data-status]").inner_text()).strip() == "completed":
+            break
+        await page.wait_for_timeout(500)
+        await page.reload()
+    await expect(page.locator("[data-status]")).to_have_text("completed")
+    await expect(page.locator("[data-figure=migrated] .figure")).to_have_text("2")
+    await expect(page.locator("[data-refused]")).to_contain_text("no state of the same id or name")
+    await page.set_viewport_size(PHONE)
+    await shot(page, "migration-phone")
+    view = (await api.request("GET", f"/api/v1/workflow-instance/{ids[0]}")).json()
+    assert view["template_version"] == 2
+    await page.goto(f"{console}/ui/migrations?template={code}&from=9&to=2&preview=1")
+    await expect(page.locator("[data-problem]")).to_contain_text("has no version 9")
+    await context.close()
+
+    viewer = await browser.new_context(viewport=LAPTOP)
+    page = await viewer.new_page()
+    await sign_in(page, console, "operator")
+    response = await page.goto(f"{console}/ui/migrations")
+    assert response is not None and response.status == 403
+    await viewer.close()
