@@ -29,11 +29,10 @@ class MigrationActivities:
     async def batch(self, data: MigrationRunInput) -> BatchResult:
         migration_id = uuid.UUID(data.migration_id)
         async with self._engine.connect() as conn:
-            plan = await migrations.plan_of(conn, migration_id)
+            plan, actor = await migrations.plan_of(conn, migration_id)
             target = await templates.get_by_code(conn, plan.template_code, plan.to_version)
             batch = await migrations.pending(conn, migration_id, data.batch_size)
         assert target is not None  # versions are never deleted
-        actor = (await self._actor(migration_id)) or "system:migration"
         request = MigrateRequest(
             migration_id=data.migration_id,
             actor=actor,
@@ -82,8 +81,3 @@ class MigrationActivities:
                     raise
                 return "refused", "the instance's workflow has finished (or was started before migrations)"
         raise AssertionError("unreachable: the last attempt returns")
-
-    async def _actor(self, migration_id: uuid.UUID) -> str | None:
-        async with self._engine.connect() as conn:
-            found = await migrations.get(conn, migration_id)
-        return found.created_by if found else None

@@ -14,7 +14,14 @@ from api.errors import ApiError, Problem
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff, template_diff
 from core.process import instances, templates
-from core.process.contracts import HistoryEntry, TemplateCreate, TemplatePublic, TemplateSummary, TemplateVersion
+from core.process.contracts import (
+    HistoryEntry,
+    TemplateCreate,
+    TemplatePublic,
+    TemplateSummary,
+    TemplateVersion,
+    WorkflowGraph,
+)
 from core.process.dag import TemplateError, validate_graph
 from core.process.dryrun import TemplateDryRun, TemplateDryRunRequest, replay, summary
 
@@ -70,14 +77,19 @@ async def get(reference: str, version: int | None, principal: Principal, engine:
     return found
 
 
+def checked(graph: WorkflowGraph) -> None:
+    """The 422 of a graph the DAG rules refuse (saving it, or dry-running it), naming the rule and state."""
+    try:
+        validate_graph(graph)
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
+
+
 async def save(template: TemplateCreate, principal: Principal, engine: AsyncEngine) -> TemplatePublic:
     """Validate and store a template: an existing code gets a new version (running instances keep
     theirs)."""
     allow(principal, doing="save process templates")
-    try:
-        validate_graph(template.workflow_graph)
-    except TemplateError as exc:
-        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
+    checked(template.workflow_graph)
     async with engine.begin() as conn:
         stored, _ = await templates.create_version(conn, template, created_by=principal.name)
     return stored
@@ -87,10 +99,7 @@ async def dry_run(code: str, body: TemplateDryRunRequest, principal: Principal, 
     """Replay the latest version's recent instances on a changed graph (core/process/dryrun.py): which
     would now be refused and where, and which would end differently. Nothing is stored or changed."""
     allow(principal, doing="dry-run process templates")
-    try:
-        validate_graph(body.workflow_graph)
-    except TemplateError as exc:
-        raise ApiError(422, "invalid_template", exc.message, rule=exc.rule, state_id=exc.state_id) from exc
+    checked(body.workflow_graph)
     async with engine.connect() as conn:
         current = await templates.latest_version(conn, code)
         if current is None:

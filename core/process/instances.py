@@ -386,10 +386,14 @@ async def active_matching(
     version: int | None = None,
     state_ids: list[int] | None = None,
     paused: bool | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+    root_entity_id: uuid.UUID | None = None,
     limit: int,
 ) -> list[Mapping[Any, Any]]:
-    """Active instances of a template (a version, some states): the rows bulk pauses and migrations
-    act on, oldest first, at most ``limit`` + 1 (so the caller can say there were more)."""
+    """Active instances of a template (a version, some states, a start window, a root entity): the rows
+    bulk pauses and migrations act on, oldest first, at most ``limit`` + 1 (so the caller can say there
+    were more)."""
     stmt = select(
         GraphData.id,
         GraphData.workflow_head_id,
@@ -407,6 +411,12 @@ async def active_matching(
         stmt = stmt.where(GraphData.current_state_id.in_(state_ids))
     if paused is not None:
         stmt = stmt.where(GraphData.paused.is_not(None) if paused else GraphData.paused.is_(None))
+    if started_after is not None:
+        stmt = stmt.where(GraphData.started_ts >= started_after)
+    if started_before is not None:
+        stmt = stmt.where(GraphData.started_ts <= started_before)
+    if root_entity_id is not None:
+        stmt = stmt.where(GraphData.root_entity_id == root_entity_id)
     stmt = stmt.order_by(GraphData.started_ts, GraphData.id).limit(limit + 1)
     return list((await conn.execute(stmt)).mappings())
 

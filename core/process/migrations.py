@@ -66,23 +66,20 @@ async def preview(conn: AsyncConnection, plan: MigrationPlan, now: datetime | No
     now = now or datetime.now(UTC)
     source, target = await versions_of(conn, plan)
     states = {s.id: s for s in source.workflow_graph.states}
+    wanted = plan.filter
     rows = await active_matching(
         conn,
         template_code=plan.template_code,
         version=plan.from_version,
-        state_ids=plan.filter.state_ids,
+        state_ids=wanted.state_ids,
+        started_before=now - timedelta(days=wanted.min_age_days) if wanted.min_age_days is not None else None,
+        started_after=now - timedelta(days=wanted.max_age_days) if wanted.max_age_days is not None else None,
+        root_entity_id=wanted.root_entity_id,
         limit=MAX_MIGRATION_INSTANCES,
     )
     truncated = len(rows) > MAX_MIGRATION_INSTANCES
     items: list[PreviewItem] = []
     for row in rows[:MAX_MIGRATION_INSTANCES]:
-        age = now - row["started_ts"]
-        if plan.filter.min_age_days is not None and age < timedelta(days=plan.filter.min_age_days):
-            continue
-        if plan.filter.max_age_days is not None and age > timedelta(days=plan.filter.max_age_days):
-            continue
-        if plan.filter.root_entity_id is not None and row["root_entity_id"] != plan.filter.root_entity_id:
-            continue
         state = states[row["current_state_id"]]
         approval = PendingApproval.model_validate(row["pending_approval"]) if row["pending_approval"] else None
         found = move(state, approval, target.workflow_graph, plan.mapping, plan.rules)
@@ -180,9 +177,11 @@ async def finish(conn: AsyncConnection, migration_id: uuid.UUID) -> None:
     )
 
 
-async def plan_of(conn: AsyncConnection, migration_id: uuid.UUID) -> MigrationCreate:
-    raw = (await conn.execute(select(Migration.plan).where(Migration.id == migration_id))).scalar_one()
-    return MigrationCreate.model_validate(raw, strict=False)
+async def plan_of(conn: AsyncConnection, migration_id: uuid.UUID) -> tuple[MigrationCreate, str]:
+    """A migration's plan and who started it (the actor its updates carry)."""
+    stmt = select(Migration.plan, Migration.created_by).where(Migration.id == migration_id)
+    raw, created_by = (await conn.execute(stmt)).one()
+    return MigrationCreate.model_validate(raw, strict=False), created_by
 
 
 async def _totals(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:

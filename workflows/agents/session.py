@@ -205,8 +205,8 @@ class AgentSessionWorkflow:
 
     async def _call(self, agent: AgentSpec, action: str, payload: dict[str, object], key: str) -> AgentCallResult:
         state = self._state
-        # Paused: the call starts once the session is resumed (returns at once otherwise, emitting nothing).
-        await workflow.wait_condition(lambda: state.paused is None)
+        if state.paused is not None:  # the call starts once the session is resumed
+            await workflow.wait_condition(lambda: state.paused is None)
         budget = self._input.token_budget
         result = await workflow.execute_activity_method(
             LlmActivities.call_agent,

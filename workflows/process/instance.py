@@ -418,13 +418,9 @@ class ProcessInstanceWorkflow:
             pass
         await self._unpaused()  # fell due while paused: acts on resume
         async with self._lock:
-            if (
-                self._current.id != state.id
-                or self._approval is None
-                or self._approval.status == "approved"
-                or self._epoch != epoch
-            ):
+            if settled():
                 return
+            assert self._approval is not None  # settled() says so
             if gate.on_timeout == "default_path" and gate.default_to_state_id is not None:
                 await self._record_approval(
                     "approval_timed_out",

@@ -271,8 +271,8 @@ class StepWorkflowRun(Waits):
         frame: Frame,
     ) -> None:
         path = frame.prefix + step.name
-        # Paused: this step starts once the run is resumed (returns at once otherwise, emitting nothing).
-        await workflow.wait_condition(lambda: self._paused is None)
+        if self._paused is not None:  # this step starts once the run is resumed
+            await workflow.wait_condition(lambda: self._paused is None)
         self._live.current_step, self._live.attempt = path, 0
         if frame.top and self._data.search_attributes:
             workflow.upsert_search_attributes([sa.CURRENT_STEP.value_set(step.name)])
