@@ -24,6 +24,7 @@ from workflows.automation import bundle as automation
 from workflows.automation.dispatcher import OutboxDispatcher
 from workflows.automation.schedules import reconcile_schedules
 from workflows.bundles import DomainBundle, OutboxSubscriber
+from workflows.policy import bundle as policy
 from workflows.process import bundle as process
 from workflows.steps import bundle as steps
 from workflows.work import bundle as work
@@ -45,6 +46,7 @@ WORKFLOWS: tuple[type, ...] = (
     *agents.WORKFLOWS,
     *work.WORKFLOWS,
     *steps.WORKFLOWS,
+    *policy.WORKFLOWS,
 )
 
 
@@ -58,6 +60,7 @@ def domain_bundles(
         agents.bundle(engine, settings),
         work.bundle(engine, settings),
         steps.bundle(client, engine, settings, evaluator),
+        policy.bundle(engine),
     ]
 
 

@@ -26,7 +26,7 @@ from api.gateway import Gateway
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
-from api.routes import analytics, breakers, changes, codec, entities, events, inbox, notifications
+from api.routes import analytics, breakers, changes, codec, entities, events, inbox, notifications, people, policies
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, migrations, templates
@@ -43,6 +43,7 @@ from core.platform.migrate import upgrade_database_async
 from core.platform.settings import Settings, get_settings
 from core.platform.temporal import connect_client
 from core.process.templates import load_packs
+from core.steps.acting import check_agent_tools
 from core.steps.catalogue import Catalogue
 from core.steps.mcp import McpCatalogue
 from core.steps.packs import seed_workflows
@@ -91,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.console_secret = console_secret(settings)
     app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_session_starts)
     app.state.catalogue = Catalogue(McpCatalogue(settings))
+    # The agents' routes check an agent's tools against the one tool registry without importing it (the
+    # agents domain imports no other): the check is handed to them here, where the domains are composed.
+    app.state.agent_tools_check = check_agent_tools
     app.state.codec = AesGcmCodec(parse_keys(settings.payload_keys)) if settings.payload_keys.strip() else None
     install_error_handlers(app)
     for module in (
@@ -113,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         codec,
         analytics,
         changes,
+        policies,
+        people,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.agents import store
-from core.agents.sessions import AgentCallInput, AgentCallResult, invalid_reply_details
+from core.agents.sessions import AgentCallInput, AgentCallResult, ToolRequest, invalid_reply_details
 from core.platform import breakers, errors, telemetry
 from core.platform.retry_after import retry_after_delay
 from core.platform.schemas import validation_error
@@ -32,9 +32,15 @@ LLM_RETRY = errors.retry_policy(initial=timedelta(seconds=1), maximum=timedelta(
 
 
 def _instructions(data: AgentCallInput) -> str:
+    tools = (
+        "Call the tools offered when they help; a tool's result or error comes back to you. When you are done, "
+        if data.functions
+        else ""
+    )
     return (
         f"{data.agent.system_prompt}\n\nCapabilities: {', '.join(data.agent.capabilities)}.\n"
-        "Reply with one JSON object only, valid against this JSON schema:\n" + json.dumps(data.agent.output_schema)
+        f"{tools}Reply with one JSON object only, valid against this JSON schema:\n"
+        + json.dumps(data.agent.output_schema)
     )
 
 
@@ -122,11 +128,14 @@ class LlmActivities:
         return data.agent.model or self._settings.llm_model
 
     async def _converse(self, data: AgentCallInput) -> AgentCallResult:
-        """Ask the model, and once more if its reply is not valid against the agent's schema."""
+        """Ask the model, and once more if its reply is not valid against the agent's schema. An acting
+        agent's turn (``functions`` offered) may instead answer with tool calls: they are returned as they
+        are, for the AgentActing workflow to run."""
         model = self._model(data)
         messages: list[Any] = [
             {"role": "system", "content": _instructions(data)},
             {"role": "user", "content": json.dumps({"action": data.action_type, **data.input}, default=str)},
+            *data.conversation,
         ]
         started = time.perf_counter()
         prompt_tokens = completion_tokens = 0
@@ -135,9 +144,22 @@ class LlmActivities:
         for round_ in range(2):
             cap = self._settings.llm_max_output_tokens
             limit = min(data.max_tokens or cap, cap)
-            reply, usage, finish = await self._complete(model, messages, limit, data)
+            reply, usage, finish, asked = await self._complete(model, messages, limit, data)
             prompt_tokens += usage[0]
             completion_tokens += usage[1]
+            if asked:
+                result = AgentCallResult(
+                    output={},
+                    tool_calls=asked,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    cost_usd=self._settings.cost_of(model, prompt_tokens, completion_tokens),
+                    latency_ms=int((time.perf_counter() - started) * 1000),
+                    model=model,
+                )
+                await self._finish_row(data.call_key, "completed", result, None)
+                self._count(data, model, "completed", result)
+                return result
             output, problem = self._parse(reply, data.agent.output_schema)
             if output is None and finish == "length":
                 cut_by_budget = data.max_tokens is not None and data.max_tokens < cap
@@ -190,7 +212,7 @@ class LlmActivities:
 
     async def _complete(
         self, model: str, messages: list[Any], max_tokens: int | None, data: AgentCallInput
-    ) -> tuple[str, tuple[int, int], str | None]:
+    ) -> tuple[str, tuple[int, int], str | None, list[ToolRequest]]:
         """The reply's text, its (prompt, completion) tokens and its finish_reason. The agent's schema goes to
         the endpoint as TRELLIS_LLM_RESPONSE_FORMAT says. Under "auto" the forms are tried in turn: the
         OpenAI standard json_schema, then json_object with the schema beside it (llama.cpp's server
@@ -224,14 +246,21 @@ class LlmActivities:
 
     async def _request(
         self, model: str, messages: list[Any], max_tokens: int | None, data: AgentCallInput, mode: str
-    ) -> tuple[str, tuple[int, int], str | None]:
+    ) -> tuple[str, tuple[int, int], str | None, list[ToolRequest]]:
         assert self._client is not None
+        # With tools offered, the reply is either tool calls or the final JSON (the schema is in the
+        # prompt): a response_format would forbid the tool calls on most servers.
+        shaped: dict[str, Any] = (
+            {"tools": data.functions, "tool_choice": "auto"}
+            if data.functions
+            else {"response_format": _response_format(mode, data.agent.agent_name, data.agent.output_schema)}
+        )
         try:
             response = await self._client.chat.completions.create(
                 model=model,
                 messages=messages,
                 max_tokens=max_tokens,
-                response_format=_response_format(mode, data.agent.agent_name, data.agent.output_schema),
+                **shaped,
             )
         except openai.RateLimitError as exc:
             raise errors.LLM_UNAVAILABLE.error(
@@ -244,7 +273,12 @@ class LlmActivities:
         content = (choice.message.content or "") if choice else ""
         usage = response.usage
         tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-        return content, tokens, (choice.finish_reason if choice else None)
+        asked = [
+            ToolRequest(id=call.id or f"call_{index}", name=call.function.name, arguments=call.function.arguments or "")
+            for index, call in enumerate((choice.message.tool_calls or []) if choice and data.functions else [])
+            if getattr(call, "function", None) is not None
+        ]
+        return content, tokens, (choice.finish_reason if choice else None), asked
 
     @staticmethod
     def _parse(reply: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:

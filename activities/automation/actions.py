@@ -51,8 +51,11 @@ from core.entities.contracts import Cause, limits_of
 from core.platform import errors, telemetry
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
+from core.policy import store as policy_store
+from core.policy.contracts import Action, ApprovalInput, CheckRequest, Subject
 
 Out = TypeVar("Out", bound=ActionOutput)
+P = TypeVar("P")
 
 
 async def _told(name: str, work: Awaitable[Out]) -> Out:
@@ -94,9 +97,67 @@ class ActionActivities:
 
     async def _in_transaction(self, data: ActionInput, perform: Callable[[AsyncConnection], Awaitable[Out]]) -> Out:
         output = SPECS[data.action.type].output
-        return await ledger.once_in_transaction(
-            self._engine, self._ledger(data), output, lambda conn: _told(data.action.type, perform(conn))
+
+        async def checked(conn: AsyncConnection) -> Out:
+            await self._allowed(data)
+            return await _told(data.action.type, perform(conn))
+
+        return await ledger.once_in_transaction(self._engine, self._ledger(data), output, checked)
+
+    def _checked(self, data: ActionInput, prepare: Callable[[AsyncConnection], Awaitable[P]]) -> Any:
+        """An outside action's ``prepare``, after the policy check (once the ledger found no record)."""
+
+        async def checked(conn: AsyncConnection) -> P:
+            await self._allowed(data)
+            return await prepare(conn)
+
+        return checked
+
+    async def _allowed(self, data: ActionInput) -> None:
+        """The approval policy before a rule's action (core/policy): the rule acts as ``rule:<name>``; the
+        arguments are the action as its admin wrote it, and ``entity`` the event's entity. Its own
+        transaction, so a refusal is recorded though no effect follows."""
+        action = data.action
+        key = self._ledger(data).lock_key
+        request = CheckRequest(
+            subject=Subject(kind="workflow", name=f"rule:{data.rule.workflow_name}"),
+            action=Action(kind="rule_action", name=action.type),
+            arguments=action.model_dump(mode="json"),
+            entity=data.event.new_entity.model_dump(mode="json") if data.event.new_entity else None,
         )
+        async with self._engine.begin() as conn:  # committed before any refusal is raised
+            decision = await policy_store.check(
+                conn, request, key=f"policy:{key}", context={"rule_id": data.rule.id, "event_id": data.event.id}
+            )
+            approval_id = str(derived_id("approval", key))
+            granted = None
+            if decision.effect == "require_approval" and data.approval_id is not None:
+                granted = await policy_store.get_approval(conn, uuid.UUID(data.approval_id))
+            elif decision.effect == "require_approval":
+                await policy_store.link_approval(conn, f"policy:{key}", uuid.UUID(approval_id))
+        if decision.effect == "deny":
+            raise errors.POLICY_DENIED.error(decision.reason)
+        if decision.effect != "require_approval":
+            return
+        if data.approval_id is not None:
+            if data.approval_id == approval_id and granted is not None and granted.status == "approved":
+                return
+            raise errors.POLICY_DENIED.error(f"{decision.reason}; the approval {data.approval_id} was not granted")
+        assert decision.approval is not None and decision.policy is not None and decision.version is not None
+        asked = ApprovalInput(
+            approval_id=approval_id,
+            title=f"rule {data.rule.workflow_name} wants to run {action.type}",
+            requester=request.subject.name,
+            subject=request.subject,
+            action=request.action,
+            arguments=policy_store.bounded_arguments(request.arguments),
+            policy=decision.policy,
+            version=decision.version,
+            reason=decision.reason,
+            obligations=decision.approval,
+            context={"rule_id": data.rule.id, "event_id": data.event.id},
+        )
+        raise errors.APPROVAL_REQUIRED.error(decision.reason, asked.model_dump(mode="json"))
 
     # ---------------------------------------------------------------- database actions
 
@@ -275,7 +336,11 @@ class ActionActivities:
             return SendEmailOutput(to=messages.single_address(to), message_id=message_id)
 
         return await ledger.once_outside(
-            self._engine, self._ledger(data), SendEmailOutput, prepare, lambda m: _told("send_email", perform(m))
+            self._engine,
+            self._ledger(data),
+            SendEmailOutput,
+            self._checked(data, prepare),
+            lambda m: _told("send_email", perform(m)),
         )
 
     @activity.defn(name="action.call_webhook")
@@ -296,7 +361,9 @@ class ActionActivities:
                 raise errors.with_details(exc, attempt=activity.info().attempt) from exc
             return CallWebhookOutput(status=status, webhook_id=delivery.webhook_id)
 
-        output = await ledger.once_outside(self._engine, self._ledger(data), CallWebhookOutput, prepare, perform)
+        output = await ledger.once_outside(
+            self._engine, self._ledger(data), CallWebhookOutput, self._checked(data, prepare), perform
+        )
         if not output.already_done:
             labels = {"entity_type": data.event.entity_type, "outcome": "delivered"}
             telemetry.count(activity.metric_meter(), telemetry.WEBHOOK_DELIVERIES, labels)

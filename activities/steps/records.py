@@ -24,6 +24,7 @@ from core.automation.rules import ActionInput
 from core.automation.templating import TemplateRenderError
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
+from core.people import directory
 from core.platform import errors
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
@@ -38,6 +39,7 @@ from core.steps.contracts import (
     PauseChange,
     RunInput,
     StepRecordInput,
+    TaskAssigned,
     TaskChange,
     TaskOpen,
     WaitInput,
@@ -89,15 +91,35 @@ class StepRunActivities:
             await store.remove_wait(conn, data)
 
     @activity.defn(name="steps.task_open")
-    async def task_open(self, data: TaskOpen) -> None:
-        """The task's row and a notification to its assignee, in one transaction (once)."""
+    async def task_open(self, data: TaskOpen) -> TaskAssigned | None:
+        """The task's row and a notification to its assignee, in one transaction (once). A task shared
+        among a role's people goes to the one distribution chooses, and a task of someone out of office to
+        their delegate: who it went to is returned (None: its assignee, unchanged). A repeated attempt
+        answers the row's assignee."""
         async with self._engine.begin() as conn:
+            existing = await store.get_task(conn, uuid.UUID(data.task_id))
+            if existing is not None:
+                if existing.assignee == data.assignee:
+                    return None
+                return TaskAssigned(assignee=existing.assignee, on_behalf_of=existing.on_behalf_of)
+            now = datetime.now(UTC)
+            choice = await directory.choose(conn, data.distribute, now) if data.distribute is not None else None
+            if choice is None:
+                choice = await directory.direct(conn, data.assignee, now)
+            assigned = None
+            if choice.assignee != data.assignee:
+                assigned = TaskAssigned(assignee=choice.assignee, on_behalf_of=choice.on_behalf_of)
+                data = data.model_copy(update=assigned.model_dump())
+                await directory.log_change(
+                    conn, item=f"task:{data.task_id}", from_assignee=None, choice=choice, actor="distribution"
+                )
             if await store.open_task(conn, data):
                 what = "Decide" if data.kind == "task" else "A step failed: retry, skip or abort"
                 text = f"{data.description or data.title} (step workflow {data.workflow}; decide it in the inbox)"
                 await self._notify(
                     conn, data.task_id, "opened", data.assignee, f"{what}: {data.title}", text, datetime.now(UTC)
                 )
+            return assigned
 
     @activity.defn(name="steps.task_change")
     async def task_change(self, data: TaskChange) -> None:
@@ -106,8 +128,10 @@ class StepRunActivities:
             task = await store.change_task(conn, data)
             if task is None or data.change in ("decided", "cancelled"):
                 return
-            recipient = task.assignee if data.change == "reminded" else (task.escalate_to or task.assignee)
-            subject = ("Reminder: " if data.change == "reminded" else "Escalated to you: ") + task.title
+            recipient = (task.escalate_to or task.assignee) if data.change == "escalated" else task.assignee
+            subject = {"reminded": "Reminder: ", "escalated": "Escalated to you: ", "reassigned": "Assigned to you: "}[
+                data.change
+            ] + task.title
             text = f"{task.description or task.title} (step workflow {task.workflow_name}; decide it in the inbox)"
             await self._notify(conn, data.task_id, data.change, recipient, subject, text, data.ts)
 
@@ -151,6 +175,8 @@ class StepRunActivities:
             system_prompt=found.system_prompt or "",
             model=found.model,
             output_schema=found.output_schema,
+            tools=found.tools,
+            tool_limits=found.tool_limits,
         )
 
     @activity.defn(name="steps.definition")

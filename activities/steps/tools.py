@@ -28,6 +28,7 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedEr
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.agents import store as agents_store
 from core.effects import entities as entity_effects
 from core.effects import ledger, messages
 from core.effects.failures import EffectFailed
@@ -40,6 +41,8 @@ from core.platform.breakers import FailureKind
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
+from core.policy import store as policy_store
+from core.policy.contracts import Action, ApprovalInput, CheckRequest, Subject
 from core.process import instances
 from core.process.contracts import InstanceView, TransitionRequest
 from core.process.ids import PROCESS_WORKFLOW, TRANSITION, WAIT_READY, process_workflow_id
@@ -119,9 +122,10 @@ class StepToolActivities:
         """A database effect and its step record in one transaction, under the step's lock."""
 
         async def bounded(conn: AsyncConnection) -> M:
+            await self._allowed(call)
             return await self._bounded(call, _told(call, perform(conn)))
 
-        return await ledger.once_in_transaction(self._engine, store.StepLedger(call), output, bounded)
+        return await ledger.once_in_transaction(self._engine, self._ledger(call), output, bounded)
 
     async def _outside(
         self, call: ToolCall, output: type[M], perform: Callable[[], Awaitable[M]], *, timed: bool = True
@@ -129,12 +133,77 @@ class StepToolActivities:
         """An outside effect: skipped if recorded, else done and then recorded. ``timed=False``: ``perform``
         bounds its own time (inside a breaker, so that a time-out counts as the target's failure)."""
 
+        async def checked(_: AsyncConnection) -> None:
+            await self._allowed(call)
+
         async def bounded(_: None) -> M:
             return await self._bounded(call, _told(call, perform()), timed=timed)
 
-        return await ledger.once_outside(
-            self._engine, store.StepLedger(call), output, ledger.nothing_to_prepare, bounded
+        return await ledger.once_outside(self._engine, self._ledger(call), output, checked, bounded)
+
+    @staticmethod
+    def _ledger(call: ToolCall) -> ledger.Ledger:
+        """A step's record, or an acting agent's tool-call row in the agent log."""
+        if call.agent_key is None:
+            return store.StepLedger(call)
+        return agents_store.ToolLedger(
+            session_id=call.agent_session or call.execution_id,
+            agent=call.agent or "",
+            key=call.agent_key,
+            tool=call.tool,
+            arguments=call.params,
+            started=call.started_ts,
         )
+
+    async def _allowed(self, call: ToolCall) -> None:
+        """The approval policy, before the effect (core/policy), in a transaction of its own so that a
+        refusal is recorded though no effect follows: denied is a failure the caller is told; an approval
+        required is raised for the calling workflow to ask for, unless one was granted."""
+        refusal: ApplicationError | None = None
+        async with self._engine.begin() as conn:
+            try:
+                await self._check_policy(conn, call)
+            except ApplicationError as exc:
+                refusal = exc  # raised once the decision and its approval link are committed
+        if refusal is not None:
+            raise refusal
+
+    async def _check_policy(self, conn: AsyncConnection, call: ToolCall) -> None:
+        key = self._ledger(call).lock_key
+        subject = Subject(kind="agent", name=call.agent) if call.agent else Subject(kind="workflow", name=call.workflow)
+        request = CheckRequest(subject=subject, action=Action(kind="tool", name=call.tool), arguments=call.params)
+        context = (
+            {"execution_id": call.execution_id, "path": call.path}
+            if call.agent is None
+            else {"session_id": call.agent_session, "call": call.agent_key}
+        )
+        decision = await policy_store.check(conn, request, key=f"policy:{key}", context=context)
+        if decision.effect == "deny":
+            raise errors.POLICY_DENIED.error(decision.reason, {"policy": decision.policy, "version": decision.version})
+        if decision.effect != "require_approval":
+            return
+        approval_id = str(derived_id("approval", key))
+        if call.approval_id is not None:
+            granted = await policy_store.get_approval(conn, uuid.UUID(call.approval_id))
+            if call.approval_id == approval_id and granted is not None and granted.status == "approved":
+                return
+            raise errors.POLICY_DENIED.error(f"{decision.reason}; the approval {call.approval_id} was not granted")
+        assert decision.approval is not None and decision.policy is not None and decision.version is not None
+        await policy_store.link_approval(conn, f"policy:{key}", uuid.UUID(approval_id))
+        asked = ApprovalInput(
+            approval_id=approval_id,
+            title=f"{subject.name} wants to call {call.tool}",
+            requester=subject.name,
+            subject=subject,
+            action=request.action,
+            arguments=policy_store.bounded_arguments(call.params),
+            policy=decision.policy,
+            version=decision.version,
+            reason=decision.reason,
+            obligations=decision.approval,
+            context=context,
+        )
+        raise errors.APPROVAL_REQUIRED.error(decision.reason, asked.model_dump(mode="json"))
 
     @staticmethod
     async def _timed(call: ToolCall, work: Awaitable[M]) -> M:
@@ -184,6 +253,8 @@ class StepToolActivities:
         )
 
     def _actor(self, call: ToolCall) -> str:
+        if call.agent is not None:
+            return f"agent:{call.agent}:{call.agent_session}"
         return f"workflow:{call.workflow}:{call.execution_id}"
 
     # ---------------------------------------------------------------- entities
@@ -415,7 +486,7 @@ class StepToolActivities:
             actor=self._actor(call),
             actor_role="operator",
         )
-        update_id = f"step-{store.StepLedger(call).lock_key}"
+        update_id = f"step-{self._ledger(call).lock_key}"
 
         async def send(workflow_id: str) -> InstanceView:
             handle = activity.client().get_workflow_handle(workflow_id)

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.commands import policies
+from api.commands.policies import ApprovalTicket
 from api.commands.rights import READERS, allow
 from api.deps import Principal
 from api.errors import ApiError
@@ -121,8 +123,13 @@ async def _update(
 
 async def transition(
     instance_id: uuid.UUID, body: TransitionCreate, principal: Principal, engine: AsyncEngine, gateway: Gateway
-) -> InstanceView:
+) -> InstanceView | ApprovalTicket:
+    """Move the instance, unless an approval policy denies it (403) or sends it to people first: then the
+    approval's ticket, and its workflow performs the transition once approved (api/commands/policies.py)."""
     allow(principal, "operator", doing="move instances")
+    ticket = await policies.check_transition(instance_id, body, principal, engine, gateway)
+    if ticket is not None:
+        return ticket
     request = TransitionRequest(
         to_state_id=body.to_state_id,
         comment=body.comment,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,7 +13,7 @@ from api.errors import ApiError
 from api.gateway import AlreadyFinished, Gateway
 from core.platform.contracts import Page
 from core.work import store
-from core.work.contracts import ItemChange, WorkItemPublic, item_input
+from core.work.contracts import FINAL, ItemChange, WorkItemPublic, item_input
 from workflows.work.item import WorkItemWorkflow
 
 
@@ -31,7 +31,8 @@ async def _item(engine: AsyncEngine, item_id: uuid.UUID) -> WorkItemPublic:
 
 
 def _may_work(item: WorkItemPublic, principal: Principal) -> None:
-    if principal.role == "admin" or item.assignee in mine(principal) or item.escalation_user_id in mine(principal):
+    holders = [item.assignee, item.escalation_user_id, item.on_behalf_of]  # a delegate's item: its owner too
+    if principal.role == "admin" or any(h in mine(principal) for h in holders if h):
         return
     raise ApiError(
         403,
@@ -67,7 +68,7 @@ async def change(
     _may_work(item, principal)
     try:
         # With start: an item whose workflow a crash never started gets it now.
-        return await gateway.start_with_update(
+        changed = await gateway.start_with_update(
             WorkItemWorkflow.run,
             item_input(item),
             WorkItemWorkflow.change,
@@ -78,6 +79,11 @@ async def change(
         )
     except AlreadyFinished as exc:
         raise ApiError(409, "invalid_transition", f"the item is {item.status}; nothing changes it") from exc
+    if changed.status in FINAL and item.status not in FINAL:
+        # Someone's load dropped: a role pool's waiting items may go out now (core/people).
+        async with engine.begin() as conn:
+            await store.rebalance(conn, now=datetime.now(UTC))
+    return changed
 
 
 def may_read_queue_of(principal: Principal, assignee: str | None) -> None:

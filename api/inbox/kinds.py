@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.commands import instances as instance_commands
+from api.commands import policies as policy_commands
 from api.commands import sessions as session_commands
 from api.commands import work as work_commands
 from api.deps import Principal
@@ -18,7 +19,10 @@ from api.gateway import Gateway, WorkflowNotFound
 from api.inbox.contracts import Action, Decision, InboxItem
 from core.agents import store as agents_store
 from core.agents.sessions import SessionDecisionCreate
+from core.people import directory
 from core.platform import telemetry
+from core.policy import store as policy_store
+from core.policy.contracts import VoteCreate
 from core.process import instances
 from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView, PendingApproval
 from core.steps import store as steps_store
@@ -329,6 +333,56 @@ class StepTasks:
         return outcome.model_dump(mode="json")
 
 
+class PolicyApprovals:
+    """Approvals an approval policy asked for (an agent's or a step's tool call, a transition, a rule's
+    action): for the approvers it names (people or roles, directory roles included), its escalation
+    targets once late, and admins; never shown to the one who asked."""
+
+    name = "policy"
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        async with engine.connect() as conn:
+            rows = await policy_store.pending_approvals(conn)
+            roles = set(await directory.directory_roles(conn, viewer.name)) if rows else set()
+        items = []
+        for row in rows:
+            people = set(row.approvers.get("people", []))
+            wanted = set(row.approvers.get("roles", []))
+            if row.escalated:
+                people |= set(row.escalate_to)
+                wanted |= set(row.escalate_to)
+            mine = viewer.name in people or bool({viewer.role, *roles} & wanted)
+            if row.requester == viewer.name or not (viewer.role == "admin" or mine):
+                continue
+            score = ESCALATED_APPROVAL_SCORE if row.escalated else APPROVAL_SCORE
+            items.append(
+                InboxItem(
+                    id=f"policy:{row.id}",
+                    kind=self.name,
+                    title=f"{row.title} ({row.policy_name}: {len(row.votes)}/{row.required})",
+                    entity_id=None,
+                    entity_name=None,
+                    assignee=sorted(people | wanted),
+                    priority_score=score,
+                    priority_label=priority_label(score),
+                    due_at=row.deadline_ts,
+                    escalated=row.escalated,
+                    link=f"/api/v1/approvals/{row.id}",
+                    actions=["approve", "reject"],
+                )
+            )
+        return items
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        if decision.action not in ("approve", "reject"):
+            raise _refuse(self.name, decision.action, ("approve", "reject"))
+        body = VoteCreate(decision=decision.action, comment=getattr(decision, "comment", None))
+        approval = await policy_commands.vote(uuid.UUID(reference), body, principal, engine, gateway)
+        return approval.model_dump(mode="json")
+
+
 async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None) -> list[InboxItem]:
     """Every pending item of every kind (or of one) the viewer owes, most urgent first, then soonest due:
     what the API's inbox and the console both show."""
@@ -340,7 +394,8 @@ async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None
 
 
 KINDS: dict[str, InboxKind] = {
-    kind.name: kind for kind in (ApprovalGates(), DeadlineAlerts(), SessionApprovals(), WorkItems(), StepTasks())
+    kind.name: kind
+    for kind in (ApprovalGates(), PolicyApprovals(), DeadlineAlerts(), SessionApprovals(), WorkItems(), StepTasks())
 }
 
 

@@ -20,6 +20,7 @@ from api.commands import analytics as analytics_commands
 from api.commands import instances as instance_commands
 from api.commands import overview as overview_commands
 from api.commands import work as work_commands
+from api.commands.policies import ApprovalTicket
 from api.commands.rights import can
 from api.deps import principal_of
 from api.errors import ApiError
@@ -240,6 +241,8 @@ async def transition(request: Request, instance_id: uuid.UUID) -> Response:
         return back(request, here, error="Choose one of the next states.")
     except ApiError as exc:
         return back(request, here, error=exc.detail)
+    if isinstance(view, ApprovalTicket):
+        return back(request, here, note=f"Sent for approval: {view.reason}. It moves once approved.")
     return back(request, here, note=f"Moved to {view.current_state.name}.")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,13 +14,41 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.agents.tables import StoredAgent
-from core.platform.contracts import RequestModel
+from core.platform.contracts import RequestModel, RequestPart
 from core.platform.paths import PACKS_DIR
 from core.platform.schemas import check_bounded_schema
 
 AGENTS_FILE = PACKS_DIR / "agents" / "standard.json"
 # The delegation order of seed 000 / UC-3: planner, then these in parallel, then validator, reporter last.
 PARALLEL_AFTER_PLANNER = ("estimator", "resource", "risk")
+
+
+class AgentTool(RequestPart):
+    """A tool an agent may call (issue 25): a tool of the step registry (MCP tools included, as
+    ``<server>.<tool>``). ``fixed`` are parameters the admin sets and the model can neither see nor
+    change: an http.request's ``url`` (its scheme, host and port; the model may add ``path`` and
+    ``query``), ``sign`` and ``headers`` can only be fixed, so a URL host or a secret name never comes
+    from the model."""
+
+    tool: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class ToolLimits(RequestPart):
+    """Bounds of an agent's tool use: tool calls per model turn and per agent call (a session: per
+    session), model turns per call, invalid calls the model may correct, and a time limit per tool call."""
+
+    per_turn: int = Field(default=5, ge=1, le=20)
+    per_call: int = Field(default=20, ge=1, le=200)
+    rounds: int = Field(default=8, ge=1, le=30)
+    invalid: int = Field(default=3, ge=0, le=10)
+    timeout_seconds: int = Field(default=60, ge=1, le=600)
+
+
+# Checks an agent's tools against the tool registry (core/steps/acting.py's check_agent_tools, handed to the
+# agents' routes where the domains are composed): the problem, or None.
+ToolsCheck = Callable[[list[AgentTool], set[str]], str | None]
 
 
 class AgentSpec(BaseModel):
@@ -31,6 +60,8 @@ class AgentSpec(BaseModel):
     system_prompt: str
     model: str | None = None
     output_schema: dict[str, Any]
+    tools: list[AgentTool] = Field(default_factory=list)
+    tool_limits: ToolLimits = Field(default_factory=ToolLimits)
 
 
 def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +90,8 @@ class AgentDefinition(RequestModel):
         json_schema_extra={"required": ["type"], "properties": {"type": {"const": "object"}}},
     )
     active_flag: bool = True
+    tools: list[AgentTool] = Field(default_factory=list, max_length=30, description="Tools the agent may call")
+    tool_limits: ToolLimits = Field(default_factory=ToolLimits)
 
     _schema = field_validator("output_schema")(lambda cls, v: _check_schema(v))
 
@@ -79,6 +112,8 @@ class AgentPublic(BaseModel):
     model: str | None
     output_schema: dict[str, Any]
     active_flag: bool
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_limits: dict[str, Any] = Field(default_factory=dict)
 
 
 def read_agent_pack() -> list[AgentCreate]:

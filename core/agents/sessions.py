@@ -42,6 +42,7 @@ class SessionInput(BaseModel):
     approval_timeout_seconds: int
     token_budget: int | None
     history_limit: int
+    max_tool_calls: int = 50  # tool calls across the session's acting agents (issue 25)
     carried: SessionState | None = None  # set when the session continues as new, or is a fork
     forked_from: str | None = None  # a fork's first run: the session it continues from a stage
 
@@ -62,6 +63,7 @@ class SessionState(BaseModel):
     runs: int = 1
     reason: str | None = None
     paused: PauseInfo | None = None
+    tool_calls: int = 0
 
 
 class AgentCallInput(BaseModel):
@@ -72,6 +74,19 @@ class AgentCallInput(BaseModel):
     call_key: str
     max_tokens: int | None = None
     breaker: bool = False  # step workflows: the agent's circuit breaker guards the call
+    # An agent with tools (issue 25): the functions offered (OpenAI tool definitions), and the turns so far
+    # (the model's tool calls and each call's result), sent after the system and user messages.
+    functions: list[dict[str, Any]] = Field(default_factory=list)
+    conversation: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ToolRequest(BaseModel):
+    """One tool call the model asked for in a turn: its id (which its result must name), the function
+    and the arguments as the model wrote them (JSON text, validated before anything runs)."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 class AgentCallResult(BaseModel):
@@ -81,6 +96,18 @@ class AgentCallResult(BaseModel):
     cost_usd: float
     latency_ms: int
     model: str
+    tool_calls: list[ToolRequest] = Field(default_factory=list)  # a turn that asked for tools, not an answer
+    tool_calls_made: int = 0  # an acting agent's call: the tools it ran
+
+
+class ActingInput(BaseModel):
+    """An agent call with tools, run as the ``AgentActing`` workflow (workflows/steps/acting.py), a child
+    of the session or step run that asked: the model's loop, each tool call its own activity."""
+
+    call: AgentCallInput
+    subject_kind: Literal["agent"] = "agent"
+    caller: str  # who the run is: "session:<id>" or "workflow:<name>:<execution>"
+    tool_calls_left: int | None = None  # a session's remaining tool calls across its agents
 
 
 def invalid_reply_details(prompt_tokens: int, completion_tokens: int, cut_by_budget: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from core.agents.sessions import (
     SessionCreate,
     SessionPublic,
     SessionRecord,
+    ToolRequest,
 )
 from core.agents.tables import AgentCallLog, AgentSession, SessionStateData, SessionSummary, StoredAgent
 from core.platform.contracts import Page
@@ -85,6 +86,8 @@ async def active_agents(conn: AsyncConnection) -> list[AgentSpec]:
             system_prompt=r.system_prompt or "",
             model=r.model,
             output_schema=r.output_schema,
+            tools=r.tools,
+            tool_limits=r.tool_limits,
         )
         for r in rows
     ]
@@ -271,8 +274,11 @@ async def open_call(conn: AsyncConnection, data: AgentCallInput) -> AgentCallRes
     ).one()
     if row.execution_status != "completed":
         return None
+    recorded = dict(row.output_data or {})
+    tool_calls = recorded.pop(TOOL_CALLS_KEY, None)
     return AgentCallResult(
-        output=row.output_data or {},
+        output=recorded,
+        tool_calls=[ToolRequest.model_validate(c) for c in tool_calls or []],
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
         cost_usd=float(row.cost_usd),
@@ -304,7 +310,7 @@ async def finish_call(
         .where(AgentCallLog.call_key == call_key)
         .values(
             execution_status=status,
-            output_data=result.output if status in ("completed", "invalid_output") else None,
+            output_data=_kept_output(result) if status in ("completed", "invalid_output") else None,
             model=result.model,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
@@ -312,5 +318,101 @@ async def finish_call(
             latency_ms=result.latency_ms,
             error=error,
             finished_ts=datetime.now(UTC),
+        )
+    )
+
+
+def _kept_output(result: AgentCallResult) -> dict[str, Any]:
+    asked = {TOOL_CALLS_KEY: [c.model_dump() for c in result.tool_calls]} if result.tool_calls else {}
+    return {**result.output, **asked}
+
+
+# A model turn that asked for tools keeps them in its row's output under this key (never an output field:
+# an agent's output schema is an object of its own fields).
+TOOL_CALLS_KEY = "_tool_calls"
+
+
+class ToolLedger:
+    """Where an agent's tool call is recorded (core/effects/ledger.py): its own row of the agent log,
+    keyed by (agent call, turn, position), written ``completed`` with the tool's output."""
+
+    def __init__(
+        self, *, session_id: str, agent: str, key: str, tool: str, arguments: dict[str, Any], started: datetime
+    ) -> None:
+        self._started = started
+        self._session_id = session_id
+        self._agent = agent
+        self._key = key
+        self._tool = tool
+        self._arguments = arguments
+
+    @property
+    def lock_key(self) -> str:
+        return self._key
+
+    async def recorded(self, conn: AsyncConnection) -> dict[str, Any] | None:
+        row = (
+            await conn.execute(
+                select(AgentCallLog.output_data, AgentCallLog.execution_status).where(
+                    AgentCallLog.call_key == self._key
+                )
+            )
+        ).first()
+        return None if row is None or row.execution_status != "completed" else dict(row.output_data or {})
+
+    async def record(self, conn: AsyncConnection, output: dict[str, Any]) -> None:
+        await record_tool_call(
+            conn,
+            session_id=self._session_id,
+            agent=self._agent,
+            key=self._key,
+            tool=self._tool,
+            arguments=self._arguments,
+            status="completed",
+            output=output,
+            latency_ms=int((datetime.now(UTC) - self._started).total_seconds() * 1000),
+            started=self._started,
+        )
+
+
+async def record_tool_call(
+    conn: AsyncConnection,
+    *,
+    session_id: str,
+    agent: str,
+    key: str,
+    tool: str,
+    arguments: dict[str, Any],
+    status: str,
+    output: dict[str, Any] | None = None,
+    error: str | None = None,
+    latency_ms: int | None = None,
+    started: datetime | None = None,
+) -> None:
+    """A tool call's row in the agent log (action ``tool_call``): its arguments, result or error, status
+    (completed, invalid, denied, rejected, failed) and duration. A completed row is never changed."""
+    now = datetime.now(UTC)
+    values = {
+        "execution_status": status,
+        "output_data": output,
+        "error": error[:2000] if error else None,
+        "latency_ms": latency_ms,
+        "finished_ts": now,
+    }
+    await conn.execute(
+        pg_insert(AgentCallLog)
+        .values(
+            session_id=session_id,
+            agent_name=agent,
+            action_type="tool_call",
+            input_data={"tool": tool, "arguments": arguments},
+            call_key=key,
+            execution_ts=started or now,
+            **values,
+        )
+        .on_conflict_do_update(
+            index_elements=[AgentCallLog.call_key],
+            set_=values,
+            where=AgentCallLog.execution_status != "completed",
         )
     )

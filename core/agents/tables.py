@@ -73,6 +73,9 @@ class StoredAgent(Base):
     # Trellis additions
     description: Mapped[str | None] = mapped_column(Text)
     output_schema: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # The tools the agent may call (issue 25): [{tool, fixed, description}], and its limits per call.
+    tools: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    tool_limits: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     updated_ts: Mapped[datetime] = created_now()
 
 

@@ -228,6 +228,7 @@ class ActionInput(BaseModel):
     rule: RuleSnapshot
     event: EntityEventData
     action_index: int
+    approval_id: str | None = None  # an approval the policy asked for, granted for this action (issue 25)
 
     @property
     def action(self) -> Any:

@@ -58,6 +58,15 @@ NOT_PAUSED = ErrorKind("NotPaused", 409, "not_paused")
 MIGRATION_REFUSED = ErrorKind("MigrationRefused", 409, "migration_refused")
 NOT_PERMITTED = ErrorKind("NotPermitted", 403, "forbidden")
 
+# The approval policy (core/policy): an action a policy denies, or that waits for an approval first.
+POLICY_DENIED = ErrorKind("PolicyDenied", 403, "policy_denied")
+APPROVAL_REQUIRED = ErrorKind("ApprovalRequired", 202, "approval_required")
+# A vote an approval refuses: not pending any more, not the voter's to give, or given already.
+APPROVAL_CLOSED = ErrorKind("ApprovalClosed", 409, "approval_closed")
+NOT_AN_APPROVER = ErrorKind("NotAnApprover", 403, "not_an_approver")
+SEPARATION_OF_DUTIES = ErrorKind("SeparationOfDuties", 403, "separation_of_duties")
+ALREADY_VOTED = ErrorKind("AlreadyVoted", 409, "already_voted")
+
 # Agent sessions.
 NOT_AWAITING_APPROVAL = ErrorKind("NotAwaitingApproval", 409, "not_awaiting_approval")
 AGENT_OUTPUT_INVALID = ErrorKind("AgentOutputInvalid", 502, "agent_output_invalid")
@@ -130,7 +139,10 @@ __all__ = [
     "ACTION_INVALID",
     "AGENT_OUTPUT_INVALID",
     "ALREADY_PAUSED",
+    "ALREADY_VOTED",
+    "APPROVAL_CLOSED",
     "APPROVAL_PENDING",
+    "APPROVAL_REQUIRED",
     "CATALOGUE",
     "CIRCUIT_OPEN",
     "EFFECT_UNAVAILABLE",
@@ -143,6 +155,7 @@ __all__ = [
     "LLM_UNAVAILABLE",
     "MIGRATION_REFUSED",
     "NON_RETRYABLE_TYPES",
+    "NOT_AN_APPROVER",
     "NOT_AWAITING_APPROVAL",
     "NOT_PAUSED",
     "NOT_PERMITTED",
@@ -151,6 +164,8 @@ __all__ = [
     "NO_TASK_OPEN",
     "PAUSED",
     "PAYLOAD_TOO_LARGE",
+    "POLICY_DENIED",
+    "SEPARATION_OF_DUTIES",
     "TRANSITION_IN_PROGRESS",
     "WEBHOOK_BLOCKED",
     "WEBHOOK_FAILED",

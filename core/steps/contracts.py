@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.people.directory import Distribution
 from core.platform.contracts import RequestModel
 from core.platform.pauses import PauseInfo
 
@@ -275,6 +276,11 @@ class ToolCall(BaseModel):
     # http.request: header name -> secret name, for the values the definition itself wrote as
     # ``secret:<name>`` (taken from the definition, never from resolved params: data never names a secret).
     secret_headers: dict[str, str] = Field(default_factory=dict)
+    # An acting agent's call (issue 25): recorded in the agent log under ``agent_key``, not as a step.
+    agent: str | None = None
+    agent_key: str | None = None
+    agent_session: str | None = None
+    approval_id: str | None = None  # an approval the policy asked for, granted for this call
 
 
 class ConditionInput(BaseModel):
@@ -348,16 +354,39 @@ class TaskOpen(BaseModel):
     form: dict[str, Any] | None = None
     remind_at: datetime | None = None
     escalate_at: datetime | None = None
+    distribute: Distribution | None = None  # shared among a role's people (core/people)
+    on_behalf_of: str | None = None  # the absent person whose task a delegate holds
+
+
+class TaskAssigned(BaseModel):
+    """Who a task went to when it was not simply its assignee: the person distribution chose, or the
+    delegate of an assignee who is out of office."""
+
+    assignee: str
+    on_behalf_of: str | None = None
 
 
 class TaskChange(BaseModel):
-    """A task reminded, escalated, decided or cancelled (local activity), with its notification."""
+    """A task reminded, escalated, decided, cancelled or reassigned (local activity), with its notification."""
 
     task_id: str
-    change: Literal["reminded", "escalated", "decided", "cancelled"]
+    change: Literal["reminded", "escalated", "decided", "cancelled", "reassigned"]
     ts: datetime
     decision: dict[str, Any] | None = None
     actor: str | None = None
+    assignee: str | None = None  # reassigned: to whom (and for whom, when a delegate takes it)
+    on_behalf_of: str | None = None
+    reason: str | None = None
+
+
+class TaskReassignRequest(BaseModel):
+    """Give an open task to someone else (the update ``reassign_task``), recorded with who and why."""
+
+    path: str
+    to: str
+    on_behalf_of: str | None = None
+    actor: str
+    reason: str | None = None
 
 
 class TaskDecisionRequest(BaseModel):
@@ -393,6 +422,7 @@ class TaskRow(BaseModel):
     title: str
     description: str | None
     assignee: str
+    on_behalf_of: str | None = None
     escalate_to: str | None
     form: dict[str, Any] | None
     actions: list[str]

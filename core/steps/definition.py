@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from core.people.directory import Distribution
 from core.platform.contracts import RequestModel, RequestPart
 
 STEP_NAME = r"^[a-z][a-z0-9_]*$"
@@ -142,6 +143,11 @@ class HumanTask(_Aliased):
     escalation: Escalation | None = None
     form: dict[str, Any] | None = Field(
         default=None, description="A JSON Schema (an object's) the decision's fields must satisfy"
+    )
+    distribute: Distribution | None = Field(
+        default=None,
+        description="Share the task among a role's people (round_robin, least_loaded or skill, with a cap) "
+        "instead of giving it to ``assignee``, which then holds it while everyone is at their cap",
     )
 
 

@@ -430,6 +430,7 @@ async def open_task(conn: AsyncConnection, task: TaskOpen) -> bool:
             title=task.title,
             description=task.description,
             assignee=task.assignee,
+            on_behalf_of=task.on_behalf_of,
             escalate_to=task.escalate_to,
             form=task.form,
             actions=list(TASK_ACTIONS[task.kind]),
@@ -449,6 +450,8 @@ async def change_task(conn: AsyncConnection, change: TaskChange) -> TaskRow | No
         values = {"reminded": True}
     elif change.change == "escalated":
         values = {"escalated": True}
+    elif change.change == "reassigned":
+        values = {"assignee": change.assignee, "on_behalf_of": change.on_behalf_of}
     elif change.change == "decided":
         values = {"status": "decided", "decision": change.decision, "decided_by": change.actor, "decided_ts": change.ts}
     else:

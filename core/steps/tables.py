@@ -135,6 +135,7 @@ class StepTask(Base):
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     assignee: Mapped[str] = mapped_column(Text)
+    on_behalf_of: Mapped[str | None] = mapped_column(Text)  # the absent person whose task a delegate holds
     escalate_to: Mapped[str | None] = mapped_column(Text)
     form: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     actions: Mapped[list[Any]] = mapped_column(JSONB)

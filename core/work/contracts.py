@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.people.directory import Distribution
 from core.platform.contracts import JsonUuid, RequestModel, RequestPart
 
 WorkType = Literal["opportunity", "risk", "strategic", "renewal", "custom"]
@@ -36,6 +37,9 @@ class TriggerConditions(RequestPart):
     risk_score_min: int | None = Field(default=None, ge=0, le=10)
     entity_type: str = Field(default="customer", min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
     sla: Sla | None = Field(default=None, description="Items not done in time escalate")
+    distribution: Distribution | None = Field(
+        default=None, description="Share new items among a role's people (round_robin, least_loaded or skill)"
+    )
 
 
 class DefinitionCreate(RequestModel):
@@ -74,6 +78,7 @@ class WorkItemPublic(BaseModel):
     entity_name: str
     assignee: str
     escalation_user_id: str | None
+    on_behalf_of: str | None = Field(default=None, description="The absent person whose item a delegate holds")
     status: str
     snooze_until: datetime | None
     snooze_days: int | None

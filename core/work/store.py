@@ -16,6 +16,8 @@ from core.entities.contracts import EntityEventData
 from core.entities.tables import Entity
 from core.notifications.contracts import NotificationSpec
 from core.notifications.store import insert_notifications
+from core.people import directory
+from core.people.directory import Distribution
 from core.platform import errors
 from core.platform.contracts import Page
 from core.platform.pages import Order, fetch_page
@@ -245,7 +247,13 @@ async def create_items(
     """An open item per (definition, entity), creating those missing; returns every one of them. Never
     two open items for one definition and entity (a partial unique index), whoever asks concurrently."""
     ids: list[uuid.UUID] = []
-    for definition, entity_id, assignee in wanted:
+    for definition, entity_id, wanted_assignee in wanted:
+        shared = definition.trigger_conditions.get("distribution")
+        rule = Distribution.model_validate(shared) if isinstance(shared, dict) else None
+        choice = await directory.choose(conn, rule, now) if rule is not None else None
+        if choice is None:  # not shared, or everyone is at their cap: the pool (or the person) holds it
+            choice = await directory.direct(conn, rule.pool if rule is not None else wanted_assignee, now)
+        assignee = choice.assignee
         fields = (await conn.execute(select(Entity.fields).where(Entity.id == entity_id))).scalar_one()
         score = priority_score(
             definition.workflow_type, snooze_until=None, now=now, signals=Signals.of(fields), snoozed=False
@@ -257,6 +265,7 @@ async def create_items(
                     definition_id=definition.id,
                     entity_id=entity_id,
                     assignee=assignee,
+                    on_behalf_of=choice.on_behalf_of,
                     is_demo=definition.is_demo,
                     priority_score=score,
                     due_at=_due(definition, now),
@@ -268,6 +277,10 @@ async def create_items(
                 .returning(WorkItem.id)
             )
         ).scalar_one_or_none()
+        if created is not None and choice.how != "direct":
+            await directory.log_change(
+                conn, item=f"work:{created}", from_assignee=None, choice=choice, actor="distribution"
+            )
         if created is None:
             created = (
                 await conn.execute(
@@ -463,3 +476,66 @@ async def interpret(
     }
     fresh = [w for w in wanted if (w[0].id, w[1]) not in existing]
     return seen, await create_items(conn, fresh, now=now)
+
+
+async def rebalance(conn: AsyncConnection, *, now: datetime, limit: int = 200) -> int:
+    """Hand out items a role pool holds because everyone was at their cap, now that loads changed: each to
+    the person its definition's distribution chooses, until no one has room. The number handed out."""
+    rows = (
+        await conn.execute(
+            select(WorkItem.id, WorkItem.assignee, WorkDefinition.trigger_conditions)
+            .join(WorkDefinition, WorkDefinition.id == WorkItem.definition_id)
+            .where(
+                WorkItem.status.in_(OPEN_STATUSES),
+                WorkDefinition.trigger_conditions["distribution"]["pool"].astext == WorkItem.assignee,
+            )
+            .order_by(WorkItem.priority_score.desc(), WorkItem.created_ts)
+            .limit(limit)
+            .with_for_update(of=WorkItem, skip_locked=True)
+        )
+    ).all()
+    handed = 0
+    for row in rows:
+        choice = await directory.choose(conn, Distribution.model_validate(row.trigger_conditions["distribution"]), now)
+        if choice is None:
+            continue
+        await reassign_item(conn, row.id, choice, actor="rebalance", reason="a person's load dropped", now=now)
+        handed += 1
+    return handed
+
+
+async def reassign_item(
+    conn: AsyncConnection,
+    item_id: uuid.UUID,
+    choice: directory.Choice,
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+) -> WorkItemPublic | None:
+    """Give an open item to ``choice``'s assignee, logged with who and why; None when it is not open."""
+    before = (
+        await conn.execute(
+            select(WorkItem.assignee)
+            .where(WorkItem.id == item_id, WorkItem.status.in_(OPEN_STATUSES))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if before is None:
+        return None
+    await conn.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item_id)
+        .values(assignee=choice.assignee, on_behalf_of=choice.on_behalf_of, updated_ts=now)
+    )
+    await directory.log_change(
+        conn, item=f"work:{item_id}", from_assignee=before, choice=choice, actor=actor, reason=reason
+    )
+    return await get_item(conn, item_id)
+
+
+async def open_items_of(conn: AsyncConnection, assignee: str, limit: int = 1000) -> list[uuid.UUID]:
+    rows = await conn.execute(
+        select(WorkItem.id).where(WorkItem.assignee == assignee, WorkItem.status.in_(OPEN_STATUSES)).limit(limit)
+    )
+    return list(rows.scalars())

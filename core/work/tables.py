@@ -70,6 +70,7 @@ class WorkItem(Base):
     entity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Entity.id))
     assignee: Mapped[str] = mapped_column(Text)
     escalation_user_id: Mapped[str | None] = mapped_column(Text)
+    on_behalf_of: Mapped[str | None] = mapped_column(Text)  # the absent person whose item a delegate holds
     status: Mapped[str] = mapped_column(Text, server_default=text("'not_started'"))
     snooze_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     snooze_days: Mapped[int | None] = mapped_column(Integer)

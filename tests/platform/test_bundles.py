@@ -50,7 +50,7 @@ def test_the_bundles_register_every_activity_and_workflow_once() -> None:
         assert [n for n, c in workflows.items() if c > 1] == []
         assert set(names) == _declared("activities", "activity.defn")
         assert set(workflows) == _declared("workflows", "workflow.defn") == {c.__name__ for c in WORKFLOWS}
-        assert sorted(b.name for b in bundles) == ["agents", "automation", "process", "steps", "work"]
+        assert sorted(b.name for b in bundles) == ["agents", "automation", "policy", "process", "steps", "work"]
         assert len(outbox_subscribers(bundles)) == 2  # the work queue's rescoring, external step events
     finally:
         evaluator.close()

@@ -18,7 +18,22 @@ TOKENS = {
     "approver": "test-approver-token-00000003",
     "viewer": "test-viewer-token-0000000004",
 }
-API_KEYS = ",".join(f"{token}:{role}:{role}-user" for role, token in TOKENS.items())
+# People of the directory tests (approvals by name, work shared among a pool): name -> (token, API role).
+PEOPLE = {
+    "alice": ("test-alice-token-000000000005", "operator"),
+    "bob": ("test-bob-token-00000000000006", "approver"),
+    "carol": ("test-carol-token-000000000007", "approver"),
+    "dave": ("test-dave-token-0000000000008", "viewer"),
+}
+API_KEYS = ",".join(
+    [f"{token}:{role}:{role}-user" for role, token in TOKENS.items()]
+    + [f"{token}:{role}:{name}" for name, (token, role) in PEOPLE.items()]
+)
+
+
+def as_person(name: str) -> dict[str, str]:
+    """Headers of a request made by one of PEOPLE (use with ``role=None``)."""
+    return {"Authorization": f"Bearer {PEOPLE[name][0]}"}
 
 
 def auth(role: str) -> dict[str, str]:

@@ -37,6 +37,18 @@ def add(a: float, b: float) -> dict[str, float]:
 
 
 @server.tool()
+def tally(tag: str) -> int:
+    """Count a call (an effect the tests can count): appends ``tag`` to TRELLIS_TEST_MCP_TALLY's file."""
+    path = os.environ.get("TRELLIS_TEST_MCP_TALLY")
+    if not path:
+        raise ToolError("TRELLIS_TEST_MCP_TALLY is not set")
+    with open(path, "a") as sink:
+        sink.write(tag + "\n")
+    with open(path) as source:
+        return sum(1 for line in source if line.strip() == tag)
+
+
+@server.tool()
 def echo(text: str) -> str:
     """Answer the text as it is."""
     return text

@@ -186,8 +186,9 @@ class LlmServer:
     ``max_tokens``), or ``("slow", seconds, reply_or_None)``. Without a script an agent gets a valid default.
     A request for the model ``refuses-json-schema`` with ``response_format`` ``json_schema`` is answered 500
     with the validation error, as llama-cpp-python's server answers it (it takes ``json_object`` with a
-    ``schema`` beside it instead). Every request is recorded with its start and end
-    time and the ``response_format`` it carried."""
+    ``schema`` beside it instead). A dict ``{"tool_calls": [{"name", "arguments", "id"?}]}`` answers with
+    those tool calls (``finish_reason: tool_calls``), as a model that wants tools run. Every request is
+    recorded with its start and end time, its messages, the ``response_format`` and the ``tools`` it carried."""
 
     DEFAULTS: dict[str, dict[str, Any]] = {
         "orchestrator": {"agents": ["planner", "estimator", "resource", "risk", "validator", "reporter"]},
@@ -257,6 +258,7 @@ class LlmServer:
                     "behaviour": behaviour if not isinstance(behaviour, dict) else "ok",
                     "response_format": body.get("response_format"),
                     "model": body.get("model"),
+                    "tools": body.get("tools"),
                 }
                 finish = "stop"
                 status, headers, content = 200, {}, None
@@ -265,7 +267,24 @@ class LlmServer:
                     behaviour = behaviour[2]
                 refuses = body.get("model") == "refuses-json-schema"
                 message = None
-                if refuses and (body.get("response_format") or {}).get("type") == "json_schema":
+                tool_calls = None
+                if isinstance(behaviour, dict) and "tool_calls" in behaviour:
+                    # A turn that asks for tools: {"tool_calls": [{"name", "arguments" (dict or text), "id"?}]}
+                    tool_calls = [
+                        {
+                            "id": call.get("id") or f"call_{len(outer.requests)}_{index}",
+                            "type": "function",
+                            "function": {
+                                "name": call["name"],
+                                "arguments": call["arguments"]
+                                if isinstance(call["arguments"], str)
+                                else json.dumps(call["arguments"]),
+                            },
+                        }
+                        for index, call in enumerate(behaviour["tool_calls"])
+                    ]
+                    finish = "tool_calls"
+                elif refuses and (body.get("response_format") or {}).get("type") == "json_schema":
                     # As llama-cpp-python's server 0.3 answers it: a 500 carrying the validation error.
                     status, message = 500, LLAMA_CPP_JSON_SCHEMA_REFUSAL
                 elif behaviour == "429":
@@ -284,14 +303,15 @@ class LlmServer:
                 else:
                     content = json.dumps(behaviour if isinstance(behaviour, dict) else outer.DEFAULTS.get(agent, {}))
                 if status == 200:
+                    reply: dict[str, Any] = {"role": "assistant", "content": content}
+                    if tool_calls is not None:
+                        reply["tool_calls"] = tool_calls
                     payload = {
                         "id": f"chatcmpl-{len(outer.requests)}",
                         "object": "chat.completion",
                         "created": int(started),
                         "model": body.get("model", "scripted"),
-                        "choices": [
-                            {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
-                        ],
+                        "choices": [{"index": 0, "finish_reason": finish, "message": reply}],
                         "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
                     }
                 else:

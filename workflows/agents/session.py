@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents.llm import LLM_RETRY, LlmActivities
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from core.agents.registry import AgentSpec, stages
     from core.agents.sessions import (
         ORCHESTRATOR,
+        ActingInput,
         AgentCallInput,
         AgentCallResult,
         SessionDecision,
@@ -159,8 +160,10 @@ class AgentSessionWorkflow:
             if data.approval_required and not await self._approved():
                 return await self._finish("failed")
             return await self._finish("completed")
-        except ActivityError as err:
+        except (ActivityError, ChildWorkflowError) as err:
             cause = err.cause
+            if isinstance(cause, ActivityError):  # an acting agent's turn that failed inside its workflow
+                cause = cause.cause
             if isinstance(cause, CancelledError):  # the session was cancelled while an agent was working
                 state.reason = "cancelled on request"
                 await self._finish("cancelled")
@@ -208,21 +211,34 @@ class AgentSessionWorkflow:
         if state.paused is not None:  # the call starts once the session is resumed
             await workflow.wait_condition(lambda: state.paused is None)
         budget = self._input.token_budget
-        result = await workflow.execute_activity_method(
-            LlmActivities.call_agent,
-            AgentCallInput(
-                session_id=self._input.session_id,
-                agent=agent,
-                action_type=action,
-                input=payload,
-                call_key=f"{self._input.session_id}:{key}",
-                max_tokens=max(1, budget - state.tokens) if budget else None,
-            ),
-            start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(seconds=20),
-            retry_policy=LLM_RETRY,
-            summary=PublicText(f"{agent.agent_name}: {action}"),
+        call = AgentCallInput(
+            session_id=self._input.session_id,
+            agent=agent,
+            action_type=action,
+            input=payload,
+            call_key=f"{self._input.session_id}:{key}",
+            max_tokens=max(1, budget - state.tokens) if budget else None,
         )
+        if agent.tools:
+            # An agent with tools runs its loop as the AgentActing child (workflows/steps/acting.py, named
+            # here, not imported: the agents domain imports no other); the session's tool-call limit is
+            # the agent's per-call limit times the session's agents, shared.
+            result: AgentCallResult = await workflow.execute_child_workflow(
+                "AgentActing",
+                ActingInput(call=call, caller=f"session:{self._input.session_id}", tool_calls_left=self._tools_left()),
+                id=f"acting-{call.call_key}",
+                result_type=AgentCallResult,
+            )
+            state.tool_calls += result.tool_calls_made
+        else:
+            result = await workflow.execute_activity_method(
+                LlmActivities.call_agent,
+                call,
+                start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=20),
+                retry_policy=LLM_RETRY,
+                summary=PublicText(f"{agent.agent_name}: {action}"),
+            )
         state.calls += 1
         state.tokens += result.prompt_tokens + result.completion_tokens
         state.cost_usd = round(state.cost_usd + result.cost_usd, 6)
@@ -264,6 +280,10 @@ class AgentSessionWorkflow:
             await self._delegate("reporter")
 
     # ------------------------------------------------------------------ bookkeeping
+
+    def _tools_left(self) -> int:
+        """Tool calls the session may still make: TRELLIS_SESSION_MAX_TOOL_CALLS across its agents."""
+        return max(0, self._input.max_tool_calls - self._state.tool_calls)
 
     def _over_budget(self) -> bool:
         budget = self._input.token_budget

@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.platform import errors
     from core.platform import search_attributes as sa
+    from core.policy.contracts import ApprovalInput
+
+from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_id
 
 _BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 # Histories recorded before actions had typed outputs decode their results as LegacyActionResult.
@@ -94,7 +97,7 @@ class AutomationChainWorkflow:
         for index, action in enumerate(rule.actions):
             entry = ACTIONS[action.type]
             try:
-                await self._perform(entry, ActionInput(rule=rule, event=event, action_index=index), data)
+                await self._perform_once_allowed(entry, ActionInput(rule=rule, event=event, action_index=index), data)
             except ActivityError as err:
                 cause = err.cause
                 message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
@@ -128,6 +131,33 @@ class AutomationChainWorkflow:
                 return ChainOutcome(status="failed", reason=reason, actions_done=index)
         await self._finish(data, "completed", None)
         return ChainOutcome(status="completed", actions_done=len(rule.actions))
+
+    async def _perform_once_allowed(self, entry: RegisteredAction, call: ActionInput, data: ChainInput) -> None:
+        """The action; when the approval policy asks people first (core/policy), its approval as a child
+        workflow, then the action with the approval granted, or the chain fails with the refusal."""
+        try:
+            await self._perform(entry, call, data)
+        except ActivityError as err:
+            cause = err.cause
+            if not (
+                isinstance(cause, ApplicationError) and cause.type == errors.APPROVAL_REQUIRED.type and cause.details
+            ):
+                raise
+            asked = ApprovalInput.model_validate(cause.details[0])
+            decided = await workflow.execute_child_workflow(
+                PolicyApprovalWorkflow.run, asked, id=approval_workflow_id(asked.approval_id)
+            )
+            if decided.status != "approved":
+                raise ActivityError(
+                    f"not approved: {decided.message or decided.status}",
+                    scheduled_event_id=err.scheduled_event_id,
+                    started_event_id=err.started_event_id,
+                    identity=err.identity,
+                    activity_type=err.activity_type,
+                    activity_id=err.activity_id,
+                    retry_state=err.retry_state,
+                ) from errors.POLICY_DENIED.error(f"{cause.message}: {decided.message or decided.status}")
+            await self._perform(entry, call.model_copy(update={"approval_id": asked.approval_id}), data)
 
     @staticmethod
     async def _perform(entry: RegisteredAction, call: ActionInput, data: ChainInput) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.process.approvals import ApprovedTransitions
 from activities.process.migration import MigrationActivities
 from activities.process.state_entry import ProcessActivities
 from core.entities.contracts import limits_of
@@ -19,6 +20,9 @@ WORKFLOWS: tuple[type, ...] = (ProcessInstanceWorkflow, InstanceMigrationWorkflo
 def bundle(engine: AsyncEngine, settings: Settings) -> DomainBundle:
     process = ProcessActivities(engine, limits_of(settings))
     batches = MigrationActivities(engine)
+    approved = ApprovedTransitions()
     return DomainBundle(
-        "process", WORKFLOWS, [process.enter_state, process.record_approval, process.migrate, batches.batch]
+        "process",
+        WORKFLOWS,
+        [process.enter_state, process.record_approval, process.migrate, batches.batch, approved.perform_transition],
     )

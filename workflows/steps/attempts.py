@@ -59,7 +59,7 @@ def _failure(err: ActivityError | ChildWorkflowError) -> AttemptFailed:
         if cause.type == errors.STEP_FAILED.type:
             details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
             return AttemptFailed(cause.message, retryable=bool(details.get("retryable", True)))
-        if cause.type in (errors.LLM_REJECTED.type, errors.LLM_UNAVAILABLE.type):
+        if cause.type in (errors.LLM_REJECTED.type, errors.LLM_UNAVAILABLE.type, errors.POLICY_DENIED.type):
             return AttemptFailed(cause.message, retryable=False)
         return AttemptFailed(cause.message, retryable=True)
     return AttemptFailed(f"{type(cause).__name__}: {cause}" if cause else str(err), retryable=True)

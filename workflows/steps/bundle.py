@@ -7,21 +7,26 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from activities.steps.acting import ActingActivities
 from activities.steps.events import EventDelivery
 from activities.steps.records import StepRunActivities
 from activities.steps.tools import StepToolActivities, tool_activities
 from core.automation.evaluator import ConditionEvaluator
 from core.platform.settings import Settings
+from core.steps.catalogue import Catalogue
 from core.steps.mcp import McpCatalogue
 from workflows.bundles import DomainBundle
+from workflows.steps.acting import AgentActingWorkflow
 from workflows.steps.interpreter import StepWorkflowRun
 
-WORKFLOWS: tuple[type, ...] = (StepWorkflowRun,)
+WORKFLOWS: tuple[type, ...] = (StepWorkflowRun, AgentActingWorkflow)
 
 
 def bundle(client: Client, engine: AsyncEngine, settings: Settings, evaluator: ConditionEvaluator) -> DomainBundle:
     steps = StepRunActivities(engine, settings, evaluator)
-    tools = StepToolActivities(engine, settings, McpCatalogue(settings))
+    mcp = McpCatalogue(settings)
+    tools = StepToolActivities(engine, settings, mcp)
+    acting = ActingActivities(engine, tools, Catalogue(mcp))
     return DomainBundle(
         "steps",
         WORKFLOWS,
@@ -39,6 +44,8 @@ def bundle(client: Client, engine: AsyncEngine, settings: Settings, evaluator: C
             steps.definition,
             steps.start_workflow,
             *tool_activities(tools).values(),
+            acting.offer,
+            acting.tool,
         ],
         outbox_subscribers=[EventDelivery(client)],
     )

@@ -9,14 +9,16 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.steps.records import AgentFound, StepRunActivities
     from core.agents.registry import AgentSpec
-    from core.agents.sessions import AgentCallInput, tokens_of_failed_call
+    from core.agents.sessions import ActingInput, AgentCallInput, tokens_of_failed_call
+    from core.platform import errors
     from core.platform.public_text import PublicText
+    from core.policy.contracts import ApprovalInput
     from core.steps.contracts import (
         DefinitionRef,
         RunResult,
@@ -38,10 +40,20 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from core.steps.starting import INTERPRETER
+from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_id
+from workflows.steps.acting import AgentActingWorkflow, acting_workflow_id
 from workflows.steps.attempts import AttemptFailed, StepFailed, _failure, _retry_of, backoff
 from workflows.steps.bookkeeping import Bookkeeping
 from workflows.steps.run_state import _MARGIN, DEFAULT_STEP_TIMEOUT_MS, MCP_ACTIVITY, Frame
 from workflows.steps.scope import _resolve
+
+
+def _approval_asked(err: ActivityError) -> ApprovalInput | None:
+    """The approval a tool's policy check asked for (its details), or None for any other failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == errors.APPROVAL_REQUIRED.type and cause.details:
+        return ApprovalInput.model_validate(cause.details[0])
+    return None
 
 
 class Calls(Bookkeeping):
@@ -105,8 +117,9 @@ class Calls(Bookkeeping):
             secret_headers=authored_secret_headers(tool, step.params),
         )
         activity_name, output_type = (spec.activity_name, spec.output) if spec else (MCP_ACTIVITY, McpCallOutput)
-        try:
-            result = await workflow.execute_activity(
+
+        async def attempt_once(call: ToolCall) -> Any:
+            return await workflow.execute_activity(
                 activity_name,
                 call,
                 result_type=output_type,
@@ -114,6 +127,23 @@ class Calls(Bookkeeping):
                 retry_policy=infrastructure_retry(),
                 summary=PublicText(f"{path}: {tool}" + (f" (attempt {attempt})" if attempt > 1 else "")),
             )
+
+        try:
+            try:
+                result = await attempt_once(call)
+            except ActivityError as err:
+                asked = _approval_asked(err)
+                if asked is None:
+                    raise
+                # The approval policy asks people first (core/policy): the step waits on its approval.
+                decided = await workflow.execute_child_workflow(
+                    PolicyApprovalWorkflow.run, asked, id=approval_workflow_id(asked.approval_id)
+                )
+                if decided.status != "approved":
+                    raise AttemptFailed(
+                        f"{tool} was not approved: {decided.message or decided.status}", retryable=False
+                    ) from err
+                result = await attempt_once(call.model_copy(update={"approval_id": asked.approval_id}))
         except ActivityError as err:
             raise _failure(err) from err
         return result.model_dump(mode="json", exclude={"already_done"})
@@ -156,23 +186,35 @@ class Calls(Bookkeeping):
         ]
         limit = min(caps) if caps else None
         started = workflow.now()
+        asking = AgentCallInput(
+            session_id=f"workflow:{self._data.execution_id}",
+            agent=agent,
+            action_type=step.name,
+            input=call.input,
+            call_key=f"step:{self._data.execution_id}:{path}",
+            max_tokens=limit,
+            breaker=True,
+        )
         try:
-            result = await workflow.execute_activity_method(
-                LlmActivities.call_agent,
-                AgentCallInput(
-                    session_id=f"workflow:{self._data.execution_id}",
-                    agent=agent,
-                    action_type=step.name,
-                    input=call.input,
-                    call_key=f"step:{self._data.execution_id}:{path}",
-                    max_tokens=limit,
-                    breaker=True,
-                ),
-                start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
-                heartbeat_timeout=timedelta(seconds=20),
-                retry_policy=LLM_RETRY,
-                summary=PublicText(f"{path}: agent.call {call.agent}"),
-            )
+            if agent.tools:  # an acting agent: its loop is the AgentActing child (workflows/steps/acting.py)
+                result = await workflow.execute_child_workflow(
+                    AgentActingWorkflow.run,
+                    ActingInput(call=asking, caller=f"workflow:{self._data.workflow}:{self._data.execution_id}"),
+                    id=acting_workflow_id(asking.call_key),
+                )
+            else:
+                result = await workflow.execute_activity_method(
+                    LlmActivities.call_agent,
+                    asking,
+                    start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
+                    heartbeat_timeout=timedelta(seconds=20),
+                    retry_policy=LLM_RETRY,
+                    summary=PublicText(f"{path}: agent.call {call.agent}"),
+                )
+        except ChildWorkflowError as err:
+            cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
+            message = getattr(cause, "message", None) or str(cause or err)
+            raise AttemptFailed(f"agent.call {call.agent}: {message}", retryable=False) from err
         except ActivityError as err:
             spent = tokens_of_failed_call(err.cause)
             if spent and workflow.patched("step-invalid-reply-tokens"):

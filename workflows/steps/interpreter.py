@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         TaskChange,
         TaskDecisionRequest,
         TaskOutcome,
+        TaskReassignRequest,
     )
     from core.steps.definition import Step, StepWorkflowDefinition, visible
     from core.steps.references import MissingReference, resolve
@@ -157,6 +158,33 @@ class StepWorkflowRun(Waits):
     def _validate_task(self, request: TaskDecisionRequest) -> None:
         self._check_task(request)
 
+    @workflow.update
+    async def reassign_task(self, request: TaskReassignRequest) -> TaskOutcome | None:
+        """Give an open task to someone else (the API's reassign and hand-over, checked there): its row
+        follows, and the new assignee is told."""
+        task = self._tasks.get(request.path)
+        if task is None:
+            raise errors.NO_TASK_OPEN.error(f"no task is open at '{request.path}' (decided, or the run moved on)")
+        task.opened = task.opened.model_copy(update={"assignee": request.to, "on_behalf_of": request.on_behalf_of})
+        await self._local(
+            StepRunActivities.task_change,
+            TaskChange(
+                task_id=task.opened.task_id,
+                change="reassigned",
+                ts=workflow.now(),
+                actor=request.actor,
+                assignee=request.to,
+                on_behalf_of=request.on_behalf_of,
+                reason=request.reason,
+            ),
+        )
+        return None
+
+    @reassign_task.validator
+    def _validate_reassign(self, request: TaskReassignRequest) -> None:
+        if request.path not in self._tasks:
+            raise errors.NO_TASK_OPEN.error(f"no task is open at '{request.path}' (decided, or the run moved on)")
+
     def _check_task(self, request: TaskDecisionRequest) -> OpenTask:
         if self._paused is not None:
             raise paused_error("this execution", self._paused)
@@ -165,6 +193,8 @@ class StepWorkflowRun(Waits):
             raise errors.NO_TASK_OPEN.error(f"no task is open at '{request.path}' (decided, or the run moved on)")
         later = task.opened.escalate_to
         deciders = [task.opened.assignee] + ([later] if task.escalated and later else [])
+        if task.opened.on_behalf_of:  # back from their absence, the person may decide their own task
+            deciders.append(task.opened.on_behalf_of)
         if request.actor_role != "admin" and request.actor not in deciders and request.actor_role not in deciders:
             waiting = f" ({later} once it escalates)" if later and not task.escalated else ""
             raise errors.NOT_PERMITTED.error(f"this task is for {' or '.join(deciders)}{waiting}")

@@ -11,6 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.steps.records import StepRunActivities
+    from core.people.directory import Distribution
     from core.steps.contracts import (
         ExternalEvent,
         TaskChange,
@@ -107,6 +108,7 @@ class Waits(Calls):
             form=task.form,
             remind_at=remind_at,
             escalate_at=escalate_at,
+            distribute=task.distribute,
         )
         return {
             "approved": decision.action == "approve",
@@ -129,6 +131,7 @@ class Waits(Calls):
         form: dict[str, Any] | None = None,
         remind_at: datetime | None = None,
         escalate_at: datetime | None = None,
+        distribute: Distribution | None = None,
     ) -> TaskOutcome:
         """Open a task, remind and escalate on workflow timers (none without their times), and wait for
         its decision."""
@@ -146,8 +149,11 @@ class Waits(Calls):
             form=form,
             remind_at=remind_at,
             escalate_at=escalate_at,
+            distribute=distribute,
         )
-        await self._local(StepRunActivities.task_open, opened)
+        assigned = await self._local(StepRunActivities.task_open, opened)
+        if assigned is not None:  # distributed, or held by the assignee's delegate (core/people)
+            opened = opened.model_copy(update={"assignee": assigned.assignee, "on_behalf_of": assigned.on_behalf_of})
         self._tasks[path] = OpenTask(opened=opened)
         decided = lambda: path in self._decisions  # noqa: E731
         try:

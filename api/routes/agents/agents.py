@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
-from api.deps import Admin, EngineDep, Reader
+from api.deps import Admin, EngineDep, Reader, SettingsDep
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
 from core.agents import store
-from core.agents.registry import AGENT_NAME_PATTERN, AgentCreate, AgentDefinition, AgentPublic
+from core.agents.registry import AGENT_NAME_PATTERN, AgentCreate, AgentDefinition, AgentPublic, ToolsCheck
 from core.platform.contracts import Page
+from core.platform.settings import Settings
 
 router = APIRouter(prefix="/api/v1/orchestrator/agents", tags=["orchestrator"])
 
@@ -45,8 +46,18 @@ async def get_agent(name: PathName, engine: EngineDep, _: Reader) -> AgentPublic
         return _found(await store.get_agent(conn, name), name)
 
 
+def _tools_checked(body: AgentDefinition, settings: Settings, request: Request) -> None:
+    check: ToolsCheck = request.app.state.agent_tools_check  # core/steps/acting.py, composed in api/main.py
+    problem = check(body.tools, set(settings.mcp_servers))
+    if problem is not None:
+        raise ApiError(422, "invalid_value", f"tools: {problem}")
+
+
 @router.post("", response_model=AgentPublic, status_code=201)
-async def create_agent(body: AgentCreate, engine: EngineDep, _: Admin) -> AgentPublic:
+async def create_agent(
+    body: AgentCreate, engine: EngineDep, settings: SettingsDep, request: Request, _: Admin
+) -> AgentPublic:
+    _tools_checked(body, settings, request)
     async with engine.begin() as conn:
         created = await store.create_agent(conn, body)
     if created is None:
@@ -55,8 +66,13 @@ async def create_agent(body: AgentCreate, engine: EngineDep, _: Admin) -> AgentP
 
 
 @router.put("/{name}", response_model=AgentPublic)
-async def replace_agent(name: PathName, body: AgentDefinition, engine: EngineDep, _: Admin) -> AgentPublic:
-    """Replace the agent named in the path (the body does not repeat the name)."""
+async def replace_agent(
+    name: PathName, body: AgentDefinition, engine: EngineDep, settings: SettingsDep, request: Request, _: Admin
+) -> AgentPublic:
+    """Replace the agent named in the path (the body does not repeat the name). Its ``tools`` are tools of
+    the step registry (MCP tools as <server>.<tool>) the agent may call, with parameters the admin fixes
+    (an http.request's url: the model never chooses a host) and ``tool_limits``."""
+    _tools_checked(body, settings, request)
     agent = AgentCreate.model_validate({**body.model_dump(), "agent_name": name})
     async with engine.begin() as conn:
         _found(await store.get_agent(conn, name), name)

@@ -11,8 +11,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from api.commands import instances as commands
+from api.commands.policies import ApprovalTicket
 from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
 from api.errors import ApiError
 from api.pagination import Cursor, Limit, Offset
@@ -102,11 +104,24 @@ async def list_instance_events(
         return await instances.events_page(conn, instance_id, limit=limit, offset=offset, cursor=cursor)
 
 
-@router.put("/{instance_id}/transition", response_model=InstanceView)
+@router.put(
+    "/{instance_id}/transition",
+    response_model=InstanceView,
+    responses={
+        202: {"model": ApprovalTicket, "description": "An approval policy sent the transition to people first"},
+        403: {"description": "An approval policy denies the transition (policy_denied)"},
+    },
+)
 async def transition_instance(
     instance_id: uuid.UUID, body: TransitionCreate, engine: EngineDep, gateway: GatewayDep, principal: Operator
-) -> InstanceView:
-    return await commands.transition(instance_id, body, principal, engine, gateway)
+) -> InstanceView | JSONResponse:
+    """Move the instance to one of its allowed next states. An approval policy on the transition may deny
+    it (403 ``policy_denied``, naming the policy) or send it to people first (202 with the approval,
+    ``GET /api/v1/approvals/{id}``): the transition happens once, when the approval is granted."""
+    moved = await commands.transition(instance_id, body, principal, engine, gateway)
+    if isinstance(moved, ApprovalTicket):
+        return JSONResponse(status_code=202, content=moved.model_dump(mode="json"))
+    return moved
 
 
 @router.post("/{instance_id}/cancel", response_model=InstanceView)

@@ -1,0 +1,133 @@
+"""The activities of an acting agent (issue 25): the offer of its tools (the registry's schemas, MCP tools
+included, without what the admin fixed), and one tool call, run by the step tool's own activity code
+under the same ledger, policy check and time limit, recorded in the agent log.
+
+A tool call whose arguments are invalid, that a policy denies, or whose tool failed, is an outcome the
+model is told, not a failure of the activity: the model may correct it. Only a lost attempt (a worker
+died) is retried by Temporal, and the ledger makes that repeat no effect.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.steps.tools import StepToolActivities, tool_activities
+from core.agents import store as agents_store
+from core.agents.registry import AgentTool
+from core.platform import errors
+from core.policy.contracts import ApprovalInput
+from core.steps.acting import (
+    AgentToolCall,
+    AgentToolOutcome,
+    Offer,
+    OfferedTool,
+    arguments_of,
+    definition,
+    function_name,
+    offered_schema,
+)
+from core.steps.catalogue import Catalogue
+from core.steps.contracts import ToolCall
+from core.steps.mcp import McpUnavailable
+from core.steps.tools import authored_secret_headers
+
+
+class OfferRequest(BaseModel):
+    tools: list[AgentTool]
+
+
+class ActingActivities:
+    def __init__(self, engine: AsyncEngine, tools: StepToolActivities, catalogue: Catalogue) -> None:
+        self._engine = engine
+        self._tools = tools
+        self._catalogue = catalogue
+        self._bound = tool_activities(tools)
+
+    @activity.defn(name="agent.offer")
+    async def offer(self, data: OfferRequest) -> Offer:
+        offered: list[OfferedTool] = []
+        taken: set[str] = set()
+        for entry in data.tools:
+            try:
+                found = await self._catalogue.lookup(entry.tool)
+            except McpUnavailable as exc:
+                return Offer(problem=f"tool {entry.tool}: {exc}")
+            if found is None or entry.tool in ("agent.call", "workflow.run"):
+                return Offer(problem=f"tool {entry.tool} is not a tool an agent may call")
+            schema = offered_schema(entry.tool, found.params_schema, entry.fixed)
+            function = function_name(entry.tool, taken)
+            offered.append(
+                OfferedTool(
+                    function=function,
+                    tool=entry.tool,
+                    fixed=entry.fixed,
+                    parameters=schema,
+                    definition=definition(function, entry.description or found.description, schema),
+                )
+            )
+        return Offer(tools=offered)
+
+    @activity.defn(name="agent.tool")
+    async def tool(self, data: AgentToolCall) -> AgentToolOutcome:
+        started = time.perf_counter()
+        tool = data.offered.tool
+        try:
+            params = arguments_of(data.offered, data.arguments)
+        except ValueError as exc:
+            return await self._ended(data, "invalid", {}, f"{tool}: {exc}", started)
+        call = ToolCall(
+            execution_id=data.session_id,
+            workflow=data.caller,
+            path=data.key,
+            position=0,
+            name=data.request_id,
+            tool=tool,
+            params=params,
+            timeout_ms=data.timeout_ms,
+            started_ts=activity.info().started_time,
+            secret_headers=authored_secret_headers(tool, data.offered.fixed),  # the admin's, never the model's
+            agent=data.agent,
+            agent_key=data.key,
+            agent_session=data.session_id,
+            approval_id=data.approval_id,
+        )
+        run = self._bound.get(tool) or self._bound["mcp"]
+        try:
+            output = await run(call)
+        except ApplicationError as exc:
+            details = exc.details[0] if exc.details and isinstance(exc.details[0], dict) else {}
+            if exc.type == errors.APPROVAL_REQUIRED.type:
+                return AgentToolOutcome(
+                    status="approval_required", error=exc.message, approval=ApprovalInput.model_validate(details)
+                )
+            if exc.type == errors.POLICY_DENIED.type:
+                return await self._ended(data, "denied", params, exc.message, started)
+            if exc.type == errors.STEP_FAILED.type:
+                invalid = "params are invalid" in exc.message
+                return await self._ended(data, "invalid" if invalid else "failed", params, exc.message, started)
+            raise
+        result = output.model_dump(mode="json", by_alias=True, exclude={"already_done"})
+        return AgentToolOutcome(status="completed", result=result)
+
+    async def _ended(
+        self, data: AgentToolCall, status: Any, params: dict[str, Any], error: str, started: float
+    ) -> AgentToolOutcome:
+        async with self._engine.begin() as conn:
+            await agents_store.record_tool_call(
+                conn,
+                session_id=data.session_id,
+                agent=data.agent,
+                key=data.key,
+                tool=data.offered.tool,
+                arguments=params or {"written": data.arguments[:4000]},
+                status=status,
+                error=error,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+            )
+        return AgentToolOutcome(status=status, error=error)
