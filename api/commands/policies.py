@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
@@ -28,6 +28,8 @@ from core.policy.contracts import (
     Action,
     ApprovalInput,
     ApprovalPublic,
+    ApprovalRecord,
+    ApprovalState,
     CheckRequest,
     DecisionPublic,
     EvaluateRequest,
@@ -290,6 +292,20 @@ async def check_transition(
             actor_role=principal.role,
         ),
     )
+    # The row first, so the ticket's link answers at once (the workflow writes over it as it goes).
+    now = datetime.now(UTC)
+    escalation = asked.obligations.escalation
+    async with engine.begin() as conn:
+        await store.record_approval(
+            conn,
+            ApprovalRecord(
+                input=asked,
+                state=ApprovalState(),
+                created_ts=now,
+                deadline_ts=now + timedelta(seconds=asked.obligations.deadline_seconds),
+                escalate_ts=now + timedelta(seconds=escalation.after_seconds) if escalation else None,
+            ),
+        )
     try:
         await gateway.start(
             PolicyApprovalWorkflow.run,

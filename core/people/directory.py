@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.people.tables import Absence, AssignmentChange, DistributionCursor, Person
-from core.platform.contracts import RequestModel, RequestPart
+from core.platform.contracts import JsonDatetime, RequestModel, RequestPart
 
 Strategy = Literal["round_robin", "least_loaded", "skill"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -70,8 +70,8 @@ class PersonPublic(BaseModel):
 
 class AbsenceBody(RequestModel):
     delegate: Name
-    starts_ts: datetime
-    ends_ts: datetime
+    starts_ts: JsonDatetime
+    ends_ts: JsonDatetime
     reason: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")

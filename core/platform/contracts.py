@@ -11,7 +11,7 @@ import uuid
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, model_validator
 
 T = TypeVar("T")
 
@@ -124,6 +124,8 @@ def _list_item(annotation: Any) -> Any:
 
 # A UUID in a request body arrives as JSON text; strict models would otherwise want a UUID object.
 JsonUuid = Annotated[uuid.UUID, Strict(False)]
+# A timestamp as JSON writes one (ISO 8601 text), with its offset: a time without one is refused.
+JsonDatetime = Annotated[AwareDatetime, Strict(False)]
 
 
 class RequestModel(RequestPart):

@@ -30,6 +30,8 @@ ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelle
 POLICY_NAME = r"^[a-z][a-z0-9_\-]{0,99}$"
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Pattern = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:*\-]+$")]
+# An agent's or a workflow's name, or a pattern of them (a rule acts as "rule:<its name>", spaces and all).
+SubjectPattern = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f]+$")]
 MAX_ARGUMENTS_BYTES = 16_000  # what a decision row keeps of the arguments
 
 
@@ -37,8 +39,8 @@ class Subjects(RequestPart):
     """Who or what acts; a policy applies when any list names the actor (every list empty: anyone).
     ``agents`` and ``workflows`` take ``*`` patterns (``sales_*``)."""
 
-    agents: list[Pattern] = Field(default_factory=list, max_length=50)
-    workflows: list[Pattern] = Field(default_factory=list, max_length=50)
+    agents: list[SubjectPattern] = Field(default_factory=list, max_length=50)
+    workflows: list[SubjectPattern] = Field(default_factory=list, max_length=50)
     roles: list[Name] = Field(default_factory=list, max_length=50, description="API roles or directory roles")
     people: list[Name] = Field(default_factory=list, max_length=200)
 

@@ -588,6 +588,165 @@ async def session_forked(stage: Stage) -> Ref:
     return (await _paused_then_forked(stage))[1], None
 
 
+# --------------------------------------------------------------------------- agents that act, policies
+
+
+async def _policy(api: Api, name: str, body: dict[str, Any]) -> None:
+    assert (await api.request("PUT", f"/api/v1/policies/{name}", json=body)).status_code == 200
+
+
+async def _approve_pending(api: Api, subject: str) -> None:
+    async def found() -> dict[str, Any] | None:
+        items = (await api.request("GET", "/api/v1/approvals?status=pending&limit=200")).json()["items"]
+        return next((a for a in items if a["subject"] == subject), None)
+
+    approval = await eventually(found, attempts=300)
+    decided = await api.request(
+        "POST", f"/api/v1/approvals/{approval['id']}/decision", role="approver", json={"decision": "approve"}
+    )
+    assert decided.status_code == 200, decided.text
+
+
+async def _acting_session(stage: Stage, llm: Any) -> tuple[str, str]:
+    """A session whose one agent calls two tools in parallel, one of them after an approval: (the
+    session's workflow, the agent call's AgentActing workflow)."""
+    api, c, name = stage.api, case(), unique_type("replay_clerk")
+    body = {
+        "agent_name": name,
+        "agent_type": "clerk",
+        "capabilities": ["records"],
+        "system_prompt": f"You are the {name} agent.",
+        "output_schema": {"type": "object", "properties": {"done": {"type": "boolean"}}, "required": ["done"]},
+        "tools": [
+            {"tool": "entity.create", "fixed": {"entity_type": "replay_acting"}},
+            {"tool": "http.request", "fixed": {"url": f"{stage.webhook_base}/ok"}},
+        ],
+    }
+    assert (await api.request("POST", "/api/v1/orchestrator/agents", json=body)).status_code == 201
+    await _policy(
+        api,
+        f"replay-{name}".replace("_", "-"),
+        {
+            "subjects": {"agents": [name]},
+            "target": {"kind": "tool", "tools": ["http.request"]},
+            "effect": "require_approval",
+            "approval": {"approvers": {"roles": ["approver"]}},
+        },
+    )
+    llm.script(
+        c,
+        name,
+        [
+            {
+                "tool_calls": [
+                    {"id": "a", "name": "entity_create", "arguments": {"name": "made by an agent"}},
+                    {"id": "b", "name": "http_request", "arguments": {"path": name}},
+                ]
+            },
+            {"done": True},
+        ],
+    )
+    started = await start_session(api, c, agents=[name])
+    await _approve_pending(api, name)
+    done = await until(api, started["session_id"])
+    assert done["session_status"] == "completed", done
+    return started["workflow_id"], f"acting-{started['session_id']}:0:{name}:r0"
+
+
+async def session_acting(stage: Stage, llm: Any) -> Ref:
+    return (await _acting_session(stage, llm))[0], None
+
+
+async def agent_acting(stage: Stage, llm: Any) -> Ref:
+    return (await _acting_session(stage, llm))[1], None
+
+
+async def policy_approval_transition(stage: Stage) -> Ref:
+    """A transition a policy sent to an approver, approved, and performed by the approval."""
+    code = unique_code("REPLAYPOL")
+    states = [node(0, [], [1]), node(1, [0], [])]
+    assert (
+        await stage.api.request("POST", "/api/v1/workflow-template", json=template(code, states))
+    ).status_code == 201
+    await _policy(
+        stage.api,
+        f"replay-{code.lower()}".replace("_", "-"),
+        {
+            "target": {"kind": "transition", "template_code": code},
+            "effect": "require_approval",
+            "approval": {
+                "approvers": {"roles": ["approver"]},
+                "escalation": {"after_seconds": 1, "to": ["admin"]},
+                "deadline_seconds": 600,
+            },
+        },
+    )
+    instance = (await stage.api.start(code))["instance_id"]
+    asked = await stage.api.transition(instance, 1)
+    assert asked.status_code == 202, asked.text
+    approval = asked.json()["approval_id"]
+    await asyncio.sleep(1.5)  # it escalates first
+    decided = await stage.api.request(
+        "POST", f"/api/v1/approvals/{approval}/decision", role="approver", json={"decision": "approve"}
+    )
+    assert decided.status_code == 200, decided.text
+    return f"approval-{approval}", None
+
+
+async def step_tool_approved(stage: Stage) -> Ref:
+    """A step's tool call that waited for its approval, then ran."""
+    name = unique_type("replay_policy")
+    definition = {
+        "name": name,
+        "steps": [{"name": "call", "tool": "http.request", "params": {"url": f"{stage.webhook_base}/ok/{name}"}}],
+    }
+    assert (await stage.api.request("POST", "/api/v1/workflows", json=definition)).status_code == 201
+    await _policy(
+        stage.api,
+        f"replay-{name}".replace("_", "-"),
+        {
+            "subjects": {"workflows": [name]},
+            "target": {"kind": "tool", "tools": ["http.request"]},
+            "effect": "require_approval",
+            "approval": {"approvers": {"roles": ["approver"]}},
+        },
+    )
+    started = await stage.api.request("POST", f"/api/v1/workflows/{name}/execute", role="operator", json={})
+    execution = started.json()["id"]
+    await _approve_pending(stage.api, name)
+    path = f"/api/v1/workflow-executions/{execution}"
+
+    async def done() -> dict[str, Any] | None:
+        found = (await stage.api.request("GET", path)).json()
+        return found if found["status"] in ("completed", "failed") else None
+
+    finished = await eventually(done, attempts=300)
+    assert finished["status"] == "completed", finished
+    return finished["temporal_workflow_id"], None
+
+
+async def chain_action_approved(stage: Stage) -> Ref:
+    """A rule's action that waited for its approval, then ran."""
+    kind = unique_type("replay_approved")
+    rule = await create_rule(stage.api, kind, [{"type": "call_webhook", "url": f"{stage.webhook_base}/ok/{kind}"}])
+    subject = f"rule:{rule['workflow_name']}"
+    await _policy(
+        stage.api,
+        f"replay-{kind}".replace("_", "-"),
+        {
+            "subjects": {"workflows": [subject]},
+            "target": {"kind": "rule_action", "actions": ["call_webhook"]},
+            "effect": "require_approval",
+            "approval": {"approvers": {"roles": ["approver"]}},
+        },
+    )
+    await create_entity(stage.api, kind, "Approved")
+    await _approve_pending(stage.api, subject)
+    [run] = await finished_executions(stage.api, rule["id"], 1)
+    assert run["status"] == "completed", run
+    return run["workflow_id"], None
+
+
 async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
     """Every scenario, concurrently; their histories by scenario name."""
     scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
@@ -619,6 +778,11 @@ async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
         "step_paused": lambda: step_paused(stage),
         "session_paused": lambda: session_paused(stage),
         "session_forked": lambda: session_forked(stage),
+        "session_acting": lambda: session_acting(stage, llm),
+        "agent_acting": lambda: agent_acting(stage, llm),
+        "policy_approval_transition": lambda: policy_approval_transition(stage),
+        "step_tool_approved": lambda: step_tool_approved(stage),
+        "chain_action_approved": lambda: chain_action_approved(stage),
     }
     refs = await asyncio.gather(*(run() for run in scenarios.values()))
     histories: dict[str, WorkflowHistory] = {}
