@@ -31,7 +31,14 @@ from core.steps.contracts import TaskReassignRequest
 from core.work import store as work_store
 from workflows.steps.interpreter import StepWorkflowRun
 
-ItemRef = Annotated[str, Field(min_length=6, max_length=60, pattern=r"^(work|task):[0-9a-fA-F-]{36}$")]
+ItemRef = Annotated[
+    str,
+    Field(
+        min_length=41,
+        max_length=41,
+        pattern=r"^(work|task):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    ),
+]
 MAX_ITEMS = 100
 
 

@@ -98,6 +98,7 @@ async def start(
         approval_timeout_seconds=body.approval_timeout_seconds,
         token_budget=budget,
         history_limit=settings.session_history_limit,
+        max_tool_calls=settings.session_max_tool_calls,
         carried=carried,
         forked_from=forked_from,
     )

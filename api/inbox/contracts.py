@@ -27,6 +27,9 @@ class InboxItem(BaseModel):
     due_at: datetime | None
     escalated: bool
     link: str = Field(description="The thing itself, in the API")
+    detail: str | None = Field(
+        default=None, description="What is asked, in words: a policy approval's reason and arguments"
+    )
     actions: list[Action] = Field(description="What the caller may do now")
 
 

@@ -4,6 +4,7 @@ inbox adds no second path to any state change."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, Protocol
 
@@ -51,6 +52,11 @@ class InboxKind(Protocol):
     ) -> dict[str, Any]:
         """Apply ``decision`` through the owning workflow's update; the decided object, as JSON."""
         ...
+
+
+def _brief(arguments: dict[str, Any], limit: int = 300) -> str:
+    text = json.dumps(arguments, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def owes(viewer: Principal, assignees: list[str]) -> bool:
@@ -369,6 +375,7 @@ class PolicyApprovals:
                     escalated=row.escalated,
                     link=f"/api/v1/approvals/{row.id}",
                     actions=["approve", "reject"],
+                    detail=f"{row.reason} · arguments: {_brief(row.arguments)}",
                 )
             )
         return items

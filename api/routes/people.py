@@ -25,7 +25,7 @@ async def list_people(
     return await commands.people(principal, engine, role)
 
 
-@router.post("/people/rebalance", response_model=RebalanceResult)
+@router.post("/assignments/rebalance", response_model=RebalanceResult)
 async def rebalance(engine: EngineDep, principal: Operator) -> RebalanceResult:
     """Hand out the items role pools hold because everyone was at their cap (also done whenever a work
     item closes or the directory changes)."""

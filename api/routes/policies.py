@@ -35,7 +35,7 @@ async def list_policies(
     return await commands.listing(principal, engine, limit=limit, offset=offset, cursor=cursor)
 
 
-@router.post("/policies/evaluate", response_model=PolicyDecision)
+@router.post("/policy-decisions/evaluate", response_model=PolicyDecision)
 async def evaluate_policies(body: EvaluateRequest, engine: EngineDep, principal: Reader) -> PolicyDecision:
     """What the enabled policies would decide for this actor, action and arguments; nothing is recorded."""
     return await commands.evaluate(body, principal, engine)

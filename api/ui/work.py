@@ -14,7 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import Field, ValidationError
 
+from api.commands import people as people_commands
 from api.commands import work as work_commands
+from api.commands.people import ReassignRequest
 from api.deps import Principal
 from api.errors import ApiError
 from api.ui.common import engine, flash, gateway, page, read_form_pairs, viewer
@@ -130,6 +132,56 @@ async def queue_page(request: Request) -> HTMLResponse:
     )
 
 
+async def _reassign(
+    request: Request, principal: Principal, csrf: str, pairs: list[tuple[str, str]], ids: list[str]
+) -> Response:
+    """Reassign the selected items (core/people): confirmed first, then each moved and recorded with who
+    and why; someone out of office gets it through their delegate."""
+    fields = dict(pairs)
+    to, reason = fields.get("to", "").strip(), fields.get("reason", "").strip()
+    try:
+        body = ReassignRequest(items=[f"work:{uuid.UUID(i)}" for i in ids], to=to, reason=reason)
+    except (ValueError, ValidationError):
+        problem = "Select at least one item, whom to give them to, and why (the reason is recorded)."
+        return await _queue(request, principal, csrf, QueueQuery(), error=problem)
+    if fields.get("confirmed") != "1":
+        found = await work_commands.get_many([uuid.UUID(i) for i in ids], principal, engine(request))
+        return page(
+            "confirm.html",
+            principal=principal,
+            csrf=csrf,
+            question=f"Reassign {len(found)} item{'' if len(found) == 1 else 's'} to {to}, because: {reason}?",
+            lines=[f"{f.definition_name} for {f.entity_name} ({f.assignee})" for f in found],
+            action="/ui/queue/bulk",
+            fields=[(k, v) for k, v in pairs if k in ("item", "action", "to", "reason")],
+            button="Confirm",
+            back="/ui/queue",
+        )
+    try:
+        moved = await people_commands.reassign(body, principal, engine(request), gateway(request))
+    except ApiError as exc:
+        return await _queue(request, principal, csrf, QueueQuery(), error=exc.detail)
+    results = [
+        Result(
+            m.item.partition(":")[2],
+            m.item,
+            m.outcome == "moved",
+            (f"now with {m.assignee}" + (f" on behalf of {m.on_behalf_of}" if m.on_behalf_of else ""))
+            if m.outcome == "moved"
+            else f"not moved: {m.outcome.replace('_', ' ')}",
+        )
+        for m in moved.items
+    ]
+    return await _queue(
+        request,
+        principal,
+        csrf,
+        QueueQuery(),
+        results=results,
+        results_title=f"Reassign to {to}: {moved.moved} of {len(results)} moved",
+    )
+
+
 def _change(action: str, fields: dict[str, str], actor: str) -> ItemChange:
     if action == "snooze":
         return ItemChange(action="snooze", actor=actor, days=int(fields.get("days", "0")))
@@ -157,6 +209,8 @@ async def bulk(request: Request) -> Response:
     fields = dict(pairs)
     ids = list(dict.fromkeys(v for k, v in pairs if k == "item"))
     action = fields.get("action", "")
+    if action == "reassign":
+        return await _reassign(request, principal, csrf, pairs, ids)
     problem = None
     try:
         change = _change(action, fields, principal.name)

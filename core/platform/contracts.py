@@ -11,7 +11,7 @@ import uuid
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 T = TypeVar("T")
 
@@ -124,8 +124,17 @@ def _list_item(annotation: Any) -> Any:
 
 # A UUID in a request body arrives as JSON text; strict models would otherwise want a UUID object.
 JsonUuid = Annotated[uuid.UUID, Strict(False)]
+
+
+def _timestamp_text(value: Any) -> Any:
+    """A timestamp is ISO 8601 text in JSON (the OpenAPI says string, date-time): not a number."""
+    if isinstance(value, int | float):
+        raise ValueError("a timestamp is ISO 8601 text with its offset, e.g. 2026-12-24T09:00:00Z")
+    return value
+
+
 # A timestamp as JSON writes one (ISO 8601 text), with its offset: a time without one is refused.
-JsonDatetime = Annotated[AwareDatetime, Strict(False)]
+JsonDatetime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_timestamp_text)]
 
 
 class RequestModel(RequestPart):

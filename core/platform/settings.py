@@ -233,6 +233,9 @@ class Settings(BaseSettings):
     session_history_limit: int = Field(
         default=2000, ge=20, description="Workflow history events after which a session continues as new"
     )
+    session_max_tool_calls: int = Field(
+        default=50, ge=1, le=10_000, description="Tool calls a session's acting agents may make in all"
+    )
 
     # Step workflows
     mcp_servers: dict[str, McpServer] = Field(

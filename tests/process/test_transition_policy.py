@@ -237,7 +237,7 @@ async def test_a_denied_transition_is_a_403_naming_the_policy(api: Api) -> None:
     assert by_admin.status_code == 200  # an admin is not an operator: the policy does not apply
     evaluated = await api.request(
         "POST",
-        "/api/v1/policies/evaluate",
+        "/api/v1/policy-decisions/evaluate",
         role="viewer",
         json={
             "subject_kind": "person",

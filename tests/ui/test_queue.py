@@ -77,3 +77,33 @@ async def test_an_item_of_someone_else_is_reported_not_changed(api: Api, browser
     assert "Skip, because: duplicate: 1 of 2 changed" in answer.text
     refused = re.search(rf"data-result=\"{theirs[0]['id']}\".*?</tr>", answer.text, re.S)
     assert refused is not None and "only they or an admin may change it" in refused.group(0)
+
+
+async def test_a_bulk_reassignment_confirmed_and_recorded(api: Api, browser: Browser, console: str) -> None:
+    """Reassign from the console (issue 25): the selection goes to another person, confirmed first, each
+    item answered, and the change recorded with who and why."""
+    items = await demo(api, await customer(api, revenue_impact_tier=3), "operator-user")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await sign_in(page, console, "operator")
+    await page.goto(f"{console}/ui/queue?label=")
+    for item in items[:2]:
+        await page.locator(f"tr[data-row='{item['id']}'] input[type=checkbox]").check()
+    await page.click("button[value=reassign]")
+    await expect(page.locator(".flash.error")).to_contain_text("and why")  # no reason: nothing moves
+    for item in items[:2]:
+        await page.locator(f"tr[data-row='{item['id']}'] input[type=checkbox]").check()
+    await page.select_option("select[name=to]", "bob")
+    await page.fill("input[name=reason]", "bob covers this region")
+    await page.click("button[value=reassign]")
+    await expect(page.locator("h1")).to_have_text("Reassign 2 items to bob, because: bob covers this region?")
+    await shot(page, "queue-reassign-confirm")
+    await page.locator("[data-confirm] button[type=submit]").click()
+    results = page.locator("[data-bulk-results]")
+    await expect(results.locator(".title")).to_have_text("Reassign to bob: 2 of 2 moved")
+    await expect(results.locator(f"tr[data-result='{items[0]['id']}']")).to_contain_text("now with bob")
+    await context.close()
+    log = (await api.request("GET", f"/api/v1/assignments/changes?item=work:{items[0]['id']}", role="viewer")).json()
+    assert [(c["to_assignee"], c["actor"], c["reason"], c["how"]) for c in log] == [
+        ("bob", "operator-user", "bob covers this region", "reassign")
+    ]

@@ -109,7 +109,6 @@ async def list_instance_events(
     response_model=InstanceView,
     responses={
         202: {"model": ApprovalTicket, "description": "An approval policy sent the transition to people first"},
-        403: {"description": "An approval policy denies the transition (policy_denied)"},
     },
 )
 async def transition_instance(
