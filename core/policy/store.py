@@ -8,6 +8,7 @@ recorded under the caller's key, so a retried check records it once.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -76,6 +77,7 @@ async def save_policy(conn: AsyncConnection, name: str, body: PolicyBody, actor:
     await conn.execute(
         insert(PolicyVersion).values(name=name, version=row.version, change="saved", body=document, actor=actor)
     )
+    forget_cached()
     return _public(row)
 
 
@@ -85,6 +87,7 @@ async def delete_policy(conn: AsyncConnection, name: str, actor: str) -> bool:
     ).first()
     if row is None:
         return False
+    forget_cached()
     await conn.execute(
         insert(PolicyVersion).values(name=name, version=row.version + 1, change="deleted", body=None, actor=actor)
     )
@@ -113,6 +116,33 @@ async def versions(conn: AsyncConnection, name: str) -> list[PolicyVersionPublic
         select(PolicyVersion.__table__).where(PolicyVersion.name == name).order_by(PolicyVersion.version)
     )
     return [PolicyVersionPublic.model_validate(r._asdict()) for r in rows]
+
+
+# The transition check sits on the API's hot path: each process keeps the enabled policies of a kind for
+# at most CACHE_SECONDS, and forgets them at once when it saves or deletes one itself. A policy saved
+# through another API process applies there within CACHE_SECONDS (docs/concepts/policies.md).
+CACHE_SECONDS = 2.0
+_cached: dict[str, tuple[float, list[Policy]]] = {}
+
+
+def forget_cached() -> None:
+    _cached.clear()
+
+
+def known_empty(kind: str) -> bool:
+    """Whether this process knows, from its cache, that no enabled policy of ``kind`` exists."""
+    found = _cached.get(kind)
+    return found is not None and found[0] > time.monotonic() and not found[1]
+
+
+async def active_cached(conn: AsyncConnection, kind: str) -> list[Policy]:
+    now = time.monotonic()
+    found = _cached.get(kind)
+    if found is not None and found[0] > now:
+        return found[1]
+    policies = await active(conn, kind)
+    _cached[kind] = (now + CACHE_SECONDS, policies)
+    return policies
 
 
 async def active(conn: AsyncConnection, kind: str) -> list[Policy]:
