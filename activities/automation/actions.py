@@ -51,8 +51,8 @@ from core.entities.contracts import Cause, limits_of
 from core.platform import errors, telemetry
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
-from core.policy import store as policy_store
-from core.policy.contracts import Action, ApprovalInput, CheckRequest, Subject
+from core.policy.contracts import Action, CheckRequest, Subject
+from core.policy.gate import gate
 
 Out = TypeVar("Out", bound=ActionOutput)
 P = TypeVar("P")
@@ -114,50 +114,23 @@ class ActionActivities:
         return checked
 
     async def _allowed(self, data: ActionInput) -> None:
-        """The approval policy before a rule's action (core/policy): the rule acts as ``rule:<name>``; the
-        arguments are the action as its admin wrote it, and ``entity`` the event's entity. Its own
-        transaction, so a refusal is recorded though no effect follows."""
+        """The approval policy before a rule's action (core/policy/gate.py): the rule acts as
+        ``rule:<name>``; the arguments are the action as its admin wrote it, and ``entity`` the event's."""
         action = data.action
-        key = self._ledger(data).lock_key
-        request = CheckRequest(
-            subject=Subject(kind="workflow", name=f"rule:{data.rule.workflow_name}"),
-            action=Action(kind="rule_action", name=action.type),
-            arguments=action.model_dump(mode="json"),
-            entity=data.event.new_entity.model_dump(mode="json") if data.event.new_entity else None,
-        )
-        async with self._engine.begin() as conn:  # committed before any refusal is raised
-            decision = await policy_store.check(
-                conn, request, key=f"policy:{key}", context={"rule_id": data.rule.id, "event_id": data.event.id}
-            )
-            approval_id = str(derived_id("approval", key))
-            granted = None
-            if decision.effect == "require_approval" and data.approval_id is not None:
-                granted = await policy_store.get_approval(conn, uuid.UUID(data.approval_id))
-            elif decision.effect == "require_approval":
-                await policy_store.link_approval(conn, f"policy:{key}", uuid.UUID(approval_id))
-        if decision.effect == "deny":
-            raise errors.POLICY_DENIED.error(decision.reason)
-        if decision.effect != "require_approval":
-            return
-        if data.approval_id is not None:
-            if data.approval_id == approval_id and granted is not None and granted.status == "approved":
-                return
-            raise errors.POLICY_DENIED.error(f"{decision.reason}; the approval {data.approval_id} was not granted")
-        assert decision.approval is not None and decision.policy is not None and decision.version is not None
-        asked = ApprovalInput(
-            approval_id=approval_id,
-            title=f"rule {data.rule.workflow_name} wants to run {action.type}",
-            requester=request.subject.name,
-            subject=request.subject,
-            action=request.action,
-            arguments=policy_store.bounded_arguments(request.arguments),
-            policy=decision.policy,
-            version=decision.version,
-            reason=decision.reason,
-            obligations=decision.approval,
+        subject = Subject(kind="workflow", name=f"rule:{data.rule.workflow_name}")
+        await gate(
+            self._engine,
+            CheckRequest(
+                subject=subject,
+                action=Action(kind="rule_action", name=action.type),
+                arguments=action.model_dump(mode="json"),
+                entity=data.event.new_entity.model_dump(mode="json") if data.event.new_entity else None,
+            ),
+            key=self._ledger(data).lock_key,
             context={"rule_id": data.rule.id, "event_id": data.event.id},
+            granted=data.approval_id,
+            title=f"rule {data.rule.workflow_name} wants to run {action.type}",
         )
-        raise errors.APPROVAL_REQUIRED.error(decision.reason, asked.model_dump(mode="json"))
 
     # ---------------------------------------------------------------- database actions
 

