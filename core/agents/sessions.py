@@ -78,6 +78,7 @@ class AgentCallInput(BaseModel):
     # (the model's tool calls and each call's result), sent after the system and user messages.
     functions: list[dict[str, Any]] = Field(default_factory=list)
     conversation: list[dict[str, Any]] = Field(default_factory=list)
+    last_turn: bool = False  # the loop's last turn: the model must answer, not call tools (tool_choice none)
 
 
 class ToolRequest(BaseModel):

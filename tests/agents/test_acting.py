@@ -341,3 +341,17 @@ async def test_an_agents_tools_are_checked_when_it_is_saved(api: Api) -> None:
         assert response.status_code == 422 and problem in response.text, response.text
     person = await api.request("GET", "/api/v1/approvals", role=None, headers=as_person("dave"))
     assert person.status_code == 200
+
+
+async def test_the_last_turn_asks_for_an_answer_not_more_tools(api: Api, llm_server: LlmServer) -> None:
+    c, name, tag = case(), unique("clerk"), uuid.uuid4().hex[:8]
+    await agent(api, name, [{"tool": "entity.create", "fixed": {"entity_type": "customer"}}], rounds=2)
+    again = {"tool_calls": [{"name": "entity_create", "arguments": {"name": f"More {tag}"}}]}
+    llm_server.script(c, name, [again, again, {"done": True}])
+    started = await start(api, c, agents=[name])
+    done = await until(api, started["session_id"])
+    assert done["session_status"] == "completed", done["status_reason"]
+    turns = llm_server.calls(c, name)
+    assert [t["tool_choice"] for t in turns] == ["auto", "none", "none"]  # the last turn, and its repair round
+    made = [r for r in await logs(api, started["session_id"]) if r["action_type"] == "tool_call"]
+    assert len(made) == 1  # the tool call the last turn asked for anyway was not run

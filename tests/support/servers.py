@@ -259,6 +259,7 @@ class LlmServer:
                     "response_format": body.get("response_format"),
                     "model": body.get("model"),
                     "tools": body.get("tools"),
+                    "tool_choice": body.get("tool_choice"),
                 }
                 finish = "stop"
                 status, headers, content = 200, {}, None

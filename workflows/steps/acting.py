@@ -67,6 +67,7 @@ class AgentActingWorkflow:
                         "functions": [t.definition for t in offer.tools],
                         "conversation": conversation,
                         "max_tokens": remaining,
+                        "last_turn": turn == limits.rounds - 1,
                     }
                 ),
                 start_to_close_timeout=timedelta(minutes=5),
@@ -91,7 +92,9 @@ class AgentActingWorkflow:
             conversation.append(
                 {
                     "role": "assistant",
-                    "content": None,
+                    # Empty, not null: llama-cpp-python's server refuses a null content (the OpenAI API
+                    # takes either).
+                    "content": "",
                     "tool_calls": [
                         {"id": r.id, "type": "function", "function": {"name": r.name, "arguments": r.arguments}}
                         for r in result.tool_calls
@@ -105,9 +108,7 @@ class AgentActingWorkflow:
                 {"role": "tool", "tool_call_id": request.id, "content": answer}
                 for request, answer in zip(result.tool_calls, answers, strict=True)
             ]
-        raise errors.AGENT_OUTPUT_INVALID.error(
-            f"agent '{call.agent.agent_name}' gave no answer within {limits.rounds} turns of tool calls"
-        )
+        raise AssertionError("unreachable: the last turn answers (its tool calls are not taken) or raises")
 
     async def _answer(self, turn: int, index: int, request: ToolRequest, tools: dict[str, OfferedTool]) -> str:
         """The text the model gets back for one of its tool calls."""
