@@ -77,6 +77,8 @@ class PolicyApprovalWorkflow:
 
     @workflow.update
     async def vote(self, vote: Vote) -> ApprovalState:
+        if self._state.status != "pending":  # another vote of the same activation settled it first
+            return self._state
         self._state.votes.append(vote.model_copy(update={"ts": workflow.now()}))
         approvals = sum(1 for v in self._state.votes if v.decision == "approve")
         if vote.decision == "reject":
@@ -122,8 +124,11 @@ class PolicyApprovalWorkflow:
                         self._state.message = f"no decision within {obligations.deadline_seconds}s"
                     else:
                         self._state.escalated = True  # escalation targets are told (the inbox) and may decide
-                await self._record(deadline, escalate_at)
                 self._changed = False
+                await self._record(deadline, escalate_at)
+            if self._changed:  # a vote that settled it arrived while the last state was being recorded
+                self._changed = False
+                await self._record(deadline, escalate_at)
         except asyncio.CancelledError:
             self._state.status = "cancelled"
             self._state.message = "the run that asked for it ended"
