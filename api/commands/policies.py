@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -21,12 +20,10 @@ from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
 from core.entities import store as entities
 from core.people import directory
 from core.platform.contracts import Page
-from core.platform.pages import CursorInvalid
 from core.policy import store
 from core.policy.contracts import (
     POLICY_NAME,
     Action,
-    ApprovalInput,
     ApprovalPublic,
     ApprovalRecord,
     ApprovalState,
@@ -43,6 +40,7 @@ from core.policy.contracts import (
     VoteCreate,
 )
 from core.policy.evaluate import decide
+from core.policy.gate import approval_asked
 from core.process import instances
 from core.process.contracts import TransitionCreate
 from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_id
@@ -89,14 +87,7 @@ async def listing(
 ) -> Page[PolicyPublic]:
     allow(principal, *READERS)
     async with engine.connect() as conn:
-        return await _paged(store.policies_page(conn, limit=limit, offset=offset, cursor=cursor))
-
-
-async def _paged(page: Awaitable[T]) -> T:
-    try:
-        return await page
-    except CursorInvalid as exc:
-        raise ApiError(422, "invalid_cursor", str(exc)) from exc
+        return await store.policies_page(conn, limit=limit, offset=offset, cursor=cursor)
 
 
 async def delete(name: str, principal: Principal, engine: AsyncEngine) -> None:
@@ -150,17 +141,15 @@ async def decisions(
 ) -> Page[DecisionPublic]:
     allow(principal, *READERS)
     async with engine.connect() as conn:
-        return await _paged(
-            store.decisions_page(
-                conn,
-                subject=subject,
-                policy=policy,
-                effect=effect,
-                action_kind=action_kind,
-                limit=limit,
-                offset=offset,
-                cursor=cursor,
-            )
+        return await store.decisions_page(
+            conn,
+            subject=subject,
+            policy=policy,
+            effect=effect,
+            action_kind=action_kind,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
         )
 
 
@@ -172,7 +161,7 @@ async def approvals(
 ) -> Page[ApprovalPublic]:
     allow(principal, *READERS)
     async with engine.connect() as conn:
-        return await _paged(store.approvals_page(conn, status=status, limit=limit, offset=offset, cursor=cursor))
+        return await store.approvals_page(conn, status=status, limit=limit, offset=offset, cursor=cursor)
 
 
 async def approval(approval_id: uuid.UUID, principal: Principal, engine: AsyncEngine) -> ApprovalPublic:
@@ -273,18 +262,12 @@ async def check_transition(
     if decision.effect == "deny":
         raise ApiError(403, "policy_denied", decision.reason)
     assert decision.approval is not None and decision.version is not None
-    asked = ApprovalInput(
+    asked = approval_asked(
+        request,
+        decision,
         approval_id=str(approval_id),
         title=f"{principal.name} wants to move {view.template_code} to "
         f"{request.action.to_state_name or body.to_state_id}",
-        requester=principal.name,
-        subject=request.subject,
-        action=request.action,
-        arguments=store.bounded_arguments(body.fields),
-        policy=decision.policy,
-        version=decision.version,
-        reason=decision.reason,
-        obligations=decision.approval,
         context=context,
         perform=TransitionToPerform(
             instance_id=str(instance_id),

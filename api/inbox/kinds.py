@@ -23,7 +23,7 @@ from core.agents.sessions import SessionDecisionCreate
 from core.people import directory
 from core.platform import telemetry
 from core.policy import store as policy_store
-from core.policy.contracts import VoteCreate
+from core.policy.contracts import VoteCreate, deciders
 from core.process import instances
 from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView, PendingApproval
 from core.steps import store as steps_store
@@ -352,11 +352,9 @@ class PolicyApprovals:
             roles = set(await directory.directory_roles(conn, viewer.name)) if rows else set()
         items = []
         for row in rows:
-            people = set(row.approvers.get("people", []))
-            wanted = set(row.approvers.get("roles", []))
-            if row.escalated:
-                people |= set(row.escalate_to)
-                wanted |= set(row.escalate_to)
+            people, wanted = deciders(
+                row.approvers.get("people", []), row.approvers.get("roles", []), row.escalate_to, row.escalated
+            )
             mine = viewer.name in people or bool({viewer.role, *roles} & wanted)
             if row.requester == viewer.name or not (viewer.role == "admin" or mine):
                 continue

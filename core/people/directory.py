@@ -147,11 +147,16 @@ async def save_person(conn: AsyncConnection, name: str, body: PersonBody) -> Per
     return PersonPublic.model_validate(row)
 
 
-async def people(conn: AsyncConnection, now: datetime, role: str | None = None) -> list[PersonPublic]:
+async def _listed(conn: AsyncConnection, role: str | None) -> list[PersonPublic]:
+    """The directory's rows (of one role's pool), without their loads or absences."""
     stmt = select(Person.__table__).order_by(Person.name)
     if role is not None:
         stmt = stmt.where(Person.roles.contains([role]))
-    found = [PersonPublic.model_validate(r) for r in await conn.execute(stmt)]
+    return [PersonPublic.model_validate(r) for r in await conn.execute(stmt)]
+
+
+async def people(conn: AsyncConnection, now: datetime, role: str | None = None) -> list[PersonPublic]:
+    found = await _listed(conn, role)
     counted = await loads(conn, [p.name for p in found])
     away = await absences_now(conn, now)
     return [p.model_copy(update={"open_items": counted[p.name], "away": away.get(p.name)}) for p in found]
@@ -213,7 +218,7 @@ async def choose(conn: AsyncConnection, rule: Distribution, now: datetime) -> Ch
     """The person an item of ``rule``'s pool goes to now, or None when everyone is at their cap."""
     members = [
         p
-        for p in await people(conn, now, rule.pool)
+        for p in await _listed(conn, rule.pool)  # loads are counted below, for whoever holds the work
         if p.active and (rule.strategy != "skill" or set(rule.skills) <= set(p.skills))
     ]
     if not members:

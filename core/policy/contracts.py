@@ -335,5 +335,13 @@ class ApprovalRecord(BaseModel):
     escalate_ts: datetime | None
 
 
+def deciders(people: list[str], roles: list[str], escalate_to: list[str], escalated: bool) -> tuple[set[str], set[str]]:
+    """Who may decide an approval now, as (people, roles): its approvers, and its escalation targets
+    (people or roles) once it has escalated. The approval's workflow and the inbox both ask here."""
+    if not escalated:
+        return set(people), set(roles)
+    return set(people) | set(escalate_to), set(roles) | set(escalate_to)
+
+
 def matches(pattern: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)

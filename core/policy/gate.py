@@ -18,7 +18,34 @@ from temporalio.exceptions import ApplicationError
 from core.platform import errors
 from core.platform.ids import derived_id
 from core.policy import store
-from core.policy.contracts import ApprovalInput, CheckRequest
+from core.policy.contracts import ApprovalInput, CheckRequest, PolicyDecision, TransitionToPerform
+
+
+def approval_asked(
+    request: CheckRequest,
+    decision: PolicyDecision,
+    *,
+    approval_id: str,
+    title: str,
+    context: dict[str, Any],
+    perform: TransitionToPerform | None = None,
+) -> ApprovalInput:
+    """What a ``require_approval`` decision asks of people: the approval workflow's input."""
+    assert decision.approval is not None and decision.policy is not None and decision.version is not None
+    return ApprovalInput(
+        approval_id=approval_id,
+        title=title,
+        requester=request.subject.name,
+        subject=request.subject,
+        action=request.action,
+        arguments=store.bounded_arguments(request.arguments),
+        policy=decision.policy,
+        version=decision.version,
+        reason=decision.reason,
+        obligations=decision.approval,
+        context=context,
+        perform=perform,
+    )
 
 
 async def gate(
@@ -46,21 +73,8 @@ async def gate(
             if granted != approval_id or found is None or found.status != "approved":
                 refusal = errors.POLICY_DENIED.error(f"{decision.reason}; the approval {granted} was not granted")
         elif decision.effect == "require_approval":
-            assert decision.approval is not None and decision.policy is not None and decision.version is not None
             await store.link_approval(conn, f"policy:{key}", uuid.UUID(approval_id))
-            asked = ApprovalInput(
-                approval_id=approval_id,
-                title=title,
-                requester=request.subject.name,
-                subject=request.subject,
-                action=request.action,
-                arguments=store.bounded_arguments(request.arguments),
-                policy=decision.policy,
-                version=decision.version,
-                reason=decision.reason,
-                obligations=decision.approval,
-                context=context,
-            )
+            asked = approval_asked(request, decision, approval_id=approval_id, title=title, context=context)
             refusal = errors.APPROVAL_REQUIRED.error(decision.reason, asked.model_dump(mode="json"))
     if refusal is not None:
         raise refusal

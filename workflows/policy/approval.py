@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRecord,
         ApprovalState,
         Vote,
+        deciders,
     )
 
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
@@ -47,11 +48,12 @@ def eligible(data: ApprovalInput, state: ApprovalState, vote: Vote) -> str | Non
         if vote.actor == data.requester:
             return f"{vote.actor} asked for this approval and may not approve their own request (separation of duties)"
         return f"{vote.actor} stands in for {data.requester}, who asked for this approval (separation of duties)"
-    allowed_people = set(obligations.approvers.people)
-    allowed_roles = set(obligations.approvers.roles)
-    if state.escalated and obligations.escalation is not None:
-        allowed_people |= set(obligations.escalation.to)
-        allowed_roles |= set(obligations.escalation.to)
+    allowed_people, allowed_roles = deciders(
+        obligations.approvers.people,
+        obligations.approvers.roles,
+        obligations.escalation.to if obligations.escalation else [],
+        state.escalated,
+    )
     roles = {vote.role, *vote.roles}
     if not (who & allowed_people or roles & allowed_roles or (vote.role == "admin" and "admin" in allowed_roles)):
         names = sorted(allowed_people) + [f"role {r}" for r in sorted(allowed_roles)]
