@@ -115,14 +115,19 @@ async def changes(
         return await directory.changes(conn, item, limit)
 
 
+async def _target(engine: AsyncEngine, to: str, how: str) -> Choice:
+    """Who items given to ``to`` go to now: they, or their delegate on their behalf while they are away."""
+    async with engine.connect() as conn:
+        target = await directory.direct(conn, to, _now())
+    return Choice(target.assignee, target.on_behalf_of, how)
+
+
 async def _move(
-    ref: str, to: str, principal: Principal, engine: AsyncEngine, gateway: Gateway, *, how: str, reason: str | None
+    ref: str, choice: Choice, principal: Principal, engine: AsyncEngine, gateway: Gateway, *, reason: str | None
 ) -> ItemMoved:
     kind, _, raw = ref.partition(":")
     item_id = uuid.UUID(raw)
     async with engine.begin() as conn:
-        target = await directory.direct(conn, to, _now())  # someone away: their delegate, on their behalf
-        choice = Choice(target.assignee, target.on_behalf_of, how)
         if kind == "work":
             moved = await work_store.reassign_item(
                 conn, item_id, choice, actor=principal.name, reason=reason, now=_now()
@@ -153,9 +158,9 @@ async def _move(
 async def reassign(body: ReassignRequest, principal: Principal, engine: AsyncEngine, gateway: Gateway) -> MoveResult:
     """Give each item to ``to`` (their delegate while they are away), recorded with who and why."""
     allow(principal, "operator", doing="reassign work")
+    choice = await _target(engine, body.to, "reassign")
     moved = [
-        await _move(ref, body.to, principal, engine, gateway, how="reassign", reason=body.reason)
-        for ref in dict.fromkeys(body.items)
+        await _move(ref, choice, principal, engine, gateway, reason=body.reason) for ref in dict.fromkeys(body.items)
     ]
     return MoveResult(moved=sum(m.outcome == "moved" for m in moved), items=moved)
 
@@ -170,7 +175,8 @@ async def handover(
         tasks = [t.id for t in await steps_store.open_tasks(conn) if t.assignee == name]
     refs = [f"work:{i}" for i in work] + [f"task:{i}" for i in tasks]
     reason = body.reason or f"handed over by {principal.name}"
-    moved = [await _move(ref, body.to, principal, engine, gateway, how="handover", reason=reason) for ref in refs]
+    choice = await _target(engine, body.to, "handover")
+    moved = [await _move(ref, choice, principal, engine, gateway, reason=reason) for ref in refs]
     return MoveResult(moved=sum(m.outcome == "moved" for m in moved), items=moved)
 
 
