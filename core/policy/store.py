@@ -49,12 +49,18 @@ def _public(row: Any) -> PolicyPublic:
 async def save_policy(conn: AsyncConnection, name: str, body: PolicyBody, actor: str) -> PolicyPublic:
     """Create the policy or write its next version; every version is kept with who saved it."""
     document = body.model_dump(mode="json")
+    # A name saved again after its deletion continues its history (versions are never reused).
+    first_version = (
+        select(func.coalesce(func.max(PolicyVersion.version), 0) + 1)
+        .where(PolicyVersion.name == name)
+        .scalar_subquery()
+    )
     row = (
         await conn.execute(
             insert(StoredPolicy)
             .values(
                 name=name,
-                version=1,
+                version=first_version,
                 action_kind=body.target.kind,
                 body=document,
                 enabled=body.enabled,

@@ -296,3 +296,8 @@ async def test_policies_are_validated_versioned_and_audited(api: Api) -> None:
         (3, "deleted", "admin-user"),
     ]
     assert (await api.request("GET", f"/api/v1/policies/{name}", role="viewer")).status_code == 404
+    # Saved again after its deletion, the policy continues its history: no version number is reused.
+    again = await api.request("PUT", f"/api/v1/policies/{name}", json=body)
+    assert again.status_code == 200 and again.json()["version"] == 4, again.text
+    versions = (await api.request("GET", f"/api/v1/policies/{name}/versions", role="viewer")).json()
+    assert [(v["version"], v["change"]) for v in versions][-1] == (4, "saved")
