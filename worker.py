@@ -26,6 +26,7 @@ from workflows.automation.schedules import reconcile_schedules
 from workflows.bundles import DomainBundle, OutboxSubscriber
 from workflows.policy import bundle as policy
 from workflows.process import bundle as process
+from workflows.process.watch import ensure_watch_schedule
 from workflows.steps import bundle as steps
 from workflows.work import bundle as work
 from workflows.work.signals import ensure_daily_schedule
@@ -116,6 +117,9 @@ async def run_worker(settings: Settings) -> None:
         reconciled = await reconcile_schedules(client, engine, settings.task_queue)
         logger.info("reconciled %d rule schedules", reconciled)
         await ensure_daily_schedule(client, settings.task_queue)
+        await ensure_watch_schedule(
+            client, settings.task_queue, settings.forecast_watch_seconds, settings.forecast_min_visits
+        )
         bundles = domain_bundles(client, engine, settings, evaluator)
         dispatcher = asyncio.create_task(
             OutboxDispatcher(engine, client, settings, evaluator, outbox_subscribers(bundles)).run(stop)

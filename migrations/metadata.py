@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.agents import tables as agents_tables
 from core.automation import tables as automation_tables
 from core.entities import tables as entities_tables
+from core.experiments import tables as experiments_tables
 from core.notifications import tables as notifications_tables
 from core.people import tables as people_tables
 from core.platform import breakers as platform_tables
@@ -24,6 +25,7 @@ DOMAIN_TABLES = (
     notifications_tables,
     people_tables,
     policy_tables,
+    experiments_tables,
     process_tables,
     automation_tables,
     agents_tables,

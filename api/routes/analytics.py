@@ -11,10 +11,13 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BeforeValidator
 
 from api.commands import analytics as commands
-from api.deps import EngineDep, Reader, SettingsDep
+from api.commands import forecasts
+from api.commands.forecasts import TemplateForecast
+from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from core.agents.analytics import AgentsAnalytics
 from core.automation.analytics import AutomationAnalytics, automation_analytics
 from core.process.analytics import TemplateAnalytics
+from core.process.forecast_data import WatchResult
 from core.work.analytics import QueueAnalytics, queue_analytics
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -57,6 +60,27 @@ async def template_figures(
         code, principal, engine, version=version, from_ts=from_ts, to_ts=to_ts, top=top
     )
     return found[1]
+
+
+@router.get("/templates/{code}/forecast", response_model=TemplateForecast)
+async def template_forecast(
+    code: Annotated[str, Path(max_length=50)],
+    engine: EngineDep,
+    settings: SettingsDep,
+    principal: Reader,
+    days: Annotated[int, Query(ge=1, le=90, description="Days of expected completions, today first")] = 28,
+    top: Annotated[int, Query(ge=1, le=200, description="Riskiest running instances listed")] = 20,
+) -> TemplateForecast:
+    """Every running instance of the template forecast (decision 0021): how many are at risk, the
+    riskiest first, the mean chance of success, and the expected completions per day for the next weeks."""
+    return await forecasts.template_forecast(code, principal, engine, settings, days=days, top=top)
+
+
+@router.post("/forecast-watch", response_model=WatchResult)
+async def run_forecast_watch(gateway: GatewayDep, settings: SettingsDep, principal: Operator) -> WatchResult:
+    """Run the forecast watch now (it also runs every TRELLIS_FORECAST_WATCH_SECONDS): every running
+    instance's forecast refreshed for the list's risk order, and early warnings raised."""
+    return await forecasts.run_watch(principal, gateway, settings)
 
 
 @router.get("/automation", response_model=AutomationAnalytics)

@@ -237,6 +237,23 @@ class Settings(BaseSettings):
         default=50, ge=1, le=10_000, description="Tool calls a session's acting agents may make in all"
     )
 
+    # Process intelligence (issue 26)
+    forecast_min_visits: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Recorded stays of a state below which its forecast leans on the template and says uncertain",
+    )
+    forecast_model_seconds: float = Field(
+        default=300, ge=0, le=86_400, description="How long a template version's forecast model is reused"
+    )
+    forecast_watch_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="How often the forecast watch refreshes every running instance's forecast and early warnings",
+    )
+
     # Step workflows
     mcp_servers: dict[str, McpServer] = Field(
         default_factory=dict,

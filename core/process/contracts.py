@@ -65,6 +65,25 @@ class WorkflowGraph(RequestPart):
         description="Who is alerted (a notification and an inbox item) when an instance stays in a state "
         "longer than that state's avg_duration_days",
     )
+    sla_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_DURATION_DAYS,
+        description="An instance's deadline, in days from its start: forecasts give the chance to meet it",
+    )
+    at_risk_below: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Early warning: when an instance's chance to meet sla_days falls below this, the owner "
+        "role gets an inbox item before the deadline passes",
+    )
+
+    @model_validator(mode="after")
+    def _warning_needs_deadline(self) -> WorkflowGraph:
+        if self.at_risk_below is not None and self.sla_days is None:
+            raise ValueError("at_risk_below warns about missing sla_days: set sla_days too")
+        return self
 
 
 class TemplateCreate(RequestModel):

@@ -66,6 +66,13 @@ class GraphData(Base):
         Index("idx_workflow_data_started", text("started_ts DESC"), text("id DESC")),
         Index("idx_workflow_data_code_started", "template_code", "started_ts"),
         Index("idx_workflow_data_state", "current_state_id"),
+        # The instances of an experiment, by variant (issue 26).
+        Index(
+            "idx_workflow_data_experiment",
+            "experiment_id",
+            "variant",
+            postgresql_where=text("experiment_id IS NOT NULL"),
+        ),
         # Paused instances (few): the console's home counts them, its list filters them.
         Index("idx_workflow_data_paused", "started_ts", postgresql_where=text("paused IS NOT NULL")),
         # Which running instance manages an entity: created_entities @> '[{"id": …}]'.
@@ -98,6 +105,48 @@ class GraphData(Base):
     updated_ts: Mapped[datetime] = created_now()
     # Who paused the instance, why and when ({actor, reason, ts}); NULL while it runs.
     paused: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The experiment and variant the instance was routed to at its start (core/experiments); NULL: none.
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    variant: Mapped[str | None] = mapped_column(Text)
+
+
+class InstanceForecast(Base):
+    """The latest forecast of a running instance, kept by the forecast watch (core/process/forecast_data):
+    what the instance list sorts by risk, and what the early warning compares with its threshold."""
+
+    __tablename__ = "instance_forecasts"
+    __table_args__ = (Index("idx_instance_forecasts_risk", text("risk DESC"), text("instance_id DESC")),)
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    template_code: Mapped[str] = mapped_column(Text)
+    state_id: Mapped[int] = mapped_column(Integer)
+    success_probability: Mapped[float] = mapped_column(Double)
+    remaining_p50_seconds: Mapped[float] = mapped_column(Double)
+    remaining_p90_seconds: Mapped[float] = mapped_column(Double)
+    on_time_probability: Mapped[float | None] = mapped_column(Double)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    risk: Mapped[float] = mapped_column(Double)
+    uncertain: Mapped[bool] = mapped_column(Boolean)
+    computed_ts: Mapped[datetime] = created_now()
+
+
+class ForecastWarning(Base):
+    """An early warning: the instance's chance to meet its deadline fell below the template's threshold
+    before the deadline passed. One per instance; the owner role acknowledges it in the inbox."""
+
+    __tablename__ = "forecast_warnings"
+    __table_args__ = (
+        Index("idx_forecast_warnings_open", "warned_ts", postgresql_where=text("acknowledged_ts IS NULL")),
+    )
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    template_code: Mapped[str] = mapped_column(Text)
+    owner_role: Mapped[str] = mapped_column(Text)
+    on_time_probability: Mapped[float] = mapped_column(Double)
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    warned_ts: Mapped[datetime] = created_now()
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    acknowledged_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WorkflowEvent(Base):

@@ -54,6 +54,12 @@ class StepExecution(Base):
         Index("idx_workflow_executions_status", "status", "created_ts"),
         # The runs linked to an execution (re-runs from a step): trigger.execution_id names the source.
         Index("idx_workflow_executions_source", text("(trigger ->> 'execution_id')")),
+        Index(
+            "idx_workflow_executions_experiment",
+            "experiment_id",
+            "variant",
+            postgresql_where=text("experiment_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -74,6 +80,9 @@ class StepExecution(Base):
     finished_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Who paused the execution, why and when ({actor, reason, ts}); NULL while it runs.
     paused: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The experiment and variant the execution was routed to (core/experiments); NULL: none.
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column()
+    variant: Mapped[str | None] = mapped_column(Text)
 
 
 class StepRecord(Base):

@@ -6,11 +6,12 @@ import uuid
 from collections import deque
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.entities.tables import Entity, EntityLink
 from core.process.contracts import WorkflowGraph
+from core.process.store import event_row
 from core.process.tables import GraphData, WorkflowEvent
 
 
@@ -102,3 +103,85 @@ def template(code: str, states: list[dict[str, Any]], name: str = "Test template
 
 def unique_code(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8].upper()}"
+
+
+async def insert_history(
+    engine: Any,
+    code: str,
+    walks: list[tuple[list[tuple[int, Any]], str]],
+    *,
+    version: int = 1,
+    variant: tuple[str, str] | None = None,
+) -> list[str]:
+    """Recorded instances of a saved template version written straight into the projection and the
+    event log, the rows the workflow's state entries write, with chosen times: each walk is its
+    [(state id, entered at)] and its status (active, completed or cancelled, at the last time given
+    after the path for a finish). Returns the instance ids. For figures that need days of history."""
+    async with engine.begin() as conn:
+        head = (
+            await conn.execute(
+                text(
+                    "SELECT id, workflow_graph FROM app.d_industry_workflow_graph_head WHERE code = :c AND version = :v"
+                ),
+                {"c": code, "v": version},
+            )
+        ).one()
+        states = {s["id"]: s for s in head.workflow_graph["states"]}
+        ids: list[str] = []
+        for path, status in walks:
+            instance = str(uuid.uuid4())
+            ids.append(instance)
+            moves = path if status == "active" else path[:-1] if status == "cancelled" else path
+            events = []
+            for seq, (state_id, ts) in enumerate(moves, start=1):
+                previous = moves[seq - 2][0] if seq > 1 else None
+                events.append(
+                    event_row(
+                        instance,
+                        seq,
+                        "state_transition",
+                        ts=ts,
+                        from_state_id=previous,
+                        to_state_id=state_id,
+                        actor="t",
+                    )
+                )
+            finished = None
+            last = states[moves[-1][0]]
+            if status == "cancelled":
+                finished = path[-1][1]
+                events.append(
+                    event_row(
+                        instance,
+                        len(moves) + 1,
+                        "instance_cancelled",
+                        ts=finished,
+                        from_state_id=last["id"],
+                        to_state_id=None,
+                        actor="t",
+                    )
+                )
+            elif status == "completed":
+                finished = moves[-1][1]
+            await conn.execute(insert(WorkflowEvent).values(events))
+            await conn.execute(
+                insert(GraphData).values(
+                    id=uuid.UUID(instance),
+                    workflow_head_id=head.id,
+                    current_state_id=last["id"],
+                    current_state_name=last["name"],
+                    state_history=[{"from": None, "to": s, "ts": t.isoformat(), "actor": "t"} for s, t in moves],
+                    workflow_status=status,
+                    started_ts=path[0][1],
+                    completed_ts=finished,
+                    workflow_id=f"history-{instance}",
+                    template_code=code,
+                    template_version=version,
+                    success_flag=bool(last.get("success")) if status == "completed" else (False if finished else None),
+                    last_seq=len(events),
+                    updated_ts=moves[-1][1],
+                    experiment_id=uuid.UUID(variant[0]) if variant else None,
+                    variant=variant[1] if variant else None,
+                )
+            )
+    return ids

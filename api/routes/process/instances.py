@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from api.commands import forecasts
 from api.commands import instances as commands
 from api.commands.policies import ApprovalTicket
 from api.deps import EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
@@ -32,6 +33,7 @@ from core.process.contracts import (
     InstanceView,
     TransitionCreate,
 )
+from core.process.forecast import Forecast
 
 router = APIRouter(prefix="/api/v1/workflow-instance", tags=["instances"])
 
@@ -139,6 +141,24 @@ async def acknowledge_deadline(
     """Take note of the open deadline alert of the instance's current state (the template's owner role,
     or an admin); it leaves the inbox. 409 when no alert is open."""
     return await commands.acknowledge_deadline(instance_id, body, principal, engine, gateway)
+
+
+@router.get("/{instance_id}/forecast", response_model=Forecast)
+async def instance_forecast(
+    instance_id: uuid.UUID, engine: EngineDep, settings: SettingsDep, principal: Reader
+) -> Forecast:
+    """When the running instance will finish (remaining p50 and p90 seconds), its chance to end in a
+    success state and, when its template has ``sla_days``, to finish by that deadline; conditioned on
+    its template version, its state and the time already spent there (decision 0021). ``uncertain``
+    with ``reasons`` where the recorded history is thin. 409 ``not_running`` once it has finished."""
+    return await forecasts.instance_forecast(instance_id, principal, engine, settings)
+
+
+@router.post("/{instance_id}/early-warning/acknowledge", status_code=204)
+async def acknowledge_early_warning(instance_id: uuid.UUID, engine: EngineDep, principal: Reader) -> None:
+    """Take note of the instance's early warning (its template's owner role, or an admin): it leaves the
+    inbox. 404 when none is open."""
+    await forecasts.acknowledge_warning(instance_id, principal, engine)
 
 
 @router.post("/{instance_id}/approval", response_model=InstanceView)
