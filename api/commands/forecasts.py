@@ -145,8 +145,12 @@ async def acknowledge_warning(instance_id: uuid.UUID, principal: Principal, engi
     allow(principal, *READERS)
     async with engine.begin() as conn:
         warning = (
-            await conn.execute(select(ForecastWarning).where(ForecastWarning.instance_id == instance_id))
-        ).scalar_one_or_none()
+            await conn.execute(
+                select(
+                    ForecastWarning.template_code, ForecastWarning.owner_role, ForecastWarning.acknowledged_ts
+                ).where(ForecastWarning.instance_id == instance_id)
+            )
+        ).first()
         if warning is None or warning.acknowledged_ts is not None:
             raise ApiError(404, "not_found", f"instance {instance_id} has no open early warning")
         if principal.role not in ("admin", warning.owner_role):

@@ -242,6 +242,7 @@ async def listing(
     stuck: bool = False,
     paused: bool = False,
     sort: InstanceSort = "started",
+    variant: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[InstanceRow]:
@@ -257,6 +258,7 @@ async def listing(
             stuck=stuck,
             paused=paused,
             sort=sort,
+            variant=variant,
             limit=limit,
             cursor=cursor,
         )

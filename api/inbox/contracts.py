@@ -83,7 +83,7 @@ class Abort(RequestModel):
 
 
 class Acknowledge(RequestModel):
-    """Take note of a deadline alert."""
+    """Take note of a deadline alert or an early warning."""
 
     action: Literal["acknowledge"]
     comment: str | None = Field(default=None, max_length=2000)

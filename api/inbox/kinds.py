@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.commands import forecasts as forecast_commands
 from api.commands import instances as instance_commands
 from api.commands import policies as policy_commands
 from api.commands import sessions as session_commands
@@ -24,7 +25,7 @@ from core.people import directory
 from core.platform import telemetry
 from core.policy import store as policy_store
 from core.policy.contracts import VoteCreate, deciders
-from core.process import instances
+from core.process import forecast_data, instances
 from core.process.contracts import AcknowledgeCreate, DecisionCreate, InstanceView, PendingApproval
 from core.steps import store as steps_store
 from core.steps.contracts import TaskDecisionRequest
@@ -38,6 +39,8 @@ from workflows.steps.interpreter import StepWorkflowRun
 APPROVAL_SCORE, ESCALATED_APPROVAL_SCORE, SESSION_APPROVAL_SCORE = 950, 1050, 900
 # An instance past its state's expected time: as urgent as a snoozed item that is due.
 DEADLINE_SCORE = 1000
+# An instance likely to miss its deadline, before it does: urgent, below what is already late.
+AT_RISK_SCORE = 800
 
 
 class InboxKind(Protocol):
@@ -171,6 +174,51 @@ class DeadlineAlerts:
         body = AcknowledgeCreate(comment=getattr(decision, "comment", None))
         view = await instance_commands.acknowledge_deadline(instance_id, body, principal, engine, gateway)
         return view.model_dump(mode="json")
+
+
+class EarlyWarnings:
+    """Instances whose chance to meet their deadline fell below the template's ``at_risk_below`` (the
+    forecast watch): for the template's owner role (or an admin), until acknowledged, the instance
+    finishes or the deadline passes."""
+
+    name = "at_risk"
+
+    async def pending(self, engine: AsyncEngine, viewer: Principal) -> list[InboxItem]:
+        async with engine.connect() as conn:
+            rows = await forecast_data.open_warnings(conn)
+        items = []
+        for row in rows:
+            if not owes(viewer, [row["owner_role"]]):
+                continue
+            chance = round(100 * row["on_time_probability"])
+            items.append(
+                InboxItem(
+                    id=f"at_risk:{row['instance_id']}",
+                    kind=self.name,
+                    title=f"At risk in {row['current_state_name']} ({row['template_code']}): {chance}% on time",
+                    entity_id=row["root_entity_id"],
+                    entity_name=row["entity_name"],
+                    assignee=[row["owner_role"]],
+                    priority_score=AT_RISK_SCORE,
+                    priority_label=priority_label(AT_RISK_SCORE),
+                    due_at=row["deadline"],
+                    escalated=False,
+                    link=f"/api/v1/workflow-instance/{row['instance_id']}/forecast",
+                    detail=f"{chance}% chance to finish by the deadline "
+                    f"(forecast of {row['warned_ts']:%Y-%m-%d %H:%M} UTC)",
+                    actions=["acknowledge"],
+                )
+            )
+        return items
+
+    async def decide(
+        self, reference: str, decision: Decision, principal: Principal, engine: AsyncEngine, gateway: Gateway
+    ) -> dict[str, Any]:
+        if decision.action != "acknowledge":
+            raise _refuse(self.name, decision.action, ("acknowledge",))
+        instance_id = uuid.UUID(reference)
+        await forecast_commands.acknowledge_warning(instance_id, principal, engine)
+        return {"instance_id": str(instance_id), "acknowledged_by": principal.name}
 
 
 class SessionApprovals:
@@ -400,7 +448,15 @@ async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None
 
 KINDS: dict[str, InboxKind] = {
     kind.name: kind
-    for kind in (ApprovalGates(), PolicyApprovals(), DeadlineAlerts(), SessionApprovals(), WorkItems(), StepTasks())
+    for kind in (
+        ApprovalGates(),
+        PolicyApprovals(),
+        DeadlineAlerts(),
+        EarlyWarnings(),
+        SessionApprovals(),
+        WorkItems(),
+        StepTasks(),
+    )
 }
 
 

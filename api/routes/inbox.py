@@ -20,12 +20,12 @@ ItemId = Annotated[
     str,
     Path(
         max_length=200,
-        pattern=r"^(approval|policy|deadline|session|work|task):[A-Za-z0-9:_-]+$",
+        pattern=r"^(approval|policy|deadline|at_risk|session|work|task):[A-Za-z0-9:_-]+$",
         description="An inbox item's id, as GET /api/v1/inbox gives it",
     ),
 ]
 Kind = Annotated[
-    str | None, Query(pattern="^(approval|policy|deadline|session|work|task)$", description="Only this kind")
+    str | None, Query(pattern="^(approval|policy|deadline|at_risk|session|work|task)$", description="Only this kind")
 ]
 
 

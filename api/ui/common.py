@@ -31,6 +31,20 @@ PAGES = Environment(
 DECISIONS: TypeAdapter[Any] = TypeAdapter(Decision)
 
 
+def span(seconds: float | None) -> str:
+    """A duration as a person reads it: minutes, hours or days."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{max(seconds / 60, 0):.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+PAGES.filters["span"] = span
+
+
 class SignIn(Exception):
     """No valid key in the cookie: go to the sign-in page."""
 

@@ -26,7 +26,7 @@ from api.commands import templates as template_commands
 from api.commands.rights import can
 from api.deps import Principal
 from api.errors import ApiError
-from api.ui.common import back, engine, flash, gateway, page, read_form, viewer
+from api.ui.common import back, engine, flash, gateway, page, read_form, span, viewer
 from core.automation.rules import TriggerAction
 from core.platform.pages import CursorInvalid
 from core.process import templates
@@ -102,13 +102,7 @@ def _when(ts: datetime | None) -> str:
 
 
 def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return "" if seconds is None else span(seconds)
 
 
 async def answered(principal: Principal, csrf: str, make: Callable[[], Awaitable[HTMLResponse]]) -> HTMLResponse:
@@ -152,7 +146,17 @@ class InstanceQuery(ListQuery):
     q: str | None = Field(default=None, max_length=200)
     stuck: bool = False
     paused: bool = False
-    sort: Literal["started", "updated"] = "started"
+    variant: str | None = Field(default=None, max_length=100)
+    sort: Literal["started", "updated", "risk"] = "started"
+
+
+def _risk(row: Any) -> str:
+    """The forecast's risk in words: the chance to be late (with a deadline) or to fail."""
+    if row.risk is None:
+        return ""
+    if row.on_time_probability is not None:
+        return f"{row.risk * 100:.0f}% late"
+    return f"{row.risk * 100:.0f}% fail"
 
 
 @router.get("/instances")
@@ -168,6 +172,7 @@ async def instances_page(request: Request) -> HTMLResponse:
             stuck=query.stuck,
             paused=query.paused,
             sort=query.sort,
+            variant=query.variant or None,
             limit=query.limit,
             cursor=query.cursor,
         )
@@ -192,6 +197,7 @@ async def instances_page(request: Request) -> HTMLResponse:
                     Cell(_when(i.started_ts)),
                     Cell(_when(i.updated_ts)),
                     Cell(_span(i.overdue_seconds) and f"over by {_span(i.overdue_seconds)}", cls="warn"),
+                    Cell(_risk(i), cls="warn" if i.risk is not None and i.risk >= 0.5 else None),
                 ],
             )
             for i in found.items
@@ -220,16 +226,16 @@ async def instances_page(request: Request) -> HTMLResponse:
                     "Sort by",
                     query.sort,
                     "select",
-                    [("started", "Newest started"), ("updated", "Latest change")],
+                    [("started", "Newest started"), ("updated", "Latest change"), ("risk", "Highest risk")],
                 ),
             ],
-            headers=["Customer", "Template", "State", "Status", "Started", "Last change", "Stuck"],
+            headers=["Customer", "Template", "State", "Status", "Started", "Last change", "Stuck", "Risk"],
             action=("/ui/instances/new", "Start an instance") if can(principal, "operator") else None,
             rows=rows,
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=filtered_by(request, ["q", "template", "status", "state", "stuck", "paused"]),
+            filtered=filtered_by(request, ["q", "template", "status", "state", "stuck", "paused", "variant"]),
         )
 
     return await _render(request, InstanceQuery, build)

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from api.commands import analytics as analytics_commands
+from api.commands import forecasts as forecast_commands
 from api.commands import instances as instance_commands
 from api.commands import overview as overview_commands
 from api.commands import work as work_commands
@@ -181,7 +182,7 @@ def _problem(exc: ValidationError) -> str:
 
 
 def _after(kind: str, reference: str) -> str:
-    if kind in ("approval", "deadline"):
+    if kind in ("approval", "deadline", "at_risk"):
         return f"/ui/instances/{reference.partition(':')[0]}"
     if kind == "work":
         return f"/ui/work/{reference}"
@@ -210,8 +211,16 @@ async def instancepage(request: Request, instance_id: uuid.UUID) -> HTMLResponse
         path=path,
     )
     gate_id = f"approval:{view.instance_id}:{gate.state_id}" if gate is not None else None
+    outlook = None
+    if view.workflow_status == "active":
+        try:
+            settings = request.app.state.settings
+            outlook = await forecast_commands.instance_forecast(instance_id, principal, engine(request), settings)
+        except ApiError:
+            outlook = None  # no recorded state to forecast from yet: the page shows none
     return page(
         "instance.html",
+        outlook=outlook,
         principal=principal,
         csrf=csrf,
         view=view,

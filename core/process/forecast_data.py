@@ -259,3 +259,23 @@ async def watch(
                 warned.append((code, model.graph.owner_role, forecast))
     result = WatchResult(versions=len(versions), instances=count, warned=[f.instance_id or "" for _, _, f in warned])
     return result, warned
+
+
+async def open_warnings(conn: AsyncConnection, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Early warnings not yet acknowledged, of instances still running whose deadline is still ahead
+    (past it, the instance is late, not at risk), soonest deadline first."""
+    rows = await conn.execute(
+        text(
+            """
+            SELECT w.instance_id, w.template_code, w.owner_role, w.on_time_probability, w.deadline, w.warned_ts,
+                   d.current_state_name, d.root_entity_id, e.name AS entity_name
+            FROM app.forecast_warnings w
+            JOIN app.d_industry_workflow_graph_data d ON d.id = w.instance_id AND d.workflow_status = 'active'
+            LEFT JOIN app.d_entity e ON e.id = d.root_entity_id
+            WHERE w.acknowledged_ts IS NULL AND w.deadline > now()
+            ORDER BY w.deadline, w.instance_id LIMIT :limit
+            """
+        ),
+        {"limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]

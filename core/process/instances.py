@@ -26,7 +26,7 @@ from core.process.contracts import (
     WorkflowGraph,
 )
 from core.process.ids import process_workflow_id
-from core.process.tables import GraphData, GraphHead, WorkflowEvent
+from core.process.tables import GraphData, GraphHead, InstanceForecast, WorkflowEvent
 
 _COLUMNS = [*GraphData.__table__.columns, GraphHead.workflow_graph]
 
@@ -243,7 +243,14 @@ class InstanceRow(BaseModel):
         default=None, description="How long it has been in its state beyond the state's expected duration"
     )
     paused: PauseInfo | None = None
+    variant: str | None = Field(default=None, description="The experiment variant it was routed to")
+    risk: float | None = Field(default=None, description="The forecast watch's latest risk (0 to 1)")
+    on_time_probability: float | None = None
+    success_probability: float | None = None
 
+
+# What the list sorts by risk: the watch's latest forecast, none (unforecast, finished) last.
+_RISK = func.coalesce(InstanceForecast.risk, -1.0)
 
 _LIST_COLUMNS: list[Any] = [
     GraphData.id,
@@ -259,11 +266,17 @@ _LIST_COLUMNS: list[Any] = [
     GraphData.pending_approval,
     GraphData.paused,
     Entity.name.label("entity_name"),
+    GraphData.variant,
+    InstanceForecast.risk,
+    InstanceForecast.on_time_probability,
+    InstanceForecast.success_probability,
+    _RISK,
 ]
-InstanceSort = Literal["started", "updated"]
+InstanceSort = Literal["started", "updated", "risk"]
 _SORTS: dict[str, Order] = {
     "started": Order(GraphData.started_ts, GraphData.id, descending=True),
     "updated": Order(GraphData.updated_ts, GraphData.id, descending=True),
+    "risk": Order(_RISK, GraphData.id, descending=True),
 }
 
 
@@ -311,14 +324,22 @@ async def instance_list(
     stuck: bool = False,
     paused: bool = False,
     sort: InstanceSort = "started",
+    variant: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[InstanceRow]:
     """Instances for the console: filtered, searched by instance or entity id or by the entity's name
-    (a prefix, any case), newest first by start or by last change, keyset-paged."""
+    (a prefix, any case), newest first by start or by last change, or riskiest first (the forecast
+    watch's latest forecasts), keyset-paged."""
     now = datetime.now(UTC)
     expected = await expected_durations(conn)
-    stmt: Select[Any] = select(*_LIST_COLUMNS).outerjoin(Entity, Entity.id == GraphData.root_entity_id)
+    stmt: Select[Any] = (
+        select(*_LIST_COLUMNS)
+        .outerjoin(Entity, Entity.id == GraphData.root_entity_id)
+        .outerjoin(InstanceForecast, InstanceForecast.instance_id == GraphData.id)
+    )
+    if variant:
+        stmt = stmt.where(GraphData.variant == variant)
     if template_code:
         stmt = stmt.where(GraphData.template_code == template_code)
     if status:
@@ -353,6 +374,10 @@ async def instance_list(
             pending_approval=bool(r.pending_approval) and r.pending_approval.get("status") == "pending",
             overdue_seconds=over if over is not None and over > 0 else None,
             paused=PauseInfo.model_validate(r.paused) if r.paused else None,
+            variant=r.variant,
+            risk=r.risk if r.workflow_status == "active" else None,
+            on_time_probability=r.on_time_probability if r.workflow_status == "active" else None,
+            success_probability=r.success_probability if r.workflow_status == "active" else None,
         )
 
     return await fetch_page(conn, stmt, order=_SORTS[sort], limit=limit, offset=0, cursor=cursor, item=row)

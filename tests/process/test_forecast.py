@@ -18,6 +18,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.api import Api
@@ -142,3 +143,56 @@ async def test_a_finished_or_unknown_instance_has_no_forecast(api: Api, engine: 
     bad["workflow_graph"]["at_risk_below"] = 0.5
     answer = await api.request("POST", "/api/v1/workflow-template", json=bad)
     assert answer.status_code == 422 and "set sla_days too" in answer.text
+
+
+async def test_early_warning_reaches_the_owner_role_before_the_deadline(api: Api, engine: AsyncEngine) -> None:
+    """With at_risk_below 0.4, the instance 1.5 days in (1/3 on time) is warned and the fresh one (61/123)
+    is not; the warning is raised once, lands in the owner role's inbox with a notification, and leaves
+    it when acknowledged. The watch keeps each running instance's forecast for the list's risk order."""
+    code = await toy(api, sla_days=2.5, at_risk_below=0.4, owner_role="operator")
+    now = datetime.now(UTC)
+    await insert_history(engine, code, history(now))
+    fresh, later = await insert_history(
+        engine,
+        code,
+        [([(0, now - timedelta(minutes=1))], "active"), ([(0, now - timedelta(days=1.5))], "active")],
+    )
+    refused = await api.request("POST", "/api/v1/analytics/forecast-watch", role="viewer")
+    assert refused.status_code == 403
+    ran = await api.request("POST", "/api/v1/analytics/forecast-watch", role="operator")
+    assert ran.status_code == 200, ran.text
+    assert later in ran.json()["warned"] and fresh not in ran.json()["warned"]
+    again = await api.request("POST", "/api/v1/analytics/forecast-watch", role="operator")
+    assert later not in again.json()["warned"]
+    async with engine.connect() as conn:
+        kept = dict(
+            (str(r[0]), r[1])
+            for r in await conn.execute(
+                text("SELECT instance_id, risk FROM app.instance_forecasts WHERE template_code = :c"), {"c": code}
+            )
+        )
+        notices = (
+            await conn.execute(
+                text(
+                    "SELECT recipient FROM app.d_notification WHERE template = 'deadline_at_risk' AND subject LIKE :s"
+                ),
+                {"s": f"%{later}%"},
+            )
+        ).all()
+    assert kept == {fresh: round(62 / 123, 4), later: round(2 / 3, 4)}
+    assert [n[0] for n in notices] == ["operator"]
+
+    mine = (await api.request("GET", "/api/v1/inbox?kind=at_risk", role="operator")).json()
+    item = next(i for i in mine if i["id"] == f"at_risk:{later}")
+    assert item["assignee"] == ["operator"] and "33% chance" in item["detail"]
+    assert not [i for i in (await api.request("GET", "/api/v1/inbox?kind=at_risk", role="approver")).json()]
+    refused = await api.request(
+        "POST", f"/api/v1/inbox/{item['id']}/decision", role="approver", json={"action": "acknowledge"}
+    )
+    assert refused.status_code == 403
+    done = await api.request(
+        "POST", f"/api/v1/inbox/{item['id']}/decision", role="operator", json={"action": "acknowledge"}
+    )
+    assert done.status_code == 200, done.text
+    left = (await api.request("GET", "/api/v1/inbox?kind=at_risk", role="operator")).json()
+    assert f"at_risk:{later}" not in [i["id"] for i in left]
