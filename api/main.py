@@ -26,7 +26,19 @@ from api.gateway import Gateway
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.ratelimits import RateLimits
-from api.routes import analytics, breakers, changes, codec, entities, events, inbox, notifications, people, policies
+from api.routes import (
+    analytics,
+    breakers,
+    changes,
+    codec,
+    entities,
+    events,
+    experiments,
+    inbox,
+    notifications,
+    people,
+    policies,
+)
 from api.routes.agents import agents, sessions
 from api.routes.automation import dead_letters, rules
 from api.routes.process import instances, migrations, templates
@@ -119,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         changes,
         policies,
         people,
+        experiments,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_openapi(app)

@@ -177,6 +177,13 @@ class TemplateSnapshot(BaseModel):
     graph: WorkflowGraph
 
 
+class VariantArm(BaseModel):
+    """The experiment and variant a new instance was routed to (core/experiments)."""
+
+    experiment_id: str
+    name: str
+
+
 class ProcessStartInput(BaseModel):
     instance_id: str
     template: TemplateSnapshot
@@ -188,6 +195,7 @@ class ProcessStartInput(BaseModel):
     started_ts: datetime
     search_attributes: bool = True
     names_in_temporal: bool = True  # false: the root's name stays out of the run's details
+    variant: VariantArm | None = None
 
 
 class TransitionRequest(BaseModel):
@@ -266,6 +274,7 @@ class InstanceView(BaseModel):
     completed_ts: datetime | None
     source: Literal["workflow", "database"]
     paused: PauseInfo | None = None
+    variant: str | None = Field(default=None, description="The experiment variant it was routed to at its start")
 
 
 class InstanceEvent(BaseModel):
@@ -328,6 +337,7 @@ class EnterStateInput(BaseModel):
     success: bool | None
     pending_approval: PendingApproval | None
     started_ts: datetime
+    variant: VariantArm | None = None  # recorded on the projection when it is first written
 
 
 class EnterStateResult(BaseModel):

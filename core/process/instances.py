@@ -107,6 +107,7 @@ def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
         completed_ts=row["completed_ts"],
         source="database",
         paused=PauseInfo.model_validate(row["paused"]) if row["paused"] else None,
+        variant=row.get("variant"),
     )
 
 
@@ -120,8 +121,11 @@ async def instances_page(
     limit: int,
     offset: int,
     cursor: str | None = None,
+    variant: str | None = None,
 ) -> Page[InstanceView]:
     stmt = select(*_COLUMNS).join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
+    if variant is not None:
+        stmt = stmt.where(GraphData.variant == variant)
     if template_code is not None:
         stmt = stmt.where(GraphData.template_code == template_code)
     if state_id is not None:

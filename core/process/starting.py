@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair
 
 from core.entities import store as entities
+from core.experiments import store as experiments
 from core.platform import search_attributes as sa
 from core.platform.settings import Settings
 from core.process import templates
-from core.process.contracts import InstanceCreate, ProcessStartInput
+from core.process.contracts import InstanceCreate, ProcessStartInput, VariantArm
 from core.process.dag import start_state
 from core.process.ids import process_workflow_id
 
@@ -44,7 +45,16 @@ async def prepare_start(
     conn: AsyncConnection, request: InstanceCreate, *, instance_id: str, actor: str, settings: Settings
 ) -> PreparedStart:
     """Everything a start needs, or ``StartRefused`` saying what exists instead."""
-    template = await templates.get_by_code(conn, request.template_code, request.template_version)
+    # A running experiment routes a start that names no version, by the root entity (a customer keeps
+    # its variant), else by the instance.
+    arm: VariantArm | None = None
+    wanted = request.template_version
+    if wanted is None:
+        experiment = await experiments.running_for(conn, request.template_code)
+        if experiment is not None:
+            chosen = experiments.route(experiment, str(request.root_entity_id or instance_id))
+            arm, wanted = VariantArm(experiment_id=str(experiment.id), name=chosen.name), chosen.version
+    template = await templates.get_by_code(conn, request.template_code, wanted)
     if template is None:
         known = ", ".join(await templates.active_codes(conn))
         version = f" version {request.template_version}" if request.template_version else ""
@@ -68,6 +78,7 @@ async def prepare_start(
         started_ts=datetime.now(UTC),
         search_attributes=settings.search_attributes,
         names_in_temporal=settings.names_in_temporal,
+        variant=arm,
     )
     attributes: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.TEMPLATE_CODE, template.code),

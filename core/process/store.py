@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities import store as entities
 from core.entities.contracts import EntityLimits
+from core.experiments import store as experiments
 from core.notifications.store import insert_notifications
 from core.process import templates
 from core.process.contracts import ApprovalRecordInput, EnterStateInput
@@ -105,7 +106,8 @@ async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: Enti
     state = data.to_state
     entity = uuid.UUID(data.entity_id) if data.entity_id else None
     root = uuid.UUID(data.root_entity_id) if data.root_entity_id else None
-    if not await _project(conn, data):
+    projected = await _project(conn, data)
+    if projected is None:
         return False
     if state.terminal_flag:
         await templates.count_finish(
@@ -115,6 +117,8 @@ async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: Enti
             finished=data.ts,
             success=bool(state.success),
         )
+        if projected.experiment_id is not None:
+            await experiments.guardrail(conn, projected.experiment_id)
     if entity is not None and state.entity_name and state.entity_status:
         if data.entity_action == "created":
             under_root = root is not None and data.root_entity_type is not None and root != entity
@@ -162,8 +166,9 @@ async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: Enti
     return True
 
 
-async def _project(conn: AsyncConnection, data: EnterStateInput) -> bool:
-    """Upsert the instance row unless a later (or this) step is already recorded."""
+async def _project(conn: AsyncConnection, data: EnterStateInput) -> Any | None:
+    """Upsert the instance row unless a later (or this) step is already recorded: the row written
+    (its id and experiment), or None."""
     state = data.to_state
     values: dict[str, Any] = {
         "id": uuid.UUID(data.instance_id),
@@ -183,17 +188,20 @@ async def _project(conn: AsyncConnection, data: EnterStateInput) -> bool:
         "pending_approval": data.pending_approval.model_dump(mode="json") if data.pending_approval else None,
         "last_seq": data.seq,
         "updated_ts": data.ts,
+        "experiment_id": uuid.UUID(data.variant.experiment_id) if data.variant else None,
+        "variant": data.variant.name if data.variant else None,
     }
     insert_row = insert(GraphData).values(**values)
     excluded = insert_row.excluded
-    changing: dict[str, Any] = {k: excluded[k] for k in values if k not in ("id", "started_ts", "workflow_head_id")}
+    fixed = ("id", "started_ts", "workflow_head_id", "experiment_id", "variant")  # set by the first entry
+    changing: dict[str, Any] = {k: excluded[k] for k in values if k not in fixed}
     # The lists grow by this step's entries; the seq guard below makes that happen once per step.
     changing["state_history"] = GraphData.state_history.op("||")(excluded.state_history)
     changing["created_entities"] = GraphData.created_entities.op("||")(excluded.created_entities)
     upsert = insert_row.on_conflict_do_update(
         index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < excluded.last_seq
-    ).returning(GraphData.id)
-    return (await conn.execute(upsert)).first() is not None
+    ).returning(GraphData.id, GraphData.experiment_id)
+    return (await conn.execute(upsert)).first()
 
 
 async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> str | None:
@@ -214,7 +222,7 @@ async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> s
                 else {}
             ),
         )
-        .returning(GraphData.workflow_head_id, GraphData.started_ts, GraphData.template_code)
+        .returning(GraphData.workflow_head_id, GraphData.started_ts, GraphData.template_code, GraphData.experiment_id)
     )
     recorded = result.first()
     if recorded is None:
@@ -223,6 +231,8 @@ async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> s
         await templates.count_finish(
             conn, recorded.workflow_head_id, started=recorded.started_ts, finished=data.ts, success=False
         )
+        if recorded.experiment_id is not None:
+            await experiments.guardrail(conn, recorded.experiment_id)
     row = event_row(
         data.instance_id,
         data.seq,

@@ -147,6 +147,7 @@ class ProcessInstanceWorkflow:
             completed_ts=self._completed_ts,
             source="workflow",
             paused=self._paused,
+            variant=self._input.variant.name if self._input.variant else None,
         )
 
     @workflow.update
@@ -349,6 +350,7 @@ class ProcessInstanceWorkflow:
                     success=success,
                     pending_approval=approval,
                     started_ts=self._input.started_ts,
+                    variant=self._input.variant,
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=retry,

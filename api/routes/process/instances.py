@@ -68,6 +68,9 @@ async def list_instances(
     state_id: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     status: Annotated[str | None, Query(pattern="^(active|completed|cancelled)$")] = None,
     root_entity_id: uuid.UUID | None = None,
+    variant: Annotated[
+        str | None, Query(max_length=40, description="Instances routed to this experiment variant")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
@@ -81,6 +84,7 @@ async def list_instances(
             state_id=state_id,
             status=status,
             root_entity_id=root_entity_id,
+            variant=variant,
             limit=limit,
             offset=offset,
             cursor=cursor,
