@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast test-real-model bench bench-scale bench-designer seed-scale lint clean
+.PHONY: install run test test-fast test-real-model bench bench-scale bench-designer seed-scale backtest lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ seed-scale: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale
+
+# Is the forecast any good: a year of generated history of known structure, cut at a date, forecasts
+# against what happened after (scripts/backtest.py); its own embedded Postgres in .trellis/backtest.
+backtest: $(STAMP)
+	$(PY) -m scripts.backtest
 
 bench-designer: $(STAMP)
 	$(PY) -m bench.designer

@@ -224,6 +224,7 @@ class WatchResult(BaseModel):
     versions: int = Field(description="Template versions with running instances that were forecast")
     instances: int = Field(description="Running instances whose forecast was refreshed")
     warned: list[str] = Field(description="Instances that got an early warning in this run")
+    workflow_id: str = Field(default="", description="The ForecastWatch run that did it")
 
 
 async def watch(

@@ -747,6 +747,12 @@ async def chain_action_approved(stage: Stage) -> Ref:
     return run["workflow_id"], None
 
 
+async def forecast_watch(stage: Stage) -> Ref:
+    run = await stage.api.request("POST", "/api/v1/analytics/forecast-watch", role="operator")
+    assert run.status_code == 200, run.text
+    return run.json()["workflow_id"], None
+
+
 async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
     """Every scenario, concurrently; their histories by scenario name."""
     scenarios: dict[str, Callable[[], Awaitable[Ref]]] = {
@@ -783,6 +789,7 @@ async def run_all(stage: Stage, llm: Any) -> dict[str, WorkflowHistory]:
         "policy_approval_transition": lambda: policy_approval_transition(stage),
         "step_tool_approved": lambda: step_tool_approved(stage),
         "chain_action_approved": lambda: chain_action_approved(stage),
+        "forecast_watch": lambda: forecast_watch(stage),
     }
     refs = await asyncio.gather(*(run() for run in scenarios.values()))
     histories: dict[str, WorkflowHistory] = {}

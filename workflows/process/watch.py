@@ -34,9 +34,10 @@ logger = logging.getLogger("trellis.worker")
 class ForecastWatchWorkflow:
     @workflow.run
     async def run(self, data: WatchInput) -> WatchResult:
-        return await workflow.execute_activity_method(
+        result = await workflow.execute_activity_method(
             ForecastActivities.watch, data, start_to_close_timeout=timedelta(minutes=10)
         )
+        return result.model_copy(update={"workflow_id": workflow.info().workflow_id})
 
 
 async def ensure_watch_schedule(client: Client, task_queue: str, every_seconds: int, min_visits: int) -> None:
