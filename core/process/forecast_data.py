@@ -161,14 +161,6 @@ async def keep_forecasts(conn: AsyncConnection, code: str, forecasts: Sequence[F
                 set_={c: chunk.excluded[c] for c in rows[0] if c != "instance_id"},
             )
         )
-    # Forecasts of instances no longer running go (a finished instance has no risk).
-    await conn.execute(
-        text(
-            "DELETE FROM app.instance_forecasts f USING app.d_industry_workflow_graph_data d "
-            "WHERE f.instance_id = d.id AND f.template_code = :code AND d.workflow_status <> 'active'"
-        ),
-        {"code": code},
-    )
 
 
 async def warn(conn: AsyncConnection, forecast: Forecast, code: str, owner_role: str) -> bool:
@@ -236,6 +228,13 @@ async def watch(
     the caller to notify in the same transaction."""
     now = now or datetime.now(UTC)
     versions = await watched_versions(conn)
+    # Forecasts of instances no longer running go first (a finished instance has no risk to sort by).
+    await conn.execute(
+        text(
+            "DELETE FROM app.instance_forecasts f USING app.d_industry_workflow_graph_data d "
+            "WHERE f.instance_id = d.id AND d.workflow_status <> 'active'"
+        )
+    )
     warned: list[tuple[str, str, Forecast]] = []
     count = 0
     for code, version in versions:
