@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.commands import templates as template_commands
 from api.commands.rights import READERS, allow
@@ -38,8 +38,8 @@ async def create(body: ExperimentCreate, principal: Principal, engine: AsyncEngi
             raise ApiError(409, "experiment_running", str(exc)) from exc
 
 
-async def _found(conn: object, experiment_id: uuid.UUID) -> ExperimentPublic:
-    found = await store.get(conn, experiment_id)  # type: ignore[arg-type]
+async def _found(conn: AsyncConnection, experiment_id: uuid.UUID) -> ExperimentPublic:
+    found = await store.get(conn, experiment_id)
     if found is None:
         raise ApiError(404, "not_found", f"no experiment {experiment_id}")
     return found

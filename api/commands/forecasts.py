@@ -75,7 +75,8 @@ async def instance_forecast(
             conn, row.template_code, row.template_version, min_visits=min_visits, ttl=ttl
         )
         runs = await forecast_data.running(conn, row.template_code, row.template_version, now, only=instance_id)
-    if model is None or not runs or runs[0].state_id not in model.states:
+    runs = forecast_data.forecastable(model, runs) if model is not None else []
+    if model is None or not runs:
         raise ApiError(409, "not_running", f"instance {instance_id} has no recorded state to forecast from")
     return forecast_data.forecast_of(model, runs[0], now)
 
@@ -98,8 +99,7 @@ async def template_forecast(
             model = await forecast_data.current_model(conn, code, version, min_visits=min_visits, ttl=ttl)
             if model is None:
                 continue
-            runs = [r for r in await forecast_data.running(conn, code, version, now) if r.state_id in model.states]
-            runs = [r for r in runs if not model.states[r.state_id].node.terminal_flag]
+            runs = forecast_data.forecastable(model, await forecast_data.running(conn, code, version, now))
             mine = [forecast_data.forecast_of(model, r, now) for r in runs]
             forecasts.extend(mine)
             reasons = sorted({reason for f in mine for reason in f.reasons})

@@ -4,16 +4,18 @@ uses."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, Schedule, ScheduleAlreadyRunningError, ScheduleUpdate
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.platform import telemetry
 from core.platform.codec import data_converter
@@ -58,3 +60,17 @@ def start_options(
         "search_attributes": TypedSearchAttributes(pairs),
         "static_summary": PublicText(summary),
     }
+
+
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule, *, what: str) -> None:
+    """Create the Temporal Schedule, or bring an existing one in line (another task queue, a changed
+    action or interval). Temporal's time-skipping test server has no schedules: there ``what`` runs on
+    demand only, and a warning says so."""
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+        await client.get_schedule_handle(schedule_id).update(lambda _: ScheduleUpdate(schedule=schedule))
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        logging.getLogger("trellis.worker").warning("this Temporal server has no schedules; run %s on demand", what)

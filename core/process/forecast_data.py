@@ -125,6 +125,11 @@ async def current_model(conn: AsyncConnection, code: str, version: int, *, min_v
     return model
 
 
+def forecastable(model: Model, runs: Sequence[Running]) -> list[Running]:
+    """The runs the model can forecast: in a running state of its version (not one removed or terminal)."""
+    return [r for r in runs if r.state_id in model.states and not model.states[r.state_id].node.terminal_flag]
+
+
 def forecast_of(model: Model, run: Running, now: datetime) -> Forecast:
     return model.forecast(
         run.state_id,
@@ -242,9 +247,7 @@ async def watch(
         if model is None:
             continue
         forecasts = [
-            forecast_of(model, run, now)
-            for run in await running(conn, code, version, now)
-            if run.state_id in model.states and not model.states[run.state_id].node.terminal_flag
+            forecast_of(model, run, now) for run in forecastable(model, await running(conn, code, version, now))
         ]
         count += len(forecasts)
         await keep_forecasts(conn, code, forecasts)

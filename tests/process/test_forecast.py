@@ -50,6 +50,20 @@ def history(now: datetime) -> list[tuple[list[tuple[int, Any]], str]]:
     return walks
 
 
+async def toy_running(api: Api, engine: AsyncEngine, **graph: Any) -> tuple[str, datetime, str, str]:
+    """The toy template with its recorded history and the two running instances: (code, now, the one a
+    minute into A, the one 1.5 days into A)."""
+    code = await toy(api, **graph)
+    now = datetime.now(UTC)
+    await insert_history(engine, code, history(now))
+    fresh, later = await insert_history(
+        engine,
+        code,
+        [([(0, now - timedelta(minutes=1))], "active"), ([(0, now - timedelta(days=1.5))], "active")],
+    )
+    return code, now, fresh, later
+
+
 async def forecast(api: Api, instance: str) -> dict[str, Any]:
     answer = await api.request("GET", f"/api/v1/workflow-instance/{instance}/forecast", role="viewer")
     assert answer.status_code == 200, answer.text
@@ -61,14 +75,7 @@ def close(value: float, expected: float, tolerance: float) -> bool:
 
 
 async def test_forecasts_on_a_toy_dag_match_the_hand_computation(api: Api, engine: AsyncEngine) -> None:
-    code = await toy(api, sla_days=2.5, at_risk_below=0.4)
-    now = datetime.now(UTC)
-    await insert_history(engine, code, history(now))
-    fresh, later = await insert_history(
-        engine,
-        code,
-        [([(0, now - timedelta(minutes=1))], "active"), ([(0, now - timedelta(days=1.5))], "active")],
-    )
+    code, now, fresh, later = await toy_running(api, engine, sla_days=2.5, at_risk_below=0.4)
     # The grid step: twice the longest stay (3 days) over 2048 bins.
     step = 2 * 3 * DAY / 2048
 
@@ -149,14 +156,7 @@ async def test_early_warning_reaches_the_owner_role_before_the_deadline(api: Api
     """With at_risk_below 0.4, the instance 1.5 days in (1/3 on time) is warned and the fresh one (61/123)
     is not; the warning is raised once, lands in the owner role's inbox with a notification, and leaves
     it when acknowledged. The watch keeps each running instance's forecast for the list's risk order."""
-    code = await toy(api, sla_days=2.5, at_risk_below=0.4, owner_role="operator")
-    now = datetime.now(UTC)
-    await insert_history(engine, code, history(now))
-    fresh, later = await insert_history(
-        engine,
-        code,
-        [([(0, now - timedelta(minutes=1))], "active"), ([(0, now - timedelta(days=1.5))], "active")],
-    )
+    code, _, fresh, later = await toy_running(api, engine, sla_days=2.5, at_risk_below=0.4, owner_role="operator")
     refused = await api.request("POST", "/api/v1/analytics/forecast-watch", role="viewer")
     assert refused.status_code == 403
     ran = await api.request("POST", "/api/v1/analytics/forecast-watch", role="operator")

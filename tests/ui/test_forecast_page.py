@@ -5,12 +5,12 @@ instance list sorts by risk after the forecast watch ran."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.process.test_forecast import history, toy
+from tests.process.test_forecast import toy, toy_running
 from tests.support.api import Api
 from tests.support.process import insert_history
 from tests.ui.test_console import shot, sign_in
@@ -19,14 +19,7 @@ from tests.ui.test_console import shot, sign_in
 async def test_the_instance_page_and_list_show_the_forecast(
     api: Api, engine: AsyncEngine, browser: Browser, console: str
 ) -> None:
-    code = await toy(api, sla_days=2.5, at_risk_below=0.4)
-    now = datetime.now(UTC)
-    await insert_history(engine, code, history(now))
-    fresh, later = await insert_history(
-        engine,
-        code,
-        [([(0, now - timedelta(minutes=1))], "active"), ([(0, now - timedelta(days=1.5))], "active")],
-    )
+    code, now, fresh, later = await toy_running(api, engine, sla_days=2.5, at_risk_below=0.4)
     thin_code = await toy(api)
     [thin] = await insert_history(engine, thin_code, [([(0, now - timedelta(hours=12))], "active")])
     assert (await api.request("POST", "/api/v1/analytics/forecast-watch", role="operator")).status_code == 200

@@ -5,7 +5,6 @@ running instance, keeps the forecasts the instance list sorts by risk, and raise
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from temporalio import workflow
@@ -13,21 +12,18 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 with workflow.unsafe.imports_passed_through():
     from activities.process.forecasts import ForecastActivities, WatchInput
+    from core.platform.temporal import ensure_schedule
     from core.process.forecast_data import WatchResult
 
 SCHEDULE_ID = "process-forecast-watch"
-logger = logging.getLogger("trellis.worker")
 
 
 @workflow.defn(name="ForecastWatch")
@@ -52,11 +48,4 @@ async def ensure_watch_schedule(client: Client, task_queue: str, every_seconds: 
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_seconds))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-        await client.get_schedule_handle(SCHEDULE_ID).update(lambda _: ScheduleUpdate(schedule=schedule))
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        logger.warning("this Temporal server has no schedules; run the forecast watch on demand")
+    await ensure_schedule(client, SCHEDULE_ID, schedule, what="the forecast watch")

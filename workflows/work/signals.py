@@ -8,7 +8,6 @@ started is started by the next run.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from temporalio import workflow
@@ -16,23 +15,20 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleSpec,
-    ScheduleUpdate,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.work.items import InterpretInput, InterpretOutput, StartedInput, WorkActivities
+    from core.platform.temporal import ensure_schedule
     from core.work.contracts import InterpretResult, SignalsInput
     from core.work.store import item_workflow_id
     from workflows.work.item import WorkItemWorkflow
 
 SCHEDULE_ID = "work-signals-daily"
-logger = logging.getLogger("trellis.worker")
 
 
 @workflow.defn(name="WorkSignals")
@@ -70,12 +66,4 @@ async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
     )
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-        await client.get_schedule_handle(SCHEDULE_ID).update(lambda _: ScheduleUpdate(schedule=schedule))
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        # Temporal's time-skipping test server has no schedules: there the interpreter runs on demand.
-        logger.warning("this Temporal server has no schedules; run the signal interpreter on demand")
+    await ensure_schedule(client, SCHEDULE_ID, schedule, what="the signal interpreter")
