@@ -202,8 +202,12 @@ class StepRunActivities:
         joins the execution already started."""
         action = data.action
         assert isinstance(action, StartWorkflowAction)
+        event = data.event
+        execution_id = execution_id_for("rule", data.rule.id, event.id, data.action_index)
+        # An experiment routes by the event's entity: one customer keeps its variant.
+        key = event.entity_id or execution_id
         async with self._engine.connect() as conn:
-            stored, refused = await store.runnable(conn, action.workflow)
+            stored, refused, arm = await store.routed(conn, action.workflow, None, key)
             context = await event_context(conn, data.rule, data.event)
         if stored is None or refused is not None:
             raise errors.ACTION_INVALID.error(f"start_workflow: {refused}")
@@ -213,12 +217,11 @@ class StepRunActivities:
             rendered_context = _render_typed(action.context, context, limit)
         except TemplateRenderError as exc:
             raise errors.ACTION_INVALID.error(str(exc)) from exc
-        event = data.event
-        execution_id = execution_id_for("rule", data.rule.id, event.id, data.action_index)
         run = run_input(
             stored,
             execution_id,
             self._settings,
+            variant=arm,
             input=rendered_input,
             context=rendered_context,
             trigger={

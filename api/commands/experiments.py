@@ -1,6 +1,7 @@
-"""Experiments (issue 26): start one on a template (admins), read and analyse it (readers), promote a
-variant or end it (admins). Promoting a variant that is not the template's newest version stores it
-again as the newest (the templates' own restore), so new instances start on it by default."""
+"""Experiments (issue 26): start one on a template or a step workflow (admins), read and analyse it
+(readers), promote a variant or end it (admins). Promoting a variant that is not the newest version
+stores it again as the newest (the templates' or the step workflows' own restore), so new runs start on
+it by default."""
 
 from __future__ import annotations
 
@@ -8,19 +9,34 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.commands import steps as step_commands
 from api.commands import templates as template_commands
 from api.commands.rights import READERS, allow
 from api.deps import Principal
 from api.errors import ApiError
 from core.experiments import store
 from core.experiments.contracts import ExperimentAnalysis, ExperimentCreate, ExperimentPublic, PromoteCreate
+from core.platform.settings import Settings
 from core.process import templates
+from core.steps import store as step_store
+from core.steps.catalogue import Catalogue
+
+
+async def _check_step_versions(conn: AsyncConnection, body: ExperimentCreate) -> None:
+    for variant in body.variants:
+        stored, refused = await step_store.runnable(conn, body.subject, variant.version)
+        if stored is None:
+            raise ApiError(422, "validation_error", f"variant {variant.name}: {refused}")
+        if refused is not None:
+            raise ApiError(409, "workflow_disabled", refused)
 
 
 async def create(body: ExperimentCreate, principal: Principal, engine: AsyncEngine) -> ExperimentPublic:
     allow(principal, doing="start experiments")
     async with engine.begin() as conn:
-        for variant in body.variants:
+        if body.subject_kind == "steps":
+            await _check_step_versions(conn, body)
+        for variant in body.variants if body.subject_kind == "process" else []:
             found = await templates.get_by_code(conn, body.subject, variant.version)
             if found is None:
                 raise ApiError(
@@ -59,20 +75,33 @@ async def listing(subject: str | None, principal: Principal, engine: AsyncEngine
 
 
 async def promote(
-    experiment_id: uuid.UUID, body: PromoteCreate, principal: Principal, engine: AsyncEngine
+    experiment_id: uuid.UUID,
+    body: PromoteCreate,
+    principal: Principal,
+    engine: AsyncEngine,
+    catalogue: Catalogue,
+    settings: Settings,
 ) -> ExperimentPublic:
-    """Make the variant the template's default (its version the newest) and end the experiment."""
+    """Make the variant the default (its version the newest) and end the experiment."""
     allow(principal, doing="promote variants")
+    steps = False
     async with engine.connect() as conn:
         experiment = await _found(conn, experiment_id)
-        latest = await templates.latest_version(conn, experiment.subject)
+        steps = experiment.subject_kind == "steps"
+        if steps:
+            newest = await step_store.latest_version(conn, experiment.subject)
+        else:
+            latest = await templates.latest_version(conn, experiment.subject)
+            newest = latest.version if latest else None
     if experiment.status != "running":
         raise ApiError(409, "experiment_ended", f"experiment {experiment_id} has ended")
     chosen = next((v for v in experiment.variants if v.name == body.variant), None)
     if chosen is None:
         names = ", ".join(v.name for v in experiment.variants)
         raise ApiError(422, "validation_error", f"no variant '{body.variant}'; the variants are {names}")
-    if latest is None or latest.version != chosen.version:
+    if newest != chosen.version and steps:
+        await step_commands.restore(experiment.subject, chosen.version, principal, engine, catalogue, settings)
+    elif newest != chosen.version:
         await template_commands.restore(experiment.subject, chosen.version, principal, engine)
     async with engine.begin() as conn:
         try:

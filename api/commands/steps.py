@@ -36,7 +36,14 @@ from core.steps.contracts import (
 )
 from core.steps.definition import RESERVED_NAMES, StepWorkflowDefinition, visible
 from core.steps.dryrun import RunComparison, StepDryRun, StepDryRunRequest, changed, compare, plan_from
-from core.steps.starting import begin_input, execution_attributes, execution_id_for, run_input, summary
+from core.steps.starting import (
+    begin_input,
+    execution_attributes,
+    execution_id_for,
+    routing_key,
+    run_input,
+    summary,
+)
 from core.steps.validation import Problem as StepProblem
 from core.steps.validation import check
 from workflows.steps.interpreter import StepWorkflowRun
@@ -52,6 +59,7 @@ async def executions(
     status: str | None = None,
     trigger_kind: str | None = None,
     search: str | None = None,
+    variant: str | None = None,
     limit: int = 50,
     offset: int = 0,
     cursor: str | None = None,
@@ -64,6 +72,7 @@ async def executions(
             status=status,
             trigger_kind=trigger_kind,
             search=search,
+            variant=variant,
             limit=limit,
             offset=offset,
             cursor=cursor,
@@ -281,17 +290,21 @@ async def execute(
     """Start an execution of the latest (or the given) version; answers at once with the execution,
     whose steps run durably."""
     allow(principal, "operator", doing="execute workflows")
+    key = ("api", principal.name, name, idempotency_key) if idempotency_key else ()
+    execution_id = execution_id_for(*key)
     async with engine.connect() as conn:
-        stored, refused = await store.runnable(conn, name, body.version)
+        stored, refused, arm = await store.routed(
+            conn, name, body.version, routing_key(execution_id, body.input, body.context, {})
+        )
     if stored is None:
         raise not_found(name) if body.version is None else ApiError(404, "not_found", str(refused))
     if refused is not None:
         raise ApiError(409, "workflow_disabled", refused)
-    key = ("api", principal.name, name, idempotency_key) if idempotency_key else ()
     run = run_input(
         stored,
-        execution_id_for(*key),
+        execution_id,
         settings,
+        variant=arm,
         input=body.input,
         context=body.context,
         trigger={"kind": "api", "actor": principal.name},

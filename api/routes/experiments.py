@@ -1,4 +1,4 @@
-"""Experiments: A/B variants of a process template (issue 26, decision 0022)."""
+"""Experiments: A/B variants of a process template or a step workflow (issue 26, decision 0022)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api.catalogue import CatalogueDep
 from api.commands import experiments as commands
-from api.deps import Admin, EngineDep, Reader
+from api.deps import Admin, EngineDep, Reader, SettingsDep
 from core.experiments.contracts import ExperimentAnalysis, ExperimentCreate, ExperimentPublic, PromoteCreate
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
@@ -16,10 +17,12 @@ router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
 
 @router.post("", response_model=ExperimentPublic, status_code=201)
 async def start_experiment(body: ExperimentCreate, engine: EngineDep, principal: Admin) -> ExperimentPublic:
-    """Run two or more versions of a template as variants with weights (admins). New instances that name
-    no version are routed by weight, by their root entity (a customer keeps its variant); the variant is
-    recorded on the instance. With ``guardrail``, routing to a variant stops by itself once its success
-    rate is significantly worse. 409 when the template has a running experiment."""
+    """Run two or more versions of a template (``subject_kind`` process) or a step workflow (``steps``)
+    as variants with weights (admins). New runs that name no version are routed by weight, by their root
+    entity (a customer keeps its variant; a step execution's ``entity_id`` in its context or input, or its
+    rule event's entity); the variant is recorded on the run. With ``guardrail``, routing to a variant
+    stops by itself once its success rate is significantly worse. 409 when the subject has a running
+    experiment."""
     return await commands.create(body, principal, engine)
 
 
@@ -27,7 +30,7 @@ async def start_experiment(body: ExperimentCreate, engine: EngineDep, principal:
 async def list_experiments(
     engine: EngineDep,
     principal: Reader,
-    subject: Annotated[str | None, Query(max_length=50, description="A template code")] = None,
+    subject: Annotated[str | None, Query(max_length=100, description="A template code or step workflow name")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[ExperimentPublic]:
     """Experiments, newest first."""
@@ -45,10 +48,16 @@ async def get_experiment(experiment_id: uuid.UUID, engine: EngineDep, principal:
 
 @router.post("/{experiment_id}/promote", response_model=ExperimentPublic)
 async def promote_variant(
-    experiment_id: uuid.UUID, body: PromoteCreate, engine: EngineDep, principal: Admin
+    experiment_id: uuid.UUID,
+    body: PromoteCreate,
+    engine: EngineDep,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    principal: Admin,
 ) -> ExperimentPublic:
-    """Make the variant's version the template's default and end the experiment (admins)."""
-    return await commands.promote(experiment_id, body, principal, engine)
+    """Make the variant's version the default (of the template or step workflow) and end the experiment
+    (admins)."""
+    return await commands.promote(experiment_id, body, principal, engine, catalogue, settings)
 
 
 @router.post("/{experiment_id}/end", response_model=ExperimentPublic)

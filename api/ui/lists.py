@@ -257,6 +257,7 @@ class ExecutionQuery(ListQuery):
     status: Literal["", "pending", "running", "completed", "failed", "cancelled"] = ""
     trigger: Literal["", "api", "rule", "retry", "workflow.run"] = ""
     q: str | None = Field(default=None, max_length=200)
+    variant: str | None = Field(default=None, max_length=40)
 
 
 @router.get("/executions")
@@ -269,16 +270,18 @@ async def executions_page(request: Request) -> HTMLResponse:
             status=query.status or None,
             trigger_kind=query.trigger or None,
             search=query.q or None,
+            variant=query.variant or None,
             limit=query.limit,
             cursor=query.cursor,
         )
         rows = []
         for e in found.items:
+            variant = f" · variant {e.variant}" if e.variant else ""
             rows.append(
                 Row(
                     str(e.id),
                     [
-                        Cell(f"{e.workflow_name} v{e.workflow_version}", href=f"/ui/executions/{e.id}"),
+                        Cell(f"{e.workflow_name} v{e.workflow_version}{variant}", href=f"/ui/executions/{e.id}"),
                         Cell(
                             e.status + (" · paused" if e.paused else ""),
                             cls="warn" if e.status == "failed" else ("ok" if e.status == "completed" else None),
@@ -327,7 +330,7 @@ async def executions_page(request: Request) -> HTMLResponse:
             total=found.total,
             next_url=next_url,
             first_url=first_url,
-            filtered=filtered_by(request, ["q", "status", "trigger", "workflow"]),
+            filtered=filtered_by(request, ["q", "status", "trigger", "workflow", "variant"]),
         )
 
     return await _render(request, ExecutionQuery, build)

@@ -1,7 +1,7 @@
-"""Contracts of experiments (issue 26): two or more versions of a process template run side by side as
-variants with weights; new instances are routed by the root entity; a guardrail stops routing to a
-variant whose success rate is significantly worse; promoting a variant makes it the default and ends
-the experiment."""
+"""Contracts of experiments (issue 26): two or more versions of a process template or of a step
+workflow run side by side as variants with weights; new runs are routed by the root entity; a guardrail
+stops routing to a variant whose success rate is significantly worse; promoting a variant makes it the
+default and ends the experiment."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from core.experiments.statistics import Difference
 from core.platform.contracts import RequestModel, RequestPart
 
 VariantName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")]
-SubjectKind = Literal["process"]
+SubjectKind = Literal["process", "steps"]
 
 
 class VariantSpec(RequestPart):
@@ -24,8 +24,19 @@ class VariantSpec(RequestPart):
     weight: float = Field(gt=0, le=1000, description="Relative share of new instances")
 
 
+class VariantArm(BaseModel):
+    """The experiment and variant a new run was routed to, carried on its start input and recorded on
+    the run (a process instance's projection, a step execution's row)."""
+
+    experiment_id: str
+    name: str
+
+
 class ExperimentCreate(RequestModel):
-    subject: str = Field(min_length=1, max_length=50, description="The template code")
+    subject_kind: SubjectKind = Field(
+        default="process", description="process: a template's versions; steps: a step workflow's versions"
+    )
+    subject: str = Field(min_length=1, max_length=100, description="The template code or the step workflow's name")
     variants: list[VariantSpec] = Field(min_length=2, max_length=5)
     min_sample: int = Field(
         default=100, ge=10, le=1_000_000, description="Finished runs per variant before anything is called"
@@ -77,7 +88,9 @@ class VariantFigures(BaseModel):
     success_rate: float | None
     duration_mean_seconds: float | None
     duration_sd_seconds: float | None
-    seconds_per_state: dict[str, float] = Field(description="Mean time spent per state (by name)")
+    seconds_per_state: dict[str, float] = Field(
+        description="Mean time spent per state (by name); per step for a step workflow"
+    )
 
 
 class Comparison(BaseModel):

@@ -1,6 +1,7 @@
-"""Experiments in the database: create, read, route a new instance, the figures per variant (computed
-at query time over the instances, decision 0012), the guardrail run in the transaction that records an
-experiment instance's finish, and the end (promoted or not). Every change is an experiment event."""
+"""Experiments in the database: create, read, route a new run, the figures per variant (computed at
+query time over the runs, decision 0012: process instances' projections, or step executions' rows),
+the guardrail run in the transaction that records an experiment run's finish, and the end (promoted or
+not). Every change is an experiment event."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from core.experiments.contracts import (
     ExperimentAnalysis,
     ExperimentCreate,
     ExperimentPublic,
+    SubjectKind,
     Variant,
     VariantFigures,
 )
@@ -55,7 +57,7 @@ async def create(conn: AsyncConnection, body: ExperimentCreate, actor: str) -> E
                     insert(StoredExperiment)
                     .values(
                         id=experiment,
-                        subject_kind="process",
+                        subject_kind=body.subject_kind,
                         subject=body.subject,
                         status="running",
                         variants=[v.model_dump(mode="json") for v in variants],
@@ -68,7 +70,8 @@ async def create(conn: AsyncConnection, body: ExperimentCreate, actor: str) -> E
                 )
             ).one()
     except IntegrityError as exc:
-        raise AlreadyRunning(f"template {body.subject} has a running experiment; end it first") from exc
+        what = "template" if body.subject_kind == "process" else "step workflow"
+        raise AlreadyRunning(f"{what} {body.subject} has a running experiment; end it first") from exc
     await _event(conn, experiment, "started", actor, variants=[v.model_dump(mode="json") for v in variants])
     return _public(row)
 
@@ -86,11 +89,11 @@ async def listing(conn: AsyncConnection, subject: str | None, limit: int) -> lis
     return [_public(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def running_for(conn: AsyncConnection, subject: str) -> ExperimentPublic | None:
+async def running_for(conn: AsyncConnection, subject: str, kind: SubjectKind = "process") -> ExperimentPublic | None:
     row = (
         await conn.execute(
             select(StoredExperiment.__table__).where(
-                StoredExperiment.subject_kind == "process",
+                StoredExperiment.subject_kind == kind,
                 StoredExperiment.subject == subject,
                 StoredExperiment.status == "running",
             )
@@ -118,6 +121,29 @@ _FIGURES = """
     GROUP BY variant
 """
 
+# A step workflow's runs: finished is any end (completed, failed, cancelled, compensated); success is
+# completed; duration from its start (its begin) to its finish.
+_STEP_FIGURES = """
+    SELECT variant,
+           count(*) AS started,
+           count(*) FILTER (WHERE finished_ts IS NOT NULL AND status NOT IN ('pending', 'running')) AS finished,
+           count(*) FILTER (WHERE status = 'completed') AS succeeded,
+           avg(extract(epoch FROM finished_ts - started_ts)) FILTER (WHERE finished_ts IS NOT NULL) AS mean,
+           var_samp(extract(epoch FROM finished_ts - started_ts)) FILTER (WHERE finished_ts IS NOT NULL) AS variance
+    FROM app.workflow_executions
+    WHERE experiment_id = :experiment
+    GROUP BY variant
+"""
+
+# Time per top-level step of a step workflow's runs (the recorded steps' own durations).
+_PER_STEP = """
+    SELECT x.variant, s.path, avg(extract(epoch FROM s.finished_ts - s.started_ts))
+    FROM app.workflow_executions x
+    JOIN app.workflow_steps s ON s.execution_id = x.id
+    WHERE x.experiment_id = :experiment AND s.started_ts IS NOT NULL AND s.path = s.name
+    GROUP BY x.variant, s.path
+"""
+
 _PER_STATE = """
     WITH visits AS (
         SELECT d.variant, e.to_state_id,
@@ -132,9 +158,14 @@ _PER_STATE = """
 
 
 async def figures(conn: AsyncConnection, experiment: ExperimentPublic, *, per_state: bool) -> list[VariantFigures]:
-    rows = {r.variant: r for r in (await conn.execute(text(_FIGURES), {"experiment": experiment.id})).all()}
+    steps = experiment.subject_kind == "steps"
+    query = _STEP_FIGURES if steps else _FIGURES
+    rows = {r.variant: r for r in (await conn.execute(text(query), {"experiment": experiment.id})).all()}
     states: dict[str, dict[str, float]] = {}
-    if per_state:
+    if per_state and steps:
+        for variant, path, seconds in (await conn.execute(text(_PER_STEP), {"experiment": experiment.id})).all():
+            states.setdefault(variant, {})[path] = round(float(seconds), 3)
+    elif per_state:
         names = await _state_names(conn, experiment)
         for variant, state_id, seconds in (await conn.execute(text(_PER_STATE), {"experiment": experiment.id})).all():
             label = names.get((variant, state_id), str(state_id))
@@ -270,7 +301,7 @@ async def guardrail(conn: AsyncConnection, experiment_id: uuid.UUID) -> str | No
             await _save_variants(conn, experiment.id, variants)
             await _event(conn, experiment.id, "variant_stopped", GUARDRAIL_ACTOR, worst.name, reason=reason)
             subject = f"Experiment on {experiment.subject}: routing to {worst.name} stopped"
-            body = f"The guardrail stopped routing new instances to variant {worst.name}: {reason}."
+            body = f"The guardrail stopped routing new runs to variant {worst.name}: {reason}."
             await insert_notifications(
                 conn,
                 [

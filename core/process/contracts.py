@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.experiments.contracts import VariantArm
 from core.notifications.contracts import NotificationSpec
 from core.platform.contracts import JsonUuid, RequestModel, RequestPart, Role
 from core.platform.pauses import PauseInfo
@@ -175,13 +176,6 @@ class TemplateSnapshot(BaseModel):
     name: str
     industry_sector: str
     graph: WorkflowGraph
-
-
-class VariantArm(BaseModel):
-    """The experiment and variant a new instance was routed to (core/experiments)."""
-
-    experiment_id: str
-    name: str
 
 
 class ProcessStartInput(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.experiments.contracts import VariantArm
 from core.people.directory import Distribution
 from core.platform.contracts import RequestModel
 from core.platform.pauses import PauseInfo
@@ -109,6 +110,7 @@ class StepExecutionPublic(BaseModel):
     started_ts: datetime | None
     finished_ts: datetime | None
     paused: PauseInfo | None = None
+    variant: str | None = Field(default=None, description="The experiment variant it was routed to, if any")
 
 
 class StepExecutionDetail(StepExecutionPublic):
@@ -190,6 +192,7 @@ class RunInput(BaseModel):
     search_attributes: bool = True
     resume: ResumeState | None = None
     dry_run: DryRunPlan | None = None  # a shadow run: every effect served from records (core/steps/dryrun.py)
+    variant: VariantArm | None = None  # the experiment variant a start that named no version was routed to
 
 
 class DryRunPlan(BaseModel):
@@ -233,6 +236,7 @@ class BeginInput(BaseModel):
     parent_execution_id: str | None = None
     reused_from: str | None = None  # a retry's source execution, whose records at reused_paths it copies
     reused_paths: list[str] = Field(default_factory=list)
+    variant: VariantArm | None = None
 
 
 class FinishInput(BaseModel):

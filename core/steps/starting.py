@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio.common import SearchAttributePair
 
+from core.experiments.contracts import VariantArm
 from core.platform import search_attributes as sa
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
@@ -35,6 +36,7 @@ def run_input(
     created_by: str | None,
     parent_execution_id: str | None = None,
     depth: int = 0,
+    variant: VariantArm | None = None,
 ) -> RunInput:
     return RunInput(
         execution_id=execution_id,
@@ -51,6 +53,7 @@ def run_input(
         max_spawned=settings.steps_max_spawned,
         history_limit=settings.steps_history_limit,
         search_attributes=settings.search_attributes,
+        variant=variant,
     )
 
 
@@ -67,7 +70,18 @@ def begin_input(run: RunInput) -> BeginInput:
         parent_execution_id=run.parent_execution_id,
         reused_from=run.resume.reused_from if run.resume else None,
         reused_paths=run.resume.reused_paths if run.resume else [],
+        variant=run.variant,
     )
+
+
+def routing_key(execution_id: str, input: dict[str, Any], context: dict[str, Any], trigger: dict[str, Any]) -> str:
+    """What an experiment routes a new run by: the entity it is about (a rule's event's entity, or an
+    ``entity_id`` in its context or input), so one customer keeps its variant; else the run itself."""
+    for source in (trigger, context, input):
+        entity = source.get("entity_id")
+        if isinstance(entity, str) and entity:
+            return entity
+    return execution_id
 
 
 def execution_attributes(workflows: list[str]) -> list[SearchAttributePair[Any]]:

@@ -16,6 +16,8 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.experiments import store as experiments
+from core.experiments.contracts import VariantArm
 from core.platform.contracts import Page
 from core.platform.pages import LIKE_ESCAPE, Order, fetch_page, like_escaped
 from core.steps.contracts import (
@@ -114,6 +116,21 @@ async def runnable(
     return stored, None
 
 
+async def routed(
+    conn: AsyncConnection, name: str, version: int | None, key: str
+) -> tuple[WorkflowPublic | None, str | None, VariantArm | None]:
+    """``runnable``, but a start that names no version of a workflow with a running experiment goes to
+    the variant ``key`` routes to (decision 0022), and says which."""
+    if version is None:
+        experiment = await experiments.running_for(conn, name, "steps")
+        if experiment is not None and any(v.routing for v in experiment.variants):
+            chosen = experiments.route(experiment, key)
+            stored, refused = await runnable(conn, name, chosen.version)
+            return stored, refused, VariantArm(experiment_id=str(experiment.id), name=chosen.name)
+    stored, refused = await runnable(conn, name, version)
+    return stored, refused, None
+
+
 async def reserve_spawn(conn: AsyncConnection, root: uuid.UUID, child: uuid.UUID, limit: int) -> str | None:
     """Count ``child`` against the executions ``root``'s tree may spawn; why not, when the tree has spawned
     ``limit`` already. Serialised per tree; a repeated reservation of the same child is free."""
@@ -207,6 +224,8 @@ def _execution_values(data: BeginInput) -> dict[str, Any]:
         "context": data.context,
         "trigger": data.trigger,
         "created_by": data.created_by,
+        "experiment_id": uuid.UUID(data.variant.experiment_id) if data.variant else None,
+        "variant": data.variant.name if data.variant else None,
     }
 
 
@@ -225,18 +244,24 @@ async def begin(conn: AsyncConnection, data: BeginInput) -> None:
 
 
 async def finish(conn: AsyncConnection, data: FinishInput) -> None:
-    await conn.execute(
-        update(StepExecution)
-        .where(StepExecution.id == uuid.UUID(data.execution_id))
-        .values(
-            status=data.status,
-            output=data.output,
-            error=data.error,
-            step_errors=[e.model_dump() for e in data.step_errors],
-            finished_ts=datetime.now(UTC),
-            paused=None,
+    """Record the end; an experiment's run then runs its guardrail in the same transaction."""
+    experiment = (
+        await conn.execute(
+            update(StepExecution)
+            .where(StepExecution.id == uuid.UUID(data.execution_id))
+            .values(
+                status=data.status,
+                output=data.output,
+                error=data.error,
+                step_errors=[e.model_dump() for e in data.step_errors],
+                finished_ts=datetime.now(UTC),
+                paused=None,
+            )
+            .returning(StepExecution.experiment_id)
         )
-    )
+    ).scalar()
+    if experiment is not None:
+        await experiments.guardrail(conn, experiment)
 
 
 async def set_paused(conn: AsyncConnection, data: PauseChange) -> None:
@@ -323,6 +348,7 @@ async def executions_page(
     trigger_kind: str | None = None,
     search: str | None = None,
     source: uuid.UUID | None = None,
+    variant: str | None = None,
 ) -> Page[StepExecutionPublic]:
     """Newest first; ``search`` is an execution id, or a prefix of the workflow's name (any case);
     ``source``: the runs whose trigger names that execution (its re-runs and child runs)."""
@@ -335,6 +361,8 @@ async def executions_page(
         stmt = stmt.where(StepExecution.status == status)
     if trigger_kind is not None:
         stmt = stmt.where(StepExecution.trigger["kind"].astext == trigger_kind)
+    if variant is not None:
+        stmt = stmt.where(StepExecution.variant == variant)
     if search:
         try:
             stmt = stmt.where(StepExecution.id == uuid.UUID(search.strip()))

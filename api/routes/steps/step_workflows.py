@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from starlette.convertors import Convertor, register_url_convertor
 
+from api.catalogue import CatalogueDep
 from api.commands import steps as step_commands
 from api.commands.validation import ValidationReport
 from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Reader, SettingsDep
@@ -15,7 +16,6 @@ from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff
 from core.steps import metrics, store
-from core.steps.catalogue import Catalogue
 from core.steps.contracts import (
     ExecuteRequest,
     StepExecutionPublic,
@@ -45,13 +45,6 @@ register_url_convertor("workflow_name", WorkflowNameConvertor())
 router = APIRouter(prefix="/api/v1/workflows", tags=["step workflows"])
 
 
-def get_catalogue(request: Request) -> Catalogue:
-    """The API process's tool catalogue (built with the app: its MCP servers' tools are listed on demand)."""
-    catalogue: Catalogue = request.app.state.catalogue
-    return catalogue
-
-
-CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 WorkflowName = Annotated[str, Path(pattern=WORKFLOW_NAME, description="The workflow's name")]
 Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="A stored version; default the latest")]
 
