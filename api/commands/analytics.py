@@ -10,9 +10,10 @@ from api.commands.rights import READERS, allow
 from api.deps import Principal
 from api.errors import ApiError
 from core.agents.analytics import AgentsAnalytics, agents_analytics
+from core.platform.recommendations import Recommendations
 from core.platform.settings import Settings
-from core.process import templates
-from core.process.analytics import TemplateAnalytics, template_analytics
+from core.process import recommendations, templates
+from core.process.analytics import TemplateAnalytics, state_figures, template_analytics
 from core.process.contracts import TemplatePublic
 
 
@@ -50,6 +51,31 @@ async def template_figures(
             top=top,
         )
     return template, figures
+
+
+async def template_recommendations(
+    code: str, principal: Principal, engine: AsyncEngine, *, version: int | None = None
+) -> Recommendations:
+    """Seed 004's optimizer for a template version (default the latest), over all its instances: states
+    over their expected time, transitions never taken, states rarely reached."""
+    allow(principal, *READERS)
+    async with engine.connect() as conn:
+        template = await templates.get_by_code(conn, code, version)
+        if template is None:
+            what = f"version {version} of template {code}" if version else f"template {code}"
+            raise ApiError(404, "not_found", f"no {what}")
+        graph = template.workflow_graph
+        params = {"code": code, "version": template.version, "from_ts": None, "to_ts": None}
+        states = await state_figures(conn, params, {s.id: s for s in graph.states})
+        taken, reached, started = await recommendations.recorded(conn, code, template.version)
+    items, notes = recommendations.recommend(graph, states, taken, reached, started)
+    return Recommendations(
+        subject=code,
+        version=template.version,
+        basis=f"{started} instances of v{template.version}",
+        items=items,
+        notes=notes,
+    )
 
 
 async def agent_figures(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +18,7 @@ from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff, workflow_diff
 from core.platform.pauses import PauseCreate, PauseRequest, ResumeCreate, ResumeRequest
+from core.platform.recommendations import Recommendations
 from core.platform.settings import Settings
 from core.steps import store
 from core.steps.catalogue import Catalogue, rule_actions
@@ -36,6 +37,7 @@ from core.steps.contracts import (
 )
 from core.steps.definition import RESERVED_NAMES, StepWorkflowDefinition, visible
 from core.steps.dryrun import RunComparison, StepDryRun, StepDryRunRequest, changed, compare, plan_from
+from core.steps.recommendations import recommend, step_times
 from core.steps.starting import (
     begin_input,
     execution_attributes,
@@ -354,6 +356,26 @@ async def workflow(name: str, principal: Principal, engine: AsyncEngine, version
             raise not_found(name)
         raise ApiError(404, "not_found", f"step workflow '{name}' has no version {version}")
     return stored
+
+
+async def recommendations(
+    name: str, principal: Principal, engine: AsyncEngine, *, version: int | None = None, days: int = 30
+) -> Recommendations:
+    """Seed 004's optimizer for one version (default the latest): steps that could run in parallel with
+    the time saved, the slowest steps, the most failing steps with their top errors."""
+    stored = await workflow(name, principal, engine, version)
+    params = {"name": stored.name, "version": stored.version, "since": datetime.now(UTC) - timedelta(days=days)}
+    async with engine.connect() as conn:
+        times, finished = await step_times(conn, params)
+    definition = StepWorkflowDefinition.model_validate(stored.definition)
+    notes = [] if finished else [f"v{stored.version} has no finished execution in the last {days} days: no times yet"]
+    return Recommendations(
+        subject=stored.name,
+        version=stored.version,
+        basis=f"{finished} finished executions of v{stored.version} in the last {days} days",
+        items=recommend(definition, times),
+        notes=notes,
+    )
 
 
 async def versions(name: str, principal: Principal, engine: AsyncEngine) -> list[WorkflowVersionPublic]:

@@ -16,6 +16,7 @@ from api.commands.forecasts import TemplateForecast
 from api.deps import EngineDep, GatewayDep, Operator, Reader, SettingsDep
 from core.agents.analytics import AgentsAnalytics
 from core.automation.analytics import AutomationAnalytics, automation_analytics
+from core.platform.recommendations import Recommendations
 from core.process.analytics import TemplateAnalytics
 from core.process.forecast_data import WatchResult
 from core.work.analytics import QueueAnalytics, queue_analytics
@@ -60,6 +61,19 @@ async def template_figures(
         code, principal, engine, version=version, from_ts=from_ts, to_ts=to_ts, top=top
     )
     return found[1]
+
+
+@router.get("/templates/{code}/recommendations", response_model=Recommendations)
+async def template_recommendations(
+    code: Annotated[str, Path(max_length=50)],
+    engine: EngineDep,
+    principal: Reader,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000, description="One version; default: the latest")] = None,
+) -> Recommendations:
+    """Seed 004's optimizer for a template version, over its instances: states whose mean time is over
+    their expected time (once 20 visits ended), paths out of a state no instance took (once 20 left it),
+    and states fewer than 5 % of the instances reached (once 50 started). Each names its counts."""
+    return await commands.template_recommendations(code, principal, engine, version=version)
 
 
 @router.get("/templates/{code}/forecast", response_model=TemplateForecast)

@@ -20,6 +20,7 @@ from api.commands import analytics as analytics_commands
 from api.commands import forecasts as forecast_commands
 from api.commands import instances as instance_commands
 from api.commands import overview as overview_commands
+from api.commands import steps as step_commands
 from api.commands import work as work_commands
 from api.commands.policies import ApprovalTicket
 from api.commands.rights import can
@@ -294,7 +295,10 @@ async def analytics_index(request: Request) -> HTMLResponse:
     principal, csrf = await viewer(request)
     async with engine(request).connect() as conn:
         codes = await templates.active_codes(conn)
-    return page("analytics_index.html", principal=principal, csrf=csrf, codes=codes)
+    flows = await step_commands.workflows(principal, engine(request), limit=200)
+    return page(
+        "analytics_index.html", principal=principal, csrf=csrf, codes=codes, flows=[w.name for w in flows.items]
+    )
 
 
 @router.get("/analytics/templates/{code}")
@@ -305,6 +309,7 @@ async def template_analyticspage(request: Request, code: str) -> HTMLResponse:
     principal, csrf = await viewer(request)
     try:
         template, figures = await analytics_commands.template_figures(code[:50], principal, engine(request))
+        advice = await analytics_commands.template_recommendations(code[:50], principal, engine(request))
     except ApiError as exc:
         return page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
     drawing, boxes = charts.heat_map(template.workflow_graph.states, figures.states)
@@ -332,6 +337,7 @@ async def template_analyticspage(request: Request, code: str) -> HTMLResponse:
         box_h=BOX_H,
         trend=trend,
         histogram=histogram,
+        advice=advice,
     )
 
 

@@ -103,6 +103,7 @@ async def workflow_page(request: Request, name: str) -> HTMLResponse:
     try:
         stored = await step_commands.workflow(name[:100], principal, engine(request))
         history = await step_commands.versions(stored.name, principal, engine(request))
+        advice = await step_commands.recommendations(stored.name, principal, engine(request))
     except ApiError as exc:
         return page("message.html", status=exc.status, principal=principal, csrf=csrf, message=exc.detail)
     return page(
@@ -115,6 +116,7 @@ async def workflow_page(request: Request, name: str) -> HTMLResponse:
         steps=[(step.name, step.kind) for step in StepWorkflowDefinition.model_validate(stored.definition).steps],
         definition_json=json.dumps(stored.definition, indent=2)[:20000],
         may_execute=can(principal, "operator") and stored.enabled,
+        advice=advice,
         **flash(request),
     )
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.platform.figures import percent, rounded
-from core.process.contracts import WorkflowGraph
+from core.process.contracts import StateNode, WorkflowGraph
 
 DAY = 86_400.0
 
@@ -160,6 +160,37 @@ async def template_analytics(
             params,
         )
     ).one()
+    figures = await state_figures(conn, params, states)
+    bottlenecks = sorted((f for f in figures if f.ratio is not None and f.ratio > 1), key=lambda f: -(f.ratio or 0))
+    stuck, stuck_count = await _stuck(conn, params, states, now, top)
+    return TemplateAnalytics(
+        template_code=code,
+        version=version,
+        from_ts=from_ts,
+        to_ts=to_ts,
+        started=totals.started,
+        active=totals.active,
+        completed=totals.completed,
+        cancelled=totals.cancelled,
+        succeeded=totals.succeeded,
+        failed=totals.failed,
+        success_rate_pct=percent(totals.succeeded, totals.succeeded + totals.failed),
+        duration_seconds=_spread(totals),
+        states=figures,
+        bottlenecks=bottlenecks[:top],
+        stuck=stuck,
+        stuck_count=stuck_count,
+        paths=await _paths(conn, params, states),
+        success_by_day=await _by_day(conn, params),
+        duration_histogram=await _histogram(conn, params),
+    )
+
+
+async def state_figures(
+    conn: AsyncConnection, params: dict[str, Any], states: dict[int, StateNode]
+) -> list[StateFigures]:
+    """Per state of the chosen instances (``params`` of _CHOSEN): entries, visits that ended and the
+    time spent in them against the state's expected time; by state id."""
     per_state = await conn.execute(
         text(
             _VISITS
@@ -189,29 +220,7 @@ async def template_analytics(
             )
         )
     figures.sort(key=lambda f: f.state_id)
-    bottlenecks = sorted((f for f in figures if f.ratio is not None and f.ratio > 1), key=lambda f: -(f.ratio or 0))
-    stuck, stuck_count = await _stuck(conn, params, states, now, top)
-    return TemplateAnalytics(
-        template_code=code,
-        version=version,
-        from_ts=from_ts,
-        to_ts=to_ts,
-        started=totals.started,
-        active=totals.active,
-        completed=totals.completed,
-        cancelled=totals.cancelled,
-        succeeded=totals.succeeded,
-        failed=totals.failed,
-        success_rate_pct=percent(totals.succeeded, totals.succeeded + totals.failed),
-        duration_seconds=_spread(totals),
-        states=figures,
-        bottlenecks=bottlenecks[:top],
-        stuck=stuck,
-        stuck_count=stuck_count,
-        paths=await _paths(conn, params, states),
-        success_by_day=await _by_day(conn, params),
-        duration_histogram=await _histogram(conn, params),
-    )
+    return figures
 
 
 async def _stuck(

@@ -15,6 +15,7 @@ from api.deps import Admin, EngineDep, GatewayDep, IdempotencyKey, Operator, Rea
 from api.pagination import Cursor, Limit, Offset
 from core.platform.contracts import Page
 from core.platform.diffs import GraphDiff
+from core.platform.recommendations import Recommendations
 from core.steps import metrics, store
 from core.steps.contracts import (
     ExecuteRequest,
@@ -164,6 +165,21 @@ async def workflow_metrics(
         if await store.get_workflow(conn, name) is None:
             raise _not_found(name)
         return await metrics.workflow_metrics(conn, name, period, datetime.now(UTC) - timedelta(days=days))
+
+
+@router.get("/{name:workflow_name}/recommendations", response_model=Recommendations)
+async def workflow_recommendations(
+    name: WorkflowName,
+    engine: EngineDep,
+    principal: Reader,
+    version: Version = None,
+    days: Annotated[int, Query(ge=1, le=3660, description="The window: executions created in the last N days")] = 30,
+) -> Recommendations:
+    """Seed 004's optimizer for a version (default the latest), from its definition and its executions
+    in the window: consecutive steps that read nothing of each other and could run in parallel, with the
+    time a run would save from their recorded durations; the slowest steps; the most failing steps with
+    their most frequent errors."""
+    return await step_commands.recommendations(name, principal, engine, version=version, days=days)
 
 
 @router.get("/{name:workflow_name}/diff", response_model=GraphDiff)
