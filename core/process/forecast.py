@@ -23,7 +23,7 @@ watch run the same code.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +47,32 @@ class Visit:
     state_id: int
     seconds: float
     next_state: int | None
+
+
+OPEN = -2  # in ``Stays.next_state``: the stay is still open (censored)
+
+
+@dataclass(frozen=True)
+class Stays:
+    """The recorded stays in one state as arrays (what the database hands over, without an object per
+    visit): their lengths in seconds, and where each went next (``OPEN``: still open)."""
+
+    seconds: Array
+    next_state: NDArray[np.int64]
+
+
+def stays_of(visits: Iterable[Visit]) -> dict[int, Stays]:
+    """Visits grouped into arrays per state."""
+    by_state: dict[int, list[Visit]] = defaultdict(list)
+    for visit in visits:
+        by_state[visit.state_id].append(visit)
+    return {
+        state: Stays(
+            seconds=np.asarray([v.seconds for v in mine], dtype=np.float64),
+            next_state=np.asarray([OPEN if v.next_state is None else v.next_state for v in mine], dtype=np.int64),
+        )
+        for state, mine in by_state.items()
+    }
 
 
 class Forecast(BaseModel):
@@ -73,7 +99,7 @@ class StateModel:
     branches: dict[int, float]  # next state (or CANCELLED) -> probability, unconditioned
     durations: Array  # sorted completed and censored stay lengths (seconds) ...
     ended: NDArray[np.bool_]  # ... and whether each one ended (False: still open)
-    next_of: NDArray[np.int64]  # next state of each completed stay (-2 for an open one)
+    next_of: NDArray[np.int64]  # next state of each stay (OPEN for an open one)
     stay: Array  # the stay's distribution on the grid (Kaplan-Meier, or the fallback)
     km_times: Array  # Kaplan-Meier: the distinct stay lengths with mass ...
     km_mass: Array  # ... and their probabilities (sums to 1)
@@ -198,30 +224,27 @@ def _on_grid(times: Array, mass: Array, step: float) -> Array:
 
 def kaplan_meier(durations: Array, ended: NDArray[np.bool_]) -> tuple[Array, Array]:
     """The distinct stay lengths at which stays ended and the probability mass at each. Mass left after
-    the last ended stay (every longer stay still open) is put at the longest stay seen."""
+    the last ended stay (every longer stay still open) is put at the longest stay seen.
+
+    Vectorised: at each distinct length t the survival drops by the factor 1 - deaths(t) / at_risk(t)
+    (at risk: the stays at least t long), so the mass there is the survival before t times the hazard."""
     if not len(durations):
         return np.zeros(0), np.zeros(0)
     order = np.argsort(durations, kind="stable")
-    d, e = durations[order], ended[order]
-    times, mass = [], []
-    survival, at_risk, i, n = 1.0, len(d), 0, len(d)
-    while i < n:
-        t = d[i]
-        j = i
-        while j < n and d[j] == t:
-            j += 1
-        deaths = int(e[i:j].sum())
-        if deaths:
-            drop = survival * deaths / at_risk
-            times.append(t)
-            mass.append(drop)
-            survival -= drop
-        at_risk -= j - i
-        i = j
-    if survival > 1e-12:
-        times.append(float(d[-1]))
-        mass.append(survival)
-    return np.asarray(times, dtype=np.float64), np.asarray(mass, dtype=np.float64)
+    d, e = durations[order], ended[order].astype(np.int64)
+    times, first = np.unique(d, return_index=True)
+    deaths = np.add.reduceat(e, first)
+    at_risk = len(d) - first
+    hazard = deaths / at_risk
+    survival_after = np.cumprod(1.0 - hazard)
+    survival_before = np.concatenate(([1.0], survival_after[:-1]))
+    died = deaths > 0
+    out_times, out_mass = times[died], (survival_before * hazard)[died]
+    left = float(survival_after[-1])
+    if left > 1e-12:
+        out_times = np.append(out_times, float(d[-1]))
+        out_mass = np.append(out_mass, left)
+    return out_times.astype(np.float64), out_mass.astype(np.float64)
 
 
 def _residual(state: StateModel, elapsed: float, step: float) -> tuple[Array, bool]:
@@ -266,27 +289,24 @@ def _branch_estimate(node: StateNode, counts: dict[int, int], min_visits: int) -
 
 def build(
     graph: WorkflowGraph,
-    visits: Iterable[Visit],
+    visits: Iterable[Visit] | Mapping[int, Stays],
     *,
     min_visits: int = 30,
     sla_days: float | None = None,
 ) -> Model:
-    """Learn the chain from the visits of one template version (any order)."""
-    by_state: dict[int, list[Visit]] = defaultdict(list)
-    for visit in visits:
-        by_state[visit.state_id].append(visit)
+    """Learn the chain from the visits of one template version (any order), or their stays per state."""
+    by_state = visits if isinstance(visits, Mapping) else stays_of(visits)
+    none = Stays(seconds=np.zeros(0), next_state=np.zeros(0, dtype=np.int64))
     nodes = {s.id: s for s in graph.states}
     states: dict[int, StateModel] = {}
     longest = 0.0
     for node in graph.states:
-        mine = by_state.get(node.id, [])
-        durations = np.asarray([max(v.seconds, 0.0) for v in mine], dtype=np.float64)
-        ended = np.asarray([v.next_state is not None for v in mine], dtype=np.bool_)
-        next_of = np.asarray([v.next_state if v.next_state is not None else -2 for v in mine], dtype=np.int64)
-        counts: dict[int, int] = defaultdict(int)
-        for v in mine:
-            if v.next_state is not None:
-                counts[v.next_state] += 1
+        mine = by_state.get(node.id, none)
+        durations = np.maximum(mine.seconds, 0.0)
+        next_of = mine.next_state
+        ended = next_of != OPEN
+        targets, tallies = np.unique(next_of[ended], return_counts=True)
+        counts: dict[int, int] = {int(t): int(c) for t, c in zip(targets, tallies, strict=True)}
         left = int(ended.sum())
         thin = None
         if not node.terminal_flag and left < min_visits:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.process.contracts import WorkflowGraph
-from core.process.forecast import CANCELLED, Forecast, Model, Visit, build
+from core.process.forecast import CANCELLED, OPEN, Forecast, Model, Stays, Visit, build
 from core.process.tables import ForecastWarning, InstanceForecast
 
 _VISITS = """
@@ -45,6 +46,13 @@ _VISITS = """
            CASE WHEN next_type = 'state_transition' THEN next_state
                 WHEN next_type = 'instance_cancelled' THEN :cancelled END AS next_state
     FROM ordered WHERE event_type = 'state_transition'
+"""
+
+# The same visits as arrays per state: a few rows instead of one per visit (a quarter of a million for
+# a template of 100,000 instances), and no Python object per visit; a still open stay goes next to OPEN.
+_STAYS = f"""
+    SELECT to_state_id, array_agg(seconds::float8) AS seconds, array_agg(coalesce(next_state, {OPEN})) AS next_state
+    FROM ({_VISITS}) AS v GROUP BY to_state_id
 """
 
 # Running at as_of: started by then, and not finished by then; in the state of its last move by then.
@@ -78,6 +86,16 @@ async def visits(conn: AsyncConnection, code: str, version: int, as_of: datetime
     return [Visit(state_id=r[0], seconds=float(r[1]), next_state=r[2]) for r in rows.all()]
 
 
+async def stays(conn: AsyncConnection, code: str, version: int, as_of: datetime) -> dict[int, Stays]:
+    rows = await conn.execute(text(_STAYS), {"code": code, "version": version, "as_of": as_of, "cancelled": CANCELLED})
+    return {
+        r.to_state_id: Stays(
+            seconds=np.asarray(r.seconds, dtype=np.float64), next_state=np.asarray(r.next_state, dtype=np.int64)
+        )
+        for r in rows.all()
+    }
+
+
 async def running(
     conn: AsyncConnection, code: str, version: int, as_of: datetime, only: uuid.UUID | None = None
 ) -> list[Running]:
@@ -104,7 +122,7 @@ async def build_model(
     graph = await graph_of(conn, code, version)
     if graph is None:
         return None
-    return build(graph, await visits(conn, code, version, as_of), min_visits=min_visits, sla_days=graph.sla_days)
+    return build(graph, await stays(conn, code, version, as_of), min_visits=min_visits, sla_days=graph.sla_days)
 
 
 # Models by (code, version, min_visits): built from every visit up to now, reused for a while (a model
