@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from core.automation.evaluator import ConditionEvaluator
+from core.platform import heap
 from core.platform.database import make_engine
 from core.platform.migrate import upgrade_database_async
 from core.platform.search_attributes import ensure_search_attributes
@@ -126,6 +127,7 @@ async def run_worker(settings: Settings) -> None:
         )
         async with build_worker(client, engine, settings.task_queue, settings, evaluator, bundles):
             logger.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+            heap.settle()
             await stop.wait()
         await dispatcher
     finally:

@@ -47,7 +47,7 @@ from api.routes.work import definitions, queue
 from api.ui.common import console_secret
 from api.ui.routes import install_console
 from core.agents.registry import seed_agents
-from core.platform import telemetry
+from core.platform import heap, telemetry
 from core.platform.changes import ChangeFeed
 from core.platform.codec import AesGcmCodec, parse_keys
 from core.platform.database import make_engine
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.gateway = Gateway(await connect_client(settings), settings)
         app.state.changes = ChangeFeed(settings.database_url)
+        heap.settle()
         try:
             yield
         finally:

@@ -9,6 +9,12 @@
            reported separately.)
 
 Rounds alternate bare / Trellis at each concurrency level so that drift hits both alike.
+
+The scaling curve (issue 27): bare and Trellis at 1, 5, 20 and 50 concurrent, one round each, and
+Trellis again at 20 and 50 with a second worker process on the same task queue; completed instances
+per second (counted when an instance's last transition answered, the way Camunda counts completed,
+not started) and p50/p99 per transition.
+
 Results: a Markdown table on stdout and ``bench-results/latest.json``.
 """
 
@@ -140,6 +146,35 @@ async def run_round(kind: str, concurrency: int, instances: int, drive: Any) -> 
     return result
 
 
+CURVE = {1: 10, 5: 20, 20: 60, 50: 100}  # concurrency: instances in its round
+SECOND_WORKER_LEVELS = (20, 50)
+
+
+async def curve(
+    client: Client, bare_queue: str, http: httpx.AsyncClient, spawn_worker: Any
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The scaling curve: bare, Trellis with one worker, then Trellis with two (``spawn_worker`` starts
+    the second and returns a stop coroutine function)."""
+    out: dict[str, dict[str, dict[str, float]]] = {"bare": {}, "trellis": {}, "trellis_2_workers": {}}
+    for concurrency, instances in CURVE.items():
+        for kind in ("bare", "trellis"):
+            drive = (
+                (lambda r: bare_instance(client, bare_queue, r))
+                if kind == "bare"
+                else (lambda r: trellis_instance(http, r))
+            )
+            out[kind][str(concurrency)] = summary([await run_round(kind, concurrency, instances, drive)])
+    stop = await spawn_worker()
+    try:
+        await run_round("trellis", 4, 8, lambda r: trellis_instance(http, r))  # the new worker's warm-up
+        for concurrency in SECOND_WORKER_LEVELS:
+            found = await run_round("trellis", concurrency, CURVE[concurrency], lambda r: trellis_instance(http, r))
+            out["trellis_2_workers"][str(concurrency)] = summary([found])
+    finally:
+        await stop()
+    return out
+
+
 def summary(rounds: list[Round]) -> dict[str, float]:
     steps = [v for r in rounds for v in r.step_ms]
     starts = [v for r in rounds for v in r.start_ms]
@@ -212,6 +247,7 @@ async def main() -> None:
     results: dict[str, Any] = {}
     start: dict[str, Any] = {}
     scale: dict[str, Any] = {}
+    scaling: dict[str, Any] = {}
     automation: dict[str, Any] = {}
     orchestration: dict[str, Any] = {}
     try:
@@ -274,6 +310,20 @@ async def main() -> None:
             finally:
                 await engine.dispose()
             orchestration = await bench_orchestration.measure(http, llm, client, bare_queue, args.sessions)
+
+            async def spawn_worker() -> Any:
+                with (workdir / "worker-2.log").open("wb") as log:
+                    second = await asyncio.create_subprocess_exec(
+                        sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stdout=log, stderr=log
+                    )
+
+                async def stop() -> None:
+                    second.terminate()
+                    await second.wait()
+
+                return stop
+
+            scaling = await curve(client, bare_queue, http, spawn_worker)
         # Scale-out last, with the single stack stopped, so both runs have the machine to themselves.
         for child in children[:2]:
             child.terminate()
@@ -315,6 +365,7 @@ async def main() -> None:
                 "automation": automation,
                 "orchestration": orchestration,
                 "scale_out": scale,
+                "curve": scaling,
             },
             indent=2,
         )
@@ -386,6 +437,25 @@ async def main() -> None:
         "|---|---|---|",
         f"| {o['trellis_overhead_ms_per_call_p50']:.1f} | {o['bare_ms_per_activity_p50']:.1f} | {o['ratio']:.2f}x |",
     ]
+    lines += [
+        "",
+        "Scaling curve: completed instances per second (start + 8 transitions; bare: start + 9 updates) and "
+        "p50 / p99 ms per transition, one round per level",
+        "",
+        "| concurrent | bare inst/s | Trellis inst/s | Trellis/bare | Trellis, 2 workers inst/s "
+        "| bare p50 / p99 | Trellis p50 / p99 | Trellis 2 workers p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for level in (str(c) for c in CURVE):
+        b, t = scaling["bare"][level], scaling["trellis"][level]
+        two = scaling["trellis_2_workers"].get(level)
+        two_rate = f"{two['instances_per_s']:.2f}" if two else "—"
+        two_times = f"{two['p50_ms']:.1f} / {two['p99_ms']:.1f}" if two else "—"
+        lines.append(
+            f"| {level} | {b['instances_per_s']:.2f} | {t['instances_per_s']:.2f} "
+            f"| {t['instances_per_s'] / b['instances_per_s']:.2f}x | {two_rate} "
+            f"| {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {t['p50_ms']:.1f} / {t['p99_ms']:.1f} | {two_times} |"
+        )
     so = scale
     lines += [
         "",

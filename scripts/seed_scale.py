@@ -144,8 +144,10 @@ class Seeder:
             history = []
             previous: int | None = None
             iid = str(instance)
+            open_alert = None  # the unacknowledged alert of the state visited last, if any
             for seq, (state_id, ts) in enumerate(path, start=1):
                 state = states[state_id]
+                open_alert = None
                 history.append({"from": previous, "to": state_id, "ts": ts.isoformat(), "actor": "scale"})
                 moved = {"ts": ts, "from_state_id": previous, "to_state_id": state_id, "trigger_entity_id": entity}
                 event_rows.append(_event(iid, seq, "state_transition", actor="scale", **moved))
@@ -169,6 +171,8 @@ class Seeder:
                         event_rows.append(
                             _event(iid, seq, "deadline_acknowledged", ts=acknowledged, actor="ops", **alert)
                         )
+                    else:
+                        open_alert = ts + expected
             last_seq = len(path)
             if status == "completed":
                 event_rows.append(
@@ -218,6 +222,7 @@ class Seeder:
                     success,
                     last_seq,
                     finished or path[-1][1],
+                    open_alert if status == "active" else None,
                 )
             )
         self.copy(
@@ -244,6 +249,7 @@ class Seeder:
                 "success_flag",
                 "last_seq",
                 "updated_ts",
+                "deadline_alert_ts",
             ],
             iter(graph_rows),
         )

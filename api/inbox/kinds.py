@@ -4,6 +4,7 @@ inbox adds no second path to any state change."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any, Protocol
@@ -439,10 +440,12 @@ class PolicyApprovals:
 async def gather(engine: AsyncEngine, viewer: Principal, kind: str | None = None) -> list[InboxItem]:
     """Every pending item of every kind (or of one) the viewer owes, most urgent first, then soonest due:
     what the API's inbox and the console both show."""
-    items: list[InboxItem] = []
-    for name, source in KINDS.items():
-        if kind is None or kind == name:
-            items.extend(await source.pending(engine, viewer))
+    # The kinds read concurrently, each on its own pooled connection: the answer takes as long as the
+    # slowest kind, not the sum of them.
+    found = await asyncio.gather(
+        *(source.pending(engine, viewer) for name, source in KINDS.items() if kind is None or kind == name)
+    )
+    items = [item for part in found for item in part]
     return sorted(items, key=lambda i: (-i.priority_score, i.due_at.isoformat() if i.due_at else "9999", i.id))
 
 

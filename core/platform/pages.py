@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -90,12 +90,18 @@ async def fetch_page(
     offset: int,
     item: Callable[[Any], T],
     cursor: str | None = None,
+    prepare: Callable[[list[Any]], Awaitable[None]] | None = None,
 ) -> Page[T]:
+    """One page of ``stmt`` in ``order``: by ``cursor`` (keyset) or ``offset``, with the total.
+    ``prepare`` sees the page's rows before ``item`` turns each into its model (to load what the rows
+    share once, not per row)."""
     total = (await conn.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     paged = stmt.where(order.after(order.decode(cursor))) if cursor else stmt.offset(offset)
     rows = (await conn.execute(paged.order_by(*order.clauses()).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
+    if prepare is not None:
+        await prepare(rows)
     return Page(
         items=[item(r) for r in rows],
         total=int(total),

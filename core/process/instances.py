@@ -84,8 +84,25 @@ def _graph(head_id: Any, raw: Any) -> WorkflowGraph:
     return graph
 
 
+async def _load_graphs(conn: AsyncConnection, rows: list[Any]) -> None:
+    """The graphs of a page's template versions not parsed yet, in one query: a page's rows share a few
+    versions, so the rows need not carry (and the driver need not decode) the graph each."""
+    missing = {r.workflow_head_id for r in rows} - _GRAPHS.keys()
+    if missing:
+        if len(_GRAPHS) + len(missing) > 1000:
+            _GRAPHS.clear()  # made room before, so the page's own graphs all stay until its views are built
+            missing = {r.workflow_head_id for r in rows}
+        found = await conn.execute(select(GraphHead.id, GraphHead.workflow_graph).where(GraphHead.id.in_(missing)))
+        for head_id, raw in found:
+            _GRAPHS[head_id] = WorkflowGraph.model_validate(raw)
+
+
 def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
-    graph = _graph(row["workflow_head_id"], row["workflow_graph"])
+    """The view of a projection row; the row carries its template version's ``workflow_graph``, or the
+    graph was loaded by ``_load_graphs`` for its page."""
+    head_id = row["workflow_head_id"]
+    graph = _GRAPHS.get(head_id) if "workflow_graph" not in row else None
+    graph = graph or _graph(head_id, row["workflow_graph"])
     states = {s.id: s for s in graph.states}
     current = states[row["current_state_id"]]
     active = row["workflow_status"] == "active"
@@ -123,7 +140,7 @@ async def instances_page(
     cursor: str | None = None,
     variant: str | None = None,
 ) -> Page[InstanceView]:
-    stmt = select(*_COLUMNS).join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
+    stmt = select(GraphData.__table__)
     if variant is not None:
         stmt = stmt.where(GraphData.variant == variant)
     if template_code is not None:
@@ -136,7 +153,14 @@ async def instances_page(
         stmt = stmt.where(GraphData.root_entity_id == root_entity_id)
     order = Order(GraphData.started_ts, GraphData.id, descending=True)
     return await fetch_page(
-        conn, stmt, order=order, limit=limit, offset=offset, cursor=cursor, item=lambda r: view_from_row(r._mapping)
+        conn,
+        stmt,
+        order=order,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        item=lambda r: view_from_row(r._mapping),
+        prepare=lambda rows: _load_graphs(conn, rows),
     )
 
 
@@ -193,34 +217,19 @@ async def pending_approvals(conn: AsyncConnection, *, limit: int = 500) -> list[
 
 async def open_deadline_alerts(conn: AsyncConnection, *, limit: int = 500) -> list[dict[str, Any]]:
     """Running instances with a deadline alert for the state they are still in, not acknowledged since
-    (for the inbox): the alert's time, state, template, root entity and the template's owner role."""
-    alert = WorkflowEvent.__table__.alias("alert")
-    acknowledged = (
-        select(WorkflowEvent.id)
-        .where(
-            WorkflowEvent.workflow_data_id == alert.c.workflow_data_id,
-            WorkflowEvent.event_type == "deadline_acknowledged",
-            WorkflowEvent.seq > alert.c.seq,
-        )
-        .exists()
-    )
+    (for the inbox), oldest first: the alert's time, state, template, root entity and the template's owner
+    role. The projection keeps the open alert's time (``deadline_alert_ts``, a partial index), so this
+    reads the page's rows only, never the event log's alerts."""
     stmt = (
         select(
             *_INBOX_COLUMNS,
             GraphHead.workflow_graph["owner_role"].astext.label("owner_role"),
-            alert.c.event_ts.label("raised_ts"),
-            alert.c.seq,
+            GraphData.deadline_alert_ts.label("raised_ts"),
         )
-        .join(alert, alert.c.workflow_data_id == GraphData.id)
         .join(GraphHead, GraphHead.id == GraphData.workflow_head_id)
         .outerjoin(Entity, Entity.id == GraphData.root_entity_id)
-        .where(
-            alert.c.event_type == "deadline_exceeded",
-            alert.c.from_state_id == GraphData.current_state_id,
-            GraphData.workflow_status == "active",
-            ~acknowledged,
-        )
-        .order_by(alert.c.event_ts)
+        .where(GraphData.deadline_alert_ts.is_not(None), GraphData.workflow_status == "active")
+        .order_by(GraphData.deadline_alert_ts)
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await conn.execute(stmt)).all()]

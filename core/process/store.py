@@ -188,6 +188,7 @@ async def _project(conn: AsyncConnection, data: EnterStateInput) -> Any | None:
         "pending_approval": data.pending_approval.model_dump(mode="json") if data.pending_approval else None,
         "last_seq": data.seq,
         "updated_ts": data.ts,
+        "deadline_alert_ts": None,  # a new state: no alert of it yet
         "experiment_id": uuid.UUID(data.variant.experiment_id) if data.variant else None,
         "variant": data.variant.name if data.variant else None,
     }
@@ -204,6 +205,15 @@ async def _project(conn: AsyncConnection, data: EnterStateInput) -> Any | None:
     return (await conn.execute(upsert)).first()
 
 
+def _alert_change(data: ApprovalRecordInput) -> dict[str, Any]:
+    """The projection's open deadline alert after this step: raised, acknowledged, or as it was."""
+    if data.event_type == "deadline_exceeded":
+        return {"deadline_alert_ts": data.ts}
+    if data.event_type == "deadline_acknowledged":
+        return {"deadline_alert_ts": None}
+    return {}
+
+
 async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> str | None:
     """Record an approval step (decision, escalation, time-out) and its notifications. The instance's
     template code when this attempt wrote it, None when an earlier attempt did."""
@@ -216,6 +226,7 @@ async def record_approval(conn: AsyncConnection, data: ApprovalRecordInput) -> s
             last_seq=data.seq,
             updated_ts=data.ts,
             **({"paused": data.paused.model_dump(mode="json") if data.paused else None} if data.pause_change else {}),
+            **_alert_change(data),
             **(
                 {"workflow_status": data.workflow_status, "completed_ts": data.ts, "success_flag": False}
                 if data.workflow_status is not None
@@ -271,6 +282,8 @@ async def record_migration(conn: AsyncConnection, data: MigrateRecordInput, limi
             pending_approval=data.pending_approval.model_dump(mode="json") if data.pending_approval else None,
             last_seq=data.seq,
             updated_ts=data.ts,
+            # Moved to another state: that state's alert is not raised yet. The same state keeps its own.
+            **({} if data.to_state.id == data.from_state_id else {"deadline_alert_ts": None}),
         )
         .returning(GraphData.id)
     )

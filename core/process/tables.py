@@ -75,6 +75,18 @@ class GraphData(Base):
         ),
         # Paused instances (few): the console's home counts them, its list filters them.
         Index("idx_workflow_data_paused", "started_ts", postgresql_where=text("paused IS NOT NULL")),
+        # The inbox (issue 27): open deadline alerts of running instances, and approval gates waiting for
+        # a decision, oldest first.
+        Index(
+            "idx_workflow_data_deadline_alert",
+            "deadline_alert_ts",
+            postgresql_where=text("deadline_alert_ts IS NOT NULL AND workflow_status = 'active'"),
+        ),
+        Index(
+            "idx_workflow_data_pending_approval",
+            text("(pending_approval ->> 'requested_ts')"),
+            postgresql_where=text("workflow_status = 'active' AND (pending_approval ->> 'status') = 'pending'"),
+        ),
         # Which running instance manages an entity: created_entities @> '[{"id": …}]'.
         Index(
             "idx_workflow_data_created_entities",
@@ -101,6 +113,9 @@ class GraphData(Base):
     root_entity_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
     success_flag: Mapped[bool | None] = mapped_column(Boolean)
     pending_approval: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # When the deadline alert of the state it is in was raised, while not acknowledged (the inbox's
+    # deadline kind reads these, issue 27); cleared by the next state entry or the acknowledgement.
+    deadline_alert_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_seq: Mapped[int] = mapped_column(Integer, server_default="0")  # guards against stale writes
     updated_ts: Mapped[datetime] = created_now()
     # Who paused the instance, why and when ({actor, reason, ts}); NULL while it runs.
