@@ -37,19 +37,19 @@ async def template_figures(
     check_window(from_ts, to_ts)
     async with engine.connect() as conn:
         template = await templates.get_by_code(conn, code, version)
-        if template is None:
-            what = f"version {version} of template {code}" if version else f"template {code}"
-            raise ApiError(404, "not_found", f"no {what}")
-        figures = await template_analytics(
-            conn,
-            code,
-            template.workflow_graph,
-            version=version,
-            from_ts=from_ts,
-            to_ts=to_ts,
-            now=datetime.now(UTC),
-            top=top,
-        )
+    if template is None:
+        what = f"version {version} of template {code}" if version else f"template {code}"
+        raise ApiError(404, "not_found", f"no {what}")
+    figures = await template_analytics(
+        engine,
+        code,
+        template.workflow_graph,
+        version=version,
+        from_ts=from_ts,
+        to_ts=to_ts,
+        now=datetime.now(UTC),
+        top=top,
+    )
     return template, figures
 
 

@@ -9,17 +9,20 @@ instance finished (cancelled) if none follows. Instances are chosen by when they
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.platform.figures import percent, rounded
 from core.process.contracts import StateNode, WorkflowGraph
 
 DAY = 86_400.0
+T = TypeVar("T")
 
 
 class Spread(BaseModel):
@@ -102,6 +105,17 @@ _CHOSEN = """
       AND (CAST(:to_ts AS timestamptz) IS NULL OR started_ts < :to_ts)
 """
 
+# The chosen instances' state history (the projection's list of state entries, in order: the same
+# sequence as their state_transition events), for the paths without reading the event log.
+_CHOSEN_HISTORY = """
+    SELECT workflow_status, state_history
+    FROM app.d_industry_workflow_graph_data
+    WHERE template_code = :code
+      AND (CAST(:version AS integer) IS NULL OR template_version = :version)
+      AND (CAST(:from_ts AS timestamptz) IS NULL OR started_ts >= :from_ts)
+      AND (CAST(:to_ts AS timestamptz) IS NULL OR started_ts < :to_ts)
+"""
+
 _VISITS = f"""
     WITH chosen AS ({_CHOSEN}),
     visits AS (
@@ -112,6 +126,18 @@ _VISITS = f"""
         FROM app.f_industry_workflow_events e JOIN chosen c ON c.id = e.workflow_data_id
         WHERE e.event_type = 'state_transition'
     )
+"""
+
+# The chosen running instances, each in its current state since its latest state entry (the projection's
+# last history entry: the same moment as its latest state_transition event, without reading the log).
+_ACTIVE_ENTERED = """
+    SELECT id AS instance_id, current_state_id AS state_id,
+           CAST(state_history -> -1 ->> 'ts' AS timestamptz) AS entered
+    FROM app.d_industry_workflow_graph_data
+    WHERE template_code = :code AND workflow_status = 'active'
+      AND (CAST(:version AS integer) IS NULL OR template_version = :version)
+      AND (CAST(:from_ts AS timestamptz) IS NULL OR started_ts >= :from_ts)
+      AND (CAST(:to_ts AS timestamptz) IS NULL OR started_ts < :to_ts)
 """
 
 _SPREAD = """
@@ -128,7 +154,7 @@ def _spread(row: Any) -> Spread:
 
 
 async def template_analytics(
-    conn: AsyncConnection,
+    engine: AsyncEngine,
     code: str,
     graph: WorkflowGraph,
     *,
@@ -138,10 +164,50 @@ async def template_analytics(
     now: datetime,
     top: int = 10,
 ) -> TemplateAnalytics:
+    """The figures, each part read on its own pooled connection at the same time (they are independent
+    reads of the same rows; the answer takes as long as the slowest part, not their sum)."""
     params: dict[str, Any] = {"code": code, "version": version, "from_ts": from_ts, "to_ts": to_ts, "top": top}
     states = {s.id: s for s in graph.states}
-    # One pass over the chosen instances for the counts and the durations of the finished ones.
-    totals = (
+
+    async def on_own_connection(read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with engine.connect() as conn:
+            return await read(conn)
+
+    totals, figures, (stuck, stuck_count), paths, by_day, histogram = await asyncio.gather(
+        on_own_connection(lambda conn: _totals(conn, params)),
+        on_own_connection(lambda conn: state_figures(conn, params, states)),
+        on_own_connection(lambda conn: _stuck(conn, params, states, now, top)),
+        on_own_connection(lambda conn: _paths(conn, params, states)),
+        on_own_connection(lambda conn: _by_day(conn, params)),
+        on_own_connection(lambda conn: _histogram(conn, params)),
+    )
+    bottlenecks = sorted((f for f in figures if f.ratio is not None and f.ratio > 1), key=lambda f: -(f.ratio or 0))
+    return TemplateAnalytics(
+        template_code=code,
+        version=version,
+        from_ts=from_ts,
+        to_ts=to_ts,
+        started=totals.started,
+        active=totals.active,
+        completed=totals.completed,
+        cancelled=totals.cancelled,
+        succeeded=totals.succeeded,
+        failed=totals.failed,
+        success_rate_pct=percent(totals.succeeded, totals.succeeded + totals.failed),
+        duration_seconds=_spread(totals),
+        states=figures,
+        bottlenecks=bottlenecks[:top],
+        stuck=stuck,
+        stuck_count=stuck_count,
+        paths=paths,
+        success_by_day=by_day,
+        duration_histogram=histogram,
+    )
+
+
+async def _totals(conn: AsyncConnection, params: dict[str, Any]) -> Any:
+    """One pass over the chosen instances for the counts and the durations of the finished ones."""
+    return (
         await conn.execute(
             text(
                 f"""
@@ -160,30 +226,6 @@ async def template_analytics(
             params,
         )
     ).one()
-    figures = await state_figures(conn, params, states)
-    bottlenecks = sorted((f for f in figures if f.ratio is not None and f.ratio > 1), key=lambda f: -(f.ratio or 0))
-    stuck, stuck_count = await _stuck(conn, params, states, now, top)
-    return TemplateAnalytics(
-        template_code=code,
-        version=version,
-        from_ts=from_ts,
-        to_ts=to_ts,
-        started=totals.started,
-        active=totals.active,
-        completed=totals.completed,
-        cancelled=totals.cancelled,
-        succeeded=totals.succeeded,
-        failed=totals.failed,
-        success_rate_pct=percent(totals.succeeded, totals.succeeded + totals.failed),
-        duration_seconds=_spread(totals),
-        states=figures,
-        bottlenecks=bottlenecks[:top],
-        stuck=stuck,
-        stuck_count=stuck_count,
-        paths=await _paths(conn, params, states),
-        success_by_day=await _by_day(conn, params),
-        duration_histogram=await _histogram(conn, params),
-    )
 
 
 async def state_figures(
@@ -234,17 +276,16 @@ async def _stuck(
     rows = (
         await conn.execute(
             text(
-                _VISITS
-                + """
-                , expectations AS (
+                f"""
+                WITH current AS ({_ACTIVE_ENTERED}),
+                expectations AS (
                     SELECT * FROM unnest(CAST(:state_ids AS integer[]), CAST(:days AS double precision[]))
                         AS x(state_id, days)
                 ),
                 over AS (
-                    SELECT v.instance_id, v.state_id, v.entered, x.days,
-                           extract(epoch FROM CAST(:now AS timestamptz) - v.entered) / 86400.0 AS in_state
-                    FROM visits v JOIN expectations x ON x.state_id = v.state_id
-                    WHERE v.workflow_status = 'active' AND v.left_ts IS NULL
+                    SELECT c.instance_id, c.state_id, c.entered, x.days,
+                           extract(epoch FROM CAST(:now AS timestamptz) - c.entered) / 86400.0 AS in_state
+                    FROM current c JOIN expectations x ON x.state_id = c.state_id
                 )
                 SELECT *, count(*) OVER () AS total FROM over WHERE in_state > days
                 ORDER BY in_state / days DESC, instance_id LIMIT :top
@@ -271,13 +312,14 @@ async def _stuck(
 async def _paths(conn: AsyncConnection, params: dict[str, Any], states: dict[int, Any]) -> list[PathCount]:
     rows = await conn.execute(
         text(
-            _VISITS
-            + """
-            , paths AS (
-                SELECT instance_id, array_agg(state_id ORDER BY seq) AS path FROM visits
-                WHERE workflow_status <> 'active' GROUP BY instance_id
+            f"""
+            WITH chosen AS ({_CHOSEN_HISTORY}),
+            paths AS (
+                SELECT jsonb_path_query_array(state_history, '$[*].to') AS path, count(*) AS instances
+                FROM chosen WHERE workflow_status <> 'active' GROUP BY 1
             )
-            SELECT path, count(*) AS instances FROM paths GROUP BY path ORDER BY instances DESC, path LIMIT :top
+            SELECT ARRAY(SELECT CAST(jsonb_array_elements_text(path) AS integer)) AS path, instances
+            FROM paths ORDER BY instances DESC, 1 LIMIT :top
             """
         ),
         params,
