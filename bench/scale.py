@@ -8,8 +8,9 @@ analytics call; then every console page as a signed-in admin, whole, and each li
 page" links; then the forecasts (issue 26): every active instance of each template, cold (the model
 learned from the template's whole history, as on the first call after the cache's TTL) and with the
 model kept, and one instance. Prints a Markdown table and writes bench-results/scale.json. The
-targets: list p95 ≤ 50 ms and analytics ≤ 1 s (issue 12), console pages p95 ≤ 150 ms (issue 22),
-forecasting a template's every active instance ≤ 2 s and one instance ≤ 50 ms (issue 26)."""
+targets (issue 27's, tighter than issues 12 and 22's): every list page p95 ≤ 20 ms, an admin's
+all-kinds inbox p95 ≤ 50 ms, each analytics call ≤ 150 ms, console pages p95 ≤ 150 ms; forecasting a
+template's every active instance ≤ 2 s and one instance ≤ 50 ms (issue 26)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from scripts import seed_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "scale-admin-token-000000000000001"
-LIST_TARGET_MS, ANALYTICS_TARGET_MS, PAGE_TARGET_MS = 50.0, 1000.0, 150.0
+LIST_TARGET_MS, INBOX_TARGET_MS, ANALYTICS_TARGET_MS, PAGE_TARGET_MS = 20.0, 50.0, 150.0, 150.0
+INBOX = "inbox (admin: every kind)"
 ALL_FORECAST_TARGET_MS, ONE_FORECAST_TARGET_MS = 2000.0, 50.0
 NEXT_PAGE = re.compile(r'href="([^"]+)" rel="next"')
 
@@ -205,7 +207,7 @@ async def measure(http: httpx.AsyncClient, refs: dict[str, Any], deep_pages: int
         ),
         ("step executions: offset 10,000", "/api/v1/workflow-executions", {"offset": 10_000}),
         ("work queue (an assignee's)", "/api/v1/orchestrator/queue", {"assignee": "operator-user", "limit": 50}),
-        ("inbox (admin: every kind)", "/api/v1/inbox", {}),
+        (INBOX, "/api/v1/inbox", {}),
         ("templates", "/api/v1/workflow-template", {}),
         ("rules", "/api/v1/workflow-automation", {}),
         ("agents", "/api/v1/orchestrator/agents", {}),
@@ -271,12 +273,13 @@ def report(results: dict[str, Any], refs: dict[str, Any]) -> str:
         f"Python {platform.python_version()}",
         "Rows: " + ", ".join(f"{t} {n:,}" for t, n in refs["counts"].items()),
         "",
-        "| list endpoint | p50 ms | p95 ms | ≤ 50 ms |",
+        "| list endpoint | p50 ms | p95 ms | ≤ 20 ms (the inbox: ≤ 50 ms) |",
         "|---|---:|---:|:---:|",
     ]
     for name, times in results["lists"].items():
         p95 = pct(times, 95)
-        lines.append(f"| {name} | {pct(times, 50):.1f} | {p95:.1f} | {'yes' if p95 <= LIST_TARGET_MS else 'NO'} |")
+        target = INBOX_TARGET_MS if name == INBOX else LIST_TARGET_MS
+        lines.append(f"| {name} | {pct(times, 50):.1f} | {p95:.1f} | {'yes' if p95 <= target else 'NO'} |")
     lines += ["", "| console page (whole HTML) | p50 ms | p95 ms | ≤ 150 ms |", "|---|---:|---:|:---:|"]
     for name, times in results.get("pages", {}).items():
         p95 = pct(times, 95)
@@ -297,7 +300,7 @@ def report(results: dict[str, Any], refs: dict[str, Any]) -> str:
             f"| {code} | {f['active']:,} | {cold_all} | {pct(f['all_kept'], 50):.0f} | {cold_one} "
             f"| {pct(f['one_kept'], 50):.1f} / {one:.1f} | {'yes' if met else 'NO'} |"
         )
-    lines += ["", "| analytics call | p50 ms | max ms | ≤ 1 s |", "|---|---:|---:|:---:|"]
+    lines += ["", "| analytics call | p50 ms | max ms | ≤ 150 ms |", "|---|---:|---:|:---:|"]
     for name, times in results["analytics"].items():
         worst = max(times)
         lines.append(

@@ -75,6 +75,7 @@ async def list_rules(
         limit=limit,
         offset=offset,
         cursor=cursor,
+        with_activity=False,
     )
     return page
 
