@@ -44,7 +44,7 @@ from bench import orchestration as bench_orchestration
 from bench import scale_out as bench_scale_out
 from bench.bare import BareInput, BareStep, BareWorkflow
 from bench.common import CpuMeter, find_processes, free_port, pct, wait_healthy
-from core.platform.database import make_engine
+from core.platform.database import libpq_url, make_engine
 from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
 from tests.support.servers import LlmServer
 
@@ -175,6 +175,29 @@ async def curve(
     return out
 
 
+async def dbos_peer(database_url: str, instances: int) -> dict[str, Any]:
+    """bench/dbos_peer.py in its own process at 20 concurrent: its figures as JSON."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.dbos_peer",
+        "--database-url",
+        database_url,
+        "--concurrency",
+        "20",
+        "--instances",
+        str(instances),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), timeout=600)
+    if child.returncode != 0:
+        raise RuntimeError(f"the DBOS peer failed ({child.returncode}): {err.decode(errors='replace')[-2000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
 def summary(rounds: list[Round]) -> dict[str, float]:
     steps = [v for r in rounds for v in r.step_ms]
     starts = [v for r in rounds for v in r.start_ms]
@@ -248,6 +271,7 @@ async def main() -> None:
     start: dict[str, Any] = {}
     scale: dict[str, Any] = {}
     scaling: dict[str, Any] = {}
+    peer: dict[str, Any] = {}
     automation: dict[str, Any] = {}
     orchestration: dict[str, Any] = {}
     try:
@@ -336,6 +360,9 @@ async def main() -> None:
         finally:
             await engine.dispose()
         scale["ratio_vs_single_stack"] = scale["instances_per_s"] / results["c20"]["trellis"]["instances_per_s"]
+        # The DBOS peer last, alone on the machine, on the same Postgres (its own schema).
+        peer = await dbos_peer(libpq_url(database_url), args.instances_concurrent)
+        peer["trellis_vs_dbos"] = results["c20"]["trellis"]["instances_per_s"] / peer["instances_per_s"]
     except BaseException:
         for name, child in zip(("worker", "api"), children, strict=False):
             tail = (workdir / f"{name}.log").read_text(errors="replace")[-3000:]
@@ -366,6 +393,7 @@ async def main() -> None:
                 "orchestration": orchestration,
                 "scale_out": scale,
                 "curve": scaling,
+                "dbos_peer": peer,
             },
             indent=2,
         )
@@ -456,6 +484,16 @@ async def main() -> None:
             f"| {t['instances_per_s'] / b['instances_per_s']:.2f}x | {two_rate} "
             f"| {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {t['p50_ms']:.1f} / {t['p99_ms']:.1f} | {two_times} |"
         )
+    lines += [
+        "",
+        "DBOS peer (bench/dbos_peer.py, DBOS's shape: a workflow receiving 9 messages, one step each; driver in "
+        "its process) at 20 concurrent, alone on the machine after the Trellis rounds",
+        "",
+        "| DBOS inst/s | DBOS p50 / p99 ms | Trellis c20 inst/s | Trellis/DBOS |",
+        "|---|---|---|---|",
+        f"| {peer['instances_per_s']:.2f} | {peer['p50_ms']:.1f} / {peer['p99_ms']:.1f} "
+        f"| {results['c20']['trellis']['instances_per_s']:.2f} | {peer['trellis_vs_dbos']:.2f}x |",
+    ]
     so = scale
     lines += [
         "",
