@@ -96,24 +96,22 @@ class TemplateAnalytics(BaseModel):
 
 
 # The instances asked for: one template, optionally one version, started in [from, to).
-_CHOSEN = """
-    SELECT id, workflow_status, success_flag, started_ts, completed_ts, current_state_id
-    FROM app.d_industry_workflow_graph_data
+_CHOSEN_WHERE = """
     WHERE template_code = :code
       AND (CAST(:version AS integer) IS NULL OR template_version = :version)
       AND (CAST(:from_ts AS timestamptz) IS NULL OR started_ts >= :from_ts)
       AND (CAST(:to_ts AS timestamptz) IS NULL OR started_ts < :to_ts)
 """
 
+_CHOSEN = f"""
+    SELECT id, workflow_status, success_flag, started_ts, completed_ts, current_state_id
+    FROM app.d_industry_workflow_graph_data {_CHOSEN_WHERE}
+"""
+
 # The chosen instances' state history (the projection's list of state entries, in order: the same
 # sequence as their state_transition events), for the paths without reading the event log.
-_CHOSEN_HISTORY = """
-    SELECT workflow_status, state_history
-    FROM app.d_industry_workflow_graph_data
-    WHERE template_code = :code
-      AND (CAST(:version AS integer) IS NULL OR template_version = :version)
-      AND (CAST(:from_ts AS timestamptz) IS NULL OR started_ts >= :from_ts)
-      AND (CAST(:to_ts AS timestamptz) IS NULL OR started_ts < :to_ts)
+_CHOSEN_HISTORY = f"""
+    SELECT workflow_status, state_history FROM app.d_industry_workflow_graph_data {_CHOSEN_WHERE}
 """
 
 _VISITS = f"""
@@ -130,14 +128,10 @@ _VISITS = f"""
 
 # The chosen running instances, each in its current state since its latest state entry (the projection's
 # last history entry: the same moment as its latest state_transition event, without reading the log).
-_ACTIVE_ENTERED = """
+_ACTIVE_ENTERED = f"""
     SELECT id AS instance_id, current_state_id AS state_id,
            CAST(state_history -> -1 ->> 'ts' AS timestamptz) AS entered
-    FROM app.d_industry_workflow_graph_data
-    WHERE template_code = :code AND workflow_status = 'active'
-      AND (CAST(:version AS integer) IS NULL OR template_version = :version)
-      AND (CAST(:from_ts AS timestamptz) IS NULL OR started_ts >= :from_ts)
-      AND (CAST(:to_ts AS timestamptz) IS NULL OR started_ts < :to_ts)
+    FROM app.d_industry_workflow_graph_data {_CHOSEN_WHERE} AND workflow_status = 'active'
 """
 
 _SPREAD = """
