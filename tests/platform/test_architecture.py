@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.source import parse
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,7 +29,7 @@ def test_activities_and_workflows_write_no_sql() -> None:
     offending = []
     for folder in ("activities", "workflows"):
         for path in sorted((ROOT / folder).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            for node in ast.walk(parse(path)):
                 names = (
                     [node.module or ""]
                     if isinstance(node, ast.ImportFrom)

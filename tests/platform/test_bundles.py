@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from core.platform.database import make_engine
 from core.platform.settings import Settings
+from tests.support.source import parse
 from worker import WORKFLOWS, condition_evaluator, domain_bundles, outbox_subscribers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ def _declared(folder: str, decorator: str) -> set[str]:
     """Names given in ``@activity.defn(name=...)`` (or classes under ``@workflow.defn``)."""
     found: set[str] = set()
     for path in sorted((ROOT / folder).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse(path)):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 continue
             for dec in node.decorator_list:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.platform import errors
+from tests.support.source import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = [ROOT / d for d in ("core", "api", "workflows", "activities")] + [ROOT / "worker.py"]
@@ -37,7 +38,7 @@ def test_no_module_builds_an_application_error_by_hand() -> None:
     for path in _modules():
         if path == CATALOGUE_MODULE:
             continue
-        tree = ast.parse(path.read_text(), str(path))
+        tree = parse(path)
         hand_built += [f"{path.relative_to(ROOT)}:{call.lineno}" for call in _calls(tree, "ApplicationError")]
     assert hand_built == [], "raise through the catalogue (errors.KIND.error(...)) instead"
 
@@ -47,7 +48,7 @@ def test_no_retry_policy_names_non_retryable_types_by_hand() -> None:
     for path in _modules():
         if path == CATALOGUE_MODULE:
             continue
-        tree = ast.parse(path.read_text(), str(path))
+        tree = parse(path)
         for call in _calls(tree, "RetryPolicy"):
             if any(k.arg == "non_retryable_error_types" for k in call.keywords):
                 by_hand.append(f"{path.relative_to(ROOT)}:{call.lineno}")
@@ -86,7 +87,7 @@ def test_every_kind_named_in_code_is_catalogued() -> None:
     # errors.X.type / errors.X.error(...) for an X that is not an ErrorKind would only fail at run time.
     named = set()
     for path in _modules():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse(path)):
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
