@@ -92,13 +92,12 @@ async def agent_figures(
     """Agent calls made in the window: per agent and model, per day and per session."""
     allow(principal, *READERS)
     check_window(from_ts, to_ts)
-    async with engine.connect() as conn:
-        return await agents_analytics(
-            conn,
-            priced_models=set(settings.llm_prices),
-            from_ts=from_ts,
-            to_ts=to_ts,
-            session_id=session_id,
-            agent=agent,
-            top=top,
-        )
+    return await agents_analytics(
+        engine,
+        priced_models=set(settings.llm_prices),
+        from_ts=from_ts,
+        to_ts=to_ts,
+        session_id=session_id,
+        agent=agent,
+        top=top,
+    )

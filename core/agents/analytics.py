@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.platform.database import read_at_once
 from core.platform.figures import rounded
 
 _CHOSEN = """
@@ -83,7 +84,7 @@ def _figures(row: Any) -> dict[str, Any]:
 
 
 async def agents_analytics(
-    conn: AsyncConnection,
+    engine: AsyncEngine,
     *,
     priced_models: set[str],
     from_ts: datetime | None,
@@ -92,6 +93,7 @@ async def agents_analytics(
     agent: str | None = None,
     top: int = 50,
 ) -> AgentsAnalytics:
+    """The figures; the four parts are independent reads, made at once (``read_at_once``)."""
     params: dict[str, Any] = {
         "from_ts": from_ts,
         "to_ts": to_ts,
@@ -99,9 +101,15 @@ async def agents_analytics(
         "agent": agent,
         "top": top,
     }
-    totals = (await conn.execute(text(f"WITH c AS ({_CHOSEN}) SELECT {_FIGURES} FROM c"), params)).one()
-    by_agent = await conn.execute(
-        text(
+
+    async def rows(conn: AsyncConnection, sql: str) -> list[Any]:
+        return list((await conn.execute(text(sql), params)).all())
+
+    totals_rows, by_agent, by_day, sessions = await read_at_once(
+        engine,
+        lambda conn: rows(conn, f"WITH c AS ({_CHOSEN}) SELECT {_FIGURES} FROM c"),
+        lambda conn: rows(
+            conn,
             f"""
             WITH c AS ({_CHOSEN})
             SELECT agent_name, model, {_FIGURES},
@@ -110,29 +118,23 @@ async def agents_analytics(
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
                        FILTER (WHERE execution_status = 'completed') AS p95
             FROM c GROUP BY agent_name, model ORDER BY agent_name, model NULLS LAST
-            """
+            """,
         ),
-        params,
-    )
-    by_day = await conn.execute(
-        text(
+        lambda conn: rows(
+            conn,
             f"WITH c AS ({_CHOSEN}) SELECT date_trunc('day', execution_ts) AS day, {_FIGURES} "
-            "FROM c GROUP BY day ORDER BY day"
+            "FROM c GROUP BY day ORDER BY day",
         ),
-        params,
+        lambda conn: rows(
+            conn,
+            f"""
+            WITH c AS ({_CHOSEN})
+            SELECT session_id, count(DISTINCT agent_name) AS agents, {_FIGURES}, count(*) OVER () AS total
+            FROM c GROUP BY session_id ORDER BY cost_usd DESC, session_id LIMIT :top
+            """,
+        ),
     )
-    sessions = (
-        await conn.execute(
-            text(
-                f"""
-                WITH c AS ({_CHOSEN})
-                SELECT session_id, count(DISTINCT agent_name) AS agents, {_FIGURES}, count(*) OVER () AS total
-                FROM c GROUP BY session_id ORDER BY cost_usd DESC, session_id LIMIT :top
-                """
-            ),
-            params,
-        )
-    ).all()
+    totals = totals_rows[0]
     return AgentsAnalytics(
         from_ts=from_ts,
         to_ts=to_ts,

@@ -6,7 +6,9 @@ Each domain declares its own tables in ``core/<domain>/tables.py`` on this ``Bas
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "app"
@@ -104,3 +106,14 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=True,
         hide_parameters=True,
     )
+
+
+async def read_at_once(engine: AsyncEngine, *reads: Callable[[AsyncConnection], Awaitable[Any]]) -> list[Any]:
+    """Independent reads, each on its own pooled connection at the same time: a request made of several
+    takes as long as the slowest, not their sum (decision 0023). Each sees its own snapshot."""
+
+    async def on_own_connection(read: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
+        async with engine.connect() as conn:
+            return await read(conn)
+
+    return list(await asyncio.gather(*(on_own_connection(read) for read in reads)))

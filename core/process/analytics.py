@@ -9,20 +9,18 @@ instance finished (cancelled) if none follows. Instances are chosen by when they
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.platform.database import read_at_once
 from core.platform.figures import percent, rounded
 from core.process.contracts import StateNode, WorkflowGraph
 
 DAY = 86_400.0
-T = TypeVar("T")
 
 
 class Spread(BaseModel):
@@ -158,22 +156,18 @@ async def template_analytics(
     now: datetime,
     top: int = 10,
 ) -> TemplateAnalytics:
-    """The figures, each part read on its own pooled connection at the same time (they are independent
-    reads of the same rows; the answer takes as long as the slowest part, not their sum)."""
+    """The figures; the parts are independent reads, made at once (``read_at_once``)."""
     params: dict[str, Any] = {"code": code, "version": version, "from_ts": from_ts, "to_ts": to_ts, "top": top}
     states = {s.id: s for s in graph.states}
 
-    async def on_own_connection(read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        async with engine.connect() as conn:
-            return await read(conn)
-
-    totals, figures, (stuck, stuck_count), paths, by_day, histogram = await asyncio.gather(
-        on_own_connection(lambda conn: _totals(conn, params)),
-        on_own_connection(lambda conn: state_figures(conn, params, states)),
-        on_own_connection(lambda conn: _stuck(conn, params, states, now, top)),
-        on_own_connection(lambda conn: _paths(conn, params, states)),
-        on_own_connection(lambda conn: _by_day(conn, params)),
-        on_own_connection(lambda conn: _histogram(conn, params)),
+    totals, figures, (stuck, stuck_count), paths, by_day, histogram = await read_at_once(
+        engine,
+        lambda conn: _totals(conn, params),
+        lambda conn: state_figures(conn, params, states),
+        lambda conn: _stuck(conn, params, states, now, top),
+        lambda conn: _paths(conn, params, states),
+        lambda conn: _by_day(conn, params),
+        lambda conn: _histogram(conn, params),
     )
     bottlenecks = sorted((f for f in figures if f.ratio is not None and f.ratio > 1), key=lambda f: -(f.ratio or 0))
     return TemplateAnalytics(
