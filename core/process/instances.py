@@ -101,8 +101,7 @@ def view_from_row(row: Mapping[Any, Any]) -> InstanceView:
     """The view of a projection row; the row carries its template version's ``workflow_graph``, or the
     graph was loaded by ``_load_graphs`` for its page."""
     head_id = row["workflow_head_id"]
-    graph = _GRAPHS.get(head_id) if "workflow_graph" not in row else None
-    graph = graph or _graph(head_id, row["workflow_graph"])
+    graph = _graph(head_id, row["workflow_graph"]) if "workflow_graph" in row else _GRAPHS[head_id]
     states = {s.id: s for s in graph.states}
     current = states[row["current_state_id"]]
     active = row["workflow_status"] == "active"
