@@ -158,8 +158,8 @@ class StepRunActivities:
     @activity.defn(name="steps.agent")
     async def agent(self, name: str) -> AgentFound:
         async with self._engine.connect() as conn:
-            found = await agents.get_agent(conn, name)
-        if found is None or not found.active_flag:
+            found = await agents.active_agent(conn, name)
+        if found is None:
             return AgentFound(
                 agent_name=name,
                 agent_type="",
@@ -168,16 +168,7 @@ class StepRunActivities:
                 output_schema={},
                 problem=f"agent '{name}' is not an active agent of the registry",
             )
-        return AgentFound(
-            agent_name=found.agent_name,
-            agent_type=found.agent_type,
-            capabilities=found.capabilities,
-            system_prompt=found.system_prompt or "",
-            model=found.model,
-            output_schema=found.output_schema,
-            tools=found.tools,
-            tool_limits=found.tool_limits,
-        )
+        return AgentFound(**found.model_dump())
 
     @activity.defn(name="steps.definition")
     async def definition(self, ref: DefinitionRef) -> DefinitionFound:

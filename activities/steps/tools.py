@@ -41,11 +41,13 @@ from core.platform.breakers import FailureKind
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
 from core.platform.temporal import start_options
+from core.policy import store as policy_store
 from core.policy.contracts import Action, CheckRequest, Subject
 from core.policy.gate import gate
 from core.process import instances
 from core.process.contracts import InstanceView, TransitionRequest
 from core.process.ids import PROCESS_WORKFLOW, TRANSITION, WAIT_READY, process_workflow_id
+from core.process.policies import transition_request
 from core.process.starting import StartRefused, prepare_start
 from core.steps import store
 from core.steps.contracts import MAX_STEP_OUTPUT_BYTES, ToolCall, json_size
@@ -122,7 +124,7 @@ class StepToolActivities:
         """A database effect and its step record in one transaction, under the step's lock."""
 
         async def bounded(conn: AsyncConnection) -> M:
-            await self._allowed(call)
+            await self.allowed(call)
             return await self._bounded(call, _told(call, perform(conn)))
 
         return await ledger.once_in_transaction(self._engine, self._ledger(call), output, bounded)
@@ -134,7 +136,7 @@ class StepToolActivities:
         bounds its own time (inside a breaker, so that a time-out counts as the target's failure)."""
 
         async def checked(_: AsyncConnection) -> None:
-            await self._allowed(call)
+            await self.allowed(call)
 
         async def bounded(_: None) -> M:
             return await self._bounded(call, _told(call, perform()), timed=timed)
@@ -155,7 +157,13 @@ class StepToolActivities:
             started=call.started_ts,
         )
 
-    async def _allowed(self, call: ToolCall) -> None:
+    @activity.defn(name="tool.policy")
+    async def policy(self, call: ToolCall) -> None:
+        """The approval policy alone, for a step tool whose effect is not one of these activities
+        (agent.call: the model's call or the acting agent's loop). Raises as ``allowed`` does."""
+        await self.allowed(call)
+
+    async def allowed(self, call: ToolCall) -> None:
         """The approval policy before the effect (core/policy/gate.py), with the agent or the step workflow
         as the one who acts."""
         subject = Subject(kind="agent", name=call.agent) if call.agent else Subject(kind="workflow", name=call.workflow)
@@ -164,6 +172,7 @@ class StepToolActivities:
             if call.agent is None
             else {"session_id": call.agent_session, "call": call.agent_key}
         )
+        also = await self._as_transition(call, subject) if call.tool == "instance.transition" else None
         await gate(
             self._engine,
             CheckRequest(subject=subject, action=Action(kind="tool", name=call.tool), arguments=call.params),
@@ -171,7 +180,18 @@ class StepToolActivities:
             context=context,
             granted=call.approval_id,
             title=f"{subject.name} wants to call {call.tool}",
+            also=also,
         )
+
+    async def _as_transition(self, call: ToolCall, subject: Subject) -> CheckRequest | None:
+        """An instance.transition is also a transition: the template's ``transition`` policies decide it as
+        they decide a person's move through the API (core/process/policies.py). None while there are none."""
+        params = _params(call, InstanceTransitionParams)
+        async with self._engine.connect() as conn:
+            if not await policy_store.active(conn, "transition"):
+                return None
+            asked = await transition_request(conn, params.instance_id, params.to_state_id, params.fields, subject)
+        return None if asked is None else asked.request
 
     @staticmethod
     async def _timed(call: ToolCall, work: Awaitable[M]) -> M:

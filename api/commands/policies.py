@@ -17,7 +17,6 @@ from api.commands.rights import READERS, allow
 from api.deps import Principal
 from api.errors import ApiError
 from api.gateway import AlreadyFinished, Gateway, WorkflowNotFound
-from core.entities import store as entities
 from core.people import directory
 from core.platform.contracts import Page
 from core.policy import store
@@ -40,9 +39,9 @@ from core.policy.contracts import (
     VoteCreate,
 )
 from core.policy.evaluate import decide
-from core.policy.gate import approval_asked
-from core.process import instances
+from core.policy.gate import approval_asked, distributed
 from core.process.contracts import TransitionCreate
+from core.process.policies import transition_request
 from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_id
 
 T = TypeVar("T")
@@ -222,24 +221,12 @@ async def check_transition(
         policies = await store.active_cached(conn, "transition")
         if not policies:
             return None
-        view = await instances.get_view(conn, instance_id)
-        if view is None:
-            return None  # the transition command answers the 404
-        target = next((s for s in view.allowed_next_states if s.id == body.to_state_id), None)
-        entity = await entities.find_live(conn, uuid.UUID(view.root_entity_id)) if view.root_entity_id else None
         roles = await directory.directory_roles(conn, principal.name)
-        request = CheckRequest(
-            subject=Subject(kind="person", name=principal.name, role=principal.role, roles=roles),
-            action=Action(
-                kind="transition",
-                name=f"{view.template_code}:{target.name if target else body.to_state_id}",
-                template_code=view.template_code,
-                to_state_id=body.to_state_id,
-                to_state_name=target.name if target else None,
-            ),
-            arguments=body.fields,
-            entity=entity,
-        )
+        subject = Subject(kind="person", name=principal.name, role=principal.role, roles=roles)
+        asked_about = await transition_request(conn, instance_id, body.to_state_id, body.fields, subject)
+        if asked_about is None:
+            return None  # the transition command answers the 404
+        request, view = asked_about.request, asked_about.view
         approval_id = uuid.uuid4()
         key = f"policy:transition:{instance_id}:{approval_id}"
         decision = decide(policies, request)
@@ -282,6 +269,7 @@ async def check_transition(
     now = datetime.now(UTC)
     escalation = asked.obligations.escalation
     async with engine.begin() as conn:
+        asked = await distributed(conn, asked, now)
         await store.record_approval(
             conn,
             ApprovalRecord(

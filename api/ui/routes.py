@@ -28,7 +28,7 @@ from api.deps import principal_of
 from api.errors import ApiError
 from api.inbox.kinds import KINDS, gather
 from api.inbox.kinds import decide as decide_item
-from api.ui import charts, designer, lists, live, migrations, runs, starts, work
+from api.ui import charts, designer, lists, live, migrations, people, runs, starts, work
 from api.ui.common import (
     DECISIONS,
     LOGIN_COOKIE,
@@ -68,6 +68,7 @@ def install_console(app: Any) -> None:
     app.include_router(work.router)
     app.include_router(designer.router)
     app.include_router(migrations.router)
+    app.include_router(people.router)
 
 
 STATIC = Path(__file__).parent / "static"

@@ -48,7 +48,7 @@ class ToolLimits(RequestPart):
 
 # Checks an agent's tools against the tool registry (core/steps/acting.py's check_agent_tools, handed to the
 # agents' routes where the domains are composed): the problem, or None.
-ToolsCheck = Callable[[list[AgentTool], set[str]], str | None]
+ToolsCheck = Callable[[str, list[AgentTool], set[str]], str | None]  # (the agent's name, its tools, MCP servers)
 
 
 class AgentSpec(BaseModel):

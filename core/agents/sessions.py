@@ -109,6 +109,7 @@ class ActingInput(BaseModel):
     subject_kind: Literal["agent"] = "agent"
     caller: str  # who the run is: "session:<id>" or "workflow:<name>:<execution>"
     tool_calls_left: int | None = None  # a session's remaining tool calls across its agents
+    depth: int = 0  # 0 for the agent a session or step asked; 1 for an agent that agent asked, and so on
 
 
 def invalid_reply_details(prompt_tokens: int, completion_tokens: int, cut_by_budget: bool) -> dict[str, Any]:

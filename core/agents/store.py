@@ -49,6 +49,17 @@ async def get_agent(conn: AsyncConnection, name: str) -> AgentPublic | None:
     return AgentPublic.model_validate(row) if row else None
 
 
+async def active_agent(conn: AsyncConnection, name: str) -> AgentSpec | None:
+    """What a call of the agent carries about it (a step's agent.call, an agent asking another), or None
+    when the registry has no active agent of that name."""
+    found = await get_agent(conn, name)
+    if found is None or not found.active_flag:
+        return None
+    return AgentSpec.model_validate(
+        {**found.model_dump(include=set(AgentSpec.model_fields)), "system_prompt": found.system_prompt or ""}
+    )
+
+
 async def create_agent(conn: AsyncConnection, body: AgentCreate) -> AgentPublic | None:
     """Insert the agent; None when one of that name exists already."""
     if await get_agent(conn, body.agent_name) is not None:

@@ -214,16 +214,23 @@ async def direct(conn: AsyncConnection, assignee: str, now: datetime) -> Choice:
     return Choice(holder, behalf, "delegation" if behalf else "direct")
 
 
-async def choose(conn: AsyncConnection, rule: Distribution, now: datetime) -> Choice | None:
-    """The person an item of ``rule``'s pool goes to now, or None when everyone is at their cap."""
+async def choose(
+    conn: AsyncConnection, rule: Distribution, now: datetime, excluding: frozenset[str] = frozenset()
+) -> Choice | None:
+    """The person an item of ``rule``'s pool goes to now, or None when everyone is at their cap.
+    ``excluding``: people it must not go to, nor to anyone standing in for them (an approval's requester
+    and the approvers chosen already)."""
+    away = await absences_now(conn, now)
     members = [
         p
         for p in await _listed(conn, rule.pool)  # loads are counted below, for whoever holds the work
-        if p.active and (rule.strategy != "skill" or set(rule.skills) <= set(p.skills))
+        if p.active
+        and (rule.strategy != "skill" or set(rule.skills) <= set(p.skills))
+        and p.name not in excluding
+        and stand_in(p.name, away)[0] not in excluding
     ]
     if not members:
         return None
-    away = await absences_now(conn, now)
     counted = await loads(conn, sorted({stand_in(p.name, away)[0] for p in members}))
 
     def room(member: PersonPublic) -> tuple[str, str | None] | None:

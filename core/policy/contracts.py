@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.people.directory import Distribution
 from core.platform.cel import ConditionError, compile_condition
 from core.platform.contracts import RequestModel, RequestPart, Role
 
@@ -83,16 +84,22 @@ class Escalation(RequestPart):
 
 class Obligations(RequestPart):
     """What an approval requires: who may approve, how many distinct people, whether the requester is
-    excluded (separation of duties, also through delegation), by when, and who is told when it is late."""
+    excluded (separation of duties, also through delegation), by when, and who is told when it is late.
+    With ``distribution``, the approval is not offered to a whole role: ``count`` people of the pool are
+    chosen when it is asked (round robin, least loaded, by skill; out-of-office members replaced by their
+    delegates), and only they (and any named ``approvers.people``) may approve."""
 
     approvers: Approvers
     count: int = Field(default=1, ge=1, le=10)
+    distribution: Distribution | None = None
     separation_of_duties: bool = True
     deadline_seconds: int = Field(default=7 * 24 * 3600, ge=1, le=90 * 24 * 3600)
     escalation: Escalation | None = None
 
     @model_validator(mode="after")
     def _someone(self) -> Obligations:
+        if self.distribution is not None and self.distribution.pool not in self.approvers.roles:
+            raise ValueError("distribution.pool must be one of approvers.roles (the role whose members share it)")
         if not (self.approvers.people or self.approvers.roles):
             raise ValueError("an approval names who may approve (approvers.people or approvers.roles)")
         if self.escalation is not None and self.escalation.after_seconds >= self.deadline_seconds:

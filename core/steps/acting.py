@@ -18,14 +18,18 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, ValidationError
 
-from core.agents.registry import AgentTool
+from core.agents.registry import AgentSpec, AgentTool
 from core.platform.schemas import validation_error
 from core.policy.contracts import ApprovalInput
 from core.steps.catalogue import TRELLIS_TOOLS
 
 # Parameters only an admin may set on an agent's tool (a URL host, a secret name, headers that may
-# carry secret references).
-ADMIN_ONLY = {"http.request": {"url", "sign", "headers"}}
+# carry secret references; which agent another agent asks, and its token cap).
+ADMIN_ONLY = {"http.request": {"url", "sign", "headers"}, "agent.call": {"agent", "max_tokens"}}
+# How deep agents may ask agents: the agent a session or step asks is depth 0, an agent it asks depth 1,
+# and one that agent asks depth 2, which can ask no further. A loop of agents naming each other ends here,
+# refused to the model that asked.
+MAX_AGENT_DEPTH = 2
 _FUNCTION_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -37,6 +41,7 @@ class OfferedTool(BaseModel):
     fixed: dict[str, Any]
     parameters: dict[str, Any]  # the schema the model's arguments are checked against
     definition: dict[str, Any]  # the OpenAI tool definition
+    agent: AgentSpec | None = None  # agent.call: the agent asked, as it was when the call was offered
 
 
 class Offer(BaseModel):
@@ -58,7 +63,8 @@ class AgentToolCall(BaseModel):
     approval_id: str | None = None  # set when an approval granted this call
 
 
-ToolStatus = Literal["completed", "invalid", "denied", "approval_required", "failed"]
+# "allowed": an agent.call may go ahead (the asked agent then runs as the asking loop's child).
+ToolStatus = Literal["completed", "allowed", "invalid", "denied", "approval_required", "failed"]
 
 
 class AgentToolOutcome(BaseModel):
@@ -105,17 +111,22 @@ def definition(function: str, description: str, schema: dict[str, Any]) -> dict[
     return {"type": "function", "function": {"name": function, "description": description[:1000], "parameters": schema}}
 
 
-def check_agent_tools(tools: list[AgentTool], mcp_servers: set[str]) -> str | None:
-    """Why an agent's tool list cannot be saved: a tool the registry does not have (an MCP tool's server
-    must be declared), a tool an agent may not call, a fixed parameter the tool does not take, or an
-    http.request without its fixed url. None when it can."""
+def check_agent_tools(name: str, tools: list[AgentTool], mcp_servers: set[str]) -> str | None:
+    """Why agent ``name``'s tool list cannot be saved: a tool the registry does not have (an MCP tool's
+    server must be declared), a tool an agent may not call, a fixed parameter the tool does not take, an
+    http.request without its fixed url, an agent.call without its fixed agent or asking the agent itself.
+    None when it can. (Whether the asked agent exists is checked when the call is offered: agents may be
+    saved in any order.)"""
     seen: set[str] = set()
     for entry in tools:
-        if entry.tool in seen:
-            return f"tool {entry.tool} is listed twice"
-        seen.add(entry.tool)
-        if entry.tool in ("agent.call", "workflow.run"):
-            return f"{entry.tool} is not a tool an agent calls (a session chooses its agents)"
+        key = f"agent.call:{entry.fixed.get('agent')}" if entry.tool == "agent.call" else entry.tool
+        if key in seen:
+            return f"tool {key} is listed twice"
+        seen.add(key)
+        if entry.tool == "workflow.run":
+            return "workflow.run is not a tool an agent calls"
+        if entry.tool == "agent.call" and entry.fixed.get("agent") == name:
+            return "an agent cannot ask itself (agent.call's fixed.agent is this agent)"
         known = TRELLIS_TOOLS.get(entry.tool)
         if known is None:
             server = entry.tool.partition(".")[0]
@@ -138,7 +149,14 @@ def check_fixed(tool: AgentTool) -> str | None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             return "fixed.url must be an absolute http(s) URL without a query or fragment"
+    if tool.tool == "agent.call":
+        asked = tool.fixed.get("agent")
+        if not isinstance(asked, str) or not _ASKABLE.match(asked):
+            return "an agent's agent.call tool needs fixed.agent: the name of the agent it may ask (the admin's to set)"
     return None
+
+
+_ASKABLE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")  # agent.call's own pattern for an agent's name
 
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~\-]+$")

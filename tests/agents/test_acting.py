@@ -333,7 +333,8 @@ async def test_an_agents_tools_are_checked_when_it_is_saved(api: Api) -> None:
         ([{"tool": "no.such"}], "unknown tool"),
         ([{"tool": "http.request"}], "fixed.url"),
         ([{"tool": "entity.create", "fixed": {"colour": "red"}}], "takes no parameter colour"),
-        ([{"tool": "agent.call"}], "not a tool an agent calls"),
+        ([{"tool": "agent.call"}], "needs fixed.agent"),
+        ([{"tool": "workflow.run"}], "not a tool an agent calls"),
     ):
         response = await api.request(
             "POST", "/api/v1/orchestrator/agents", json={**base, "agent_name": unique("a"), "tools": tools}
@@ -355,3 +356,107 @@ async def test_the_last_turn_asks_for_an_answer_not_more_tools(api: Api, llm_ser
     assert [t["tool_choice"] for t in turns] == ["auto", "none", "none"]  # the last turn, and its repair round
     made = [r for r in await logs(api, started["session_id"]) if r["action_type"] == "tool_call"]
     assert len(made) == 1  # the tool call the last turn asked for anyway was not run
+
+
+def ask(agent_name: str, call_id: str, c: str, **input: Any) -> dict[str, Any]:
+    """A model's tool call asking another agent (its function is ask_<name>); the case marker rides along
+    so that the scripted server answers the asked agent from its own script."""
+    return {"id": call_id, "name": f"ask_{agent_name}", "arguments": {"input": {"note": f"[case:{c}]", **input}}}
+
+
+async def test_an_agent_asks_another_agent(api: Api, llm_server: LlmServer) -> None:
+    """Another agent is a tool: agent.call with the asked agent fixed by the admin. The asked agent's answer
+    goes back to the call that asked, is recorded in the agent log, and its tokens count in the session."""
+    c, lead, helper = case(), unique("lead"), unique("pricer")
+    await agent(api, helper, [])
+    await agent(api, lead, [{"tool": "agent.call", "fixed": {"agent": helper}}])
+    llm_server.script(c, lead, [{"tool_calls": [ask(helper, "price", c, item="boiler")]}, {"done": True}])
+    llm_server.script(c, helper, [{"done": True, "price": 4200}])
+    started = await start(api, c, agents=[lead])
+    done = await until(api, started["session_id"])
+    assert done["session_status"] == "completed", done["status_reason"]
+    turns = llm_server.calls(c, lead)
+    offered = turns[0]["tools"][0]["function"]
+    assert offered["name"] == f"ask_{helper}" and set(offered["parameters"]["properties"]) == {"input"}
+    assert tool_messages(turns[1])["price"] == {"done": True, "price": 4200}
+    asked = llm_server.calls(c, helper)
+    assert len(asked) == 1 and json.loads(asked[0]["messages"][1]["content"])["item"] == "boiler"
+    rows = await logs(api, started["session_id"])
+    made = [r for r in rows if r["action_type"] == "tool_call"]
+    assert [(r["input_data"]["tool"], r["execution_status"]) for r in made] == [("agent.call", "completed")]
+    assert made[0]["input_data"]["arguments"]["agent"] == helper
+    assert made[0]["output_data"] == {"done": True, "price": 4200}
+    assert [r["agent_name"] for r in rows if r["action_type"] != "tool_call"].count(helper) == 1
+
+
+async def test_agents_asking_each_other_in_a_loop_stop_at_the_depth_bound(api: Api, llm_server: LlmServer) -> None:
+    """a asks b, b asks a, and that a asking b again is refused (depth 2 asks no further): told to the model,
+    which answers; the loop unwinds with every call answered."""
+    c, a, b = case(), unique("ping"), unique("pong")
+    await agent(api, a, [])  # saved first without tools, then again naming b: agents name each other freely
+    await agent(api, b, [{"tool": "agent.call", "fixed": {"agent": a}}])
+    replaced = await api.request(
+        "PUT",
+        f"/api/v1/orchestrator/agents/{a}",
+        json={
+            "agent_type": "clerk",
+            "capabilities": ["records things"],
+            "system_prompt": f"You are the {a} agent. Use the tools to do what the goal asks.",
+            "output_schema": OUTPUT,
+            "tools": [{"tool": "agent.call", "fixed": {"agent": b}}],
+        },
+    )
+    assert replaced.status_code == 200, replaced.text
+    llm_server.script(
+        c,
+        a,
+        [{"tool_calls": [ask(b, "a0", c)]}, {"tool_calls": [ask(b, "a2", c)]}, {"done": True}, {"done": True}],
+    )
+    llm_server.script(c, b, [{"tool_calls": [ask(a, "b1", c)]}, {"done": True}])
+    started = await start(api, c, agents=[a])
+    done = await until(api, started["session_id"])
+    assert done["session_status"] == "completed", done["status_reason"]
+    refused = tool_messages(llm_server.calls(c, a)[2])["a2"]
+    assert "at most 2 deep" in refused["error"]
+    assert len(llm_server.calls(c, b)) == 2  # b was asked once (two turns); the third ask never reached it
+    statuses = sorted(
+        r["execution_status"] for r in await logs(api, started["session_id"]) if r["action_type"] == "tool_call"
+    )
+    assert statuses == ["completed", "completed", "failed"]
+
+
+async def test_a_policy_denies_asking_an_agent(api: Api, llm_server: LlmServer) -> None:
+    c, lead, helper = case(), unique("lead"), unique("auditor")
+    await agent(api, helper, [])
+    await agent(api, lead, [{"tool": "agent.call", "fixed": {"agent": helper}}])
+    await policy(
+        api,
+        unique("no-auditor"),
+        {
+            "subjects": {"agents": [lead]},
+            "target": {"kind": "tool", "tools": ["agent.call"]},
+            "condition": f"args.agent == '{helper}'",
+            "effect": "deny",
+            "description": "the lead does not consult the auditor",
+        },
+    )
+    llm_server.script(c, lead, [{"tool_calls": [ask(helper, "q", c)]}, {"done": True}])
+    started = await start(api, c, agents=[lead])
+    done = await until(api, started["session_id"])
+    assert done["session_status"] == "completed", done["status_reason"]
+    told = tool_messages(llm_server.calls(c, lead)[1])["q"]
+    assert "the lead does not consult the auditor" in told["error"]
+    assert llm_server.calls(c, helper) == []
+    made = [r for r in await logs(api, started["session_id"]) if r["action_type"] == "tool_call"]
+    assert [r["execution_status"] for r in made] == ["denied"]
+
+
+async def test_an_agent_cannot_be_saved_asking_itself(api: Api) -> None:
+    name = unique("narcissus")
+    base = {"agent_type": "clerk", "capabilities": ["x"], "system_prompt": "x", "output_schema": OUTPUT}
+    response = await api.request(
+        "POST",
+        "/api/v1/orchestrator/agents",
+        json={**base, "agent_name": name, "tools": [{"tool": "agent.call", "fixed": {"agent": name}}]},
+    )
+    assert response.status_code == 422 and "cannot ask itself" in response.text, response.text

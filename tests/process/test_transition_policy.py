@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.api import Api, as_person, eventually
 from tests.support.process import events_of, node, template, unique_code
+from tests.support.steps import create, execute, finished, unique_name, workflow
 
 
 async def quote_template(api: Api) -> str:
@@ -301,3 +302,119 @@ async def test_policies_are_validated_versioned_and_audited(api: Api) -> None:
     assert again.status_code == 200 and again.json()["version"] == 4, again.text
     versions = (await api.request("GET", f"/api/v1/policies/{name}/versions", role="viewer")).json()
     assert [(v["version"], v["change"]) for v in versions][-1] == (4, "saved")
+
+
+async def test_a_steps_transition_meets_the_templates_transition_policies(api: Api) -> None:
+    """A step workflow's instance.transition is a transition too: the template's policy that a big quote is
+    accepted by two managers holds for it as for a person, and a denial fails the step naming the policy.
+    Nothing moves before the approvals; once given, the instance moves once."""
+    code = await quote_template(api)
+    await managers(api, "alice", "bob")
+    name = f"step-quotes-{uuid.uuid4().hex[:6]}"
+    await save(
+        api,
+        name,
+        {
+            "description": "quotes above 10,000 are accepted by two managers",
+            "target": {"kind": "transition", "template_code": code, "to_states": ["accepted"]},
+            "condition": "args.amount > 10000",
+            "effect": "require_approval",
+            "approval": {"approvers": {"roles": ["manager"]}, "count": 2},
+        },
+    )
+    await save(
+        api,
+        f"{name}-lost",
+        {
+            "description": "only people mark a quote lost",
+            "subjects": {"workflows": ["closer_*"]},
+            "target": {"kind": "transition", "template_code": code, "to_states": ["lost"]},
+            "effect": "deny",
+        },
+    )
+    big, small = await at_sent(api, code), await at_sent(api, code)
+    closer = unique_name("closer")
+    step = {
+        "name": "accept",
+        "tool": "instance.transition",
+        "params": {"instance_id": "${input.instance}", "to_state_id": "${input.to}", "fields": "${input.fields}"},
+    }
+    await create(api, workflow(closer, [step]))
+    lost = await finished(api, (await execute(api, closer, {"instance": small, "to": 3, "fields": {}}))["id"])
+    assert lost["status"] == "failed" and "only people mark a quote lost" in lost["error"], lost
+    started = await execute(api, closer, {"instance": big, "to": 2, "fields": {"amount": 25000}})
+
+    async def pending() -> dict[str, Any] | None:
+        items = (await api.request("GET", "/api/v1/approvals?status=pending&limit=200", role="viewer")).json()["items"]
+        return next((a for a in items if a["policy_name"] == name), None)
+
+    approval = await eventually(pending, attempts=300)
+    assert approval["subject"] == closer and approval["action_kind"] == "transition" and approval["required"] == 2
+    assert (await api.get(big))["current_state"]["id"] == 1  # nothing moved yet
+    assert (await vote(api, approval["id"], "alice")).status_code == 200
+    assert (await vote(api, approval["id"], "bob")).status_code == 200
+    done = await finished(api, started["id"])
+    assert done["status"] == "completed", done
+    view = await api.get(big)
+    assert view["current_state"]["id"] == 2 and [h["to"] for h in view["state_history"]].count(2) == 1
+    decisions = (await api.request("GET", f"/api/v1/policy-decisions?subject={closer}", role="viewer")).json()["items"]
+    assert sorted((d["policy_name"], d["outcome"]) for d in decisions) == [
+        (name, "approved"),
+        (f"{name}-lost", "denied"),
+    ]
+
+
+async def test_an_approval_is_shared_among_a_pool_not_offered_to_all(api: Api) -> None:
+    """With a distribution, an approval goes to people of the pool chosen round robin, never the requester
+    (alice, a member herself); only the chosen one may vote, and each choice is in the assignment log."""
+    code = await quote_template(api)
+    pool = f"quote_desk_{uuid.uuid4().hex[:6]}"
+    for person in ("alice", "bob", "carol"):
+        response = await api.request("PUT", f"/api/v1/people/{person}", json={"roles": ["manager", pool]})
+        assert response.status_code == 200, response.text
+    await save(
+        api,
+        f"shared-{uuid.uuid4().hex[:6]}",
+        {
+            "target": {"kind": "transition", "template_code": code, "to_states": ["accepted"]},
+            "effect": "require_approval",
+            "approval": {
+                "approvers": {"roles": [pool]},
+                "distribution": {"pool": pool, "strategy": "round_robin"},
+            },
+        },
+    )
+    first, second = await at_sent(api, code), await at_sent(api, code)
+    one = (await move(api, first, 2, "alice")).json()
+    two = (await move(api, second, 2, "alice")).json()
+    approvals = [
+        (await api.request("GET", f"/api/v1/approvals/{t['approval_id']}", role="viewer")).json() for t in (one, two)
+    ]
+    assert [a["approvers"] for a in approvals] == [{"people": ["bob"], "roles": []}, {"people": ["carol"], "roles": []}]
+    refused = await vote(api, one["approval_id"], "carol")
+    assert refused.status_code == 403, refused.text
+    assert (await vote(api, one["approval_id"], "bob")).status_code == 200
+    assert (await vote(api, two["approval_id"], "carol")).status_code == 200
+    await eventually(lambda: _state_is(api, first, 2), attempts=200)
+    await eventually(lambda: _state_is(api, second, 2), attempts=200)
+    log = (
+        await api.request("GET", f"/api/v1/assignments/changes?item=approval:{one['approval_id']}", role="viewer")
+    ).json()
+    assert [(c["to_assignee"], c["how"]) for c in log] == [("bob", "round_robin")]
+
+
+async def _state_is(api: Api, instance: str, state: int) -> bool | None:
+    return (await api.get(instance))["current_state"]["id"] == state or None
+
+
+async def test_a_distribution_names_one_of_the_approver_roles(api: Api) -> None:
+    response = await api.request(
+        "PUT",
+        f"/api/v1/policies/bad-{uuid.uuid4().hex[:6]}",
+        json={
+            "target": {"kind": "tool", "tools": ["http.request"]},
+            "effect": "require_approval",
+            "approval": {"approvers": {"roles": ["manager"]}, "distribution": {"pool": "somebody_else"}},
+        },
+    )
+    assert response.status_code == 422 and "distribution.pool must be one of approvers.roles" in response.text

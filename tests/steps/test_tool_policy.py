@@ -146,3 +146,42 @@ async def test_a_rule_action_waits_for_its_approval(api: Api, webhook_server: We
     [run] = await finished_executions(api, rule["id"], 1)
     assert run["status"] == "completed", run
     assert len(webhook_server.at(f"/ok/{tag}")) == 1
+
+
+async def test_a_steps_agent_call_is_under_the_policy_too(api: Api) -> None:
+    """agent.call is a step tool like any other: denied for one workflow (the model is never asked), and
+    for another asked of an approver first, then called."""
+    denied, approved = unique_name("asks"), unique_name("asks")
+    for name in (denied, approved):
+        step = {"name": "ask", "tool": "agent.call", "params": {"agent": "analyzer", "input": {"total": 5}}}
+        await create(api, workflow(name, [step]))
+    await save(
+        api,
+        {
+            "description": "this workflow does not consult the analyzer",
+            "subjects": {"workflows": [denied]},
+            "target": {"kind": "tool", "tools": ["agent.call"]},
+            "condition": "args.agent == 'analyzer'",
+            "effect": "deny",
+        },
+    )
+    await save(
+        api,
+        {
+            "subjects": {"workflows": [approved]},
+            "target": {"kind": "tool", "tools": ["agent.*"]},
+            "effect": "require_approval",
+            "approval": {"approvers": {"roles": ["approver"]}},
+        },
+    )
+    no = await finished(api, (await execute(api, denied))["id"])
+    assert no["status"] == "failed" and "does not consult the analyzer" in no["error"], no
+    started = await execute(api, approved)
+    approval = await pending_for(api, approved)
+    assert approval["target"] == "agent.call" and approval["arguments"]["agent"] == "analyzer"
+    ok = await api.request(
+        "POST", f"/api/v1/approvals/{approval['id']}/decision", role="approver", json={"decision": "approve"}
+    )
+    assert ok.status_code == 200, ok.text
+    done = await finished(api, started["id"])
+    assert done["status"] == "completed", done

@@ -16,15 +16,16 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents.llm import LLM_RETRY, LlmActivities
-    from activities.steps.acting import ActingActivities, OfferRequest
-    from core.agents.sessions import ActingInput, AgentCallResult, ToolRequest
+    from activities.steps.acting import ActingActivities, Delegated, OfferRequest
+    from core.agents.sessions import ActingInput, AgentCallInput, AgentCallResult, ToolRequest
     from core.platform import errors
     from core.platform.public_text import PublicText
     from core.policy.contracts import ApprovalOutcome
-    from core.steps.acting import AgentToolCall, AgentToolOutcome, OfferedTool
+    from core.steps.acting import MAX_AGENT_DEPTH, AgentToolCall, AgentToolOutcome, OfferedTool
     from core.steps.tools import infrastructure_retry
     from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_id
 
@@ -42,6 +43,7 @@ class AgentActingWorkflow:
         self._data = data
         self._made = 0
         self._invalid = 0
+        self._totals = [0, 0, 0.0]  # prompt tokens, completion tokens, cost: the model's turns and agents asked
 
     @workflow.run
     async def run(self, data: ActingInput) -> AgentCallResult:
@@ -56,9 +58,9 @@ class AgentActingWorkflow:
             raise errors.ACTION_INVALID.error(f"agent '{call.agent.agent_name}': {offer.problem}")
         tools = {t.function: t for t in offer.tools}
         conversation: list[dict[str, Any]] = []
-        totals = [0, 0, 0.0]
+        totals = self._totals
         for turn in range(limits.rounds):
-            remaining = None if call.max_tokens is None else max(1, call.max_tokens - totals[0] - totals[1])
+            remaining = self._tokens_left()
             result = await workflow.execute_activity_method(
                 LlmActivities.call_agent,
                 call.model_copy(
@@ -75,11 +77,9 @@ class AgentActingWorkflow:
                 retry_policy=LLM_RETRY,
                 summary=PublicText(f"{call.agent.agent_name}: turn {turn + 1}"),
             )
-            totals = [
-                totals[0] + result.prompt_tokens,
-                totals[1] + result.completion_tokens,
-                totals[2] + result.cost_usd,
-            ]
+            totals[0] += result.prompt_tokens
+            totals[1] += result.completion_tokens
+            totals[2] += result.cost_usd
             if not result.tool_calls:
                 return result.model_copy(
                     update={
@@ -135,7 +135,8 @@ class AgentActingWorkflow:
             arguments=request.arguments,
             timeout_ms=limits.timeout_seconds * 1000,
         )
-        outcome = await self._run(call)
+        run = self._check if offered.tool == "agent.call" else self._run
+        outcome = await run(call)
         if outcome.status == "approval_required":
             assert outcome.approval is not None
             decided: ApprovalOutcome = await workflow.execute_child_workflow(
@@ -145,11 +146,92 @@ class AgentActingWorkflow:
             )
             if decided.status != "approved":
                 return self._error(f"{offered.tool} was not approved: {decided.message or decided.status}", False)
-            outcome = await self._run(call.model_copy(update={"approval_id": outcome.approval.approval_id}))
+            outcome = await run(call.model_copy(update={"approval_id": outcome.approval.approval_id}))
+        if outcome.status == "allowed":
+            return await self._ask(call, outcome.result)
         if outcome.status == "completed":
             text = json.dumps(outcome.result, default=str)
             return text if len(text) <= _RESULT_CHARS else text[:_RESULT_CHARS] + " …(truncated)"
         return self._error(outcome.error or outcome.status, outcome.status == "invalid")
+
+    def _tokens_left(self) -> int | None:
+        cap = self._data.call.max_tokens
+        return None if cap is None else max(1, cap - int(self._totals[0] + self._totals[1]))
+
+    async def _check(self, call: AgentToolCall) -> AgentToolOutcome:
+        """An agent.call's arguments and policy (the asked agent runs after, in ``_ask``)."""
+        return await workflow.execute_activity_method(
+            ActingActivities.delegate,
+            call,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=infrastructure_retry(),
+            summary=PublicText(f"{call.agent}: may it ask {call.offered.fixed.get('agent')}"),
+        )
+
+    async def _ask(self, call: AgentToolCall, params: dict[str, Any]) -> str:
+        """Another agent, asked by this one: its own call (a child AgentActing when it has tools, else one
+        model call), its tokens counted in this call's, its answer recorded in the agent log and returned
+        to the model. Its failure is the model's to hear, not this call's."""
+        asked = call.offered.agent
+        assert asked is not None  # an agent.call is offered with the agent it asks
+        started = workflow.now()
+        output: dict[str, Any] | None = None
+        error: str | None = None
+        if self._data.depth + 1 > MAX_AGENT_DEPTH:
+            error = f"agents may ask agents at most {MAX_AGENT_DEPTH} deep; answer without asking {asked.agent_name}"
+        else:
+            asking = AgentCallInput(
+                session_id=call.session_id,
+                agent=asked,
+                action_type=f"asked by {call.agent}",
+                input=params.get("input") or {},
+                call_key=f"{call.key}:ask",
+                max_tokens=self._tokens_left(),
+                breaker=self._data.call.breaker,
+            )
+            try:
+                if asked.tools:
+                    left = None if self._data.tool_calls_left is None else self._data.tool_calls_left - self._made
+                    result: AgentCallResult = await workflow.execute_child_workflow(
+                        AgentActingWorkflow.run,
+                        ActingInput(
+                            call=asking, caller=self._data.caller, tool_calls_left=left, depth=self._data.depth + 1
+                        ),
+                        id=acting_workflow_id(asking.call_key),
+                    )
+                    self._made += result.tool_calls_made
+                else:
+                    result = await workflow.execute_activity_method(
+                        LlmActivities.call_agent,
+                        asking,
+                        start_to_close_timeout=timedelta(minutes=5),
+                        heartbeat_timeout=timedelta(seconds=20),
+                        retry_policy=LLM_RETRY,
+                        summary=PublicText(f"{call.agent} asks {asked.agent_name}"),
+                    )
+                self._totals[0] += result.prompt_tokens
+                self._totals[1] += result.completion_tokens
+                self._totals[2] += result.cost_usd
+                output = result.output
+            except (ActivityError, ChildWorkflowError) as err:
+                cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
+                error = f"{asked.agent_name} could not answer: {getattr(cause, 'message', None) or cause or err}"
+        await workflow.execute_activity_method(
+            ActingActivities.delegated,
+            Delegated(
+                call=call,
+                params=params,
+                output=output,
+                error=error,
+                latency_ms=int((workflow.now() - started).total_seconds() * 1000),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=infrastructure_retry(),
+        )
+        if error is not None:
+            return self._error(error, False)
+        text = json.dumps(output, default=str)
+        return text if len(text) <= _RESULT_CHARS else text[:_RESULT_CHARS] + " …(truncated)"
 
     async def _run(self, call: AgentToolCall) -> AgentToolOutcome:
         return await workflow.execute_activity_method(

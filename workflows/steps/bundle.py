@@ -44,8 +44,11 @@ def bundle(client: Client, engine: AsyncEngine, settings: Settings, evaluator: C
             steps.definition,
             steps.start_workflow,
             *tool_activities(tools).values(),
+            tools.policy,
             acting.offer,
             acting.tool,
+            acting.delegate,
+            acting.delegated,
         ],
         outbox_subscribers=[EventDelivery(client)],
     )

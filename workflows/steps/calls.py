@@ -4,6 +4,7 @@ a failed saga runs."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -44,7 +45,7 @@ from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_
 from workflows.steps.acting import AgentActingWorkflow, acting_workflow_id
 from workflows.steps.attempts import AttemptFailed, StepFailed, _failure, _retry_of, backoff
 from workflows.steps.bookkeeping import Bookkeeping
-from workflows.steps.run_state import _MARGIN, DEFAULT_STEP_TIMEOUT_MS, MCP_ACTIVITY, Frame
+from workflows.steps.run_state import _MARGIN, DEFAULT_STEP_TIMEOUT_MS, MCP_ACTIVITY, POLICY_ACTIVITY, Frame
 from workflows.steps.scope import _resolve
 
 
@@ -129,24 +130,28 @@ class Calls(Bookkeeping):
             )
 
         try:
-            try:
-                result = await attempt_once(call)
-            except ActivityError as err:
-                asked = _approval_asked(err)
-                if asked is None:
-                    raise
-                # The approval policy asks people first (core/policy): the step waits on its approval.
-                decided = await workflow.execute_child_workflow(
-                    PolicyApprovalWorkflow.run, asked, id=approval_workflow_id(asked.approval_id)
-                )
-                if decided.status != "approved":
-                    raise AttemptFailed(
-                        f"{tool} was not approved: {decided.message or decided.status}", retryable=False
-                    ) from err
-                result = await attempt_once(call.model_copy(update={"approval_id": asked.approval_id}))
+            result = await self._approved(call, attempt_once)
         except ActivityError as err:
             raise _failure(err) from err
         return result.model_dump(mode="json", exclude={"already_done"})
+
+    async def _approved(self, call: ToolCall, once: Callable[[ToolCall], Awaitable[Any]]) -> Any:
+        """``once(call)``, and when the approval policy asks people first (core/policy), the step waits on
+        its approval and runs it again with the approval's id. Its rejection fails the attempt for good."""
+        try:
+            return await once(call)
+        except ActivityError as err:
+            asked = _approval_asked(err)
+            if asked is None:
+                raise
+            decided = await workflow.execute_child_workflow(
+                PolicyApprovalWorkflow.run, asked, id=approval_workflow_id(asked.approval_id)
+            )
+            if decided.status != "approved":
+                raise AttemptFailed(
+                    f"{call.tool} was not approved: {decided.message or decided.status}", retryable=False
+                ) from err
+            return await once(call.model_copy(update={"approval_id": asked.approval_id}))
 
     async def _dry_call(self, step: Step, position: int, params: dict[str, Any], path: str) -> Any:
         """A dry run calls nothing: the step's recorded output (or stub) is its output, and it is kept
@@ -181,6 +186,22 @@ class Calls(Bookkeeping):
             if found.problem is not None:
                 raise AttemptFailed(found.problem, retryable=False)
             agent = self._agents[call.agent] = AgentSpec.model_validate(found.model_dump(exclude={"problem"}))
+        if workflow.patched("step-agent-call-policy"):
+            # agent.call is a step tool like any other: the approval policy is checked before it (issue 25).
+            await self._policy_checked(
+                ToolCall(
+                    execution_id=self._data.execution_id,
+                    workflow=self._data.workflow,
+                    path=path,
+                    position=position,
+                    name=step.name,
+                    tool="agent.call",
+                    params=params,
+                    attempt=attempt,
+                    timeout_ms=timeout_ms,
+                    started_ts=workflow.now(),
+                )
+            )
         caps = [
             cap for cap in (call.max_tokens, budget - self._state.tokens_used if budget else None) if cap is not None
         ]
@@ -230,6 +251,23 @@ class Calls(Bookkeeping):
         ).model_dump(mode="json", exclude={"already_done"})
         await self._record_completed(step, position, params, output, attempt, started, path)
         return output
+
+    async def _policy_checked(self, call: ToolCall) -> None:
+        """The approval policy alone, for a step tool whose effect is not a tool activity (agent.call)."""
+
+        async def check(call: ToolCall) -> None:
+            await workflow.execute_activity(
+                POLICY_ACTIVITY,
+                call,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=infrastructure_retry(),
+                summary=PublicText(f"{call.path}: may it call {call.tool}"),
+            )
+
+        try:
+            await self._approved(call, check)
+        except ActivityError as err:
+            raise _failure(err) from err
 
     async def _workflow_run(self, step: Step, position: int, params: dict[str, Any], attempt: int, path: str) -> Any:
         try:

@@ -31,6 +31,7 @@ _BOOKKEEPING = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 DEFAULT_STEP_TIMEOUT_MS = 30_000
 _MARGIN = timedelta(seconds=10)  # an activity's own limit is the step's; Temporal's is a little longer
 MCP_ACTIVITY = "tool.mcp"
+POLICY_ACTIVITY = "tool.policy"  # the approval policy alone (activities/steps/tools.py: StepToolActivities.policy)
 
 
 @dataclass

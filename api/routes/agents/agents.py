@@ -46,9 +46,9 @@ async def get_agent(name: PathName, engine: EngineDep, _: Reader) -> AgentPublic
         return _found(await store.get_agent(conn, name), name)
 
 
-def _tools_checked(body: AgentDefinition, settings: Settings, request: Request) -> None:
+def _tools_checked(name: str, body: AgentDefinition, settings: Settings, request: Request) -> None:
     check: ToolsCheck = request.app.state.agent_tools_check  # core/steps/acting.py, composed in api/main.py
-    problem = check(body.tools, set(settings.mcp_servers))
+    problem = check(name, body.tools, set(settings.mcp_servers))
     if problem is not None:
         raise ApiError(422, "invalid_value", f"tools: {problem}")
 
@@ -57,7 +57,7 @@ def _tools_checked(body: AgentDefinition, settings: Settings, request: Request) 
 async def create_agent(
     body: AgentCreate, engine: EngineDep, settings: SettingsDep, request: Request, _: Admin
 ) -> AgentPublic:
-    _tools_checked(body, settings, request)
+    _tools_checked(body.agent_name, body, settings, request)
     async with engine.begin() as conn:
         created = await store.create_agent(conn, body)
     if created is None:
@@ -72,7 +72,7 @@ async def replace_agent(
     """Replace the agent named in the path (the body does not repeat the name). Its ``tools`` are tools of
     the step registry (MCP tools as <server>.<tool>) the agent may call, with parameters the admin fixes
     (an http.request's url: the model never chooses a host) and ``tool_limits``."""
-    _tools_checked(body, settings, request)
+    _tools_checked(name, body, settings, request)
     agent = AgentCreate.model_validate({**body.model_dump(), "agent_name": name})
     async with engine.begin() as conn:
         _found(await store.get_agent(conn, name), name)
