@@ -44,6 +44,7 @@ from bench import orchestration as bench_orchestration
 from bench import scale_out as bench_scale_out
 from bench.bare import BareInput, BareStep, BareWorkflow
 from bench.common import CpuMeter, find_processes, free_port, pct, wait_healthy
+from bench.profile import Profile
 from core.platform.database import libpq_url, make_engine
 from core.platform.embedded import api_command, start_postgres, start_temporal_dev_server
 from tests.support.servers import LlmServer
@@ -320,6 +321,12 @@ async def main() -> None:
             results["c20"]["cpu_seconds_per_instance"] = {
                 kind: {name: used / measured for name, used in meter.used.items()} for kind, meter in meters.items()
             }
+            # One more Trellis round at 20 concurrent, not counted, with py-spy sampling the worker.
+            profile = Profile(children[0].pid, workdir / "worker-profile.txt")
+            if await profile.start():
+                await run_round("trellis", 20, args.instances_concurrent, lambda r: trellis_instance(http, r))
+                await profile.stop()
+            worker_profile = profile.summary()
             start = await start_latencies(client, bare_queue, http, args.start_samples)
             engine = make_engine(database_url, pool_size=4)
             try:
@@ -394,6 +401,7 @@ async def main() -> None:
                 "scale_out": scale,
                 "curve": scaling,
                 "dbos_peer": peer,
+                "worker_profile_c20": worker_profile,
             },
             indent=2,
         )
@@ -505,6 +513,21 @@ async def main() -> None:
         f"| {so['instances_per_s']:.2f} | {so['ratio_vs_single_stack']:.2f}x | {so['duplicates']} "
         f"| {so['all_completed']} |",
     ]
+    if worker_profile.get("available"):
+        lines += [
+            "",
+            f"Trellis worker at 20 concurrent, py-spy ({worker_profile['samples']} samples while running Python)",
+            "",
+            "| part | share |",
+            "|---|---:|",
+            *[f"| {part} | {share:.0%} |" for part, share in worker_profile["parts"].items()],
+            "",
+            "| on top of the stack (self) | share |",
+            "|---|---:|",
+            *[f"| `{name}` | {share:.1%} |" for name, share in worker_profile["top_functions"].items()],
+        ]
+    else:
+        lines += ["", f"No worker profile: {worker_profile.get('problem')}"]
     print("\n".join(lines))
 
 
