@@ -104,8 +104,7 @@ async def automation_figures(
     """Per rule: executions by outcome, failures and skips by reason, p50/p95 from the event to the
     chain's end; webhook deliveries, dead letters and redeliveries. Executions started in the window."""
     commands.check_window(from_ts, to_ts)
-    async with engine.connect() as conn:
-        return await automation_analytics(conn, rule_id=rule_id, from_ts=from_ts, to_ts=to_ts)
+    return await automation_analytics(engine, rule_id=rule_id, from_ts=from_ts, to_ts=to_ts)
 
 
 @router.get("/agents", response_model=AgentsAnalytics)

@@ -8,12 +8,13 @@ same change (a retried activity) inserts nothing new, and an unchanged update em
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, Text, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities.contracts import EntityLimits, EntityPublic, check_entity
@@ -22,6 +23,7 @@ from core.platform.contracts import Page
 from core.platform.ids import derived_id
 from core.platform.pages import Order, fetch_page
 
+# The outbox dispatcher's LISTEN channel; the event log's trigger (migration 0020) notifies it.
 OUTBOX_CHANNEL = "trellis_outbox"
 DEFAULT_LIMITS = EntityLimits()
 COLUMNS = (
@@ -69,7 +71,6 @@ async def _emit(
     causation: list[dict[str, Any]],
     changes: list[tuple[str, Any, Any]] = (),  # type: ignore[assignment]
 ) -> None:
-    entity_id = new["id"]
     primary = _event(kind, None, None, None, old, new, ts, actor, causation)
     rows = [primary]
     # One snapshot per change: field and status changes point at the primary row's snapshots instead
@@ -79,13 +80,16 @@ async def _emit(
     if old is not None and old["status"] != new["status"]:
         status = ("status_change", "status", old["status"], new["status"])
         rows.append(_event(*status, None, new, ts, actor, causation, primary["id"]))
-    await conn.execute(insert(EntityEvent).values(rows).on_conflict_do_nothing(index_elements=[EntityEvent.id]))
-    await _wake_dispatcher(conn, entity_id)
+    # The insert wakes the outbox dispatcher on commit: a trigger on the event log sends the NOTIFY
+    # (migration 0020), so this write spends no round trip of its own on it.
+    await conn.execute(_events_statement(), rows)
 
 
-async def _wake_dispatcher(conn: AsyncConnection, payload: str) -> None:
-    """Delivered on commit only: wakes the outbox dispatcher without polling delay."""
-    await conn.execute(text("SELECT pg_notify(:channel, :entity)"), {"channel": OUTBOX_CHANNEL, "entity": payload})
+@functools.cache
+def _events_statement() -> Any:
+    """The event log's insert, built once (its rows are parameters)."""
+    table = cast(Table, EntityEvent.__table__)
+    return insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
 
 
 def _event(
@@ -137,18 +141,8 @@ async def create(
     check_entity(name, fields, limits)
     inserted = (
         await conn.execute(
-            insert(Entity)
-            .values(
-                id=entity_id,
-                entity_type=entity_type,
-                name=name,
-                status=status,
-                fields=fields,
-                created_ts=ts,
-                updated_ts=ts,
-            )
-            .on_conflict_do_nothing(index_elements=[Entity.id])
-            .returning(*COLUMNS)
+            _create_statement(),
+            {"id": entity_id, "entity_type": entity_type, "name": name, "status": status, "fields": fields, "ts": ts},
         )
     ).first()
     if parent is not None:
@@ -180,39 +174,116 @@ async def change(
 
     Returns (old, new), with old == new when nothing changed (then nothing is emitted), or None when
     the entity does not exist or is deleted. Raises VersionConflict on a stale ``expected_version``.
+
+    One statement reads the row under its lock and writes the change (``UPDATE … FROM (SELECT … FOR
+    UPDATE) AS prior … RETURNING`` the prior and the new row), instead of a locked read and then an
+    update: one round trip fewer on every state entry (issue 27). Only a real change is written, so an
+    unchanged entity keeps its version. The limits are checked on the returned row: EntityTooLarge is
+    raised after the write, so the caller's transaction must not commit (every caller lets it propagate
+    out of its transaction, which rolls the write back).
     """
-    old = await load(conn, entity_id, lock=True)
-    if old is None or old["deleted"]:
-        return None
-    if expected_version is not None and expected_version != old["version"]:
-        raise VersionConflict(old["version"])
-    fields = dict(old["fields"])
-    fields.update(set_fields or {})
-    for key in unset_fields or []:
-        fields.pop(key, None)
-    new_name = old["name"] if name is None else name
-    new_status = old["status"] if status is None else status
-    changes = [
-        (k, old["fields"].get(k), fields.get(k))
-        for k in sorted(set(old["fields"]) | set(fields))
-        if old["fields"].get(k) != fields.get(k) or (k in old["fields"]) != (k in fields)
-    ]
-    if new_name != old["name"]:
-        changes.insert(0, ("name", old["name"], new_name))
-    if not changes and new_status == old["status"]:
+    statement = _change_statement(
+        name is not None, status is not None, bool(unset_fields), expected_version is not None
+    )
+    params: dict[str, Any] = {"entity_id": entity_id, "set_fields": set_fields or {}, "ts": ts}
+    if name is not None:
+        params["name"] = name
+    if status is not None:
+        params["status"] = status
+    if unset_fields:
+        params["unset_fields"] = list(unset_fields)
+    if expected_version is not None:
+        params["expected_version"] = expected_version
+    written = (await conn.execute(statement, params)).first()
+    if written is None:  # missing, deleted, a stale version, or nothing to change: which one, read now
+        old = await load(conn, entity_id, lock=True)
+        if old is None or old["deleted"]:
+            return None
+        if expected_version is not None and expected_version != old["version"]:
+            raise VersionConflict(old["version"])
         return old, old
-    check_entity(new_name, fields, limits)
-    row = (
-        await conn.execute(
-            update(Entity)
-            .where(Entity.id == entity_id)
-            .values(name=new_name, status=new_status, fields=fields, version=Entity.version + 1, updated_ts=ts)
-            .returning(*COLUMNS)
-        )
-    ).one()
-    new = snapshot(row)
+    new = snapshot(written)
+    old = snapshot(_Prior(written))
+    changes = [
+        (k, old["fields"].get(k), new["fields"].get(k))
+        for k in sorted(set(old["fields"]) | set(new["fields"]))
+        if old["fields"].get(k) != new["fields"].get(k) or (k in old["fields"]) != (k in new["fields"])
+    ]
+    if new["name"] != old["name"]:
+        changes.insert(0, ("name", old["name"], new["name"]))
+    check_entity(new["name"], new["fields"], limits)
     await _emit(conn, kind="update", old=old, new=new, ts=ts, actor=actor, causation=causation or [], changes=changes)
     return old, new
+
+
+@functools.cache
+def _create_statement() -> Any:
+    """``create``'s insert, built once (its values are parameters)."""
+    table = cast(Table, Entity.__table__)
+    ts = bindparam("ts", type_=table.c.created_ts.type)
+    return (
+        insert(table)
+        .values(
+            {
+                **{c: bindparam(c, type_=table.c[c].type) for c in ("id", "entity_type", "name", "status", "fields")},
+                "created_ts": ts,
+                "updated_ts": ts,
+            }
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.id])
+        .returning(*(table.c[c.key] for c in COLUMNS))
+    )
+
+
+@functools.cache
+def _change_statement(named: bool, statused: bool, unsetting: bool, versioned: bool) -> Any:
+    """``change``'s statement for which of name, status, fields to unset and expected version it is given,
+    built once per combination: its values are parameters, so no change builds or keys it again."""
+    table = cast(Table, Entity.__table__)
+    prior = (
+        select(*(table.c[c.key] for c in COLUMNS))
+        .where(table.c.id == bindparam("entity_id"))
+        .with_for_update()
+        .subquery("prior")
+    )
+    fields: Any = prior.c.fields.op("||")(bindparam("set_fields", type_=JSONB))
+    if unsetting:
+        fields = fields.op("-")(bindparam("unset_fields", type_=ARRAY(Text)))
+    new_name: Any = bindparam("name", type_=Text) if named else prior.c.name
+    new_status: Any = bindparam("status", type_=Text) if statused else prior.c.status
+    conditions = [
+        table.c.id == prior.c.id,
+        prior.c.deleted_ts.is_(None),
+        or_(
+            new_name.is_distinct_from(prior.c.name),
+            new_status.is_distinct_from(prior.c.status),
+            fields.is_distinct_from(prior.c.fields),
+        ),
+    ]
+    if versioned:
+        conditions.append(prior.c.version == bindparam("expected_version"))
+    return (
+        update(table)
+        .where(*conditions)
+        .values(
+            name=new_name,
+            status=new_status,
+            fields=fields,
+            version=prior.c.version + 1,
+            updated_ts=bindparam("ts", type_=table.c.updated_ts.type),
+        )
+        .returning(*(table.c[c.key] for c in COLUMNS), *(c.label(f"prior_{c.key}") for c in prior.c))
+    )
+
+
+class _Prior:
+    """The prior row's columns of a change's RETURNING (``prior_<column>``), read as a row."""
+
+    def __init__(self, row: Any) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, f"prior_{name}")
 
 
 async def soft_delete(
@@ -342,5 +413,4 @@ async def record_external_event(
     )
     if inserted.first() is None:
         return event_id, False
-    await _wake_dispatcher(conn, source)
-    return event_id, True
+    return event_id, True  # the event log's trigger wakes the dispatcher on commit

@@ -8,13 +8,14 @@ Reads of the projection for the API live in ``core/process/instances.py``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, bindparam, exists, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities import store as entities
@@ -106,7 +107,21 @@ async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: Enti
     state = data.to_state
     entity = uuid.UUID(data.entity_id) if data.entity_id else None
     root = uuid.UUID(data.root_entity_id) if data.root_entity_id else None
-    projected = await _project(conn, data)
+    events = [_entry_event(data, "state_transition", created=entity if data.entity_action == "created" else None)]
+    if entity is not None and data.entity_action is not None:
+        events.append(
+            _entry_event(
+                data,
+                f"entity_{data.entity_action}",
+                created=entity,
+                payload={"entity_type": state.entity_name, "status": state.entity_status},
+            )
+        )
+    if state.approval is not None:
+        events.append(_entry_event(data, "approval_requested", payload={"roles": list(state.approval.roles)}))
+    if state.terminal_flag:
+        events.append(_entry_event(data, "instance_completed", payload={"success": bool(state.success)}))
+    projected = await _project(conn, data, events)  # the instance row and its events, in one statement
     if projected is None:
         return False
     if state.terminal_flag:
@@ -147,28 +162,16 @@ async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: Enti
             is None
         ):
             logger.warning("instance %s: entity %s to update is gone", data.instance_id, entity)
-
-    events = [_entry_event(data, "state_transition", created=entity if data.entity_action == "created" else None)]
-    if entity is not None and data.entity_action is not None:
-        events.append(
-            _entry_event(
-                data,
-                f"entity_{data.entity_action}",
-                created=entity,
-                payload={"entity_type": state.entity_name, "status": state.entity_status},
-            )
-        )
-    if state.approval is not None:
-        events.append(_entry_event(data, "approval_requested", payload={"roles": list(state.approval.roles)}))
-    if state.terminal_flag:
-        events.append(_entry_event(data, "instance_completed", payload={"success": bool(state.success)}))
-    await conn.execute(insert(WorkflowEvent).values(events).on_conflict_do_nothing(index_elements=[WorkflowEvent.id]))
     return True
 
 
-async def _project(conn: AsyncConnection, data: EnterStateInput) -> Any | None:
-    """Upsert the instance row unless a later (or this) step is already recorded: the row written
-    (its id and experiment), or None."""
+async def _project(conn: AsyncConnection, data: EnterStateInput, events: list[dict[str, Any]]) -> Any | None:
+    """Upsert the instance row unless a later (or this) step is already recorded, and log the step's
+    ``events`` only if it was: the row written (its id and experiment), or None.
+
+    One statement (issue 27: a round trip fewer per state entry): the upsert is a CTE, and the events,
+    sent as one JSON array and unpacked by ``jsonb_populate_recordset``, are inserted by another that
+    reads it. Postgres runs every data-modifying CTE to completion whether or not the query reads it."""
     state = data.to_state
     values: dict[str, Any] = {
         "id": uuid.UUID(data.instance_id),
@@ -192,17 +195,66 @@ async def _project(conn: AsyncConnection, data: EnterStateInput) -> Any | None:
         "experiment_id": uuid.UUID(data.variant.experiment_id) if data.variant else None,
         "variant": data.variant.name if data.variant else None,
     }
-    insert_row = insert(GraphData).values(**values)
+    params = {f"p_{k}": v for k, v in values.items()}
+    params["events"] = [_as_json(e) for e in events]
+    return (await conn.execute(_projection_statement(), params)).first()
+
+
+_FIXED = ("id", "started_ts", "workflow_head_id", "experiment_id", "variant")  # set by an instance's first entry
+
+
+@functools.cache
+def _projection_statement() -> Any:
+    """The state entry's projection and event log statement, built once: its values are parameters
+    (``p_<column>``, and ``events``), so no entry spends time building or keying the statement again
+    (issue 27: building it took about as long as running it)."""
+    table = cast(Table, GraphData.__table__)
+    columns = [c for c in table.columns if c.name in _PROJECTED]
+    insert_row = insert(table).values({c.name: bindparam(f"p_{c.name}", type_=c.type) for c in columns})
     excluded = insert_row.excluded
-    fixed = ("id", "started_ts", "workflow_head_id", "experiment_id", "variant")  # set by the first entry
-    changing: dict[str, Any] = {k: excluded[k] for k in values if k not in fixed}
+    changing: dict[str, Any] = {c.name: excluded[c.name] for c in columns if c.name not in _FIXED}
     # The lists grow by this step's entries; the seq guard below makes that happen once per step.
-    changing["state_history"] = GraphData.state_history.op("||")(excluded.state_history)
-    changing["created_entities"] = GraphData.created_entities.op("||")(excluded.created_entities)
-    upsert = insert_row.on_conflict_do_update(
-        index_elements=[GraphData.id], set_=changing, where=GraphData.last_seq < excluded.last_seq
-    ).returning(GraphData.id, GraphData.experiment_id)
-    return (await conn.execute(upsert)).first()
+    changing["state_history"] = table.c.state_history.op("||")(excluded.state_history)
+    changing["created_entities"] = table.c.created_entities.op("||")(excluded.created_entities)
+    projected = (
+        insert_row.on_conflict_do_update(
+            index_elements=[table.c.id], set_=changing, where=table.c.last_seq < excluded.last_seq
+        )
+        .returning(table.c.id, table.c.experiment_id)
+        .cte("projected")
+    )
+    rows = func.jsonb_populate_recordset(_EVENT_ROW, bindparam("events", type_=JSONB)).table_valued(*EVENT_COLUMNS)
+    events = cast(Table, WorkflowEvent.__table__)
+    logged = (
+        insert(events)
+        .from_select(list(EVENT_COLUMNS), select(*(rows.c[c] for c in EVENT_COLUMNS)).where(exists(projected.select())))
+        .on_conflict_do_nothing(index_elements=[events.c.id])
+        .cte("logged")
+    )
+    return select(projected.c.id, projected.c.experiment_id).add_cte(logged)
+
+
+# The projection's columns a state entry writes (the keys of ``_project``'s values).
+_PROJECTED = frozenset(
+    {
+        "id", "workflow_head_id", "current_state_id", "current_state_name", "state_history", "created_entities",
+        "workflow_status", "success_flag", "started_ts", "completed_ts", "workflow_id", "template_code",
+        "template_version", "root_entity_id", "pending_approval", "last_seq", "updated_ts", "deadline_alert_ts",
+        "experiment_id", "variant",
+    }
+)  # fmt: skip
+
+
+# The event log's row type, which jsonb_populate_recordset fills from each event's JSON object.
+_EVENT_ROW: Any = literal_column(f"NULL::{WorkflowEvent.__table__.schema}.{WorkflowEvent.__tablename__}")
+
+
+def _as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An event row as JSON values (ids as text, times in ISO 8601), which Postgres casts back."""
+    return {
+        k: str(v) if isinstance(v, uuid.UUID) else v.isoformat() if isinstance(v, datetime) else v
+        for k, v in row.items()
+    }
 
 
 def _alert_change(data: ApprovalRecordInput) -> dict[str, Any]:

@@ -302,6 +302,8 @@ async def test_policies_are_validated_versioned_and_audited(api: Api) -> None:
     assert again.status_code == 200 and again.json()["version"] == 4, again.text
     versions = (await api.request("GET", f"/api/v1/policies/{name}/versions", role="viewer")).json()
     assert [(v["version"], v["change"]) for v in versions][-1] == (4, "saved")
+    # It denies email.send to everyone: gone again, so that no later test meets it.
+    assert (await api.request("DELETE", f"/api/v1/policies/{name}")).status_code == 204
 
 
 async def test_a_steps_transition_meets_the_templates_transition_policies(api: Api) -> None:
