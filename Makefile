@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast test-real-model bench bench-scale bench-designer seed-scale backtest lint clean
+.PHONY: install run test test-fast test-real-model bench bench-state-entry bench-scale bench-designer seed-scale backtest lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-real-model: $(STAMP) $(REAL_MODEL)/.installed
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# The state entry's write alone (statements and CPU per entry, no Temporal or API): for before/after.
+bench-state-entry: $(STAMP)
+	$(PY) -m bench.state_entry
 
 # A database at the seed's scale (100,000 instances, ~1,000,000 events) in .trellis/scale, or in
 # TRELLIS_DATABASE_URL when set; then the list and analytics endpoints timed against it.

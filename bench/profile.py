@@ -35,6 +35,9 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_OURS = re.compile(r"[(/](core|activities|workflows|api)/\S+\.py|\(/?worker\.py")
+
+
 def py_spy() -> str | None:
     found = shutil.which("py-spy") or (str(Path(__file__).resolve().parents[1] / ".venv/bin/py-spy"))
     return found if Path(found).exists() else None
@@ -82,6 +85,7 @@ def summarise(raw: str) -> dict[str, Any]:
     """Shares of the samples by part, and the functions most often on top of the stack (self time)."""
     parts: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -93,6 +97,8 @@ def summarise(raw: str) -> dict[str, Any]:
         part = next((name for name, pattern in PARTS if any(pattern.search(f) for f in frames)), "other")
         parts[part] += n
         leaves[_short(frames[-1])] += n
+        mine = [f for f in frames if _OURS.search(f) and "site-packages" not in f and "temporalio/" not in f]
+        ours[_short(mine[-1]) if mine else "(no Trellis frame: the SDK's own threads and loop)"] += n
     if total == 0:
         return {"available": False, "problem": "no samples"}
     return {
@@ -100,12 +106,15 @@ def summarise(raw: str) -> dict[str, Any]:
         "samples": total,
         "parts": {name: round(n / total, 3) for name, n in parts.most_common()},
         "top_functions": {name: round(n / total, 3) for name, n in leaves.most_common(12)},
+        # The innermost Trellis function of each sample: which of our code paths the time is spent under.
+        "trellis_functions": {name: round(n / total, 3) for name, n in ours.most_common(12)},
     }
 
 
 def _short(frame: str) -> str:
-    """``function (path/to/file.py:line)`` as ``function (file.py)``."""
+    """``function (path/to/file.py:line)`` as ``function (to/file.py)``."""
     matched = re.match(r"^(.*?) \((.*?)(?::\d+)?\)$", frame)
     if matched is None:
         return frame[:120]
-    return f"{matched[1]} ({Path(matched[2]).name})"
+    path = Path(matched[2])
+    return f"{matched[1]} ({path.parent.name}/{path.name})"

@@ -525,6 +525,10 @@ async def main() -> None:
             "| on top of the stack (self) | share |",
             "|---|---:|",
             *[f"| `{name}` | {share:.1%} |" for name, share in worker_profile["top_functions"].items()],
+            "",
+            "| innermost Trellis function | share |",
+            "|---|---:|",
+            *[f"| `{name}` | {share:.1%} |" for name, share in worker_profile["trellis_functions"].items()],
         ]
     else:
         lines += ["", f"No worker profile: {worker_profile.get('problem')}"]

@@ -7,12 +7,13 @@ histories and run scheduled rules.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, tuple_, update
+from sqlalchemy import Select, bindparam, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -86,18 +87,26 @@ async def candidate_rules(
     wanted = sorted(set(triggers))
     if not wanted:
         return {}
-    rows = await conn.execute(
-        select(WorkflowAutomation.__table__)
-        .where(
-            tuple_(WorkflowAutomation.trigger_entity_type, WorkflowAutomation.trigger_action_type).in_(wanted),
-            WorkflowAutomation.active_flag.is_(True),
-        )
-        .order_by(WorkflowAutomation.execution_order, WorkflowAutomation.created_ts)
-    )
+    rows = await conn.execute(_candidates_statement(), {"wanted": wanted})
     found: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
         found.setdefault((row.trigger_entity_type, row.trigger_action_type), []).append(row)
     return found
+
+
+@functools.cache
+def _candidates_statement() -> Any:
+    """``candidate_rules``' query, built once: the dispatcher asks it for every batch (issue 27)."""
+    return (
+        select(WorkflowAutomation.__table__)
+        .where(
+            tuple_(WorkflowAutomation.trigger_entity_type, WorkflowAutomation.trigger_action_type).in_(
+                bindparam("wanted", expanding=True)
+            ),
+            WorkflowAutomation.active_flag.is_(True),
+        )
+        .order_by(WorkflowAutomation.execution_order, WorkflowAutomation.created_ts)
+    )
 
 
 async def match(

@@ -3,12 +3,13 @@ executions, webhook dead letters, the outbox batch the dispatcher takes, and the
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -287,24 +288,36 @@ async def event_to_match(conn: AsyncConnection, event_id: uuid.UUID) -> Any | No
 async def lock_undispatched(conn: AsyncConnection, limit: int) -> list[Any]:
     """The oldest undispatched entity events, locked (others skip them), each with whether a run
     claimed for it by an earlier pass may not have started (``claimed_before``)."""
+    return list((await conn.execute(_undispatched_statement(), {"limit": limit})).all())
+
+
+@functools.cache
+def _undispatched_statement() -> Any:
+    """Built once: the dispatcher reads a batch after every entity change (issue 27)."""
     claimed = (
         select(RuleExecution.event_id)
         .where(RuleExecution.event_id == EntityEvent.id, RuleExecution.status == "running")
         .exists()
     )
-    query = (
+    return (
         matching.events_query()
         .add_columns(claimed.label("claimed_before"))
         .where(EntityEvent.dispatched_ts.is_(None))
         .order_by(EntityEvent.created_ts)
-        .limit(limit)
+        .limit(bindparam("limit"))
         .with_for_update(of=EntityEvent, skip_locked=True)
     )
-    return list((await conn.execute(query)).all())
 
 
 async def mark_dispatched(conn: AsyncConnection, event_ids: list[uuid.UUID]) -> None:
-    await conn.execute(update(EntityEvent).where(EntityEvent.id.in_(event_ids)).values(dispatched_ts=func.now()))
+    await conn.execute(_dispatched_statement(), {"ids": event_ids})
+
+
+@functools.cache
+def _dispatched_statement() -> Any:
+    return (
+        update(EntityEvent).where(EntityEvent.id.in_(bindparam("ids", expanding=True))).values(dispatched_ts=func.now())
+    )
 
 
 # ------------------------------------------------------------------ the action ledger

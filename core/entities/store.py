@@ -322,16 +322,21 @@ async def link(
     if parent_id == child_id:
         return
     await conn.execute(
-        insert(EntityLink)
-        .values(
-            parent_entity_type=parent_type,
-            parent_entity_id=parent_id,
-            child_entity_type=child_type,
-            child_entity_id=child_id,
-            created_ts=ts,
-        )
-        .on_conflict_do_nothing(constraint="uq_entity_link")
+        _link_statement(),
+        {
+            "parent_entity_type": parent_type,
+            "parent_entity_id": parent_id,
+            "child_entity_type": child_type,
+            "child_entity_id": child_id,
+            "created_ts": ts,
+        },
     )
+
+
+@functools.cache
+def _link_statement() -> Any:
+    """``link``'s insert, built once (its values are parameters)."""
+    return insert(cast(Table, EntityLink.__table__)).on_conflict_do_nothing(constraint="uq_entity_link")
 
 
 async def related(conn: AsyncConnection, entity_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
