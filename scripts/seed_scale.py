@@ -133,6 +133,7 @@ class Seeder:
         graph_rows: list[tuple[Any, ...]] = []
         entity_rows: list[tuple[Any, ...]] = []
         event_rows: list[tuple[Any, ...]] = []
+        visit_rows: list[tuple[Any, ...]] = []  # f_state_visit: each visit a later state entry ended
         for n in range(self.instances):
             head_id, code, version, graph = heads[n % len(heads)]
             states = {s.id: s for s in graph.states}
@@ -148,6 +149,9 @@ class Seeder:
             for seq, (state_id, ts) in enumerate(path, start=1):
                 state = states[state_id]
                 open_alert = None
+                if seq > 1:  # this entry ended the visit of the state before, as the state entry writes it
+                    before, entered = path[seq - 2]
+                    visit_rows.append((instance, seq, code, before, entered, ts, (ts - entered).total_seconds()))
                 history.append({"from": previous, "to": state_id, "ts": ts.isoformat(), "actor": "scale"})
                 moved = {"ts": ts, "from_state_id": previous, "to_state_id": state_id, "trigger_entity_id": entity}
                 event_rows.append(_event(iid, seq, "state_transition", actor="scale", **moved))
@@ -254,6 +258,11 @@ class Seeder:
             iter(graph_rows),
         )
         self.copy("f_industry_workflow_events", list(EVENT_COLUMNS), iter(event_rows))
+        self.copy(
+            "f_state_visit",
+            ["instance_id", "seq", "template_code", "state_id", "entered_ts", "left_ts", "seconds"],
+            iter(visit_rows),
+        )
         self.conn.execute(templates.RECOUNT_FINISHES)  # the finishes folded in, as count_finish would
 
     # Automation ----------------------------------------------------------------------------------------

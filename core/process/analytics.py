@@ -112,24 +112,24 @@ _CHOSEN_HISTORY = f"""
     SELECT workflow_status, state_history FROM app.d_industry_workflow_graph_data {_CHOSEN_WHERE}
 """
 
-# Every visit of a state by the chosen instances, from the projection's state history (its entries are
-# the instance's state entries in order, the same moments as its state_transition events): a visit
-# ends at the next entry, or when the instance finished. Unnesting each instance's short history beside
-# its row reads no event log and sorts nothing bigger than one history (issue 27; the same figures as
-# the window over the event log it replaces, checked on the seed-scale data).
+# Every visit of a state by the chosen instances: the visits that ended are rows of f_state_visit,
+# written by the state entry that ended each (core/process/store.py); the visit each instance is in
+# now (or ended in, when it finished) comes from its projection's last history entry, and has ended at
+# completed_ts if the instance finished. The same visits as the instance's state history and its
+# state_transition events describe, aggregated by index instead of unnesting every history (issue 27).
 _VISITS = f"""
     WITH chosen AS (
-        SELECT id, workflow_status, completed_ts, state_history
+        SELECT id, completed_ts, state_history -> -1 AS last
         FROM app.d_industry_workflow_graph_data {_CHOSEN_WHERE}
     ),
     visits AS (
-        SELECT c.id AS instance_id, v.state_id, v.entered, coalesce(v.left_ts, c.completed_ts) AS left_ts,
-               c.workflow_status
-        FROM chosen c CROSS JOIN LATERAL (
-            SELECT CAST(h.entry ->> 'to' AS integer) AS state_id, CAST(h.entry ->> 'ts' AS timestamptz) AS entered,
-                   lead(CAST(h.entry ->> 'ts' AS timestamptz)) OVER (ORDER BY h.n) AS left_ts
-            FROM jsonb_array_elements(c.state_history) WITH ORDINALITY AS h(entry, n)
-        ) AS v
+        SELECT v.state_id, v.seconds
+        FROM app.f_state_visit v JOIN chosen c ON c.id = v.instance_id
+        WHERE v.template_code = :code
+        UNION ALL
+        SELECT CAST(last ->> 'to' AS integer),
+               extract(epoch FROM completed_ts - CAST(last ->> 'ts' AS timestamptz))
+        FROM chosen WHERE last IS NOT NULL
     )
 """
 
@@ -233,8 +233,8 @@ async def state_figures(
     per_state = await conn.execute(
         text(
             _VISITS
-            + "SELECT state_id, count(*) AS entries, count(left_ts) AS left_count, "
-            + _SPREAD.format(x="extract(epoch FROM left_ts - entered)")
+            + "SELECT state_id, count(*) AS entries, count(seconds) AS left_count, "
+            + _SPREAD.format(x="seconds")
             + " FROM visits GROUP BY state_id"
         ),
         params,

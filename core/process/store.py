@@ -14,7 +14,8 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, literal_column, select, update
+from sqlalchemy import DateTime, Integer, Table, bindparam, exists, func, literal_column, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,7 +27,7 @@ from core.process import templates
 from core.process.contracts import ApprovalRecordInput, EnterStateInput
 from core.process.ids import event_id
 from core.process.migration import MigrateRecordInput
-from core.process.tables import GraphData, WorkflowEvent
+from core.process.tables import GraphData, StateVisit, WorkflowEvent
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +232,35 @@ def _projection_statement() -> Any:
         .on_conflict_do_nothing(index_elements=[events.c.id])
         .cte("logged")
     )
-    return select(projected.c.id, projected.c.experiment_id).add_cte(logged)
+    # The visit this entry ends: the one the history's last entry began, read from the row as it was
+    # before this statement (a CTE sees the statement's snapshot), written once the upsert has written.
+    before = table.c.state_history.op("->")(-1)
+    entered = cast_(before.op("->>")("ts"), DateTime(timezone=True))
+    now = bindparam("p_updated_ts", type_=table.c.updated_ts.type)
+    visits = cast(Table, StateVisit.__table__)
+    ended = (
+        insert(visits)
+        .from_select(
+            ["instance_id", "seq", "template_code", "state_id", "entered_ts", "left_ts", "seconds"],
+            select(
+                table.c.id,
+                bindparam("p_last_seq", type_=Integer),
+                table.c.template_code,
+                cast_(before.op("->>")("to"), Integer),
+                entered,
+                now,
+                func.extract("epoch", now - entered),
+            ).where(
+                table.c.id == bindparam("p_id", type_=table.c.id.type),
+                table.c.last_seq < bindparam("p_last_seq", type_=Integer),
+                func.jsonb_array_length(table.c.state_history) > 0,
+                exists(projected.select()),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=[visits.c.instance_id, visits.c.seq])
+        .cte("ended")
+    )
+    return select(projected.c.id, projected.c.experiment_id).add_cte(logged).add_cte(ended)
 
 
 # The projection's columns a state entry writes (the keys of ``_project``'s values).

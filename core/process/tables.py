@@ -188,6 +188,24 @@ class WorkflowEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
 
+class StateVisit(Base):
+    """A visit of a state that has ended, one row per state entry that ended it (issue 27): the same visits
+    the instance's state history (and its state_transition events) describe, kept as rows so a template's
+    analytics aggregate them by index instead of unnesting every instance's history. Written by the state
+    entry's own statement (core/process/store.py), once per step: its key is the ending entry's seq."""
+
+    __tablename__ = "f_state_visit"
+    __table_args__ = (Index("idx_state_visit_code_state", "template_code", "state_id"),)
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # the entry that ended the visit
+    template_code: Mapped[str] = mapped_column(Text)
+    state_id: Mapped[int] = mapped_column(Integer)
+    entered_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    left_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(Double)
+
+
 class Migration(Base):
     """A migration of running instances from one template version to another (core/process/migration.py):
     the plan as given, who asked, and how far the batches have got."""

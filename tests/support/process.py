@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.entities.tables import Entity, EntityLink
 from core.process.contracts import WorkflowGraph
 from core.process.store import event_row
-from core.process.tables import GraphData, WorkflowEvent
+from core.process.tables import GraphData, StateVisit, WorkflowEvent
 
 
 def node(id: int, parents: list[int], children: list[int], **extra: Any) -> dict[str, Any]:
@@ -164,6 +164,21 @@ async def insert_history(
             elif status == "completed":
                 finished = moves[-1][1]
             await conn.execute(insert(WorkflowEvent).values(events))
+            visits = [  # each visit a later state entry ended, as that entry's statement writes it
+                {
+                    "instance_id": uuid.UUID(instance),
+                    "seq": seq,
+                    "template_code": code,
+                    "state_id": moves[seq - 2][0],
+                    "entered_ts": moves[seq - 2][1],
+                    "left_ts": ts,
+                    "seconds": (ts - moves[seq - 2][1]).total_seconds(),
+                }
+                for seq, (_, ts) in enumerate(moves, start=1)
+                if seq > 1
+            ]
+            if visits:
+                await conn.execute(insert(StateVisit).values(visits))
             await conn.execute(
                 insert(GraphData).values(
                     id=uuid.UUID(instance),
