@@ -124,7 +124,7 @@ _VISITS = f"""
     ),
     visits AS (
         SELECT v.state_id, v.seconds
-        FROM app.f_state_visit v JOIN chosen c ON c.id = v.instance_id
+        FROM app.f_state_visit v {{chosen_only}}
         WHERE v.template_code = :code
         UNION ALL
         SELECT CAST(last ->> 'to' AS integer),
@@ -132,6 +132,14 @@ _VISITS = f"""
         FROM chosen WHERE last IS NOT NULL
     )
 """
+
+
+def _visits(params: dict[str, Any]) -> str:
+    """_VISITS for ``params``: with no version or window, every visit of the template's code is of a chosen
+    instance (an instance keeps its code, and none is deleted), so the visits need no join."""
+    narrowed = any(params.get(k) is not None for k in ("version", "from_ts", "to_ts"))
+    return _VISITS.format(chosen_only="JOIN chosen c ON c.id = v.instance_id" if narrowed else "")
+
 
 # The chosen running instances, each in its current state since its latest state entry (the projection's
 # last history entry: the same moment as its latest state_transition event, without reading the log).
@@ -232,7 +240,7 @@ async def state_figures(
     time spent in them against the state's expected time; by state id."""
     per_state = await conn.execute(
         text(
-            _VISITS
+            _visits(params)
             + "SELECT state_id, count(*) AS entries, count(seconds) AS left_count, "
             + _SPREAD.format(x="seconds")
             + " FROM visits GROUP BY state_id"

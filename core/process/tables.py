@@ -65,6 +65,21 @@ class GraphData(Base):
         # Lists (newest first, keyset) and analytics over a template's instances started in a window.
         Index("idx_workflow_data_started", text("started_ts DESC"), text("id DESC")),
         Index("idx_workflow_data_code_started", "template_code", "started_ts"),
+        # A template's analytics (issue 27): its totals, days and duration histogram read the chosen
+        # instances from this index alone, not from the wide rows with their histories.
+        Index(
+            "idx_workflow_data_code_figures",
+            "template_code",
+            "started_ts",
+            postgresql_include=[
+                "id",
+                "template_version",
+                "workflow_status",
+                "success_flag",
+                "completed_ts",
+                "current_state_id",
+            ],
+        ),
         Index("idx_workflow_data_state", "current_state_id"),
         # The instances of an experiment, by variant (issue 26).
         Index(

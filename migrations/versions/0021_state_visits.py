@@ -1,6 +1,7 @@
 """ended state visits as rows (issue 27): a template's analytics aggregate them by index instead of
 unnesting every instance's history; the state entry's statement writes one per step from now on, and
-this backfills them from the event log's state transitions
+this backfills them from the event log's state transitions. And a covering index for the analytics'
+totals, days and histogram
 
 Revision ID: 0021
 Revises: 0020
@@ -54,8 +55,23 @@ def upgrade() -> None:
     )
     op.create_index("idx_state_visit_code_state", "f_state_visit", ["template_code", "state_id"], schema=S)
     op.execute(BACKFILL)
+    op.create_index(
+        "idx_workflow_data_code_figures",
+        "d_industry_workflow_graph_data",
+        ["template_code", "started_ts"],
+        schema=S,
+        postgresql_include=[
+            "id",
+            "template_version",
+            "workflow_status",
+            "success_flag",
+            "completed_ts",
+            "current_state_id",
+        ],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("idx_workflow_data_code_figures", table_name="d_industry_workflow_graph_data", schema=S)
     op.drop_index("idx_state_visit_code_state", table_name="f_state_visit", schema=S)
     op.drop_table("f_state_visit", schema=S)
