@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.platform.database import read_at_once
+from core.platform.database import ANALYTICS_WORK_MEM, read_at_once
 from core.platform.figures import rounded
 
 _CHOSEN = """
@@ -112,12 +112,12 @@ async def agents_analytics(
             conn,
             f"""
             WITH c AS ({_CHOSEN})
-            SELECT agent_name, model, {_FIGURES},
+            SELECT agent_name COLLATE "C" AS agent_name, model COLLATE "C" AS model, {_FIGURES},
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
                        FILTER (WHERE execution_status = 'completed') AS p50,
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
                        FILTER (WHERE execution_status = 'completed') AS p95
-            FROM c GROUP BY agent_name, model ORDER BY agent_name, model NULLS LAST
+            FROM c GROUP BY 1, 2 ORDER BY 1, 2 NULLS LAST
             """,
         ),
         lambda conn: rows(
@@ -129,10 +129,12 @@ async def agents_analytics(
             conn,
             f"""
             WITH c AS ({_CHOSEN})
-            SELECT session_id, count(DISTINCT agent_name) AS agents, {_FIGURES}, count(*) OVER () AS total
-            FROM c GROUP BY session_id ORDER BY cost_usd DESC, session_id LIMIT :top
+            SELECT session_id COLLATE "C" AS session_id, count(DISTINCT agent_name COLLATE "C") AS agents,
+                   {_FIGURES}, count(*) OVER () AS total
+            FROM c GROUP BY 1 ORDER BY cost_usd DESC, 1 LIMIT :top
             """,
         ),
+        work_mem=ANALYTICS_WORK_MEM,
     )
     totals = totals_rows[0]
     return AgentsAnalytics(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.platform.database import read_at_once
+from core.platform.database import ANALYTICS_WORK_MEM, read_at_once
 from core.platform.figures import rounded
 
 # A reason's class: which action failed ("action 2 (call_webhook) failed"), or the reason up to its
@@ -127,6 +127,7 @@ async def automation_analytics(
         lambda conn: rows(conn, _PER_RULE),
         lambda conn: rows(conn, _REASONS),
         lambda conn: rows(conn, _HOOKS),
+        work_mem=ANALYTICS_WORK_MEM,
     )
     grouped: dict[tuple[uuid.UUID, str], list[ReasonCount]] = {}
     for row in reasons:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.platform.database import read_at_once
+from core.platform.database import ANALYTICS_WORK_MEM, read_at_once
 from core.platform.figures import percent, rounded
 from core.process.contracts import StateNode, WorkflowGraph
 
@@ -185,6 +185,7 @@ async def template_analytics(
         lambda conn: _paths(conn, params, states),
         lambda conn: _by_day(conn, params),
         lambda conn: _histogram(conn, params),
+        work_mem=ANALYTICS_WORK_MEM,
     )
     bottlenecks = sorted((f for f in figures if f.ratio is not None and f.ratio > 1), key=lambda f: -(f.ratio or 0))
     return TemplateAnalytics(
