@@ -52,6 +52,28 @@ class Delegated(BaseModel):
     latency_ms: int
 
 
+def _tool_call(data: AgentToolCall, params: dict[str, Any]) -> ToolCall:
+    """The step tool call an agent's tool call is, under the agent log's key (``agent.tool`` runs it,
+    ``agent.delegate`` checks it against the policy)."""
+    tool = data.offered.tool
+    return ToolCall(
+        execution_id=data.session_id,
+        workflow=data.caller,
+        path=data.key,
+        position=0,
+        name=data.request_id,
+        tool=tool,
+        params=params,
+        timeout_ms=data.timeout_ms,
+        started_ts=activity.info().started_time,
+        secret_headers=authored_secret_headers(tool, data.offered.fixed),  # the admin's, never the model's
+        agent=data.agent,
+        agent_key=data.key,
+        agent_session=data.session_id,
+        approval_id=data.approval_id,
+    )
+
+
 class ActingActivities:
     def __init__(self, engine: AsyncEngine, tools: StepToolActivities, catalogue: Catalogue) -> None:
         self._engine = engine
@@ -107,23 +129,7 @@ class ActingActivities:
         except ValueError as exc:
             return await self._ended(data, "invalid", {}, f"agent.call: {exc}", started)
         try:
-            await self._tools.allowed(
-                ToolCall(
-                    execution_id=data.session_id,
-                    workflow=data.caller,
-                    path=data.key,
-                    position=0,
-                    name=data.request_id,
-                    tool="agent.call",
-                    params=params,
-                    timeout_ms=data.timeout_ms,
-                    started_ts=activity.info().started_time,
-                    agent=data.agent,
-                    agent_key=data.key,
-                    agent_session=data.session_id,
-                    approval_id=data.approval_id,
-                )
-            )
+            await self._tools.allowed(_tool_call(data, params))
         except ApplicationError as exc:
             refused = self._refused(exc)
             if refused is None:
@@ -158,22 +164,7 @@ class ActingActivities:
             params = arguments_of(data.offered, data.arguments)
         except ValueError as exc:
             return await self._ended(data, "invalid", {}, f"{tool}: {exc}", started)
-        call = ToolCall(
-            execution_id=data.session_id,
-            workflow=data.caller,
-            path=data.key,
-            position=0,
-            name=data.request_id,
-            tool=tool,
-            params=params,
-            timeout_ms=data.timeout_ms,
-            started_ts=activity.info().started_time,
-            secret_headers=authored_secret_headers(tool, data.offered.fixed),  # the admin's, never the model's
-            agent=data.agent,
-            agent_key=data.key,
-            agent_session=data.session_id,
-            approval_id=data.approval_id,
-        )
+        call = _tool_call(data, params)
         run = self._bound.get(tool) or self._bound["mcp"]
         try:
             output = await run(call)

@@ -14,7 +14,8 @@ from typing import Any
 from core.platform.cel import ConditionError, evaluate
 from core.policy.contracts import CheckRequest, Policy, PolicyDecision, Subjects, Target, matches
 
-_STRENGTH = {"deny": 2, "require_approval": 1, "allow": 0}
+# How strong an effect is: the stronger of two matching policies holds.
+STRENGTH = {"deny": 2, "require_approval": 1, "allow": 0}
 
 
 def subject_matches(subjects: Subjects, request: CheckRequest) -> bool:
@@ -75,7 +76,7 @@ def decide(policies: list[Policy], request: CheckRequest) -> PolicyDecision:
             except ConditionError as exc:
                 unevaluated.append(f"{policy.name}: {exc}")
                 continue
-        if chosen is None or _STRENGTH[body.effect] > _STRENGTH[chosen.body.effect]:
+        if chosen is None or STRENGTH[body.effect] > STRENGTH[chosen.body.effect]:
             chosen = policy
     if chosen is None:
         note = f" (conditions not evaluated: {'; '.join(unevaluated)})" if unevaluated else ""

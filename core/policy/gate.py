@@ -22,6 +22,7 @@ from core.platform import errors
 from core.platform.ids import derived_id
 from core.policy import store
 from core.policy.contracts import ApprovalInput, Approvers, CheckRequest, PolicyDecision, TransitionToPerform
+from core.policy.evaluate import STRENGTH
 
 
 def approval_asked(
@@ -49,9 +50,6 @@ def approval_asked(
         context=context,
         perform=perform,
     )
-
-
-_STRENGTH = {"allow": 0, "require_approval": 1, "deny": 2}
 
 
 async def distributed(conn: AsyncConnection, asked: ApprovalInput, now: datetime) -> ApprovalInput:
@@ -105,7 +103,7 @@ async def gate(
         if also is not None:
             keys.append(f"policy:{key}:{also.action.kind}")
             other = await store.check(conn, also, key=keys[1], context=context)
-            if other.policy is not None and _STRENGTH[other.effect] >= _STRENGTH[decision.effect]:
+            if other.policy is not None and STRENGTH[other.effect] >= STRENGTH[decision.effect]:
                 decision, request = other, also
         approval_id = str(derived_id("approval", key))
         if decision.effect == "deny":

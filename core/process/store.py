@@ -198,19 +198,20 @@ async def _project(conn: AsyncConnection, data: EnterStateInput, events: list[di
     }
     params = {f"p_{k}": v for k, v in values.items()}
     params["events"] = [_as_json(e) for e in events]
-    return (await conn.execute(_projection_statement(), params)).first()
+    return (await conn.execute(_projection_statement(tuple(values)), params)).first()
 
 
 _FIXED = ("id", "started_ts", "workflow_head_id", "experiment_id", "variant")  # set by an instance's first entry
 
 
 @functools.cache
-def _projection_statement() -> Any:
-    """The state entry's projection and event log statement, built once: its values are parameters
-    (``p_<column>``, and ``events``), so no entry spends time building or keying the statement again
-    (issue 27: building it took about as long as running it)."""
+def _projection_statement(written: tuple[str, ...]) -> Any:
+    """The state entry's projection and event log statement for the ``written`` columns (the keys of
+    ``_project``'s values, always the same), built once: its values are parameters (``p_<column>``, and
+    ``events``), so no entry spends time building or keying the statement again (issue 27: building it
+    took about as long as running it)."""
     table = cast(Table, GraphData.__table__)
-    columns = [c for c in table.columns if c.name in _PROJECTED]
+    columns = [table.c[name] for name in written]
     insert_row = insert(table).values({c.name: bindparam(f"p_{c.name}", type_=c.type) for c in columns})
     excluded = insert_row.excluded
     changing: dict[str, Any] = {c.name: excluded[c.name] for c in columns if c.name not in _FIXED}
@@ -261,17 +262,6 @@ def _projection_statement() -> Any:
         .cte("ended")
     )
     return select(projected.c.id, projected.c.experiment_id).add_cte(logged).add_cte(ended)
-
-
-# The projection's columns a state entry writes (the keys of ``_project``'s values).
-_PROJECTED = frozenset(
-    {
-        "id", "workflow_head_id", "current_state_id", "current_state_name", "state_history", "created_entities",
-        "workflow_status", "success_flag", "started_ts", "completed_ts", "workflow_id", "template_code",
-        "template_version", "root_entity_id", "pending_approval", "last_seq", "updated_ts", "deadline_alert_ts",
-        "experiment_id", "variant",
-    }
-)  # fmt: skip
 
 
 # The event log's row type, which jsonb_populate_recordset fills from each event's JSON object.

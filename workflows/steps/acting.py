@@ -189,26 +189,16 @@ class AgentActingWorkflow:
                 max_tokens=self._tokens_left(),
                 breaker=self._data.call.breaker,
             )
+            left = None if self._data.tool_calls_left is None else self._data.tool_calls_left - self._made
             try:
-                if asked.tools:
-                    left = None if self._data.tool_calls_left is None else self._data.tool_calls_left - self._made
-                    result: AgentCallResult = await workflow.execute_child_workflow(
-                        AgentActingWorkflow.run,
-                        ActingInput(
-                            call=asking, caller=self._data.caller, tool_calls_left=left, depth=self._data.depth + 1
-                        ),
-                        id=acting_workflow_id(asking.call_key),
-                    )
-                    self._made += result.tool_calls_made
-                else:
-                    result = await workflow.execute_activity_method(
-                        LlmActivities.call_agent,
-                        asking,
-                        start_to_close_timeout=timedelta(minutes=5),
-                        heartbeat_timeout=timedelta(seconds=20),
-                        retry_policy=LLM_RETRY,
-                        summary=PublicText(f"{call.agent} asks {asked.agent_name}"),
-                    )
+                result = await ask_agent(
+                    ActingInput(
+                        call=asking, caller=self._data.caller, tool_calls_left=left, depth=self._data.depth + 1
+                    ),
+                    model_time=timedelta(minutes=5),
+                    summary=f"{call.agent} asks {asked.agent_name}",
+                )
+                self._made += result.tool_calls_made
                 self._totals[0] += result.prompt_tokens
                 self._totals[1] += result.completion_tokens
                 self._totals[2] += result.cost_usd
@@ -252,3 +242,22 @@ class AgentActingWorkflow:
                     f"{self._data.call.agent.tool_limits.invalid} invalid tool calls; last: {message}"
                 )
         return json.dumps({"error": message})
+
+
+async def ask_agent(acting: ActingInput, *, model_time: timedelta, summary: str) -> AgentCallResult:
+    """One agent call, as a step's ``agent.call`` or an agent asking another makes it: an agent with tools
+    runs its loop as the ``AgentActing`` child, any other is one model call (within ``model_time``)."""
+    asking = acting.call
+    if asking.agent.tools:
+        result: AgentCallResult = await workflow.execute_child_workflow(
+            AgentActingWorkflow.run, acting, id=acting_workflow_id(asking.call_key)
+        )
+        return result
+    return await workflow.execute_activity_method(
+        LlmActivities.call_agent,
+        asking,
+        start_to_close_timeout=model_time,
+        heartbeat_timeout=timedelta(seconds=20),
+        retry_policy=LLM_RETRY,
+        summary=PublicText(summary),
+    )

@@ -13,7 +13,6 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.llm import LLM_RETRY, LlmActivities
     from activities.steps.records import AgentFound, StepRunActivities
     from core.agents.registry import AgentSpec
     from core.agents.sessions import ActingInput, AgentCallInput, tokens_of_failed_call
@@ -42,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
 
 from core.steps.starting import INTERPRETER
 from workflows.policy.approval import PolicyApprovalWorkflow, approval_workflow_id
-from workflows.steps.acting import AgentActingWorkflow, acting_workflow_id
+from workflows.steps.acting import ask_agent
 from workflows.steps.attempts import AttemptFailed, StepFailed, _failure, _retry_of, backoff
 from workflows.steps.bookkeeping import Bookkeeping
 from workflows.steps.run_state import _MARGIN, DEFAULT_STEP_TIMEOUT_MS, MCP_ACTIVITY, POLICY_ACTIVITY, Frame
@@ -217,21 +216,12 @@ class Calls(Bookkeeping):
             breaker=True,
         )
         try:
-            if agent.tools:  # an acting agent: its loop is the AgentActing child (workflows/steps/acting.py)
-                result = await workflow.execute_child_workflow(
-                    AgentActingWorkflow.run,
-                    ActingInput(call=asking, caller=f"workflow:{self._data.workflow}:{self._data.execution_id}"),
-                    id=acting_workflow_id(asking.call_key),
-                )
-            else:
-                result = await workflow.execute_activity_method(
-                    LlmActivities.call_agent,
-                    asking,
-                    start_to_close_timeout=timedelta(milliseconds=timeout_ms) + _MARGIN,
-                    heartbeat_timeout=timedelta(seconds=20),
-                    retry_policy=LLM_RETRY,
-                    summary=PublicText(f"{path}: agent.call {call.agent}"),
-                )
+            # An acting agent's loop is the AgentActing child (workflows/steps/acting.py).
+            result = await ask_agent(
+                ActingInput(call=asking, caller=f"workflow:{self._data.workflow}:{self._data.execution_id}"),
+                model_time=timedelta(milliseconds=timeout_ms) + _MARGIN,
+                summary=f"{path}: agent.call {call.agent}",
+            )
         except ChildWorkflowError as err:
             cause = err.cause.cause if isinstance(err.cause, ActivityError) else err.cause
             message = getattr(cause, "message", None) or str(cause or err)
