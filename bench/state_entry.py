@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -77,11 +78,23 @@ async def measure(engine: AsyncEngine, instances: int) -> dict[str, float]:
     path = _path(template)
     statements = 0
 
-    def counted(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
+    class Counted(psycopg.AsyncCursor[Any]):
+        """Counts what reaches psycopg, from SQLAlchemy and from core.platform.direct alike."""
 
-    event.listen(engine.sync_engine, "before_cursor_execute", counted)
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            nonlocal statements
+            statements += 1
+            return await super().execute(*args, **kwargs)
+
+        async def executemany(self, *args: Any, **kwargs: Any) -> None:  # one statement, many rows
+            nonlocal statements
+            statements += 1
+            await super().executemany(*args, **kwargs)
+
+    def counting(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.cursor_factory = Counted
+
+    event.listen(engine.sync_engine, "checkout", counting)
     cpu: list[float] = []
     wall: list[float] = []
     for n in range(instances + 10):  # the first 10 warm the caches and are not counted
@@ -98,7 +111,7 @@ async def measure(engine: AsyncEngine, instances: int) -> dict[str, float]:
             prior = state.id
         if n == 9:
             statements = 0
-    event.remove(engine.sync_engine, "before_cursor_execute", counted)
+    event.remove(engine.sync_engine, "checkout", counting)
     entries = len(cpu)
     return {
         "template": float(len(path)),

@@ -49,10 +49,13 @@ class ProcessActivities:
 
     async def _enter_state(self, data: EnterStateInput) -> EnterStateResult:
         state = data.to_state
-        async with self._engine.begin() as conn:
-            if not await store.enter_state(conn, data, self._limits):
-                # An earlier attempt committed this step already: nothing more to write or count.
-                return EnterStateResult(entity_id=data.entity_id)
+        try:
+            async with self._engine.begin() as conn:
+                await store.enter_state(conn, data, self._limits)
+        except store.AlreadyEntered:
+            # An earlier attempt committed this step already: this one's writes are rolled back, and
+            # nothing more is counted.
+            return EnterStateResult(entity_id=data.entity_id)
         # Committed by this attempt.
         meter = activity.metric_meter()
         template = {"template": data.template.code}

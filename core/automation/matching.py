@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, Text, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -24,6 +24,7 @@ from core.automation.rules import ClaimResult, RuleSnapshot, SkippedRule
 from core.automation.tables import RuleExecution, WorkflowAutomation
 from core.entities.contracts import EntityEventData
 from core.entities.tables import EntityEvent
+from core.platform import direct
 
 _PRIMARY = aliased(EntityEvent, name="primary_event")
 
@@ -87,7 +88,9 @@ async def candidate_rules(
     wanted = sorted(set(triggers))
     if not wanted:
         return {}
-    rows = await conn.execute(_candidates_statement(), {"wanted": wanted})
+    rows = await direct.fetch(
+        conn, _candidates_statement(), {"types": [t for t, _ in wanted], "kinds": [k for _, k in wanted]}
+    )
     found: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
         found.setdefault((row.trigger_entity_type, row.trigger_action_type), []).append(row)
@@ -96,12 +99,18 @@ async def candidate_rules(
 
 @functools.cache
 def _candidates_statement() -> Any:
-    """``candidate_rules``' query, built once: the dispatcher asks it for every batch (issue 27)."""
+    """``candidate_rules``' query, built once: the dispatcher asks it for every batch (issue 27). The
+    wanted (entity type, event kind) pairs come as two arrays, zipped by ``unnest``."""
+    wanted = (
+        func.unnest(bindparam("types", type_=ARRAY(Text)), bindparam("kinds", type_=ARRAY(Text)))
+        .table_valued("entity_type", "event_kind")
+        .render_derived(name="wanted")
+    )
     return (
         select(WorkflowAutomation.__table__)
         .where(
             tuple_(WorkflowAutomation.trigger_entity_type, WorkflowAutomation.trigger_action_type).in_(
-                bindparam("wanted", expanding=True)
+                select(wanted.c.entity_type, wanted.c.event_kind)
             ),
             WorkflowAutomation.active_flag.is_(True),
         )

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +21,7 @@ from core.automation.tables import ActionLog, RuleExecution, WebhookDeadLetter, 
 from core.effects.http import Delivery, stored_headers
 from core.effects.webhook_signing import new_secret
 from core.entities.tables import EntityEvent
+from core.platform import direct
 from core.platform.contracts import Page
 from core.platform.pages import Order, fetch_page
 
@@ -288,7 +291,7 @@ async def event_to_match(conn: AsyncConnection, event_id: uuid.UUID) -> Any | No
 async def lock_undispatched(conn: AsyncConnection, limit: int) -> list[Any]:
     """The oldest undispatched entity events, locked (others skip them), each with whether a run
     claimed for it by an earlier pass may not have started (``claimed_before``)."""
-    return list((await conn.execute(_undispatched_statement(), {"limit": limit})).all())
+    return await direct.fetch(conn, _undispatched_statement(), {"limit": limit})
 
 
 @functools.cache
@@ -310,14 +313,13 @@ def _undispatched_statement() -> Any:
 
 
 async def mark_dispatched(conn: AsyncConnection, event_ids: list[uuid.UUID]) -> None:
-    await conn.execute(_dispatched_statement(), {"ids": event_ids})
+    await direct.send(conn, _dispatched_statement(), [{"ids": event_ids}])
 
 
 @functools.cache
 def _dispatched_statement() -> Any:
-    return (
-        update(EntityEvent).where(EntityEvent.id.in_(bindparam("ids", expanding=True))).values(dispatched_ts=func.now())
-    )
+    ids = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
+    return update(EntityEvent).where(EntityEvent.id == func.any(ids)).values(dispatched_ts=func.now())
 
 
 # ------------------------------------------------------------------ the action ledger

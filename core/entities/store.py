@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.entities.contracts import EntityLimits, EntityPublic, check_entity
 from core.entities.tables import Entity, EntityEvent, EntityLink
+from core.platform import direct
 from core.platform.contracts import Page
 from core.platform.ids import derived_id
 from core.platform.pages import Order, fetch_page
@@ -55,9 +56,15 @@ def snapshot(row: Any) -> dict[str, Any]:
 
 
 async def load(conn: AsyncConnection, entity_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
-    stmt = select(*COLUMNS).where(Entity.id == entity_id)
-    row = (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
+    row = await direct.first(conn, _load_statement(lock), {"entity_id": entity_id})
     return snapshot(row) if row else None
+
+
+@functools.cache
+def _load_statement(lock: bool) -> Any:
+    """``load``'s read, built once per lock mode."""
+    stmt = select(*COLUMNS).where(Entity.id == bindparam("entity_id"))
+    return stmt.with_for_update() if lock else stmt
 
 
 async def _emit(
@@ -81,15 +88,35 @@ async def _emit(
         status = ("status_change", "status", old["status"], new["status"])
         rows.append(_event(*status, None, new, ts, actor, causation, primary["id"]))
     # The insert wakes the outbox dispatcher on commit: a trigger on the event log sends the NOTIFY
-    # (migration 0020), so this write spends no round trip of its own on it.
-    await conn.execute(_events_statement(), rows)
+    # (migration 0020), so this write spends no round trip of its own on it. Nothing is read back: in a
+    # pipeline (a state entry) it travels with the transaction's next statement or its end.
+    await direct.send(conn, _events_statement(), rows)
 
 
 @functools.cache
 def _events_statement() -> Any:
-    """The event log's insert, built once (its rows are parameters)."""
+    """The event log's insert, built once: each column of an event row (``_event``) is a parameter."""
     table = cast(Table, EntityEvent.__table__)
-    return insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
+    values = {c: bindparam(c, type_=table.c[c].type) for c in EVENT_ROW_KEYS}
+    return insert(table).values(values).on_conflict_do_nothing(index_elements=[table.c.id])
+
+
+# The keys of an entity event row as ``_event`` builds it.
+EVENT_ROW_KEYS = (
+    "id",
+    "snapshot_event_id",
+    "entity_id",
+    "entity_type",
+    "event_kind",
+    "field_name",
+    "old_value",
+    "new_value",
+    "old_entity",
+    "new_entity",
+    "causation",
+    "actor",
+    "created_ts",
+)
 
 
 def _event(
@@ -139,12 +166,11 @@ async def create(
     """Create (or, on a retry, find) the entity; link it under ``parent``; emit its create event.
     Raises EntityTooLarge over the limits."""
     check_entity(name, fields, limits)
-    inserted = (
-        await conn.execute(
-            _create_statement(),
-            {"id": entity_id, "entity_type": entity_type, "name": name, "status": status, "fields": fields, "ts": ts},
-        )
-    ).first()
+    inserted = await direct.first(
+        conn,
+        _create_statement(),
+        {"id": entity_id, "entity_type": entity_type, "name": name, "status": status, "fields": fields, "ts": ts},
+    )
     if parent is not None:
         await link(conn, parent_type=parent[0], parent_id=parent[1], child_type=entity_type, child_id=entity_id, ts=ts)
     if inserted is None:
@@ -194,7 +220,7 @@ async def change(
         params["unset_fields"] = list(unset_fields)
     if expected_version is not None:
         params["expected_version"] = expected_version
-    written = (await conn.execute(statement, params)).first()
+    written = await direct.first(conn, statement, params)
     if written is None:  # missing, deleted, a stale version, or nothing to change: which one, read now
         old = await load(conn, entity_id, lock=True)
         if old is None or old["deleted"]:
@@ -321,22 +347,23 @@ async def link(
 ) -> None:
     if parent_id == child_id:
         return
-    await conn.execute(
-        _link_statement(),
-        {
-            "parent_entity_type": parent_type,
-            "parent_entity_id": parent_id,
-            "child_entity_type": child_type,
-            "child_entity_id": child_id,
-            "created_ts": ts,
-        },
-    )
+    row = {
+        "parent_entity_type": parent_type,
+        "parent_entity_id": parent_id,
+        "child_entity_type": child_type,
+        "child_entity_id": child_id,
+        "created_ts": ts,
+    }
+    await direct.send(conn, _link_statement(), [row])
 
 
 @functools.cache
 def _link_statement() -> Any:
     """``link``'s insert, built once (its values are parameters)."""
-    return insert(cast(Table, EntityLink.__table__)).on_conflict_do_nothing(constraint="uq_entity_link")
+    table = cast(Table, EntityLink.__table__)
+    keys = ("parent_entity_type", "parent_entity_id", "child_entity_type", "child_entity_id", "created_ts")
+    values = {c: bindparam(c, type_=table.c[c].type) for c in keys}
+    return insert(table).values(values).on_conflict_do_nothing(constraint="uq_entity_link")
 
 
 async def related(conn: AsyncConnection, entity_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:

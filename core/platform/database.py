@@ -7,6 +7,7 @@ Each domain declares its own tables in ``core/<domain>/tables.py`` on this ``Bas
 from __future__ import annotations
 
 import asyncio
+import select
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,6 +17,7 @@ import psycopg
 from sqlalchemy import (
     DateTime,
     MetaData,
+    event,
     func,
     text,
 )
@@ -23,6 +25,8 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.platform import direct
 
 SCHEMA = "app"
 
@@ -99,13 +103,29 @@ def libpq_url(database_url: str) -> str:
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     """A psycopg 3 (async) engine; callers own it and dispose of it on shutdown."""
     # hide_parameters: a logged error shows the statement, never the values (entity data, secrets).
-    return create_async_engine(
+    engine = create_async_engine(
         driver_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
     )
+    engine.dialect.do_ping = _ping_without_round_trip  # type: ignore[method-assign]
+    event.listen(engine.sync_engine, "before_cursor_execute", direct.refuse_in_pipeline)
+    return engine
+
+
+def _ping_without_round_trip(dbapi_connection: Any) -> bool:
+    """The pool's check of a connection before it is handed out, without SQLAlchemy's ``;`` round trip
+    (one per transaction, issue 27). An idle connection has nothing to read: a server that restarted,
+    or a backend that was terminated, has sent its last words and closed its end, so anything waiting
+    on the socket means the connection is gone, and the pool replaces it, as after the round trip. A
+    connection that dies after this check fails its statement, as it could after the round trip too."""
+    pgconn = dbapi_connection.driver_connection.pgconn
+    if pgconn.status != psycopg.pq.ConnStatus.OK or pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return False
+    waiting, _, _ = select.select([pgconn.socket], [], [], 0)
+    return not waiting
 
 
 # Analytics sort a whole template's, or a whole log's, rows (percentiles, distinct counts); past Postgres's

@@ -23,6 +23,7 @@ from core.entities import store as entities
 from core.entities.contracts import EntityLimits
 from core.experiments import store as experiments
 from core.notifications.store import insert_notifications
+from core.platform import direct
 from core.process import templates
 from core.process.contracts import ApprovalRecordInput, EnterStateInput
 from core.process.ids import event_id
@@ -102,9 +103,22 @@ def _entry_event(
     )
 
 
-async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: EntityLimits) -> bool:
-    """Create or update the state's entity, link it, project the instance and log the events. False
-    when an earlier attempt committed this step already (nothing is written again)."""
+class AlreadyEntered(Exception):
+    """An earlier attempt committed this state entry: this attempt's transaction must be rolled back
+    (it may have re-applied the entity change before the projection said so; see ``enter_state``)."""
+
+
+async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: EntityLimits) -> None:
+    """Create or update the state's entity, link it, project the instance and log the events. Raises
+    AlreadyEntered when an earlier attempt committed this step already; the caller's transaction must
+    then end without committing (``engine.begin()`` rolls back on the exception).
+
+    The statements are pipelined (issue 27, decision 0025): the projection is sent first and the entity
+    write after it without waiting, so BEGIN, both statements and their answers take one round trip,
+    and the event rows travel with the end of the block. The entity write is therefore sent before the
+    projection has said whether this step was recorded already; when it was, the write is undone by the
+    rollback, and Postgres runs the two in order, so a concurrent attempt waits on the projection's row
+    lock before it reaches the entity."""
     state = data.to_state
     entity = uuid.UUID(data.entity_id) if data.entity_id else None
     root = uuid.UUID(data.root_entity_id) if data.root_entity_id else None
@@ -122,53 +136,62 @@ async def enter_state(conn: AsyncConnection, data: EnterStateInput, limits: Enti
         events.append(_entry_event(data, "approval_requested", payload={"roles": list(state.approval.roles)}))
     if state.terminal_flag:
         events.append(_entry_event(data, "instance_completed", payload={"success": bool(state.success)}))
-    projected = await _project(conn, data, events)  # the instance row and its events, in one statement
-    if projected is None:
-        return False
-    if state.terminal_flag:
-        await templates.count_finish(
+    async with direct.pipeline(conn):
+        projection = await _project(conn, data, events)  # the instance row and its events, in one statement
+        if entity is not None and state.entity_name and state.entity_status:
+            await _write_entity(conn, data, entity, root, limits)
+        projected = await projection.first()
+        if projected is None:
+            raise AlreadyEntered(data.instance_id)
+        if state.terminal_flag:
+            await templates.count_finish(
+                conn,
+                uuid.UUID(data.template.head_id),
+                started=data.started_ts,
+                finished=data.ts,
+                success=bool(state.success),
+            )
+    if state.terminal_flag and projected.experiment_id is not None:
+        await experiments.guardrail(conn, projected.experiment_id)  # SQLAlchemy's statements: after the pipeline
+
+
+async def _write_entity(
+    conn: AsyncConnection, data: EnterStateInput, entity: uuid.UUID, root: uuid.UUID | None, limits: EntityLimits
+) -> None:
+    state = data.to_state
+    assert state.entity_name and state.entity_status
+    if data.entity_action == "created":
+        under_root = root is not None and data.root_entity_type is not None and root != entity
+        await entities.create(
             conn,
-            uuid.UUID(data.template.head_id),
-            started=data.started_ts,
-            finished=data.ts,
-            success=bool(state.success),
+            entity_id=entity,
+            entity_type=state.entity_name,
+            name=data.entity_name or state.entity_name,
+            status=state.entity_status,
+            fields=data.entity_fields,
+            ts=data.ts,
+            actor=data.actor,
+            parent=(data.root_entity_type, root) if under_root else None,  # type: ignore[arg-type]
+            limits=limits,
         )
-        if projected.experiment_id is not None:
-            await experiments.guardrail(conn, projected.experiment_id)
-    if entity is not None and state.entity_name and state.entity_status:
-        if data.entity_action == "created":
-            under_root = root is not None and data.root_entity_type is not None and root != entity
-            await entities.create(
-                conn,
-                entity_id=entity,
-                entity_type=state.entity_name,
-                name=data.entity_name or state.entity_name,
-                status=state.entity_status,
-                fields=data.entity_fields,
-                ts=data.ts,
-                actor=data.actor,
-                parent=(data.root_entity_type, root) if under_root else None,  # type: ignore[arg-type]
-                limits=limits,
-            )
-        elif (
-            await entities.change(
-                conn,
-                entity,
-                status=state.entity_status,
-                set_fields=data.entity_fields,
-                ts=data.ts,
-                actor=data.actor,
-                limits=limits,
-            )
-            is None
-        ):
-            logger.warning("instance %s: entity %s to update is gone", data.instance_id, entity)
-    return True
+    elif (
+        await entities.change(
+            conn,
+            entity,
+            status=state.entity_status,
+            set_fields=data.entity_fields,
+            ts=data.ts,
+            actor=data.actor,
+            limits=limits,
+        )
+        is None
+    ):
+        logger.warning("instance %s: entity %s to update is gone", data.instance_id, entity)
 
 
-async def _project(conn: AsyncConnection, data: EnterStateInput, events: list[dict[str, Any]]) -> Any | None:
+async def _project(conn: AsyncConnection, data: EnterStateInput, events: list[dict[str, Any]]) -> direct.Rows:
     """Upsert the instance row unless a later (or this) step is already recorded, and log the step's
-    ``events`` only if it was: the row written (its id and experiment), or None.
+    ``events`` only if it was: its row is the row written (its id and experiment), none if nothing was.
 
     One statement (issue 27: a round trip fewer per state entry): the upsert is a CTE, and the events,
     sent as one JSON array and unpacked by ``jsonb_populate_recordset``, are inserted by another that
@@ -198,7 +221,7 @@ async def _project(conn: AsyncConnection, data: EnterStateInput, events: list[di
     }
     params = {f"p_{k}": v for k, v in values.items()}
     params["events"] = [_as_json(e) for e in events]
-    return (await conn.execute(_projection_statement(tuple(values)), params)).first()
+    return await direct.execute(conn, _projection_statement(tuple(values)), params)
 
 
 _FIXED = ("id", "started_ts", "workflow_head_id", "experiment_id", "variant")  # set by an instance's first entry

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Numeric, cast, func, insert, select, text, update
+from sqlalchemy import Float, Integer, Numeric, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.platform import direct
 from core.platform.contracts import Page
 from core.platform.paths import PACKS_DIR
 from core.process.contracts import (
@@ -115,14 +118,22 @@ async def count_finish(
     """Fold one finished instance into its template version's success rate and mean duration. The
     caller runs it in the transaction that records the finish, and only when that transaction is the
     one that wrote it (a retried write finds the finish recorded and does not call it again): each
-    finish is counted exactly once. The right-hand sides read the row before this update."""
+    finish is counted exactly once. The right-hand sides read the row before this update. Nothing is
+    read back, so in a state entry's pipeline it travels with the entry's last statements."""
     seconds = max((finished - started).total_seconds(), 0.0)
+    row = {"head_id": head_id, "succeeded": 1 if success else 0, "seconds": seconds}
+    await direct.send(conn, _count_finish_statement(), [row])
+
+
+@functools.cache
+def _count_finish_statement() -> Any:
+    """``count_finish``'s update, built once (its values are parameters)."""
     finished_count = GraphHead.finished_count + 1
-    succeeded_count = GraphHead.succeeded_count + (1 if success else 0)
-    total = GraphHead.duration_seconds_total + seconds
-    await conn.execute(
+    succeeded_count = GraphHead.succeeded_count + bindparam("succeeded", type_=Integer)
+    total = GraphHead.duration_seconds_total + bindparam("seconds", type_=Float)
+    return (
         update(GraphHead)
-        .where(GraphHead.id == head_id)
+        .where(GraphHead.id == bindparam("head_id"))
         .values(
             finished_count=finished_count,
             succeeded_count=succeeded_count,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -122,23 +122,25 @@ class OutboxDispatcher:
             if not rows:
                 return 0
             events = [matching.event_of(r) for r in rows]
-            starts = await self._claim(events, [str(r.id) for r in rows if r.claimed_before])
+            starts = await self._claim(locked, events, [str(r.id) for r in rows if r.claimed_before])
             await asyncio.gather(*(self._start(s) for s in starts))
             for subscriber in self._subscribers:
                 await subscriber(locked, events)
             await store.mark_dispatched(locked, [r.id for r in rows])
         return len(rows)
 
-    async def _claim(self, events: list[Any], with_claims: list[str]) -> list[_Start]:
+    async def _claim(self, locked: AsyncConnection, events: list[Any], with_claims: list[str]) -> list[_Start]:
         """Match and claim in one committed transaction (a second connection: the rows stay locked).
-        ``with_claims``: events with runs claimed by an earlier pass that may not have started."""
+        ``with_claims``: events with runs claimed by an earlier pass that may not have started. The
+        rules are read on the ``locked`` connection: a batch no rule listens to (most of them) opens no
+        second transaction (issue 27)."""
         retry = webhook_retry(self._settings)
         starts: list[_Start] = []
         skips: Counter[str] = Counter()  # counted once the transaction commits
+        rules = await matching.candidate_rules(locked, [(e.entity_type, e.event_kind) for e in events])
+        if not rules and not with_claims:
+            return starts  # no rule listens to any of these events: nothing to write
         async with self._engine.begin() as conn:
-            rules = await matching.candidate_rules(conn, [(e.entity_type, e.event_kind) for e in events])
-            if not rules and not with_claims:
-                return starts  # no rule listens to any of these events: nothing to write
             claimed_before = await matching.running_claims(conn, with_claims) if with_claims else {}
             for event in events:
                 candidates = rules.get((event.entity_type, event.event_kind), [])
