@@ -10,7 +10,7 @@ import signal
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from core.automation.evaluator import ConditionEvaluator
@@ -34,11 +34,16 @@ from workflows.work.signals import ensure_daily_schedule
 
 logger = logging.getLogger("trellis.worker")
 
-# The sandbox still checks every workflow for non-determinism (restricted calls), but passes every
-# module through instead of re-importing the workflow modules and their imports for each new run:
-# measured as the largest per-start cost of the worker (docs/decisions/0005-workflow-sandbox-passthrough.md).
-# Workflow modules keep no mutable module-level state, which is what makes sharing them safe.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """Unsandboxed unless ``workflow_sandbox`` is on (the test suite turns it on): the sandbox cost about
+    a quarter of the worker's CPU under load (docs/decisions/0026-workflows-unsandboxed-in-the-worker.md).
+    Sandboxed, it checks every workflow for non-deterministic calls but passes every module through
+    instead of re-importing the workflow modules for each new run (decision 0005). Workflow modules keep
+    no mutable module-level state, which is what makes sharing them safe either way."""
+    if settings.workflow_sandbox:
+        return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+    return UnsandboxedWorkflowRunner()
 
 
 # Every workflow type, once: the bundles register them and the replay tests replay them.
@@ -91,7 +96,7 @@ def build_worker(
         plugins=[b.plugin() for b in bundles],
         max_concurrent_local_activities=100,
         max_cached_workflows=settings.worker_cached_workflows,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=workflow_runner(settings),
     )
 
 

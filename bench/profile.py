@@ -35,6 +35,14 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# Which of the worker's jobs a sample belongs to: the first whose pattern one of its frames matches.
+PATHS: list[tuple[str, re.Pattern[str]]] = [
+    ("state entry activity (its SQL included)", re.compile(r"process/state_entry\.py")),
+    ("outbox dispatcher (its SQL included)", re.compile(r"automation/dispatcher\.py")),
+    ("workflow activations", re.compile(r"workflow_sandbox|_workflow_instance|temporalio/worker/_workflow\.py")),
+    ("other activities", re.compile(r"temporalio/worker/_activity\.py")),
+]
+
 _OURS = re.compile(r"[(/](core|activities|workflows|api)/\S+\.py|\(/?worker\.py")
 
 
@@ -86,6 +94,7 @@ def summarise(raw: str) -> dict[str, Any]:
     parts: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     ours: Counter[str] = Counter()
+    paths: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -96,6 +105,8 @@ def summarise(raw: str) -> dict[str, Any]:
         frames = stack.split(";")
         part = next((name for name, pattern in PARTS if any(pattern.search(f) for f in frames)), "other")
         parts[part] += n
+        path = next((name for name, pattern in PATHS if any(pattern.search(f) for f in frames)), None)
+        paths[path or "the SDK's bridge, thread pool and event loop outside these"] += n
         leaves[_short(frames[-1])] += n
         mine = [f for f in frames if _OURS.search(f) and "site-packages" not in f and "temporalio/" not in f]
         ours[_short(mine[-1]) if mine else "(no Trellis frame: the SDK's own threads and loop)"] += n
@@ -105,6 +116,7 @@ def summarise(raw: str) -> dict[str, Any]:
         "available": True,
         "samples": total,
         "parts": {name: round(n / total, 3) for name, n in parts.most_common()},
+        "paths": {name: round(n / total, 3) for name, n in paths.most_common()},
         "top_functions": {name: round(n / total, 3) for name, n in leaves.most_common(12)},
         # The innermost Trellis function of each sample: which of our code paths the time is spent under.
         "trellis_functions": {name: round(n / total, 3) for name, n in ours.most_common(12)},

@@ -244,6 +244,8 @@ async def main() -> None:
         "TRELLIS_RATE_LIMIT_SESSION_STARTS": "100000000/minute",
         "TRELLIS_LLM_BASE_URL": llm.base_url,
         "TRELLIS_LLM_API_KEY": "bench",
+        # As `make run` runs the worker. Importing the tests' LLM server turned the suite's sandbox on.
+        "TRELLIS_WORKFLOW_SANDBOX": "false",
     }
     bare_queue = "bare-bench"
     # The worker's and the API's output go to files, shown (their last lines) if the run fails: a child
@@ -521,6 +523,10 @@ async def main() -> None:
             "| part | share |",
             "|---|---:|",
             *[f"| {part} | {share:.0%} |" for part, share in worker_profile["parts"].items()],
+            "",
+            "| the worker's job | share |",
+            "|---|---:|",
+            *[f"| {path} | {share:.0%} |" for path, share in worker_profile["paths"].items()],
             "",
             "| on top of the stack (self) | share |",
             "|---|---:|",

@@ -88,6 +88,7 @@ async def measure(
         # The benchmark measures throughput, not the per-key limiter (a client of its own would have keys).
         "TRELLIS_RATE_LIMIT": "100000000/minute",
         "TRELLIS_RATE_LIMIT_SESSION_STARTS": "100000000/minute",
+        "TRELLIS_WORKFLOW_SANDBOX": "false",  # as `make run` runs the worker (bench/run.py imports the tests')
     }
     ports = [free_port(), free_port()]
     children: list[asyncio.subprocess.Process] = []

@@ -6,12 +6,10 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, literal_column, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -288,38 +286,50 @@ async def event_to_match(conn: AsyncConnection, event_id: uuid.UUID) -> Any | No
     return (await conn.execute(matching.events_query().where(EntityEvent.id == event_id))).first()
 
 
-async def lock_undispatched(conn: AsyncConnection, limit: int) -> list[Any]:
-    """The oldest undispatched entity events, locked (others skip them), each with whether a run
-    claimed for it by an earlier pass may not have started (``claimed_before``)."""
+async def take_undispatched(conn: AsyncConnection, limit: int) -> list[Any]:
+    """The oldest undispatched entity events, locked (others skip them) and marked dispatched in the
+    caller's transaction, each with whether a run claimed for it by an earlier pass may not have started
+    (``claimed_before``). The mark commits with whatever the caller does with the batch: if that fails,
+    the rollback leaves the events undispatched for the next pass."""
     return await direct.fetch(conn, _undispatched_statement(), {"limit": limit})
 
 
 @functools.cache
 def _undispatched_statement() -> Any:
-    """Built once: the dispatcher reads a batch after every entity change (issue 27)."""
+    """Built once: the dispatcher takes a batch after every entity change (issue 27). One statement
+    locks and marks the batch (an UPDATE of the rows a ``FOR UPDATE SKIP LOCKED`` read picked) and
+    returns it as ``matching.events_query`` reads it, instead of a locked read and a mark at the end."""
+    table = cast(Table, EntityEvent.__table__)
+    picked = (
+        select(table.c.id)
+        .where(table.c.dispatched_ts.is_(None))
+        .order_by(table.c.created_ts)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+    batch = (
+        update(table)
+        .where(table.c.id.in_(picked.scalar_subquery()))
+        .values(dispatched_ts=func.now())
+        .returning(*table.c)
+        .cte("batch")
+    )
+    primary = table.alias("primary_event")
     claimed = (
         select(RuleExecution.event_id)
-        .where(RuleExecution.event_id == EntityEvent.id, RuleExecution.status == "running")
+        .where(RuleExecution.event_id == batch.c.id, RuleExecution.status == "running")
         .exists()
     )
     return (
-        matching.events_query()
-        .add_columns(claimed.label("claimed_before"))
-        .where(EntityEvent.dispatched_ts.is_(None))
-        .order_by(EntityEvent.created_ts)
-        .limit(bindparam("limit"))
-        .with_for_update(of=EntityEvent, skip_locked=True)
+        select(
+            *batch.c,
+            primary.c.old_entity.label("primary_old_entity"),
+            primary.c.new_entity.label("primary_new_entity"),
+            claimed.label("claimed_before"),
+        )
+        .outerjoin(primary, primary.c.id == batch.c.snapshot_event_id)
+        .order_by(batch.c.created_ts)
     )
-
-
-async def mark_dispatched(conn: AsyncConnection, event_ids: list[uuid.UUID]) -> None:
-    await direct.send(conn, _dispatched_statement(), [{"ids": event_ids}])
-
-
-@functools.cache
-def _dispatched_statement() -> Any:
-    ids = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
-    return update(EntityEvent).where(EntityEvent.id == func.any(ids)).values(dispatched_ts=func.now())
 
 
 # ------------------------------------------------------------------ the action ledger

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = "default"
     task_queue: str = "trellis"
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="Run workflows in Temporal's sandbox, which refuses non-deterministic calls (time, random, "
+        "I/O) in workflow code. Off in the worker by default: it cost a quarter of the worker's CPU under load "
+        "(decision 0026); the test suite turns it on, so every workflow path the tests drive is checked",
+    )
     worker_cached_workflows: int = Field(
         default=1000,
         ge=0,

@@ -46,6 +46,7 @@ async def test_instances_complete_exactly_once_through_faults() -> None:
         "TRELLIS_TEMPORAL_PORT": str(temporal_port),
         "TRELLIS_TEMPORAL_UI_PORT": str(free_port()),
         "TRELLIS_RATE_LIMIT": "100000/minute",
+        "TRELLIS_WORKFLOW_SANDBOX": "false",  # as `make run` runs the worker (the suite's default is on)
     }
     log = (data / "launcher.log").open("wb")
     launcher = await asyncio.create_subprocess_exec(

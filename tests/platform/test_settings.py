@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from temporalio.worker import UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from core.platform.embedded import sqlalchemy_url
-from core.platform.settings import parse_api_keys
+from core.platform.settings import Settings, parse_api_keys
+from worker import workflow_runner
 
 
 def test_parses_token_role_and_optional_name() -> None:
@@ -33,3 +36,13 @@ def test_pgserver_uri_becomes_an_sqlalchemy_url() -> None:
         == "postgresql+psycopg://postgres@/postgres?host=/tmp/pg"
     )
     assert sqlalchemy_url("postgresql://u:@db:5433/x") == "postgresql+psycopg://u@db:5433/x"
+
+
+def test_the_suite_runs_workflows_in_the_sandbox_and_the_worker_does_not_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The suite's workers check every workflow path they run for non-deterministic calls (tests/__init__);
+    the worker's default runs without the sandbox (decision 0026)."""
+    assert isinstance(workflow_runner(Settings()), SandboxedWorkflowRunner)
+    monkeypatch.delenv("TRELLIS_WORKFLOW_SANDBOX")
+    assert isinstance(workflow_runner(Settings()), UnsandboxedWorkflowRunner)

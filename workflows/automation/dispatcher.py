@@ -118,7 +118,7 @@ class OutboxDispatcher:
 
     async def dispatch_batch(self) -> int:
         async with self._engine.begin() as locked:
-            rows = await store.lock_undispatched(locked, BATCH)
+            rows = await store.take_undispatched(locked, BATCH)  # marked dispatched when this commits
             if not rows:
                 return 0
             events = [matching.event_of(r) for r in rows]
@@ -126,7 +126,6 @@ class OutboxDispatcher:
             await asyncio.gather(*(self._start(s) for s in starts))
             for subscriber in self._subscribers:
                 await subscriber(locked, events)
-            await store.mark_dispatched(locked, [r.id for r in rows])
         return len(rows)
 
     async def _claim(self, locked: AsyncConnection, events: list[Any], with_claims: list[str]) -> list[_Start]:
