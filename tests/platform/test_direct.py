@@ -49,13 +49,14 @@ async def test_direct_statements_store_and_read_what_sqlalchemy_does(engine: Asy
     entity_id = uuid.uuid4()
     cases = [(None, 1), (1, True), ("a", {"b": [1, 2.5, None]}), (None, None)]
     read_back = []
-    for old, new in cases:
-        by_sqlalchemy, by_direct = _event_row(entity_id, "field_change", old=old, new=new), None
-        by_direct = _event_row(entity_id, "field_change", old=old, new=new)
-        async with engine.begin() as conn:
+    # Written and read back in one transaction that is rolled back: these rows are not real entity
+    # changes, and the session worker's outbox dispatcher must never see them.
+    async with engine.connect() as conn:
+        for old, new in cases:
+            by_sqlalchemy = _event_row(entity_id, "field_change", old=old, new=new)
+            by_direct = _event_row(entity_id, "field_change", old=old, new=new)
             await conn.execute(insert(EntityEvent), by_sqlalchemy)
             await direct.send(conn, entities._events_statement(), [by_direct])
-        async with engine.connect() as conn:
             columns = [EntityEvent.__table__.c[k] for k in by_direct if k != "id"]
             stored = [
                 (await conn.execute(select(*columns).where(EntityEvent.id == row["id"]))).one()
@@ -68,8 +69,9 @@ async def test_direct_statements_store_and_read_what_sqlalchemy_does(engine: Asy
                     )
                 )
             ).one()
-        assert stored[0] == stored[1], (old, new)
-        read_back.append(nulls)
+            assert stored[0] == stored[1], (old, new)
+            read_back.append(nulls)
+        await conn.rollback()
     assert read_back[0] == (False, "null")  # Python None in a JSONB column is JSON null, as SQLAlchemy stores it
 
     # Reading: the entity store's load (direct) against a SQLAlchemy select of the same row.
