@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.automation.conditions import ConditionError
 from core.automation.evaluator import ConditionEvaluator
 from core.effects.ssrf import AllowList, BlockedDestination, check_destination, is_public
+from core.entities.tables import EntityEvent
 from core.notifications.tables import Notification
 from tests.support.api import Api
 from tests.support.automation import create_entity, create_rule, finished_executions, unique_type
@@ -367,3 +370,28 @@ async def test_header_values_and_url_credentials_are_shown_to_admins_only(api: A
         assert action["url"] == "https://***@hooks.example.com/in"
         listed = await api.request("GET", "/api/v1/workflow-automation?limit=200", role=role)
         assert "abc123" not in listed.text and "hunter2" not in listed.text
+
+
+async def test_an_outbox_row_that_does_not_read_as_an_event_holds_up_nothing(api: Api, engine: AsyncEngine) -> None:
+    """Only the entity store writes the outbox, so a row that does not read as an entity event was written
+    around it. It is skipped and reported, not retried for ever with every later event waiting behind it."""
+    kind = unique_type("unreadable")
+    bad = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(EntityEvent).values(
+                id=bad,
+                entity_id=uuid.uuid4(),
+                entity_type=kind,
+                event_kind="update",
+                new_entity={"id": str(bad)},  # no type, name, status or version
+                created_ts=datetime.now(UTC) - timedelta(days=1),  # first in line
+            )
+        )
+    rule = await create_rule(api, kind, [{"type": "update_field", "field": "ran", "value": True}])
+    await create_entity(api, kind, "After the bad row")
+    [ran] = await finished_executions(api, rule["id"], 1)
+    assert ran["status"] == "completed", ran
+    async with engine.connect() as conn:
+        dispatched = (await conn.execute(select(EntityEvent.dispatched_ts).where(EntityEvent.id == bad))).scalar_one()
+    assert dispatched is not None

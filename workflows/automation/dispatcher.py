@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -35,6 +36,7 @@ from activities.automation.chains import webhook_retry
 from core.automation import matching, store
 from core.automation.evaluator import ConditionEvaluator
 from core.automation.rules import ChainInput, EventRef
+from core.entities.contracts import EntityEventData
 from core.entities.store import OUTBOX_CHANNEL
 from core.platform import telemetry
 from core.platform.database import libpq_url
@@ -121,8 +123,9 @@ class OutboxDispatcher:
             rows = await store.take_undispatched(locked, BATCH)  # marked dispatched when this commits
             if not rows:
                 return 0
-            events = [matching.event_of(r) for r in rows]
-            starts = await self._claim(locked, events, [str(r.id) for r in rows if r.claimed_before])
+            read = _read(rows)  # the unreadable ones are dispatched too: to nobody
+            events = [event for _, event in read]
+            starts = await self._claim(locked, events, [event.id for row, event in read if row.claimed_before])
             await asyncio.gather(*(self._start(s) for s in starts))
             for subscriber in self._subscribers:
                 await subscriber(locked, events)
@@ -199,6 +202,20 @@ class OutboxDispatcher:
                     )
             except WorkflowAlreadyStartedError:
                 pass  # dispatched before a crash: the event is already being (or was) processed
+
+
+def _read(rows: list[Any]) -> list[tuple[Any, EntityEventData]]:
+    """Each row that reads as an entity event, with its event. Only the entity store writes the log, so a
+    row that does not read is one written around it (by hand, by a script). No retry can make it
+    readable, and every event behind it would wait for ever: it is marked dispatched with its batch and
+    reported, by id."""
+    read = []
+    for row in rows:
+        try:
+            read.append((row, matching.event_of(row)))
+        except ValidationError as exc:
+            logger.error("outbox event %s cannot be read as an entity event and is skipped: %s", row.id, exc)
+    return read
 
 
 async def _first(*waits: Any) -> None:
