@@ -36,7 +36,7 @@ from core.platform.paths import PROJECT_ROOT
 from core.platform.settings import ModelPrice
 from core.process import templates
 from core.process.contracts import WorkflowGraph
-from core.process.store import EVENT_COLUMNS, event_row
+from core.process.store import EVENT_COLUMNS, VISIT_COLUMNS, event_row
 from core.process.templates import load_packs
 from core.steps.packs import seed_workflows
 from core.work.store import seed_definitions
@@ -260,7 +260,7 @@ class Seeder:
         self.copy("f_industry_workflow_events", list(EVENT_COLUMNS), iter(event_rows))
         self.copy(
             "f_state_visit",
-            ["instance_id", "seq", "template_code", "state_id", "entered_ts", "left_ts", "seconds"],
+            list(VISIT_COLUMNS),
             iter(visit_rows),
         )
         self.conn.execute(templates.RECOUNT_FINISHES)  # the finishes folded in, as count_finish would

@@ -95,28 +95,11 @@ async def _emit(
 
 @functools.cache
 def _events_statement() -> Any:
-    """The event log's insert, built once: each column of an event row (``_event``) is a parameter."""
+    """The event log's insert, built once: each column an event row (``_event``) carries is a parameter,
+    which is every column but ``dispatched_ts`` (the dispatcher's)."""
     table = cast(Table, EntityEvent.__table__)
-    values = {c: bindparam(c, type_=table.c[c].type) for c in EVENT_ROW_KEYS}
+    values = {c.name: bindparam(c.name, type_=c.type) for c in table.c if c.name != "dispatched_ts"}
     return insert(table).values(values).on_conflict_do_nothing(index_elements=[table.c.id])
-
-
-# The keys of an entity event row as ``_event`` builds it.
-EVENT_ROW_KEYS = (
-    "id",
-    "snapshot_event_id",
-    "entity_id",
-    "entity_type",
-    "event_kind",
-    "field_name",
-    "old_value",
-    "new_value",
-    "old_entity",
-    "new_entity",
-    "causation",
-    "actor",
-    "created_ts",
-)
 
 
 def _event(

@@ -49,6 +49,10 @@ EVENT_COLUMNS = (
 )
 
 
+# The columns of an ended state visit (f_state_visit), in the order the seeder copies them.
+VISIT_COLUMNS = ("instance_id", "seq", "template_code", "state_id", "entered_ts", "left_ts", "seconds")
+
+
 def event_row(
     instance_id: str,
     seq: int,
@@ -265,7 +269,7 @@ def _projection_statement(written: tuple[str, ...]) -> Any:
     ended = (
         insert(visits)
         .from_select(
-            ["instance_id", "seq", "template_code", "state_id", "entered_ts", "left_ts", "seconds"],
+            list(VISIT_COLUMNS),
             select(
                 table.c.id,
                 bindparam("p_last_seq", type_=Integer),
