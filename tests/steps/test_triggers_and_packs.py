@@ -4,10 +4,12 @@ against the scripted OpenAI-protocol server and the HTTP receiver."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, ScheduleActionResult, ScheduleHandle, WorkflowExecutionStatus
 
 from core.steps.packs import WORKFLOW_PACKS
 from tests.support.api import Api, eventually, make_settings, open_api
@@ -23,6 +25,21 @@ async def executions_of(api: Api, name: str, count: int) -> list[dict[str, Any]]
         return items if len(items) >= count else None
 
     return await eventually(found, attempts=300)  # type: ignore[no-any-return]
+
+
+async def until_the_schedule_may_start_again(handle: ScheduleHandle) -> None:
+    """The rule's schedule skips an action while its last one still runs (overlap SKIP), and names each
+    started workflow by the second it started in. Wait until the first action's workflow has closed (its
+    step execution can finish before the rule's workflow records the run) and that second has passed, so a
+    second trigger starts a second workflow instead of being skipped, as it was once under CI load."""
+
+    async def idle() -> ScheduleActionResult | None:
+        info = (await handle.describe()).info
+        return info.recent_actions[-1] if not info.running_actions and info.recent_actions else None
+
+    last = await eventually(idle, attempts=300)
+    next_second = last.started_at.replace(microsecond=0) + timedelta(seconds=1)
+    await asyncio.sleep(max(0.0, (next_second - datetime.now(UTC)).total_seconds()))
 
 
 def tag_step(kind: str) -> dict[str, Any]:
@@ -96,6 +113,7 @@ async def test_start_workflow_from_a_schedule(api: Api, temporal_client: Client)
     handle = temporal_client.get_schedule_handle(f"automation-schedule-{rule['id']}")
     await handle.trigger()
     [first] = await executions_of(api, name, 1)
+    await until_the_schedule_may_start_again(handle)
     await handle.trigger()
     both = await executions_of(api, name, 2)
     assert len({e["id"] for e in both}) == 2 and all(e["trigger"]["event_kind"] == "scheduled" for e in both)
