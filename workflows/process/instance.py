@@ -64,6 +64,8 @@ SYSTEM_TIMEOUT_ACTOR = "system:approval-timeout"
 SYSTEM_DEADLINE_ACTOR = "system:deadline"
 # Patch: a state with avg_duration_days starts a timer when entered (runs recorded before it do not).
 DEADLINE_ALERTS = "deadline-alerts"
+# The same patch asked before the state-entry local activity instead of after it (decision 0027).
+DEADLINE_ALERTS_BEFORE_ENTRY = "deadline-alerts-before-entry"
 
 # A user waits on a transition: bounded retries, then the update fails and nothing changes.
 _TRANSITION_RETRY = RetryPolicy(
@@ -324,6 +326,12 @@ class ProcessInstanceWorkflow:
                 )
             root_id = self._root_entity_id or (entity_id if from_state is None else None)
             root_type = self._root_entity_type or (state.entity_name if from_state is None else None)
+            # Asked before the local activity: a query answered while its result waited would move a
+            # marker recorded after it into the next task, where a replaying patched() cannot see it
+            # (decision 0027). Runs recorded before keep DEADLINE_ALERTS after it, asked below.
+            alerts_patched = bool(
+                state.avg_duration_days and not state.terminal_flag and workflow.patched(DEADLINE_ALERTS_BEFORE_ENTRY)
+            )
             await workflow.execute_local_activity_method(
                 ProcessActivities.enter_state,
                 EnterStateInput(
@@ -379,7 +387,8 @@ class ProcessInstanceWorkflow:
         if approval is not None and state.approval is not None and state.approval.timeout_seconds:
             self._timers.append(asyncio.create_task(self._approval_timer(state)))
         self._alert_state = None
-        if state.avg_duration_days and not state.terminal_flag and workflow.patched(DEADLINE_ALERTS):
+        alerted = bool(state.avg_duration_days) and not state.terminal_flag
+        if alerted and (alerts_patched or workflow.patched(DEADLINE_ALERTS)):
             self._timers.append(asyncio.create_task(self._deadline_timer(state)))
 
     def _plan_entity(self, state: StateNode, seq: int) -> tuple[str | None, str | None, str | None]:

@@ -47,6 +47,11 @@ from workflows.steps.bookkeeping import Bookkeeping
 from workflows.steps.run_state import _MARGIN, DEFAULT_STEP_TIMEOUT_MS, MCP_ACTIVITY, POLICY_ACTIVITY, Frame
 from workflows.steps.scope import _resolve
 
+# A step's agent.call is checked against the approval policy (issue 25). Runs recorded before decision
+# 0027 carry the first marker after the agent lookup; later runs carry the second one before it.
+AGENT_CALL_POLICY = "step-agent-call-policy"
+AGENT_CALL_POLICY_BEFORE_LOOKUP = "step-agent-call-policy-before-lookup"
+
 
 def _approval_asked(err: ActivityError) -> ApprovalInput | None:
     """The approval a tool's policy check asked for (its details), or None for any other failure."""
@@ -179,13 +184,19 @@ class Calls(Bookkeeping):
         budget = self._definition.config.token_budget
         if budget is not None and self._state.tokens_used >= budget:
             raise AttemptFailed(f"the run's tokenBudget of {budget} tokens is used up", retryable=False)
+        # The patch is asked before the agent lookup and again, under its first name, after it. A local
+        # activity's result replays inside the task that started it, but a query answered while the
+        # result waited moves everything recorded after it into the next task, where a replaying
+        # patched() cannot see its marker yet (decision 0027). Asked before the lookup, the marker lands
+        # in the task that starts the lookup; runs recorded before keep their marker after it.
+        policy_checked = workflow.patched(AGENT_CALL_POLICY_BEFORE_LOOKUP)
         agent = self._agents.get(call.agent)
         if agent is None:
             found: AgentFound = await self._local(StepRunActivities.agent, call.agent)
             if found.problem is not None:
                 raise AttemptFailed(found.problem, retryable=False)
             agent = self._agents[call.agent] = AgentSpec.model_validate(found.model_dump(exclude={"problem"}))
-        if workflow.patched("step-agent-call-policy"):
+        if policy_checked or workflow.patched(AGENT_CALL_POLICY):
             # agent.call is a step tool like any other: the approval policy is checked before it (issue 25).
             await self._policy_checked(
                 ToolCall(
