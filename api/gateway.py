@@ -32,7 +32,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 from api.errors import ApiError
 from core.platform.errors import kind_of
 from core.platform.settings import Settings
-from core.platform.temporal import start_options
+from core.platform.temporal import retrieve_start_error, start_options
 
 logger = logging.getLogger("trellis.api")
 
@@ -114,6 +114,8 @@ class Gateway:
             raise self._maybe_started(exc, workflow_id) from exc
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise self._queued(workflow_id) from exc
+        finally:
+            retrieve_start_error(operation)
 
     async def update(self, workflow_id: str, update: UpdateMethodMultiParam[Any, T], *args: Any) -> T:
         """Run an update (a method reference, never a string name) and wait for its result."""

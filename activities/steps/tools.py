@@ -40,7 +40,7 @@ from core.platform import breakers, errors
 from core.platform.breakers import FailureKind
 from core.platform.ids import derived_id
 from core.platform.settings import Settings
-from core.platform.temporal import start_options
+from core.platform.temporal import retrieve_start_error, start_options
 from core.policy import store as policy_store
 from core.policy.contracts import Action, CheckRequest, Subject
 from core.policy.gate import gate
@@ -442,11 +442,12 @@ class StepToolActivities:
             options = start_options(
                 self._settings, start.workflow_id, start.search_attributes, start.summary, activity.info().task_queue
             )
+            operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+                PROCESS_WORKFLOW, start.data, **options
+            )
             try:
                 view = await activity.client().execute_update_with_start_workflow(
-                    WAIT_READY,
-                    start_workflow_operation=WithStartWorkflowOperation(PROCESS_WORKFLOW, start.data, **options),
-                    result_type=InstanceView,
+                    WAIT_READY, start_workflow_operation=operation, result_type=InstanceView
                 )
             except WorkflowAlreadyStartedError:
                 view = await self._finished_instance(instance_id)  # started, and already finished
@@ -458,6 +459,8 @@ class StepToolActivities:
                         f"instance.start: Temporal did not answer: {exc.message}", retryable=True
                     ) from exc
                 view = await self._finished_instance(instance_id)
+            finally:
+                retrieve_start_error(operation)
             return _instance(view)
 
         return await self._outside(call, InstanceOutput, perform)

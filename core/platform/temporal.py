@@ -8,7 +8,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from temporalio.client import Client, Schedule, ScheduleAlreadyRunningError, ScheduleUpdate
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleAlreadyRunningError,
+    ScheduleUpdate,
+    WithStartWorkflowOperation,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -60,6 +66,17 @@ def start_options(
         "search_attributes": TypedSearchAttributes(pairs),
         "static_summary": PublicText(summary),
     }
+
+
+def retrieve_start_error(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Mark a failed update-with-start's start error as seen. The SDK raises it from the call and also
+    sets it on the operation's handle future, which nobody awaits: asyncio would log "Future exception
+    was never retrieved" with a traceback for every refused or timed-out call. Call it in a ``finally``
+    after every ``execute_update_with_start_workflow``. The SDK's only accessor awaits, so this reads
+    the future itself."""
+    started = operation._workflow_handle
+    if started.done() and not started.cancelled():
+        started.exception()
 
 
 async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule, *, what: str) -> None:
